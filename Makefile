@@ -1,0 +1,49 @@
+# One-command set-up: every target creates/updates the local virtualenv itself.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+PORT ?=
+TARGET ?= sim
+ARGS ?=
+
+.PHONY: help venv sysdeps demo test lint bench hil flash clean
+
+help:
+	@echo "make demo    boot a simulated node and show its health"
+	@echo "make test    lint + unit tests + HIL suites against the sim"
+	@echo "make bench   measurements (tables), not part of CI"
+	@echo "make hil TARGET=sim|qemu|serial [PORT=/dev/ttyUSB0]"
+	@echo "make flash PORT=/dev/ttyUSB0 BOARD=esp32-devkitc-max98357"
+
+$(STAMP): requirements.txt pyproject.toml
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --disable-pip-version-check -r requirements.txt
+	$(PY) -m pip install -q --disable-pip-version-check --no-deps --no-build-isolation -e .
+	@touch $@
+
+venv: $(STAMP)
+
+sysdeps:
+	@bash scripts/sysdeps.sh
+
+demo: venv
+	$(PY) -m loaxa.demo
+
+test: venv sysdeps
+	$(MAKE) --no-print-directory lint
+	$(PY) -m pytest -q $(ARGS)
+
+lint: venv
+	$(VENV)/bin/ruff check firmware host_tools hil_tests tests
+	$(VENV)/bin/mypy host_tools/loaxa
+
+hil: venv
+	$(PY) -m pytest -q hil_tests --target $(TARGET) $(if $(PORT),--port $(PORT)) $(ARGS)
+
+bench: venv sysdeps
+	$(PY) -m loaxa.bench $(ARGS)
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,111 @@
+# Serial service protocol (DESIGN section 7), one line per request/response:
+#   request   @<id> <command> [<json object>]     id: 1-8 letters/digits
+#   response  @<id> ok <json>  |  @<id> err {"code": ..., "msg": ...}
+# Every other line is a log line. A line that is not a request still gets one
+# `@? err` answer so a person typing in a terminal learns the syntax.
+import json
+import sys
+
+from . import log
+from .compat import const
+
+MAX_LINE = const(4096)
+
+
+class CmdError(Exception):
+    def __init__(self, code, msg, rid=None):
+        super().__init__(msg)
+        self.code = code
+        self.msg = msg
+        self.rid = rid  # set when the request's id was readable
+
+
+def parse(line):
+    """bytes line (no newline) -> (id, command, args dict). Raises CmdError."""
+    try:
+        text = line.decode()
+    except UnicodeError:
+        raise CmdError("syntax", "not text; requests look like: @1 status")
+    if not text.startswith("@"):
+        raise CmdError("syntax", "requests look like: @1 status  or  @2 config.get {}")
+    head, _, rest = text.partition(" ")
+    rid = head[1:]
+    if not 1 <= len(rid) <= 8 or not all(c.isalpha() or c.isdigit() for c in rid):
+        raise CmdError("syntax", "request id must be 1-8 letters or digits")
+    cmd, _, body = rest.strip().partition(" ")
+    if not cmd:
+        raise CmdError("syntax", "missing command after @" + rid)
+    args = {}
+    body = body.strip()
+    if body:
+        try:
+            args = json.loads(body)
+        except ValueError:
+            raise CmdError("bad_json", "arguments are not valid JSON", rid)
+        if not isinstance(args, dict):
+            raise CmdError("bad_json", "arguments must be a JSON object", rid)
+    return rid, cmd, args
+
+
+def reply(rid, ok, body):
+    out = "@%s %s %s" % (rid, "ok" if ok else "err", json.dumps(body))
+    print(out)
+
+
+class Console:
+    """Reads stdin into one preallocated line buffer and dispatches requests."""
+
+    def __init__(self, dispatch, stream=None):
+        self.dispatch = dispatch  # async (cmd, args) -> result, raises CmdError
+        self.stream = stream
+        self._buf = bytearray(MAX_LINE)
+        self.requests = 0
+        self.rejected = 0
+
+    async def _line(self, reader):
+        """Next line as bytes, or None if it was too long (rest discarded)."""
+        n = 0
+        over = False
+        buf = self._buf
+        while True:
+            b = await reader.read(1)
+            if not b:
+                raise OSError("console closed")
+            c = b[0]
+            if c == 10 or c == 13:
+                if over:
+                    return None
+                return bytes(buf[:n])
+            if n < MAX_LINE:
+                buf[n] = c
+                n += 1
+            else:
+                over = True
+
+    async def handle(self, line):
+        if line is None:
+            self.rejected += 1
+            reply("?", False, {"code": "too_long", "msg": "line longer than %d bytes" % MAX_LINE})
+            return
+        if not line.strip():
+            return
+        rid = "?"
+        try:
+            rid, cmd, args = parse(line)
+            self.requests += 1
+            result = await self.dispatch(cmd, args)
+            reply(rid, True, {} if result is None else result)
+        except CmdError as e:
+            self.rejected += 1
+            reply(e.rid or rid, False, {"code": e.code, "msg": e.msg})
+        except Exception as e:  # a handler bug must not take the node down
+            self.rejected += 1
+            log.error("console %s: %r" % (rid, e))
+            reply(rid, False, {"code": "internal", "msg": repr(e)})
+
+    async def run(self):
+        import asyncio
+        reader = self.stream or asyncio.StreamReader(sys.stdin.buffer)
+        while True:
+            await self.handle(await self._line(reader))
+

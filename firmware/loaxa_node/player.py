@@ -1,0 +1,115 @@
+# Plays one source at a time: source -> gain (volume, ramps) -> sink, and
+# powers the amplifier only while something plays plus a hold time.
+# A source is an object with `rate`, `done` and `async fill(buf, n) -> samples`
+# writing int16 mono into buf. A source that reaches its end sets `done` and
+# keeps producing, so the player can fade out on real audio instead of cutting.
+import asyncio
+
+from . import log
+from .compat import const
+from .gain import Gain
+
+FRAME = const(320)  # samples per sink write: 20 ms at 16 kHz
+
+
+class ToneSource:
+    kind = "tone"
+    codec = "sine"
+
+    def __init__(self, freq, seconds, rate=16000):
+        from .tone import Tone
+        self.rate = rate
+        self._tone = Tone(freq, rate)
+        self._left = int(seconds * rate)
+        self.done = False
+
+    async def fill(self, buf, n):
+        self._tone.fill(buf, n)
+        self._left -= n
+        if self._left <= 0:
+            self.done = True
+        return n
+
+
+class Player:
+    def __init__(self, hal, hold_s=5):
+        self.hal = hal
+        self.sink = hal.audio_sink()
+        self.hold_s = hold_s
+        self.gain = Gain()
+        self._buf = bytearray(2 * FRAME)
+        self._mv = memoryview(self._buf)
+        self._task = None
+        self._amp_task = None
+        self._stopping = False
+        self.now = None  # what plays: dict for status, or None
+        self.volume = 0
+
+    def playing(self):
+        return self._task is not None
+
+    async def play(self, source, volume, info):
+        """Start source, fading out whatever plays now first (preemption)."""
+        await self.stop()
+        self.volume = volume
+        self.now = info
+        self._stopping = False
+        self._task = asyncio.create_task(self._run(source))
+
+    def set_volume(self, volume):
+        self.volume = volume
+        if not self._stopping:
+            self.gain.set_volume(volume)
+
+    async def stop(self):
+        t = self._task
+        if t is None:
+            return
+        self._stopping = True
+        self.gain.fade_out()
+        try:
+            await t
+        except asyncio.CancelledError:
+            pass
+
+    async def _run(self, source):
+        sink, gain, buf, mv = self.sink, self.gain, self._buf, self._mv
+        if self._amp_task:
+            self._amp_task.cancel()
+            self._amp_task = None
+        self.hal.amp(True)
+        sink.open(source.rate)
+        gain.set_rate(source.rate)
+        gain.g = 0
+        gain.set_volume(self.volume)
+        outcome = "done"
+        try:
+            while True:
+                n = await source.fill(buf, FRAME)
+                if source.done and not self._stopping:
+                    self._stopping = True
+                    gain.fade_out()
+                if n:
+                    gain.apply(buf, n)
+                    await sink.write(mv[: 2 * n])
+                if self._stopping and (gain.silent() or not n):
+                    if not source.done:
+                        outcome = "stopped"
+                    break
+            await sink.drain()
+        except Exception as e:
+            outcome = "error"
+            log.error("player: %r" % (e,))
+        finally:
+            sink.close()
+            info = self.now
+            self.now = None
+            self._task = None
+            self._amp_task = asyncio.create_task(self._amp_off_later())
+            if info is not None:
+                log.info("played %s %s" % (info.get("source"), outcome))
+
+    async def _amp_off_later(self):
+        await asyncio.sleep(self.hold_s)
+        self.hal.amp(False)
+        self._amp_task = None

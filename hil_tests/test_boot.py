@@ -1,0 +1,61 @@
+"""Boot and health: what field staff and the head-end read from every node."""
+
+import pytest
+
+STATUS_TYPES = {
+    "fw": str,
+    "board": str,
+    "uptime_s": int,
+    "reset_cause": str,
+    "clock": dict,
+    "net": dict,
+    "volume": int,
+    "counters": dict,
+    "heap": dict,
+    "errors": list,
+}
+
+
+def test_status_has_every_field_typed(node):
+    st = node.request("status")
+    for key, kind in STATUS_TYPES.items():
+        assert isinstance(st.get(key), kind), f"status.{key} = {st.get(key)!r}"
+    assert "playing" in st and st["playing"] is None
+    assert isinstance(st["clock"]["synced"], bool)
+    assert st["clock"]["local"][:2] in ("19", "20")
+    assert isinstance(st["heap"]["free"], int) and st["heap"]["free"] > 0
+    assert isinstance(st["heap"]["alloc"], int) and st["heap"]["alloc"] > 0
+    assert st["reset_cause"] == "power_on"
+
+
+@pytest.mark.needs("rtc_control")
+def test_clock_starts_unsynced_in_2000_like_after_power_loss(node):
+    c = node.request("clock.get")
+    assert c["synced"] is False
+    assert c["utc"].startswith("2000-01-01")
+
+
+def test_clock_set_is_trusted_and_survives_soft_reset(node):
+    node.request("clock.set", {"time": "2026-11-22T17:30:00+07:00"})
+    node.request("reboot")
+    node.expect("soft reboot", 10)
+    st = node.wait_ready(20)
+    assert st["clock"]["synced"] is True
+    assert st["clock"]["local"].startswith("2026-11-22T17:3")
+    assert st["reset_cause"] == "soft"
+
+
+@pytest.mark.needs("power_cut")
+def test_power_cut_loses_clock_trust(node, target):
+    node.request("clock.set", {"time": "2026-11-22T17:30:00+07:00"})
+    target.power_cycle()
+    st = node.wait_ready(20)
+    assert st["clock"]["synced"] is False
+
+
+def test_version_and_log_tail(node):
+    v = node.request("version")
+    assert v["fw"] == node.request("status")["fw"]
+    lines = node.request("log", {"n": 5})["lines"]
+    assert lines and all({"level", "msg", "ms"} <= set(e) for e in lines)
+    assert any("ready" in e["msg"] for e in node.request("log", {"n": 64})["lines"])

@@ -1,0 +1,46 @@
+"""`loaxa` command line: one sub-command per job, each in its own module here.
+
+Every sub-command module has register(subparsers), which adds its parser and
+sets `func(args) -> int`. Expected failures raise LoaxaError and are printed as
+one sentence with a hint; tracebacks are left for bugs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from ..errors import LoaxaError
+from ..i18n import t
+
+SUBCOMMANDS = ("sim", "console")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="loaxa",
+        description="Tools for loaxa speaker nodes: simulate, flash, deploy, provision, "
+        "diagnose and drive the commune head-end.",
+        epilog="Run `loaxa COMMAND --help` for what each command does. "
+        "Messages follow $LANG (vi_VN.UTF-8 for Vietnamese).",
+    )
+    sub = p.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for name in SUBCOMMANDS:
+        importlib.import_module(f"{__name__}.{name}").register(sub)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except LoaxaError as e:
+        print(t("error", msg=e), file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
