@@ -103,6 +103,21 @@ def install(node):
                                {"source": "tone:%d" % freq, "priority": "test", "codec": "sine"})
         return {"freq": freq, "seconds": secs, "volume": vol}
 
+    def keys_set(args):
+        # Keys are written by provisioning and never read back over the console.
+        keys, _ = storage.read_json("keys.json", {})
+        for name in ("node_key", "commune_key"):
+            if name in args:
+                k = args[name]
+                if not isinstance(k, str) or len(k) != 64 or any(
+                        c not in "0123456789abcdef" for c in k):
+                    raise CmdError("bad_args", name + " must be 64 lowercase hex digits")
+                keys[name] = k
+        if not keys:
+            raise CmdError("bad_args", "give node_key and/or commune_key")
+        storage.write_json("keys.json", keys)
+        return {"keys": sorted(keys)}
+
     def reboot(args):
         node.schedule_reset("console")
         return {"rebooting": True}
@@ -130,6 +145,7 @@ def install(node):
     reg("auth", auth)
     reg("pin.set", pin_set, True)
     reg("tone", tone, True)
+    reg("keys.set", keys_set, True)
     reg("reboot", reboot, True)
     reg("factory_reset", factory_reset)
 
