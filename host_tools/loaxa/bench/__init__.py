@@ -53,7 +53,3 @@ def main(argv: list[str] | None = None) -> int:
         for table in importlib.import_module(f"{__name__}.{name}").run(argv):
             print(table.render(), "\n", flush=True)
     return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())
