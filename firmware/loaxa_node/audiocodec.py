@@ -1,0 +1,271 @@
+# RTP audio payloads of RFC 3551 that a node decodes: PCMU, PCMA, L16 mono and
+# DVI4 (IMA ADPCM). Decoders write native int16 samples into a caller's buffer
+# and allocate nothing (viper loops, tables built once at import). Encoders live
+# here too so the head-end sends exactly what the node decodes.
+from array import array
+
+from .compat import micropython, ptr8, ptr16
+
+PCMU = 0
+PCMA = 1
+L16 = 2
+DVI4 = 3
+NAMES = ("PCMU", "PCMA", "L16", "DVI4")
+
+# Static payload types (RFC 3551 §6): pt -> (codec, rate). L16 at other rates
+# and mono 44.1 kHz use dynamic types announced by SDP (a=rtpmap).
+STATIC_PT = {0: (PCMU, 8000), 8: (PCMA, 8000), 5: (DVI4, 8000), 6: (DVI4, 16000),
+             11: (L16, 44100)}
+RATES = {PCMU: (8000,), PCMA: (8000,), DVI4: (8000, 16000),
+         L16: (8000, 16000, 22050, 44100, 48000)}
+DVI4_HEADER = 4  # RFC 3551 §4.5.1: predicted value (int16, network order), index, reserved
+
+
+def codec_by_name(name):
+    name = name.upper()
+    for i in range(len(NAMES)):
+        if NAMES[i] == name:
+            return i
+    return -1
+
+
+def bytes_for(codec, nsamples):
+    if codec == L16:
+        return 2 * nsamples
+    if codec == DVI4:
+        return DVI4_HEADER + (nsamples + 1) // 2
+    return nsamples
+
+
+def samples_in(codec, nbytes):
+    """Samples a payload of nbytes carries (0 when it cannot be valid)."""
+    if codec == L16:
+        return nbytes >> 1
+    if codec == DVI4:
+        return 2 * (nbytes - DVI4_HEADER) if nbytes > DVI4_HEADER else 0
+    return nbytes
+
+
+# -- G.711 (ITU-T G.711; bit manipulations as in the public Sun g711.c) --------
+def _ulaw2lin(u):
+    u = ~u & 0xFF
+    t = (((u & 0x0F) << 3) + 0x84) << ((u & 0x70) >> 4)
+    return 0x84 - t if u & 0x80 else t - 0x84
+
+
+def _alaw2lin(a):
+    a ^= 0x55
+    t = (a & 0x0F) << 4
+    seg = (a & 0x70) >> 4
+    if seg == 0:
+        t += 8
+    elif seg == 1:
+        t += 0x108
+    else:
+        t = (t + 0x108) << (seg - 1)
+    return t if a & 0x80 else -t
+
+
+ULAW = array("h", [_ulaw2lin(i) for i in range(256)])
+ALAW = array("h", [_alaw2lin(i) for i in range(256)])
+
+_SEG_UEND = (0x3F, 0x7F, 0xFF, 0x1FF, 0x3FF, 0x7FF, 0xFFF, 0x1FFF)
+_SEG_AEND = (0x1F, 0x3F, 0x7F, 0xFF, 0x1FF, 0x3FF, 0x7FF, 0xFFF)
+
+
+def _seg(v, ends):
+    seg = 0
+    while seg < 8 and v > ends[seg]:
+        seg += 1
+    return seg
+
+
+def lin2ulaw(s):
+    s >>= 2  # 14-bit
+    mask = 0xFF
+    if s < 0:
+        s = -s
+        mask = 0x7F
+    s = min(s, 8159) + (0x84 >> 2)
+    seg = _seg(s, _SEG_UEND)
+    if seg >= 8:
+        return 0x7F ^ mask
+    return ((seg << 4) | ((s >> (seg + 1)) & 0xF)) ^ mask
+
+
+def lin2alaw(s):
+    s >>= 3  # 13-bit
+    mask = 0xD5
+    if s < 0:
+        mask = 0x55
+        s = -s - 1
+    seg = _seg(s, _SEG_AEND)
+    if seg >= 8:
+        return 0x7F ^ mask
+    return ((seg << 4) | ((s >> (1 if seg < 2 else seg)) & 0xF)) ^ mask
+
+
+# -- IMA ADPCM (DVI4) -----------------------------------------------------------
+STEPS = array("h", (
+    7, 8, 9, 10, 11, 12, 13, 14, 16, 17, 19, 21, 23, 25, 28, 31, 34, 37, 41, 45,
+    50, 55, 60, 66, 73, 80, 88, 97, 107, 118, 130, 143, 157, 173, 190, 209, 230,
+    253, 279, 307, 337, 371, 408, 449, 494, 544, 598, 658, 724, 796, 876, 963,
+    1060, 1166, 1282, 1411, 1552, 1707, 1878, 2066, 2272, 2499, 2749, 3024, 3327,
+    3660, 4026, 4428, 4871, 5358, 5894, 6484, 7132, 7845, 8630, 9493, 10442,
+    11487, 12635, 13899, 15289, 16818, 18500, 20350, 22385, 24623, 27086, 29794,
+    32767))
+
+
+@micropython.viper
+def _g711(src, off: int, n: int, dst, table) -> int:
+    s = ptr8(src)
+    d = ptr16(dst)
+    t = ptr16(table)
+    i = 0
+    while i < n:
+        d[i] = t[s[off + i]]
+        i += 1
+    return n
+
+
+@micropython.viper
+def _l16(src, off: int, n: int, dst) -> int:
+    # network byte order -> native int16
+    s = ptr8(src)
+    d = ptr16(dst)
+    i = 0
+    while i < n:
+        d[i] = (s[off + 2 * i] << 8) | s[off + 2 * i + 1]
+        i += 1
+    return n
+
+
+@micropython.viper
+def _dvi4(src, off: int, nbytes: int, dst, steps) -> int:
+    s = ptr8(src)
+    d = ptr16(dst)
+    st = ptr16(steps)
+    pred = (int(s[off]) << 8) | int(s[off + 1])
+    if pred >= 32768:
+        pred -= 65536
+    idx = int(s[off + 2])
+    if idx > 88:
+        idx = 88
+    n = 2 * (nbytes - 4)
+    i = 0
+    while i < n:
+        b = int(s[off + 4 + (i >> 1)])
+        # RFC 3551 §4.5.1: first sample in the four most significant bits
+        nib = (b >> 4) if (i & 1) == 0 else (b & 15)
+        step = int(st[idx])
+        diff = step >> 3
+        if nib & 4:
+            diff += step
+        if nib & 2:
+            diff += step >> 1
+        if nib & 1:
+            diff += step >> 2
+        if nib & 8:
+            pred -= diff
+            if pred < -32768:
+                pred = -32768
+        else:
+            pred += diff
+            if pred > 32767:
+                pred = 32767
+        k = nib & 7
+        if k < 4:
+            idx -= 1
+            if idx < 0:
+                idx = 0
+        else:
+            idx += 2 * (k - 3)
+            if idx > 88:
+                idx = 88
+        d[i] = pred & 0xFFFF
+        i += 1
+    return n
+
+
+def decode(codec, src, off, nbytes, dst):
+    """Decode the payload src[off:off+nbytes] into dst (int16); -> samples."""
+    if codec == PCMU:
+        return _g711(src, off, nbytes, dst, ULAW)
+    if codec == PCMA:
+        return _g711(src, off, nbytes, dst, ALAW)
+    if codec == L16:
+        return _l16(src, off, nbytes >> 1, dst)
+    if nbytes <= DVI4_HEADER:
+        return 0
+    return _dvi4(src, off, nbytes, dst, STEPS)
+
+
+class Encoder:
+    """Host side (head-end): int16 samples -> one payload. DVI4 keeps its
+    predictor across packets and writes it into each packet's header, so a
+    receiver can start at any packet."""
+
+    def __init__(self, codec):
+        self.codec = codec
+        self.pred = 0
+        self.idx = 0
+
+    def encode(self, samples, out):
+        """samples: sequence of ints; out: bytearray; -> payload bytes."""
+        c = self.codec
+        n = len(samples)
+        if c == PCMU:
+            for i in range(n):
+                out[i] = lin2ulaw(samples[i])
+            return n
+        if c == PCMA:
+            for i in range(n):
+                out[i] = lin2alaw(samples[i])
+            return n
+        if c == L16:
+            for i in range(n):
+                v = samples[i] & 0xFFFF
+                out[2 * i] = v >> 8
+                out[2 * i + 1] = v & 0xFF
+            return 2 * n
+        return self._dvi4(samples, out)
+
+    def _dvi4(self, samples, out):
+        pred, idx = self.pred, self.idx
+        out[0] = (pred >> 8) & 0xFF
+        out[1] = pred & 0xFF
+        out[2] = idx
+        out[3] = 0
+        byte = 0
+        for i in range(len(samples)):
+            diff = samples[i] - pred
+            nib = 0
+            if diff < 0:
+                nib = 8
+                diff = -diff
+            step = STEPS[idx]
+            vp = step >> 3
+            if diff >= step:
+                nib |= 4
+                diff -= step
+                vp += step
+            step >>= 1
+            if diff >= step:
+                nib |= 2
+                diff -= step
+                vp += step
+            step >>= 1
+            if diff >= step:
+                nib |= 1
+                vp += step
+            pred = max(-32768, pred - vp) if nib & 8 else min(32767, pred + vp)
+            k = nib & 7
+            idx = max(0, idx - 1) if k < 4 else min(88, idx + 2 * (k - 3))
+            if i & 1:
+                out[DVI4_HEADER + (i >> 1)] = byte | nib
+            else:
+                byte = nib << 4
+        if len(samples) & 1:
+            out[DVI4_HEADER + (len(samples) >> 1)] = byte
+        self.pred, self.idx = pred, idx
+        return DVI4_HEADER + (len(samples) + 1) // 2
