@@ -48,6 +48,8 @@ class Node:
         self.tasks = []
         self._reset_reason = None
         service.install(self)
+        from . import stream
+        stream.install(self)
 
     def _count_boot(self):
         b, _ = storage.read_json("boot.json", {"boots": 0, "fails": 0})
@@ -111,6 +113,7 @@ class Node:
             "net": self.hal.net_status(),
             "volume": self.cfg["volume"],
             "playing": p.now if p else None,
+            "stream": p.source.stats() if p and hasattr(p.source, "stats") else None,
             "counters": {
                 "console_requests": self.console.requests,
                 "console_rejected": self.console.rejected,

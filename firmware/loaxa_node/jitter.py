@@ -60,8 +60,9 @@ class JitterBuffer:
         self.codec = codec
         self.rate = rate
         self.pt = pt
-        self.spp = rate * ptime_ms // 1000  # samples in a packet of ptime
-        self.slot_bytes = min(MAX_PAYLOAD, audiocodec.bytes_for(codec, self.spp))
+        spp = rate * ptime_ms // 1000  # samples in a packet of the longest ptime
+        self.slot_bytes = min(MAX_PAYLOAD, audiocodec.bytes_for(codec, spp))
+        self.spp = spp  # samples in the latest packet (senders pick shorter ptimes)
         self.depth = depth_ms * rate // 1000
         depth_pk = (depth_ms + ptime_ms - 1) // ptime_ms
         n = 8
@@ -147,6 +148,7 @@ class JitterBuffer:
         _copy8(self.slots, s * self.slot_bytes, buf, h.off, h.plen)
         self.lens[s] = h.plen
         self.seqs[s] = seq
+        self.spp = audiocodec.samples_in(self.codec, h.plen)
         if rtp.seq_diff(seq, self.highest) > 0:
             self.highest = seq
         self.packets += 1
@@ -187,12 +189,17 @@ class JitterBuffer:
             self._jit16 += dd - ((self._jit16 + 8) >> 4)
 
     # -- playout ----------------------------------------------------------------
+    def _target(self):
+        # packets shorter than ptime: the depth the ring can hold with room
+        # left for reordering
+        return min(self.depth, (self.nslots * 2 // 3) * self.spp)
+
     def read(self, out, n):
         """Write n samples of playout into out (int16). -> n, or 0 before the
         stream has first gathered its depth (nothing to play yet)."""
         if self.state == WAIT:
             if self.next_seq >= 0 and (rtp.seq_diff(self.highest, self.next_seq) + 1) \
-                    * self.spp >= self.depth:
+                    * self.spp >= self._target():
                 self.state = PLAY
                 self.started = True
             elif not self.started:
@@ -211,7 +218,7 @@ class JitterBuffer:
         self.pcm_pos = 0
         if self.state == PLAY:
             # the sender ran ahead of our clock: drop a turn, keep latency
-            while rtp.seq_diff(self.highest, self.next_seq) * self.spp > 2 * self.depth:
+            while rtp.seq_diff(self.highest, self.next_seq) * self.spp > 2 * self._target():
                 self._skip_to((self.next_seq + 1) & 0xFFFF)
             seq = self.next_seq
             s = seq & (self.nslots - 1)

@@ -43,6 +43,7 @@ class Player:
         self._amp_task = None
         self._stopping = False
         self.now = None  # what plays: dict for status, or None
+        self.source = None  # the playing source, or the last one (its counters)
         self.volume = 0
 
     def playing(self):
@@ -53,6 +54,7 @@ class Player:
         await self.stop()
         self.volume = volume
         self.now = info
+        self.source = source
         self._stopping = False
         self._task = asyncio.create_task(self._run(source))
 
@@ -91,7 +93,8 @@ class Player:
                     gain.fade_out()
                 if n:
                     gain.apply(buf, n)
-                    await sink.write(mv[: 2 * n])
+                    # a slice is a new object: only cut when the frame is short
+                    await sink.write(mv if n == FRAME else mv[: 2 * n])
                 if self._stopping and (gain.silent() or not n):
                     if not source.done:
                         outcome = "stopped"
@@ -102,6 +105,8 @@ class Player:
             log.error("player: %r" % (e,))
         finally:
             sink.close()
+            if hasattr(source, "close"):
+                source.close()
             info = self.now
             self.now = None
             self._task = None

@@ -1,0 +1,123 @@
+# An RTP stream as a player source (link -> parse -> jitter buffer -> decode),
+# and the console commands `play` and `stop`.
+import asyncio
+import time
+
+from . import audiocodec, log, rtp, sdp
+from .console import CmdError
+from .jitter import JitterBuffer
+from .net_rtp import make_link
+
+POLL_MS = 5  # receive task period: well under one packet, so sockets never fill
+IDLE_MS = 3000  # no packet for this long after playing started: the stream ended
+CONNECT_MS = 15000  # no first packet for this long: give up
+PRIORITIES = ("test", "normal", "priority", "emergency")  # DESIGN §6, lowest first
+
+
+class RtpSource:
+    kind = "rtp"
+
+    def __init__(self, sess, depth_ms):
+        self.sess = sess
+        self.codec = sess["codec"]
+        self.rate = sess["rate"]
+        self.jb = JitterBuffer(audiocodec.codec_by_name(self.codec), self.rate, sess["pt"],
+                               depth_ms, sess["ptime"])
+        self.hdr = rtp.Header()
+        self.link = make_link(sess)
+        self.done = False
+        self.error = None
+        self.malformed = 0  # not RTP v2 / truncated (counted here, before the buffer)
+        self._t0 = time.ticks_ms()
+        self._last_rx = self._t0
+        self._task = asyncio.create_task(self._rx())
+
+    async def _rx(self):
+        backoff = 1
+        jb, hdr, link = self.jb, self.hdr, self.link
+        while True:
+            try:
+                link.open()
+                backoff = 1
+                while True:
+                    n = link.poll()
+                    while n:
+                        now = time.ticks_ms()
+                        self._last_rx = now
+                        if hdr.parse(link.pkt, n):
+                            self.malformed += 1
+                        else:
+                            jb.push(hdr, link.pkt, now)
+                        n = link.poll()
+                    await asyncio.sleep_ms(POLL_MS)
+            except (OSError, ValueError) as e:
+                self.error = str(e)
+                log.warn("stream: %s; retry in %d s" % (e, backoff))
+                link.close()
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 30)
+
+    async def fill(self, buf, n):
+        k = self.jb.read(buf, n)
+        idle = time.ticks_diff(time.ticks_ms(), self._last_rx)
+        if (self.jb.started and idle > IDLE_MS) or (not self.jb.started and idle > CONNECT_MS):
+            self.done = True  # the player fades out on what we still return
+            if k == 0:
+                for i in range(2 * n):
+                    buf[i] = 0
+                k = n
+        if k == 0:
+            await asyncio.sleep_ms(POLL_MS)  # nothing to play yet: let rx run
+        return k
+
+    def close(self):
+        self._task.cancel()
+        self.link.close()
+
+    def stats(self):
+        jb = self.jb
+        return {"codec": self.codec, "rate": self.rate, "transport": self.sess["transport"],
+                "depth_ms": jb.depth_ms(), "jitter_ms": jb.jitter_ms(),
+                "packets": jb.packets, "lost": jb.lost, "late": jb.late,
+                "dups": jb.dups, "concealed": jb.concealed, "skipped": jb.skipped,
+                "resyncs": jb.resyncs, "bad": jb.bad + self.malformed,
+                "error": self.error}
+
+
+def install(node):
+    def play(args):
+        from .service import _arg
+        if node.player is None:
+            raise CmdError("safe_mode", "audio is off in safe mode")
+        sess = args.get("session")
+        if isinstance(sess, str):
+            sess = {"sdp": sess}
+        try:
+            sess = sdp.session(sess)
+        except ValueError as e:
+            raise CmdError("bad_session", str(e))
+        prio = args.get("priority", "normal")
+        if prio not in PRIORITIES:
+            raise CmdError("bad_args", "priority must be one of " + ", ".join(PRIORITIES))
+        vol = _arg(args, "volume", int, node.cfg["volume"], 0, 100)
+        now = node.player.now
+        if now and PRIORITIES.index(now.get("priority", "test")) > PRIORITIES.index(prio):
+            raise CmdError("busy", "a %s broadcast is playing" % now.get("priority"))
+        return _start(sess, prio, vol, args.get("source"))
+
+    async def _start(sess, prio, vol, source):
+        src = RtpSource(sess, node.cfg["jitter_ms"])
+        info = {"source": source or sess.get("url") or "rtp://%s:%d" % (sess["addr"],
+                                                                      sess["port"]),
+                "priority": prio, "codec": sess["codec"], "rate": sess["rate"]}
+        await node.player.play(src, vol, info)
+        return {"playing": info, "volume": vol}
+
+    async def stop(args):
+        if node.player is None or not node.player.playing():
+            return {"stopped": False}
+        await node.player.stop()
+        return {"stopped": True}
+
+    node.register("play", play, True)
+    node.register("stop", stop, True)
