@@ -100,6 +100,7 @@ class Node:
 
     def status(self):
         p = self.player
+        stats = getattr(p.source, "stats", None) if p else None
         c = self.clock.info()
         return {
             "fw": VERSION,
@@ -113,7 +114,7 @@ class Node:
             "net": self.hal.net_status(),
             "volume": self.cfg["volume"],
             "playing": p.now if p else None,
-            "stream": p.source.stats() if p and hasattr(p.source, "stats") else None,
+            "stream": stats() if stats else None,
             "counters": {
                 "console_requests": self.console.requests,
                 "console_rejected": self.console.rejected,

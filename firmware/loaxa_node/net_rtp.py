@@ -38,8 +38,9 @@ class UdpLink:
         # come through recv(): the one allocation per packet that MicroPython's
         # socket API leaves (measured in `make bench`).
         # ipoll first: an EAGAIN exception would allocate on every empty poll.
+        s = self.sock
         for _ in self._poll.ipoll(0):
-            p = self.sock.recv(MAX_PKT)
+            p = s.recv(MAX_PKT) if s else None
             if p:
                 self.pkt = p
                 return len(p)
@@ -85,7 +86,7 @@ class HttpLink:
         s.connect(ai[-1])
         if tls:
             import ssl
-            s = ssl.wrap_socket(s, server_hostname=host)
+            s = ssl.wrap_socket(s, server_hostname=host)  # type: ignore[assignment]
             self.sock = s
         s.write(b"GET %s HTTP/1.0\r\nHost: %s\r\nUser-Agent: loaxa-node\r\n\r\n" % (
             path.encode(), host.encode()))
@@ -103,7 +104,10 @@ class HttpLink:
     def _read(self, buf, mv, want):
         # fill buf[_got:want]; returns True when complete
         got = self._got
-        r = self.sock.readinto(buf if got == 0 else mv[got:], want - got)
+        s = self.sock
+        if s is None:
+            raise OSError("http: not connected")
+        r = s.readinto(buf if got == 0 else mv[got:], want - got)
         if r is None:
             return False
         if r == 0:

@@ -14,7 +14,7 @@ def parse_sdp(text):
     """SDP text -> session dict (not yet checked: pass it to session())."""
     if not isinstance(text, str):
         raise ValueError("sdp must be text")
-    out = {"transport": "udp"}
+    out = {"transport": "udp"}  # type: dict
     rtpmap = {}
     pts = None
     for line in text.split("\n"):
