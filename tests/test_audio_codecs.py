@@ -15,6 +15,7 @@ import warnings
 import numpy as np
 import pytest
 
+from loaxa.testsignals import speech_like
 from loaxa_node import audiocodec as ac
 
 with warnings.catch_warnings():
@@ -35,18 +36,6 @@ def decode(codec: int, payload: bytes) -> np.ndarray:
     out = bytearray(4 * len(payload) + 16)
     n = ac.decode(codec, payload, 0, len(payload), out)
     return np.frombuffer(bytes(out[: 2 * n]), "<i2")
-
-
-def speech_like(n: int, rate: int = 16000, seed: int = 1) -> np.ndarray:
-    """Voiced harmonics with a moving pitch plus noise bursts: stresses ADPCM."""
-    rng = np.random.default_rng(seed)
-    t = np.arange(n) / rate
-    f0 = 120 + 40 * np.sin(2 * np.pi * 0.7 * t)
-    ph = 2 * np.pi * np.cumsum(f0) / rate
-    x = sum(np.sin(k * ph) / k for k in range(1, 12))
-    x *= 0.5 + 0.5 * np.sin(2 * np.pi * 3 * t) ** 2
-    x += 0.1 * rng.standard_normal(n) * (np.sin(2 * np.pi * 1.3 * t) > 0.6)
-    return (x / np.max(np.abs(x)) * 20000).astype(np.int16)
 
 
 @needs_ffmpeg

@@ -119,5 +119,13 @@ def install(node):
         await node.player.stop()
         return {"stopped": True}
 
+    def volume(args):
+        from .service import _arg
+        v = _arg(args, "volume", int, None, 0, 100)
+        if node.player:
+            node.player.set_volume(v)  # ramps: no step the listener hears
+        return {"volume": v}
+
     node.register("play", play, True)
+    node.register("volume", volume, True)
     node.register("stop", stop, True)

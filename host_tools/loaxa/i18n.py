@@ -19,6 +19,24 @@ MESSAGES: dict[str, dict[str, str]] = {
     },
     "sim.stopped": {"en": "Node powered off.", "vi": "Đã tắt nút."},
     "error": {"en": "error: {msg}", "vi": "lỗi: {msg}"},
+    "stream.ready": {
+        "en": "Streaming {source} as {codec} {rate} Hz, {ptime} ms packets.",
+        "vi": "Đang phát {source} dạng {codec} {rate} Hz, gói {ptime} ms.",
+    },
+    "stream.udp": {"en": "  RTP/UDP to {dest}", "vi": "  RTP/UDP tới {dest}"},
+    "stream.http": {
+        "en": "  HTTP (RFC 4571) for nodes at http://HOST:{port}/  session: {session}",
+        "vi": "  HTTP (RFC 4571) cho các nút tại http://HOST:{port}/  phiên: {session}",
+    },
+    "stream.sdp": {"en": "  SDP written to {path}", "vi": "  Đã ghi SDP vào {path}"},
+    "stream.progress": {
+        "en": "\r  {seconds:7.1f} s sent, {clients} HTTP client(s), worst lag {late:.0f} ms",
+        "vi": "\r  đã gửi {seconds:7.1f} s, {clients} máy khách HTTP, trễ nhất {late:.0f} ms",
+    },
+    "stream.done": {
+        "en": "\nDone: {seconds:.1f} s of audio in {packets} packets.",
+        "vi": "\nXong: {seconds:.1f} s âm thanh trong {packets} gói.",
+    },
 }
 
 

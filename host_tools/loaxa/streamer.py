@@ -1,0 +1,251 @@
+"""Head-end streaming: any file or HTTP station -> RTP the nodes decode.
+
+ffmpeg decodes and resamples whatever comes in (WAV, MP3, FLAC, OGG, a relayed
+station); the payload is encoded by the firmware's own codec module
+(loaxa_node.audiocodec), so the head-end sends exactly what nodes decode. One
+packetizer feeds every output: UDP unicast/multicast destinations, and an
+HTTP server whose GET responses carry the same packets framed per RFC 4571,
+each client behind a bounded queue that drops its oldest packet when full.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import socket
+import struct
+import subprocess
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from loaxa_node import audiocodec, rtp, sdp
+
+from .errors import LoaxaError
+
+DYNAMIC_PT = 96
+CLIENT_QUEUE = 50  # packets (1 s at 20 ms) a slow HTTP client may lag before drops
+
+
+@dataclass
+class Format:
+    codec: str = "DVI4"
+    rate: int = 16000
+    ptime: int = 20
+
+    def __post_init__(self) -> None:
+        try:
+            s = sdp.session({"transport": "udp", "port": 1, "codec": self.codec,
+                             "rate": self.rate, "ptime": self.ptime, "pt": self.pt})
+        except ValueError as e:
+            raise LoaxaError(f"stream format: {e}") from None
+        self.codec = s["codec"]
+
+    @property
+    def pt(self) -> int:
+        c = audiocodec.codec_by_name(self.codec)
+        for pt, (cc, r) in audiocodec.STATIC_PT.items():
+            if (cc, r) == (c, self.rate):
+                return pt
+        return DYNAMIC_PT
+
+    @property
+    def samples(self) -> int:
+        return self.rate * self.ptime // 1000
+
+    def session(self, **where: object) -> dict:
+        return {"codec": self.codec, "rate": self.rate, "pt": self.pt, "ptime": self.ptime,
+                **where}
+
+    def sdp(self, addr: str, port: int) -> str:
+        """The SDP a standard receiver (ffplay, VLC, a node) needs."""
+        ttl = "/16" if sdp.is_multicast(addr) else ""
+        lines = ["v=0", f"o=- 0 0 IN IP4 {addr}", "s=loaxa", f"c=IN IP4 {addr}{ttl}", "t=0 0",
+                 f"m=audio {port} RTP/AVP {self.pt}",
+                 f"a=rtpmap:{self.pt} {self.codec}/{self.rate}/1" if self.pt >= 96 else "",
+                 f"a=ptime:{self.ptime}"]
+        return "\r\n".join(x for x in lines if x) + "\r\n"
+
+
+def ffmpeg_pcm(source: str, rate: int, loop: bool = False) -> subprocess.Popen:
+    """Decode and resample any input ffmpeg reads to s16le mono at rate."""
+    exe = shutil.which("ffmpeg")
+    if not exe:
+        raise LoaxaError("ffmpeg is not installed", "run `make sysdeps` (apt-get install ffmpeg)")
+    if "://" not in source and not os.path.exists(source):
+        raise LoaxaError(f"no such file: {source}")
+    cmd = [exe, "-nostdin", "-hide_banner", "-loglevel", "error"]
+    if loop:
+        cmd += ["-stream_loop", "-1"]
+    cmd += ["-i", source, "-vn", "-ac", "1", "-ar", str(rate), "-f", "s16le", "-"]
+    return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+
+
+class Packetizer:
+    """int16 samples (native bytes) -> RTP packets of one ptime each."""
+
+    def __init__(self, fmt: Format, ssrc: int | None = None):
+        self.fmt = fmt
+        self.enc = audiocodec.Encoder(audiocodec.codec_by_name(fmt.codec))
+        self.seq = int.from_bytes(os.urandom(2), "big")  # RFC 3550 §5.1: random start
+        self.ts = int.from_bytes(os.urandom(4), "big")
+        self.ssrc = int.from_bytes(os.urandom(4), "big") if ssrc is None else ssrc
+        self._buf = bytearray(12 + audiocodec.bytes_for(self.enc.codec, fmt.samples))
+        self._mv = memoryview(self._buf)
+
+    def packet(self, pcm: bytes, marker: int = 0) -> bytes:
+        n = len(pcm) // 2
+        samples = struct.unpack(f"<{n}h", pcm)
+        rtp.pack_header(self._buf, self.fmt.pt, self.seq, self.ts, self.ssrc, marker)
+        size = 12 + self.enc.encode(samples, self._mv[12:])
+        self.seq = (self.seq + 1) & 0xFFFF
+        self.ts = (self.ts + n) & 0xFFFFFFFF
+        return bytes(self._buf[:size])
+
+
+@dataclass
+class Stats:
+    packets: int = 0
+    seconds: float = 0.0
+    late_ms: float = 0.0  # worst lag behind real time
+    clients: int = 0
+    dropped: int = 0  # packets dropped for slow HTTP clients
+    first_send: float = 0.0  # wall clock of packet 0 (latency bench)
+
+
+class HttpFanout:
+    """GET <path> -> 200 and RFC 4571 frames for as long as the client stays."""
+
+    def __init__(self, stats: Stats, path: str = "/"):
+        self.stats = stats
+        self.path = path
+        self.queues: set[asyncio.Queue[bytes]] = set()
+        self.server: asyncio.base_events.Server | None = None
+
+    async def start(self, host: str, port: int) -> int:
+        self.server = await asyncio.start_server(self._client, host, port)
+        return self.server.sockets[0].getsockname()[1]
+
+    async def _client(self, r: asyncio.StreamReader, w: asyncio.StreamWriter) -> None:
+        q: asyncio.Queue[bytes] = asyncio.Queue(CLIENT_QUEUE)
+        try:
+            req = await asyncio.wait_for(r.readuntil(b"\r\n\r\n"), 10)
+            path = req.split(b" ", 2)[1].decode() if req.count(b" ") >= 2 else ""
+            if not path.startswith(self.path):
+                w.write(b"HTTP/1.0 404 Not Found\r\n\r\n")
+                return
+            w.write(b"HTTP/1.0 200 OK\r\nContent-Type: application/octet-stream\r\n"
+                    b"Cache-Control: no-store\r\n\r\n")
+            self.queues.add(q)
+            self.stats.clients = len(self.queues)
+            while True:
+                w.write(await q.get())
+                await w.drain()
+        except (OSError, asyncio.IncompleteReadError, asyncio.TimeoutError, IndexError):
+            pass
+        finally:
+            self.queues.discard(q)
+            self.stats.clients = len(self.queues)
+            w.close()
+
+    def send(self, pkt: bytes) -> None:
+        frame = len(pkt).to_bytes(2, "big") + pkt  # RFC 4571 §2
+        for q in self.queues:
+            if q.full():
+                q.get_nowait()
+                self.stats.dropped += 1
+            q.put_nowait(frame)
+
+    async def close(self) -> None:
+        if self.server:
+            self.server.close()
+            await self.server.wait_closed()
+
+
+@dataclass
+class Streamer:
+    """Paces packets in real time from a PCM reader to every output."""
+
+    fmt: Format
+    udp: list[tuple[str, int]] = field(default_factory=list)
+    http: HttpFanout | None = None
+    stats: Stats = field(default_factory=Stats)
+    progress: Callable[[Stats], None] | None = None
+
+    async def run(self, pcm_read: Callable[[int], bytes]) -> Stats:
+        fmt, st = self.fmt, self.stats
+        pk = Packetizer(fmt)
+        sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        sock.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_TTL, 16)
+        want = 2 * fmt.samples
+        loop = asyncio.get_running_loop()
+        t0 = 0.0
+        marker = 1
+        try:
+            while True:
+                pcm = await loop.run_in_executor(None, pcm_read, want)
+                if len(pcm) < want:
+                    break  # the end (a partial last packet is dropped: ptime is fixed)
+                if st.packets == 0:
+                    t0 = time.monotonic()  # the clock starts once the decoder delivers
+                due = t0 + st.packets * fmt.ptime / 1000
+                delay = due - time.monotonic()
+                if delay > 0:
+                    await asyncio.sleep(delay)
+                else:
+                    st.late_ms = max(st.late_ms, -delay * 1000)
+                pkt = pk.packet(pcm, marker)
+                marker = 0
+                if st.packets == 0:
+                    st.first_send = time.time()
+                for dest in self.udp:
+                    sock.sendto(pkt, dest)
+                if self.http:
+                    self.http.send(pkt)
+                st.packets += 1
+                st.seconds = st.packets * fmt.ptime / 1000
+                if self.progress and st.packets % 50 == 0:
+                    self.progress(st)
+        finally:
+            sock.close()
+        return st
+
+
+def parse_dest(text: str, default_port: int = 5004) -> tuple[str, int]:
+    host, _, port = text.rpartition(":") if ":" in text else (text, "", str(default_port))
+    try:
+        return socket.gethostbyname(host or "127.0.0.1"), int(port)
+    except (OSError, ValueError):
+        raise LoaxaError(f"bad destination {text!r}", "give HOST:PORT, e.g. 239.10.0.1:5004") \
+            from None
+
+
+async def stream(source: str, fmt: Format, udp: list[tuple[str, int]],
+                 http_port: int | None = None, http_host: str = "0.0.0.0",
+                 loop: bool = False, on_ready: Callable[[int | None], None] | None = None,
+                 progress: Callable[[Stats], None] | None = None) -> Stats:
+    """Stream source to every destination until it ends; returns the stats."""
+    proc = ffmpeg_pcm(source, fmt.rate, loop)
+    assert proc.stdout is not None
+    stdout = proc.stdout
+    st = Stats()
+    fan = None
+    port = None
+    if http_port is not None:
+        fan = HttpFanout(st)
+        port = await fan.start(http_host, http_port)
+    if on_ready:
+        on_ready(port)
+    try:
+        await Streamer(fmt, udp, fan, st, progress).run(lambda n: stdout.read(n))
+    finally:
+        proc.kill()
+        proc.wait()
+        if fan:
+            await fan.close()
+    if st.packets == 0:
+        err = proc.stderr.read().decode(errors="replace").strip() if proc.stderr else ""
+        raise LoaxaError(f"could not decode {source}: {err.splitlines()[-1] if err else '?'}",
+                         "check the file or station URL with `ffprobe`")
+    return st
