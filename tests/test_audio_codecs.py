@@ -17,6 +17,7 @@ import pytest
 
 from loaxa.testsignals import speech_like
 from loaxa_node import audiocodec as ac
+from loaxa_node import audioenc
 
 with warnings.catch_warnings():
     warnings.simplefilter("ignore", DeprecationWarning)
@@ -55,12 +56,12 @@ def test_l16_network_order_decodes_like_ffmpeg():
 def test_g711_encoder_matches_reference(codec, lib):
     x = np.arange(-32768, 32768, 3, dtype=np.int16)
     out = bytearray(len(x))
-    ac.Encoder(codec).encode([int(v) for v in x], out)
+    audioenc.Encoder(codec).encode([int(v) for v in x], out)
     assert bytes(out) == lib(x.astype("<i2").tobytes(), 2)
 
 
 def dvi4_packets(x: np.ndarray, spp: int) -> list[bytes]:
-    enc = ac.Encoder(ac.DVI4)
+    enc = audioenc.Encoder(ac.DVI4)
     out = bytearray(ac.bytes_for(ac.DVI4, spp))
     pkts = []
     for i in range(0, len(x) - spp + 1, spp):

@@ -43,7 +43,8 @@ class Node:
         self.player = None
         if not self.safe_mode:
             from .player import Player
-            self.player = Player(self.hal, self.cfg["amp_hold_s"])
+            self.player = Player(self.hal, self.cfg["amp_hold_s"],
+                                 self.board.get("audio", {}).get("buffer_kb", 12))
         self.commands = {}
         self.tasks = []
         self._reset_reason = None

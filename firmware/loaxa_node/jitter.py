@@ -56,7 +56,10 @@ def _halve(buf, n: int):
 
 
 class JitterBuffer:
-    def __init__(self, codec, rate, pt, depth_ms=180, ptime_ms=20):
+    def __init__(self, codec, rate, pt, depth_ms=180, ptime_ms=20, arena=None):
+        """arena: a buffer allocated once at boot to hold the slots and one
+        decoded packet (a fresh 10 KB block may not exist in a fragmented
+        heap); the ring shrinks to fit it, and the depth with it."""
         self.codec = codec
         self.rate = rate
         self.pt = pt
@@ -68,11 +71,19 @@ class JitterBuffer:
         n = 8
         while n < depth_pk + depth_pk // 2 + 2:  # depth plus room for reordering
             n *= 2
+        pcm_bytes = 2 * audiocodec.samples_in(codec, self.slot_bytes)
+        if arena is None:
+            arena = bytearray(n * self.slot_bytes + pcm_bytes)
+        while n > 4 and n * self.slot_bytes + pcm_bytes > len(arena):
+            n //= 2
+        if n * self.slot_bytes + pcm_bytes > len(arena):
+            raise ValueError("stream needs more buffer than this board has")
         self.nslots = n
-        self.slots = bytearray(n * self.slot_bytes)
+        mv = memoryview(arena)
+        self.slots = mv[: n * self.slot_bytes]
+        self.pcm = mv[n * self.slot_bytes: n * self.slot_bytes + pcm_bytes]
         self.lens = [0] * n  # payload bytes, 0 = empty
         self.seqs = [0] * n
-        self.pcm = bytearray(2 * audiocodec.samples_in(codec, self.slot_bytes))
         self.packets = 0  # stored in time
         self.lost = 0  # never arrived before their turn
         self.late = 0  # arrived after their turn (dropped)
@@ -190,53 +201,55 @@ class JitterBuffer:
 
     # -- playout ----------------------------------------------------------------
     def _target(self):
-        # packets shorter than ptime: the depth the ring can hold with room
-        # left for reordering
+        # The sink's ring takes part of the depth as playout starts: together
+        # they hold `depth`. Packets shorter than ptime: no more than the slots
+        # hold, with room left for reordering.
         return min(self.depth, (self.nslots * 2 // 3) * self.spp)
 
     def read(self, out, n):
-        """Write n samples of playout into out (int16). -> n, or 0 before the
-        stream has first gathered its depth (nothing to play yet)."""
+        """Write up to n samples of playout into out (int16); -> how many.
+        0 before the stream has gathered its depth, and whenever nothing has
+        arrived to play: the sink's ring plays on, and counts an underrun if
+        it runs dry, so a stalled network is not hidden as concealment."""
         if self.state == WAIT:
-            if self.next_seq >= 0 and (rtp.seq_diff(self.highest, self.next_seq) + 1) \
-                    * self.spp >= self._target():
-                self.state = PLAY
-                self.started = True
-            elif not self.started:
+            if self.next_seq < 0 or (rtp.seq_diff(self.highest, self.next_seq) + 1) \
+                    * self.spp < self._target():
                 return 0
+            self.state = PLAY
+            self.started = True
         i = 0
         while i < n:
-            if self.pcm_pos >= self.pcm_n:
-                self._next_packet()
+            if self.pcm_pos >= self.pcm_n and not self._next_packet():
+                break
             k = min(n - i, self.pcm_n - self.pcm_pos)
             _copy16(out, i, self.pcm, self.pcm_pos, k)
             i += k
             self.pcm_pos += k
-        return n
+        return i
 
     def _next_packet(self):
+        """Decode (or conceal) the next turn into pcm; False if nothing to play."""
+        # the sender ran ahead of our clock: drop a turn, keep latency
+        while rtp.seq_diff(self.highest, self.next_seq) * self.spp > 2 * self._target():
+            self._skip_to((self.next_seq + 1) & 0xFFFF)
+        seq = self.next_seq
+        s = seq & (self.nslots - 1)
         self.pcm_pos = 0
-        if self.state == PLAY:
-            # the sender ran ahead of our clock: drop a turn, keep latency
-            while rtp.seq_diff(self.highest, self.next_seq) * self.spp > 2 * self._target():
-                self._skip_to((self.next_seq + 1) & 0xFFFF)
-            seq = self.next_seq
-            s = seq & (self.nslots - 1)
-            if self.lens[s] and self.seqs[s] == seq:
-                self.pcm_n = audiocodec.decode(self.codec, self.slots, s * self.slot_bytes,
-                                               self.lens[s], self.pcm)
-                self.lens[s] = 0
-                self.next_seq = (seq + 1) & 0xFFFF
-                self._last_n = self.pcm_n
-                self._run = 0
-                if self.pcm_n:
-                    return
-            elif rtp.seq_diff(self.highest, seq) > 0:
-                self.lost += 1  # later packets are here, this one is gone
-                self.next_seq = (seq + 1) & 0xFFFF
-            else:
-                self.state = WAIT  # nothing buffered: gather depth again
-        self._conceal()
+        if self.lens[s] and self.seqs[s] == seq:
+            self.pcm_n = audiocodec.decode(self.codec, self.slots, s * self.slot_bytes,
+                                           self.lens[s], self.pcm)
+            self.lens[s] = 0
+            self.next_seq = (seq + 1) & 0xFFFF
+            self._last_n = self.pcm_n
+            self._run = 0
+            return True
+        if rtp.seq_diff(self.highest, seq) > 0:
+            self.lost += 1  # later packets are here, this one is gone
+            self.next_seq = (seq + 1) & 0xFFFF
+            self._conceal()
+            return True
+        self.pcm_n = 0
+        return False
 
     def _conceal(self):
         self.concealed += 1

@@ -32,11 +32,14 @@ class ToneSource:
 
 
 class Player:
-    def __init__(self, hal, hold_s=5):
+    def __init__(self, hal, hold_s=5, arena_kb=12):
         self.hal = hal
         self.sink = hal.audio_sink()
         self.hold_s = hold_s
         self.gain = Gain()
+        # stream buffers (jitter slots, decoded packet), allocated at boot
+        # while the heap is still whole
+        self.arena = bytearray(arena_kb * 1024)
         self._buf = bytearray(2 * FRAME)
         self._mv = memoryview(self._buf)
         self._task = None

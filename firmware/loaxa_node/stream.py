@@ -1,12 +1,11 @@
 # An RTP stream as a player source (link -> parse -> jitter buffer -> decode),
-# and the console commands `play` and `stop`.
+# and the console commands `play`, `stop` and `volume`. The stream modules are
+# imported on the first play, not at boot: a node that only idles keeps the heap.
 import asyncio
 import time
 
-from . import audiocodec, log, rtp, sdp
+from . import log
 from .console import CmdError
-from .jitter import JitterBuffer
-from .net_rtp import make_link
 
 POLL_MS = 5  # receive task period: well under one packet, so sockets never fill
 IDLE_MS = 3000  # no packet for this long after playing started: the stream ended
@@ -17,12 +16,15 @@ PRIORITIES = ("test", "normal", "priority", "emergency")  # DESIGN §6, lowest f
 class RtpSource:
     kind = "rtp"
 
-    def __init__(self, sess, depth_ms):
+    def __init__(self, sess, depth_ms, arena=None):
+        from . import audiocodec, rtp
+        from .jitter import JitterBuffer
+        from .net_rtp import make_link
         self.sess = sess
         self.codec = sess["codec"]
         self.rate = sess["rate"]
         self.jb = JitterBuffer(audiocodec.codec_by_name(self.codec), self.rate, sess["pt"],
-                               depth_ms, sess["ptime"])
+                               depth_ms, sess["ptime"], arena)
         self.hdr = rtp.Header()
         self.link = make_link(sess)
         self.done = False
@@ -89,6 +91,7 @@ def install(node):
         from .service import _arg
         if node.player is None:
             raise CmdError("safe_mode", "audio is off in safe mode")
+        from . import sdp
         sess = args.get("session")
         if isinstance(sess, str):
             sess = {"sdp": sess}
@@ -106,7 +109,11 @@ def install(node):
         return _start(sess, prio, vol, args.get("source"))
 
     async def _start(sess, prio, vol, source):
-        src = RtpSource(sess, node.cfg["jitter_ms"])
+        await node.player.stop()  # its source holds the arena until it ends
+        try:
+            src = RtpSource(sess, node.cfg["jitter_ms"], node.player.arena)
+        except ValueError as e:
+            raise CmdError("too_big", str(e))
         info = {"source": source or sess.get("url") or "rtp://%s:%d" % (sess["addr"],
                                                                       sess["port"]),
                 "priority": prio, "codec": sess["codec"], "rate": sess["rate"]}

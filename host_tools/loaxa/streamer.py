@@ -20,7 +20,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from loaxa_node import audiocodec, rtp, sdp
+from loaxa_node import audiocodec, audioenc, rtp, sdp
 
 from .errors import LoaxaError
 
@@ -87,7 +87,7 @@ class Packetizer:
 
     def __init__(self, fmt: Format, ssrc: int | None = None):
         self.fmt = fmt
-        self.enc = audiocodec.Encoder(audiocodec.codec_by_name(fmt.codec))
+        self.enc = audioenc.Encoder(audiocodec.codec_by_name(fmt.codec))
         self.seq = int.from_bytes(os.urandom(2), "big")  # RFC 3550 §5.1: random start
         self.ts = int.from_bytes(os.urandom(4), "big")
         self.ssrc = int.from_bytes(os.urandom(4), "big") if ssrc is None else ssrc
@@ -142,7 +142,7 @@ class HttpFanout:
             while True:
                 w.write(await q.get())
                 await w.drain()
-        except (OSError, asyncio.IncompleteReadError, asyncio.TimeoutError, IndexError):
+        except (TimeoutError, OSError, asyncio.IncompleteReadError, IndexError):
             pass
         finally:
             self.queues.discard(q)

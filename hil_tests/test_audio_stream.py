@@ -1,0 +1,248 @@
+"""The audio path end to end: a sender streams, the node plays, the captured
+WAV is compared with an independent decode of the same stream."""
+
+from __future__ import annotations
+
+import shutil
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from loaxa.streamer import Format, Packetizer
+from loaxa.testsignals import (
+    align,
+    correlation,
+    level_db,
+    longest_zero_run,
+    read_wav,
+    speech_like,
+    write_wav,
+)
+
+pytestmark = pytest.mark.skipif(not shutil.which("ffmpeg"), reason="ffmpeg not installed")
+FF = ["ffmpeg", "-nostdin", "-hide_banner", "-loglevel", "error"]
+
+
+def free_port(kind: int = socket.SOCK_DGRAM) -> int:
+    with socket.socket(socket.AF_INET, kind) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_idle(node, timeout: float = 20) -> dict:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        s = node.request("status")
+        if not s["playing"]:
+            return s
+        time.sleep(0.2)
+    raise AssertionError("node still playing")
+
+
+def captured(target, index: int = -1) -> tuple[int, np.ndarray]:
+    wavs = sorted(Path(target.audio_dir).glob("*.wav"))
+    assert wavs, "the node wrote no audio"
+    return read_wav(wavs[index])
+
+
+FFMPEG_PAYLOADS = {  # name: (ffmpeg encoder, raw format for ffmpeg's own decode, rate)
+    "PCMU": ("pcm_mulaw", "mulaw", 8000),
+    "PCMA": ("pcm_alaw", "alaw", 8000),
+    "L16": ("pcm_s16be", "s16be", 16000),
+}
+
+
+@pytest.mark.needs("audio_capture")
+@pytest.mark.parametrize("payload", sorted(FFMPEG_PAYLOADS))
+def test_ffmpeg_stream_plays_like_ffmpeg_decodes_it(node, target, tmp_path, payload):
+    enc, raw, rate = FFMPEG_PAYLOADS[payload]
+    src = write_wav(tmp_path / "speech.wav", speech_like(3 * 16000), 16000)
+    port = free_port()
+    # 20 ms packets, as ffmpeg's RTP muxer sends whatever frame size it is given
+    args = ["-i", str(src), "-af", f"aresample={rate},asetnsamples=n={rate // 50}:p=0",
+            "-ac", "1", "-ar", str(rate), "-c:a", enc]
+    sdp_file = tmp_path / "s.sdp"
+    # ffmpeg writes its SDP as it starts; a 20 ms dry run gets it before the node listens
+    subprocess.run([*FF, *args, "-t", "0.02", "-f", "rtp", "-sdp_file", str(sdp_file),
+                    f"rtp://127.0.0.1:{port}"], check=True)
+    r = node.request("play", {"session": sdp_file.read_text(), "volume": 100,
+                              "priority": "normal"})
+    assert r["playing"]["codec"] == payload
+    subprocess.run([*FF, "-re", *args, "-f", "rtp", f"rtp://127.0.0.1:{port}"], check=True,
+                   timeout=30)
+    time.sleep(0.5)
+    stream = node.request("status")["stream"]
+    node.request("stop")
+    wait_idle(node)
+    # ffmpeg's own decode of the same payload
+    coded = subprocess.run([*FF, *args, "-f", raw, "-"], capture_output=True, check=True).stdout
+    ref = np.frombuffer(subprocess.run([*FF, "-f", raw, "-ar", str(rate), "-ac", "1", "-i", "-",
+                                        "-f", "s16le", "-"], input=coded, capture_output=True,
+                                       check=True).stdout, "<i2")
+    got_rate, got = captured(target)
+    assert got_rate == rate
+    a, b = align(ref, got)
+    edge = rate // 10  # fade in/out ramps at the ends
+    a, b = a[edge:-edge], b[edge:-edge]
+    assert len(a) > 2.5 * rate, "most of the stream was played"
+    assert correlation(a, b) >= 0.99
+    assert abs(level_db(a) - level_db(b)) <= 0.5
+    assert stream["lost"] == 0 and stream["late"] == 0 and stream["bad"] == 0
+
+
+def headend(tmp_path: Path, src: Path, *args: str) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "loaxa.cli", "headend", "stream", str(src),
+                             "--quiet", *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+
+
+@pytest.mark.needs("audio_capture")
+@pytest.mark.parametrize("transport", ["udp", "http"])
+def test_headend_file_plays_at_the_set_level(node, target, tmp_path, transport):
+    """What a user does: stream an MP3 from the head-end, hear that file at 80 %."""
+    x = speech_like(3 * 16000, seed=3)
+    wav = write_wav(tmp_path / "speech.wav", x, 16000)
+    mp3 = tmp_path / "speech.flac"  # a compressed file the node could never decode
+    subprocess.run([*FF, "-i", str(wav), "-ar", "44100", "-ac", "2", str(mp3)], check=True)
+    fmt = Format("DVI4", 16000)
+    if transport == "udp":
+        port = free_port()
+        sess = fmt.session(transport="udp", addr="127.0.0.1", port=port)
+        node.request("play", {"session": sess, "volume": 80})
+        proc = headend(tmp_path, mp3, "--udp", f"127.0.0.1:{port}")
+    else:
+        port = free_port(socket.SOCK_STREAM)
+        proc = headend(tmp_path, mp3, "--http", str(port), "--bind", "127.0.0.1")
+        time.sleep(1)  # server up (the node retries anyway)
+        sess = fmt.session(transport="http", url=f"http://127.0.0.1:{port}/")
+        node.request("play", {"session": sess, "volume": 80})
+    out, err = proc.communicate(timeout=30)
+    assert proc.returncode == 0, err.decode()
+    time.sleep(0.5)
+    stream = node.request("status")["stream"]
+    node.request("stop")
+    wait_idle(node)
+    rate, got = captured(target)
+    a, b = align(x, got)
+    a, b = a[1600:-1600], b[1600:-1600]
+    assert len(a) > 2 * rate
+    assert correlation(a, b) >= 0.99  # DVI4 is lossy: still that file
+    assert abs(level_db(b) - level_db(a) - (-10.0)) <= 0.5  # 80 % = -10 dB
+    assert stream["transport"] == transport and stream["lost"] == 0
+
+
+def send_paced(port: int, pkts: list[bytes], ptime_s: float = 0.02) -> None:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        t0 = time.monotonic()
+        for i, p in enumerate(pkts):
+            delay = t0 + i * ptime_s - time.monotonic()
+            if delay > 0:
+                time.sleep(delay)
+            s.sendto(p, ("127.0.0.1", port))
+
+
+def packets(fmt: Format, x: np.ndarray) -> list[bytes]:
+    pk = Packetizer(fmt, ssrc=0x10AA5A)
+    n = fmt.samples
+    return [pk.packet(x[i: i + n].astype("<i2").tobytes()) for i in range(0, len(x) - n + 1, n)]
+
+
+@pytest.mark.needs("audio_capture")
+def test_loss_and_reordering_play_continuously_and_are_counted(node, target):
+    fmt = Format("DVI4", 16000)
+    pk = packets(fmt, speech_like(4 * 16000, seed=5))
+    rng = np.random.default_rng(11)
+    drop = {i for i in range(5, len(pk) - 5) if rng.random() < 0.05}
+    kept = [p for i, p in enumerate(pk) if i not in drop]
+    for i in range(0, len(kept) - 3, 7):  # swap neighbours: reordered by one packet time
+        kept[i], kept[i + 1] = kept[i + 1], kept[i]
+    port = free_port()
+    node.request("play", {"session": fmt.session(addr="127.0.0.1", port=port), "volume": 100})
+    send_paced(port, kept)
+    time.sleep(0.5)
+    stream = node.request("status")["stream"]
+    node.request("stop")
+    wait_idle(node)
+    _, got = captured(target)
+    body = got[np.nonzero(got)[0][0]: np.nonzero(got)[0][-1]]
+    assert longest_zero_run(body) <= fmt.samples  # never silent longer than a packet
+    assert stream["lost"] == len(drop) and stream["late"] == 0
+    assert stream["packets"] == len(kept)
+    assert stream["concealed"] >= len(drop)
+
+
+GARBAGE = st.one_of(
+    st.binary(max_size=11),  # truncated below the fixed header
+    st.binary(min_size=12, max_size=600).map(lambda b: bytes([b[0] & 0x3F]) + b[1:]),  # v0
+    st.binary(min_size=12, max_size=600).map(lambda b: bytes([0xC0 | b[0] & 0x3F]) + b[1:]),
+    st.binary(min_size=700, max_size=1400).map(  # oversized, else a valid packet
+        lambda b: bytes([0x80, 6, 0, 1, 0, 0, 0, 0, 0, 0x10, 0xAA, 0x5A]) + b),
+)
+
+
+@pytest.mark.needs("audio_capture")
+@settings(max_examples=2, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@given(garbage=st.lists(GARBAGE, min_size=20, max_size=60))
+def test_garbage_packets_are_counted_and_dropped_while_playing(node, target, garbage):
+    fmt = Format("DVI4", 16000)
+    pk = packets(fmt, speech_like(2 * 16000, seed=2))
+    port = free_port()
+    before = node.request("status")["stream"]
+    node.request("play", {"session": fmt.session(addr="127.0.0.1", port=port), "volume": 100})
+    mixed: list[bytes] = []
+    for i, p in enumerate(pk):
+        mixed.append(p)
+        if i % 2 == 0 and i // 2 < len(garbage):
+            mixed.append(garbage[i // 2])
+    send_paced(port, mixed, 0.02 * len(pk) / len(mixed))
+    time.sleep(0.5)
+    stream = node.request("status")["stream"]
+    node.request("stop")
+    wait_idle(node)
+    assert stream is not before
+    assert stream["bad"] == len(garbage)
+    assert stream["packets"] == len(pk) and stream["lost"] == 0 and stream["resyncs"] == 0
+    assert node.request("status")["errors"] == []
+
+
+def sine_packets(fmt: Format, freq: float, seconds: float, amp: float = 0.8) -> list[bytes]:
+    t = np.arange(int(seconds * fmt.rate)) / fmt.rate
+    return packets(fmt, (amp * 32767 * np.sin(2 * np.pi * freq * t)).astype(np.int16))
+
+
+@pytest.mark.needs("audio_capture")
+def test_volume_changes_and_preemption_never_step(node, target):
+    fmt = Format("L16", 16000)
+    a_port, b_port = free_port(), free_port()
+    node.request("play", {"session": fmt.session(addr="127.0.0.1", port=a_port), "volume": 100,
+                          "priority": "normal"})
+    sender = threading.Thread(target=send_paced, args=(a_port, sine_packets(fmt, 500, 4)))
+    sender.start()
+    time.sleep(1.0)
+    node.request("volume", {"volume": 40})  # -30 dB at once: must ramp
+    time.sleep(0.5)
+    node.request("volume", {"volume": 100})
+    time.sleep(0.5)
+    node.request("play", {"session": fmt.session(addr="127.0.0.1", port=b_port), "volume": 100,
+                          "priority": "emergency"})  # preempts with a fade
+    send_paced(b_port, sine_packets(fmt, 700, 1.5))
+    sender.join()
+    time.sleep(0.3)
+    node.request("stop")
+    wait_idle(node)
+    wavs = sorted(Path(target.audio_dir).glob("*.wav"))
+    assert len(wavs) == 2
+    for wav, freq in zip(wavs, (500, 700), strict=True):
+        rate, x = read_wav(wav)
+        # a full-scale-ish sine moves at most 2*pi*f/rate*A per sample; a click would jump
+        bound = 0.8 * 32767 * 2 * np.pi * freq / rate * 1.1
+        assert np.max(np.abs(np.diff(x.astype(int)))) <= bound, wav.name
+        assert abs(int(x[0])) < 2000 and abs(int(x[-1])) < 2000  # faded at both ends
