@@ -44,14 +44,16 @@ def _copy16(dst, doff: int, src, soff: int, n: int):
 
 
 @micropython.viper
-def _halve(buf, n: int):
+def _fade(buf, n: int, g0: int, g1: int):
+    # scale sample i by a gain going linearly from g0 to g1 (Q15)
     p = ptr16(buf)
     i = 0
     while i < n:
         v = int(p[i])
         if v >= 32768:
             v -= 65536
-        p[i] = (v >> 1) & 0xFFFF
+        g = g0 + (g1 - g0) * i // n
+        p[i] = ((v * g) >> 15) & 0xFFFF
         i += 1
 
 
@@ -148,8 +150,11 @@ class JitterBuffer:
             self.highest = seq
             d = 0
         elif d < 0:
-            self.late += 1
-            return LATE
+            if self.state == WAIT and rtp.seq_diff(self.highest, seq) < self.nslots:
+                self.next_seq = seq  # nothing played since: an early packet came late
+            else:
+                self.late += 1
+                return LATE
         elif d >= self.nslots:
             self._skip_to(rtp.seq_diff(seq, self.nslots - 1))
         s = seq & (self.nslots - 1)
@@ -206,11 +211,12 @@ class JitterBuffer:
         # hold, with room left for reordering.
         return min(self.depth, (self.nslots * 2 // 3) * self.spp)
 
-    def read(self, out, n):
+    def read(self, out, n, conceal=False):
         """Write up to n samples of playout into out (int16); -> how many.
-        0 before the stream has gathered its depth, and whenever nothing has
-        arrived to play: the sink's ring plays on, and counts an underrun if
-        it runs dry, so a stalled network is not hidden as concealment."""
+        0 before the stream has gathered its depth, and when nothing has
+        arrived to play unless conceal: the caller asks for concealment only
+        when the sink is about to run dry (a late burst is no loss while the
+        sink's ring still plays)."""
         if self.state == WAIT:
             if self.next_seq < 0 or (rtp.seq_diff(self.highest, self.next_seq) + 1) \
                     * self.spp < self._target():
@@ -219,7 +225,7 @@ class JitterBuffer:
             self.started = True
         i = 0
         while i < n:
-            if self.pcm_pos >= self.pcm_n and not self._next_packet():
+            if self.pcm_pos >= self.pcm_n and not self._next_packet(conceal):
                 break
             k = min(n - i, self.pcm_n - self.pcm_pos)
             _copy16(out, i, self.pcm, self.pcm_pos, k)
@@ -227,7 +233,7 @@ class JitterBuffer:
             self.pcm_pos += k
         return i
 
-    def _next_packet(self):
+    def _next_packet(self, conceal):
         """Decode (or conceal) the next turn into pcm; False if nothing to play."""
         # the sender ran ahead of our clock: drop a turn, keep latency
         while rtp.seq_diff(self.highest, self.next_seq) * self.spp > 2 * self._target():
@@ -241,24 +247,29 @@ class JitterBuffer:
             self.lens[s] = 0
             self.next_seq = (seq + 1) & 0xFFFF
             self._last_n = self.pcm_n
-            self._run = 0
+            if self._run:  # back from concealment: ramp up from where it left off
+                _fade(self.pcm, self.pcm_n, 32768 >> min(self._run, 15), 32768)
+                self._run = 0
             return True
         if rtp.seq_diff(self.highest, seq) > 0:
             self.lost += 1  # later packets are here, this one is gone
             self.next_seq = (seq + 1) & 0xFFFF
-            self._conceal()
-            return True
-        self.pcm_n = 0
-        return False
+        elif not conceal:
+            self.pcm_n = 0
+            return False
+        self._conceal()
+        return True
 
     def _conceal(self):
+        # The last packet again, 6 dB softer each time (a ramp the first time,
+        # so the level never steps), then silence.
         self.concealed += 1
         self._run += 1
         n = self._last_n or self.spp
-        if self._last_n and self._run > 8:
+        if self._last_n and self._run > 12:
             for i in range(len(self.pcm)):
                 self.pcm[i] = 0
             self._last_n = 0
         elif self._last_n:
-            _halve(self.pcm, n)
+            _fade(self.pcm, n, 32768 if self._run == 1 else 16384, 16384)
         self.pcm_n = n

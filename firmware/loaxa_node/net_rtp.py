@@ -19,6 +19,7 @@ class UdpLink:
         self.port = port
         self.pkt = b""
         self.sock = None
+        self.runts = 0
 
     def open(self):
         s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
@@ -39,11 +40,17 @@ class UdpLink:
         # socket API leaves (measured in `make bench`).
         # ipoll first: an EAGAIN exception would allocate on every empty poll.
         s = self.sock
-        for _ in self._poll.ipoll(0):
-            p = s.recv(MAX_PKT) if s else None
+        while s:
+            ready = False
+            for _ in self._poll.ipoll(0):
+                ready = True
+            if not ready:
+                return 0
+            p = s.recv(MAX_PKT)
             if p:
                 self.pkt = p
                 return len(p)
+            self.runts += 1  # an empty datagram: counted with the malformed
         return 0
 
     def close(self):
@@ -76,6 +83,7 @@ class HttpLink:
         self._need = 0  # body bytes of the frame being read, 0 = reading length
         self._got = 0
         self.sock = None
+        self.runts = 0  # a zero-length frame breaks the stream instead
 
     def open(self):
         tls, host, port, path = split_url(self.url)

@@ -24,6 +24,7 @@ class I2sSink:
         self._done = asyncio.ThreadSafeFlag()
         self._busy = False
         self._idle_since = time.ticks_ms()
+        self._end = time.ticks_ms()  # when what is queued will have played
 
     def _irq(self, _):
         # IRQ context: only record and signal (the task does the rest)
@@ -57,6 +58,14 @@ class I2sSink:
         self._busy = True
         i2s.write(self._mv[:n])
         self.frames += n // 2
+        now = time.ticks_ms()
+        if time.ticks_diff(self._end, now) < 0:
+            self._end = now
+        self._end = time.ticks_add(self._end, n * 500 // self.rate)
+
+    def queued_ms(self):
+        """Audio written but not yet played (estimated from the rate)."""
+        return max(0, time.ticks_diff(self._end, time.ticks_ms()))
 
     async def drain(self):
         while self._busy:

@@ -25,6 +25,12 @@ class NullSink:
     def _played(self):
         return time.ticks_diff(time.ticks_us(), self._t0) * self.rate // 1000000
 
+    def queued_ms(self):
+        """Audio written but not yet played."""
+        if not self.is_open or not self.frames:
+            return 0
+        return max(0, self.frames - self._played()) * 1000 // self.rate
+
     def _put(self, buf):
         pass  # a null sink plays into the void
 

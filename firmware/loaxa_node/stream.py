@@ -8,6 +8,7 @@ from . import log
 from .console import CmdError
 
 POLL_MS = 5  # receive task period: well under one packet, so sockets never fill
+LOW_MS = 30  # sink queue below which a stalled stream is concealed
 IDLE_MS = 3000  # no packet for this long after playing started: the stream ended
 CONNECT_MS = 15000  # no first packet for this long: give up
 PRIORITIES = ("test", "normal", "priority", "emergency")  # DESIGN §6, lowest first
@@ -16,7 +17,7 @@ PRIORITIES = ("test", "normal", "priority", "emergency")  # DESIGN §6, lowest f
 class RtpSource:
     kind = "rtp"
 
-    def __init__(self, sess, depth_ms, arena=None):
+    def __init__(self, sess, depth_ms, arena=None, sink=None):
         from . import audiocodec, rtp
         from .jitter import JitterBuffer
         from .net_rtp import make_link
@@ -27,6 +28,7 @@ class RtpSource:
                                depth_ms, sess["ptime"], arena)
         self.hdr = rtp.Header()
         self.link = make_link(sess)
+        self.sink = sink  # asked how much it still has queued before concealing
         self.done = False
         self.error = None
         self.malformed = 0  # not RTP v2 / truncated (counted here, before the buffer)
@@ -60,7 +62,8 @@ class RtpSource:
                 backoff = min(backoff * 2, 30)
 
     async def fill(self, buf, n):
-        k = self.jb.read(buf, n)
+        # conceal a stall only when the sink's queue is about to run out
+        k = self.jb.read(buf, n, self.sink is None or self.sink.queued_ms() < LOW_MS)
         idle = time.ticks_diff(time.ticks_ms(), self._last_rx)
         if (self.jb.started and idle > IDLE_MS) or (not self.jb.started and idle > CONNECT_MS):
             self.done = True  # the player fades out on what we still return
@@ -82,7 +85,7 @@ class RtpSource:
                 "depth_ms": jb.depth_ms(), "jitter_ms": jb.jitter_ms(),
                 "packets": jb.packets, "lost": jb.lost, "late": jb.late,
                 "dups": jb.dups, "concealed": jb.concealed, "skipped": jb.skipped,
-                "resyncs": jb.resyncs, "bad": jb.bad + self.malformed,
+                "resyncs": jb.resyncs, "bad": jb.bad + self.malformed + self.link.runts,
                 "error": self.error}
 
 
@@ -111,7 +114,8 @@ def install(node):
     async def _start(sess, prio, vol, source):
         await node.player.stop()  # its source holds the arena until it ends
         try:
-            src = RtpSource(sess, node.cfg["jitter_ms"], node.player.arena)
+            src = RtpSource(sess, node.cfg["jitter_ms"], node.player.arena,
+                            node.player.sink)
         except ValueError as e:
             raise CmdError("too_big", str(e))
         info = {"source": source or sess.get("url") or "rtp://%s:%d" % (sess["addr"],

@@ -223,7 +223,8 @@ def parse_dest(text: str, default_port: int = 5004) -> tuple[str, int]:
 
 async def stream(source: str, fmt: Format, udp: list[tuple[str, int]],
                  http_port: int | None = None, http_host: str = "0.0.0.0",
-                 loop: bool = False, on_ready: Callable[[int | None], None] | None = None,
+                 loop: bool = False, wait_clients: int = 0,
+                 on_ready: Callable[[int | None], None] | None = None,
                  progress: Callable[[Stats], None] | None = None) -> Stats:
     """Stream source to every destination until it ends; returns the stats."""
     proc = ffmpeg_pcm(source, fmt.rate, loop)
@@ -237,6 +238,8 @@ async def stream(source: str, fmt: Format, udp: list[tuple[str, int]],
         port = await fan.start(http_host, http_port)
     if on_ready:
         on_ready(port)
+    while fan and st.clients < wait_clients:
+        await asyncio.sleep(0.05)
     try:
         await Streamer(fmt, udp, fan, st, progress).run(lambda n: stdout.read(n))
     finally:

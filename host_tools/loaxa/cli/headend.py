@@ -38,6 +38,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="serve the stream to nodes over HTTP on this port (0: any free)")
     s.add_argument("--bind", default="0.0.0.0", help="address the HTTP server listens on")
     s.add_argument("--sdp", metavar="FILE", help="write the SDP of the first --udp destination")
+    s.add_argument("--wait-clients", type=int, default=0, metavar="N",
+                   help="start only once N nodes are connected over HTTP")
     s.add_argument("--loop", action="store_true", help="repeat the file until stopped")
     s.add_argument("--quiet", action="store_true", help="no progress line")
     s.set_defaults(func=run_stream)
@@ -70,7 +72,7 @@ def run_stream(args: argparse.Namespace) -> int:
             print(t("stream.progress", seconds=st.seconds, clients=st.clients,
                     late=st.late_ms), end="", flush=True)
 
-    st = asyncio.run(stream(args.source, fmt, udp, args.http, args.bind, args.loop, ready,
-                            progress))
+    st = asyncio.run(stream(args.source, fmt, udp, args.http, args.bind, args.loop,
+                            args.wait_clients, ready, progress))
     print(t("stream.done", seconds=st.seconds, packets=st.packets))
     return 0
