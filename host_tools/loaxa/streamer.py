@@ -121,6 +121,7 @@ class HttpFanout:
         self.stats = stats
         self.path = path
         self.queues: set[asyncio.Queue[bytes]] = set()
+        self.writers: set[asyncio.StreamWriter] = set()
         self.server: asyncio.base_events.Server | None = None
 
     async def start(self, host: str, port: int) -> int:
@@ -138,6 +139,7 @@ class HttpFanout:
             w.write(b"HTTP/1.0 200 OK\r\nContent-Type: application/octet-stream\r\n"
                     b"Cache-Control: no-store\r\n\r\n")
             self.queues.add(q)
+            self.writers.add(w)
             self.stats.clients = len(self.queues)
             while True:
                 w.write(await q.get())
@@ -146,6 +148,7 @@ class HttpFanout:
             pass
         finally:
             self.queues.discard(q)
+            self.writers.discard(w)
             self.stats.clients = len(self.queues)
             w.close()
 
@@ -158,6 +161,8 @@ class HttpFanout:
             q.put_nowait(frame)
 
     async def close(self) -> None:
+        for w in list(self.writers):  # the stream ended: so does every response
+            w.close()
         if self.server:
             self.server.close()
             await self.server.wait_closed()
