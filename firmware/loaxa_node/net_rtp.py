@@ -14,12 +14,15 @@ MAX_PKT = 1500
 
 
 class UdpLink:
-    def __init__(self, addr, port):
+    def __init__(self, addr, port, max_pkt=MAX_PKT):
         self.addr = addr
         self.port = port
+        # recv() allocates what it is asked for before trimming: asking for
+        # about one expected packet keeps that churn (and fragmentation) small
+        self.max_pkt = max_pkt
         self.pkt = b""
         self.sock = None
-        self.runts = 0
+        self.dropped = 0  # empty or longer than max_pkt
 
     def open(self):
         s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
@@ -46,11 +49,11 @@ class UdpLink:
                 ready = True
             if not ready:
                 return 0
-            p = s.recv(MAX_PKT)
-            if p:
+            p = s.recv(self.max_pkt)
+            if p and len(p) < self.max_pkt:
                 self.pkt = p
                 return len(p)
-            self.runts += 1  # an empty datagram: counted with the malformed
+            self.dropped += 1  # empty, or truncated by recv: counted as bad
         return 0
 
     def close(self):
@@ -83,7 +86,7 @@ class HttpLink:
         self._need = 0  # body bytes of the frame being read, 0 = reading length
         self._got = 0
         self.sock = None
-        self.runts = 0  # a zero-length frame breaks the stream instead
+        self.dropped = 0  # a zero-length or too long frame breaks the stream instead
 
     def open(self):
         tls, host, port, path = split_url(self.url)
@@ -145,7 +148,9 @@ class HttpLink:
             self.sock = None
 
 
-def make_link(sess):
+def make_link(sess, max_payload):
     if sess["transport"] == "http":
         return HttpLink(sess["url"])
-    return UdpLink(sess["addr"], sess["port"])
+    # room for a header with a few CSRCs or an extension; one byte more tells
+    # a datagram that recv() cut short
+    return UdpLink(sess["addr"], sess["port"], max_payload + 12 + 64 + 1)

@@ -27,7 +27,7 @@ class RtpSource:
         self.jb = JitterBuffer(audiocodec.codec_by_name(self.codec), self.rate, sess["pt"],
                                depth_ms, sess["ptime"], arena)
         self.hdr = rtp.Header()
-        self.link = make_link(sess)
+        self.link = make_link(sess, self.jb.slot_bytes)
         self.sink = sink  # asked how much it still has queued before concealing
         self.done = False
         self.error = None
@@ -85,7 +85,7 @@ class RtpSource:
                 "depth_ms": jb.depth_ms(), "jitter_ms": jb.jitter_ms(),
                 "packets": jb.packets, "lost": jb.lost, "late": jb.late,
                 "dups": jb.dups, "concealed": jb.concealed, "skipped": jb.skipped,
-                "resyncs": jb.resyncs, "bad": jb.bad + self.malformed + self.link.runts,
+                "resyncs": jb.resyncs, "bad": jb.bad + self.malformed + self.link.dropped,
                 "error": self.error}
 
 

@@ -64,7 +64,7 @@ UPY_UDP = """
 import gc, json, socket, sys
 from loaxa_node.net_rtp import UdpLink
 import time
-link = UdpLink("127.0.0.1", PORT)
+link = UdpLink("127.0.0.1", PORT, 164 + 12 + 64 + 1)
 link.open()
 print("ready")
 time.sleep(1.5)
