@@ -8,7 +8,7 @@
 import select
 import socket
 
-from .sdp import is_multicast
+from .rtp import is_multicast
 
 MAX_PKT = 1500
 

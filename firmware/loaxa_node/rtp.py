@@ -90,3 +90,11 @@ def ts_diff(a, b):
 def frame_len(b, off=0):
     """Length of the RFC 4571 frame whose 2-byte prefix is at b[off]."""
     return (b[off] << 8) | b[off + 1]
+
+
+def is_multicast(addr):
+    """True for an IPv4 multicast group (224.0.0.0/4)."""
+    try:
+        return 224 <= int(addr.split(".")[0]) <= 239
+    except ValueError:
+        return False

@@ -120,9 +120,3 @@ def session(obj):
         out["url"] = url
     return out
 
-
-def is_multicast(addr):
-    try:
-        return 224 <= int(addr.split(".")[0]) <= 239
-    except ValueError:
-        return False

@@ -2,6 +2,8 @@
 # and the console commands `play`, `stop` and `volume`. The stream modules are
 # imported on the first play, not at boot: a node that only idles keeps the heap.
 import asyncio
+import gc
+import sys
 import time
 
 from . import log
@@ -89,17 +91,29 @@ class RtpSource:
                 "error": self.error}
 
 
+def _parse_session(obj):
+    # The SDP parser is needed once per play: dropped again so it does not sit
+    # in the heap for the whole broadcast.
+    from . import sdp
+    try:
+        return sdp.session(obj)
+    finally:
+        del sys.modules["loaxa_node.sdp"]
+        import loaxa_node
+        if hasattr(loaxa_node, "sdp"):
+            delattr(loaxa_node, "sdp")
+
+
 def install(node):
     def play(args):
         from .service import _arg
         if node.player is None:
             raise CmdError("safe_mode", "audio is off in safe mode")
-        from . import sdp
         sess = args.get("session")
         if isinstance(sess, str):
             sess = {"sdp": sess}
         try:
-            sess = sdp.session(sess)
+            sess = _parse_session(sess)
         except ValueError as e:
             raise CmdError("bad_session", str(e))
         prio = args.get("priority", "normal")
@@ -113,6 +127,9 @@ def install(node):
 
     async def _start(sess, prio, vol, source):
         await node.player.stop()  # its source holds the arena until it ends
+        # Long-lived stream objects go into the lowest free blocks, not between
+        # the garbage of parsing: keeps the heap in one piece for the hours ahead.
+        gc.collect()
         try:
             src = RtpSource(sess, node.cfg["jitter_ms"], node.player.arena,
                             node.player.sink)

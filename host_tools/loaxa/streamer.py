@@ -60,7 +60,7 @@ class Format:
 
     def sdp(self, addr: str, port: int) -> str:
         """The SDP a standard receiver (ffplay, VLC, a node) needs."""
-        ttl = "/16" if sdp.is_multicast(addr) else ""
+        ttl = "/16" if rtp.is_multicast(addr) else ""
         lines = ["v=0", f"o=- 0 0 IN IP4 {addr}", "s=loaxa", f"c=IN IP4 {addr}{ttl}", "t=0 0",
                  f"m=audio {port} RTP/AVP {self.pt}",
                  f"a=rtpmap:{self.pt} {self.codec}/{self.rate}/1" if self.pt >= 96 else "",
