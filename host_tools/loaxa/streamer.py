@@ -121,7 +121,6 @@ class HttpFanout:
         self.stats = stats
         self.path = path
         self.queues: set[asyncio.Queue[bytes]] = set()
-        self.writers: set[asyncio.StreamWriter] = set()
         self.server: asyncio.base_events.Server | None = None
 
     async def start(self, host: str, port: int) -> int:
@@ -139,16 +138,17 @@ class HttpFanout:
             w.write(b"HTTP/1.0 200 OK\r\nContent-Type: application/octet-stream\r\n"
                     b"Cache-Control: no-store\r\n\r\n")
             self.queues.add(q)
-            self.writers.add(w)
             self.stats.clients = len(self.queues)
             while True:
-                w.write(await q.get())
+                frame = await q.get()
+                if not frame:
+                    break  # the stream ended
+                w.write(frame)
                 await w.drain()
         except (TimeoutError, OSError, asyncio.IncompleteReadError, IndexError):
             pass
         finally:
             self.queues.discard(q)
-            self.writers.discard(w)
             self.stats.clients = len(self.queues)
             w.close()
 
@@ -161,8 +161,14 @@ class HttpFanout:
             q.put_nowait(frame)
 
     async def close(self) -> None:
-        for w in list(self.writers):  # the stream ended: so does every response
-            w.close()
+        for q in self.queues:  # the stream ended: so does every response
+            if q.full():
+                q.get_nowait()
+            q.put_nowait(b"")
+        for _ in range(200):  # up to 2 s for clients to take their last frames
+            if not self.queues:
+                break
+            await asyncio.sleep(0.01)
         if self.server:
             self.server.close()
             await self.server.wait_closed()
