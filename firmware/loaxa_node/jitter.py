@@ -34,16 +34,6 @@ def _copy8(dst, doff: int, src, soff: int, n: int):
 
 
 @micropython.viper
-def _copy16(dst, doff: int, src, soff: int, n: int):
-    d = ptr16(dst)
-    s = ptr16(src)
-    i = 0
-    while i < n:
-        d[doff + i] = s[soff + i]
-        i += 1
-
-
-@micropython.viper
 def _fade(buf, n: int, g0: int, g1: int):
     # scale sample i by a gain going linearly from g0 to g1 (Q15)
     p = ptr16(buf)
@@ -228,7 +218,7 @@ class JitterBuffer:
             if self.pcm_pos >= self.pcm_n and not self._next_packet(conceal):
                 break
             k = min(n - i, self.pcm_n - self.pcm_pos)
-            _copy16(out, i, self.pcm, self.pcm_pos, k)
+            _copy8(out, 2 * i, self.pcm, 2 * self.pcm_pos, 2 * k)
             i += k
             self.pcm_pos += k
         return i
