@@ -282,3 +282,14 @@ def test_streaming_16k_dvi4_does_not_grow_the_heap(node, target, tmp_path):
     assert stream["packets"] > (seconds + 8) * 40 and stream["lost"] == 0
     assert st["counters"]["underruns"] == 0
     assert max(samples) - samples[0] <= 512, f"heap alloc after warm-up: {samples}"
+
+
+def test_amplifier_is_powered_only_while_playing_plus_hold(node):
+    node.request("config.set", {"amp_hold_s": 1})
+    assert node.request("status")["amp"] is False
+    node.request("tone", {"freq": 440, "seconds": 0.5})
+    assert node.request("status")["amp"] is True
+    wait_idle(node)
+    assert node.request("status")["amp"] is True  # held after the end...
+    time.sleep(1.5)
+    assert node.request("status")["amp"] is False  # ...then off

@@ -116,6 +116,7 @@ class Node:
             "volume": self.cfg["volume"],
             "playing": p.now if p else None,
             "stream": stats() if stats else None,
+            "amp": p.amp if p else False,
             "counters": {
                 "console_requests": self.console.requests,
                 "console_rejected": self.console.rejected,

@@ -44,6 +44,7 @@ class Player:
         self._mv = memoryview(self._buf)
         self._task = None
         self._amp_task = None
+        self.amp = False  # amplifier powered (status shows it)
         self._stopping = False
         self.now = None  # what plays: dict for status, or None
         self.source = None  # the playing source, or the last one (its counters)
@@ -83,6 +84,7 @@ class Player:
             self._amp_task.cancel()
             self._amp_task = None
         self.hal.amp(True)
+        self.amp = True
         sink.open(source.rate)
         gain.set_rate(source.rate)
         gain.g = 0
@@ -120,4 +122,5 @@ class Player:
     async def _amp_off_later(self):
         await asyncio.sleep(self.hold_s)
         self.hal.amp(False)
+        self.amp = False
         self._amp_task = None
