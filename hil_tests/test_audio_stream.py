@@ -105,7 +105,7 @@ def headend(tmp_path: Path, src: Path, *args: str) -> subprocess.Popen:
 
 
 @pytest.mark.needs("audio_capture")
-@pytest.mark.parametrize("transport", ["udp", "multicast", "http"])
+@pytest.mark.parametrize("transport", ["udp", "multicast", "http", "https"])
 def test_headend_file_plays_at_the_set_level(node, target, tmp_path, transport):
     """What a user does: stream a file from the head-end, hear that file at 80 %."""
     x = speech_like(3 * 16000, seed=3)
@@ -128,9 +128,18 @@ def test_headend_file_plays_at_the_set_level(node, target, tmp_path, transport):
         proc = headend(tmp_path, flac, "--udp", f"{addr}:{port}")
     else:
         port = free_port(socket.SOCK_STREAM)
+        tls: list[str] = []
+        if transport == "https":
+            if not shutil.which("openssl"):
+                pytest.skip("openssl not installed (makes the test certificate)")
+            subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes",
+                            "-subj", "/CN=127.0.0.1", "-days", "1", "-keyout",
+                            str(tmp_path / "k.pem"), "-out", str(tmp_path / "c.pem")],
+                           check=True, capture_output=True)
+            tls = ["--tls-cert", str(tmp_path / "c.pem"), "--tls-key", str(tmp_path / "k.pem")]
         proc = headend(tmp_path, flac, "--http", str(port), "--bind", "127.0.0.1",
-                       "--wait-clients", "1")
-        sess = fmt.session(transport="http", url=f"http://127.0.0.1:{port}/")
+                       "--wait-clients", "1", *tls)
+        sess = fmt.session(transport="http", url=f"{transport}://127.0.0.1:{port}/")
         node.request("play", {"session": sess, "volume": 80})
     out, err = proc.communicate(timeout=30)
     assert proc.returncode == 0, err.decode()

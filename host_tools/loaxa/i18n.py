@@ -25,8 +25,8 @@ MESSAGES: dict[str, dict[str, str]] = {
     },
     "stream.udp": {"en": "  RTP/UDP to {dest}", "vi": "  RTP/UDP tới {dest}"},
     "stream.http": {
-        "en": "  HTTP (RFC 4571) for nodes at http://HOST:{port}/  session: {session}",
-        "vi": "  HTTP (RFC 4571) cho các nút tại http://HOST:{port}/  phiên: {session}",
+        "en": "  HTTP (RFC 4571) for nodes on port {port}; session: {session}",
+        "vi": "  HTTP (RFC 4571) cho các nút ở cổng {port}; phiên: {session}",
     },
     "stream.sdp": {"en": "  SDP written to {path}", "vi": "  Đã ghi SDP vào {path}"},
     "stream.progress": {

@@ -14,6 +14,7 @@ import asyncio
 import os
 import shutil
 import socket
+import ssl
 import struct
 import subprocess
 import time
@@ -123,8 +124,8 @@ class HttpFanout:
         self.queues: set[asyncio.Queue[bytes]] = set()
         self.server: asyncio.base_events.Server | None = None
 
-    async def start(self, host: str, port: int) -> int:
-        self.server = await asyncio.start_server(self._client, host, port)
+    async def start(self, host: str, port: int, tls: ssl.SSLContext | None = None) -> int:
+        self.server = await asyncio.start_server(self._client, host, port, ssl=tls)
         return self.server.sockets[0].getsockname()[1]
 
     async def _client(self, r: asyncio.StreamReader, w: asyncio.StreamWriter) -> None:
@@ -223,6 +224,17 @@ class Streamer:
         return st
 
 
+def tls_context(cert: str, key: str) -> ssl.SSLContext:
+    """Server side of HTTPS streaming, from PEM files."""
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    try:
+        ctx.load_cert_chain(cert, key)
+    except (OSError, ssl.SSLError) as e:
+        raise LoaxaError(f"cannot load the TLS certificate: {e}",
+                         "give --tls-cert and --tls-key as PEM files") from None
+    return ctx
+
+
 def parse_dest(text: str, default_port: int = 5004) -> tuple[str, int]:
     host, _, port = text.rpartition(":") if ":" in text else (text, "", str(default_port))
     try:
@@ -234,7 +246,7 @@ def parse_dest(text: str, default_port: int = 5004) -> tuple[str, int]:
 
 async def stream(source: str, fmt: Format, udp: list[tuple[str, int]],
                  http_port: int | None = None, http_host: str = "0.0.0.0",
-                 loop: bool = False, wait_clients: int = 0,
+                 loop: bool = False, wait_clients: int = 0, tls: ssl.SSLContext | None = None,
                  on_ready: Callable[[int | None], None] | None = None,
                  progress: Callable[[Stats], None] | None = None) -> Stats:
     """Stream source to every destination until it ends; returns the stats."""
@@ -246,7 +258,7 @@ async def stream(source: str, fmt: Format, udp: list[tuple[str, int]],
     port = None
     if http_port is not None:
         fan = HttpFanout(st)
-        port = await fan.start(http_host, http_port)
+        port = await fan.start(http_host, http_port, tls)
     if on_ready:
         on_ready(port)
     while fan and st.clients < wait_clients:

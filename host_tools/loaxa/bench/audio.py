@@ -275,7 +275,7 @@ async def _fanout(src: str, port: int, n: int) -> tuple[Stats, list[int]]:
     def ready(_: int | None) -> None:
         th.start()
 
-    st = await stream(src, Format("DVI4", 16000), [], port, "127.0.0.1", False, n, ready)
+    st = await stream(src, Format("DVI4", 16000), [], port, "127.0.0.1", False, n, None, ready)
     th.join()
     return st, swarm.get("counts", [])
 

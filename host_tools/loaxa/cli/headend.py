@@ -8,7 +8,7 @@ import json
 import sys
 
 from ..i18n import t
-from ..streamer import Format, Stats, parse_dest, stream
+from ..streamer import Format, Stats, parse_dest, stream, tls_context
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -36,6 +36,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="send RTP to this address (repeatable; multicast groups too)")
     s.add_argument("--http", type=int, metavar="PORT",
                    help="serve the stream to nodes over HTTP on this port (0: any free)")
+    s.add_argument("--tls-cert", metavar="PEM", help="serve HTTPS with this certificate")
+    s.add_argument("--tls-key", metavar="PEM", help="private key of --tls-cert")
     s.add_argument("--bind", default="0.0.0.0", help="address the HTTP server listens on")
     s.add_argument("--sdp", metavar="FILE", help="write the SDP of the first --udp destination")
     s.add_argument("--wait-clients", type=int, default=0, metavar="N",
@@ -53,6 +55,9 @@ def run_stream(args: argparse.Namespace) -> int:
 
         raise LoaxaError("nowhere to send", "add --udp HOST:PORT and/or --http PORT")
 
+    tls = tls_context(args.tls_cert, args.tls_key) if args.tls_cert else None
+    scheme = "https" if tls else "http"
+
     def ready(port: int | None) -> None:
         print(t("stream.ready", source=args.source, codec=fmt.codec, rate=fmt.rate,
                 ptime=fmt.ptime))
@@ -63,7 +68,7 @@ def run_stream(args: argparse.Namespace) -> int:
                 f.write(fmt.sdp(*udp[0]))
             print(t("stream.sdp", path=args.sdp))
         if port is not None:
-            sess = fmt.session(transport="http", url=f"http://HOST:{port}/")
+            sess = fmt.session(transport="http", url=f"{scheme}://HOST:{port}/")
             print(t("stream.http", port=port, session=json.dumps(sess)))
         sys.stdout.flush()
 
@@ -73,6 +78,6 @@ def run_stream(args: argparse.Namespace) -> int:
                     late=st.late_ms), end="", flush=True)
 
     st = asyncio.run(stream(args.source, fmt, udp, args.http, args.bind, args.loop,
-                            args.wait_clients, ready, progress))
+                            args.wait_clients, tls, ready, progress))
     print(t("stream.done", seconds=st.seconds, packets=st.packets))
     return 0
