@@ -11,6 +11,7 @@ from .compat import micropython, ptr8, ptr16
 MAX_PAYLOAD = 1460  # an Ethernet MTU minus IP, UDP and RTP headers
 MAX_MISORDER = 100  # RFC 3550 A.1: older than this = the sender restarted
 MAX_DROPOUT = 3000  # RFC 3550 A.1: a bigger jump forward = the sender restarted
+TICKS_MASK = 0x3FFFFFFF
 REBASE_MS = 600000  # keep jitter arithmetic in small ints (31 bits on ESP32)
 
 WAIT = 0  # gathering `depth` before (re)starting playout
@@ -176,13 +177,13 @@ class JitterBuffer:
         if self._t_base < 0 or abs(rtp.ts_diff(ts, self._last_ts)) > self.rate * 10:
             # first packet or a timestamp jump (new source at the head-end):
             # measure from here instead of reporting the jump as jitter
-            self._t_base = now_ms
+            self._t_base = now_ms & TICKS_MASK
             self._ts_base = ts
             self._transit = 0
         self._last_ts = ts
-        arr = now_ms - self._t_base
+        arr = (now_ms - self._t_base) & TICKS_MASK  # ticks_ms wraps at 2**30 on ESP32
         if arr > REBASE_MS:
-            self._t_base += REBASE_MS
+            self._t_base = (self._t_base + REBASE_MS) & TICKS_MASK
             self._ts_base = (self._ts_base + REBASE_MS // 1000 * self.rate) & rtp.TS_MASK
             self._transit -= REBASE_MS // 1000 * self.rate
             arr -= REBASE_MS
@@ -253,7 +254,8 @@ class JitterBuffer:
     def _conceal(self):
         # The last packet again, 6 dB softer each time (a ramp the first time,
         # so the level never steps), then silence.
-        self.concealed += 1
+        if self._last_n:
+            self.concealed += 1  # audio made up (silence after it is not counted)
         self._run += 1
         n = self._last_n or self.spp
         if self._last_n and self._run > 12:
