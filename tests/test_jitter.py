@@ -141,3 +141,23 @@ def test_garbage_never_raises_and_is_dropped(data):
         assert jb.bad + jb.packets == 1
     out = bytearray(640)
     jb.read(out, 320)
+
+
+def test_timestamp_jump_plays_on_and_does_not_count_as_jitter():
+    """The head-end switched source: timestamps jump, sequence numbers do not."""
+    from loaxa_node import audiocodec as ac
+
+    jb = JitterBuffer(ac.L16, 16000, 96)
+    h = rtp.Header()
+    out = bytearray(640)
+    played = 0
+    for i in range(60):
+        b = bytearray(12 + 640)
+        ts = i * 320 + (5_000_000 if i >= 30 else 0)
+        rtp.pack_header(b, 96, 1000 + i, ts, 7)
+        h.parse(b, len(b))
+        jb.push(h, b, i * 20)
+        played += jb.read(out, 320)
+    assert jb.resyncs == 0 and jb.lost == 0 and jb.late == 0
+    assert jb.jitter_ms() <= 1
+    assert played == (60 - 8) * 320  # continuous once 9 packets (180 ms) are in
