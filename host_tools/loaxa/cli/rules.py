@@ -1,0 +1,172 @@
+"""loaxa rules: check, compile (and sign), explain and show the commune's rules."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+from loaxa_node import rules as engine
+from loaxa_node import timeutil
+
+from .. import rules
+from ..errors import LoaxaError
+
+_DAYNAMES = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("rules", help="check, compile, sign and explain the commune's rules",
+                       description="Work with the commune's rules file (TOML, see "
+                       "docs/rules.md). Every answer comes from the same rules engine "
+                       "the nodes run.")
+    rs = p.add_subparsers(dest="rules_cmd", metavar="ACTION", required=True)
+
+    c = rs.add_parser("check", help="validate a rules file")
+    c.add_argument("file")
+    c.set_defaults(func=check)
+
+    c = rs.add_parser("compile", help="compile to the compact JSON nodes store; optionally sign")
+    c.add_argument("file")
+    c.add_argument("-o", "--output", help="write here instead of standard output")
+    c.add_argument("--sign", metavar="KEYFILE",
+                   help="sign with the commune key (64 hex digits, or a keys.json)")
+    c.add_argument("--sender", default="headend", help="sender name in the envelope")
+    c.add_argument("--seq", type=int,
+                   help="envelope sequence number; must grow with every signed rule set "
+                   "(default: now, in seconds since 2000)")
+    c.set_defaults(func=compile_)
+
+    c = rs.add_parser("explain", help="what the rules decide for one request at one time")
+    c.add_argument("file")
+    c.add_argument("--at", required=True,
+                   help="time, e.g. 2026-11-23T05:40 (rules' time zone) or with an offset")
+    c.add_argument("--priority", default="normal", choices=engine.PRIORITIES)
+    c.add_argument("--kind", default="live", choices=engine.KINDS,
+                   help="source kind (default live)")
+    c.add_argument("--zone", action="append", default=[], help="the node's zone (repeatable)")
+    c.add_argument("--untrusted", action="store_true",
+                   help="as a node whose clock is not synced would decide")
+    c.set_defaults(func=explain)
+
+    c = rs.add_parser("calendar", help="a week of when and how loud each zone plays")
+    c.add_argument("file")
+    c.add_argument("--week", metavar="DATE", nargs="?", const="",
+                   help="the week containing DATE (default: this week)")
+    c.set_defaults(func=calendar)
+
+
+def check(args: argparse.Namespace) -> int:
+    c = rules.compile_file(args.file)
+    R = c.rules
+    print(f"{args.file}: ok — {len(R['w'])} windows, {len(R.get('sch', []))} schedule items, "
+          f"{len(R.get('x', []))} exceptions, {len(rules.compact(R))} bytes compiled")
+    return 0
+
+
+def compile_(args: argparse.Namespace) -> int:
+    R = rules.compile_file(args.file).rules
+    now = int(time.time()) - timeutil.UNIX_OFFSET
+    out: object = R
+    if args.sign:
+        seq = now if args.seq is None else args.seq
+        if seq <= 0:
+            raise LoaxaError("--seq must be a positive integer")
+        out = rules.sign(R, rules.read_key(args.sign), args.sender, seq, now)
+    text = rules.compact(out)  # type: ignore[arg-type]
+    if args.output:
+        Path(args.output).write_text(text + "\n", encoding="utf-8")
+        print(f"wrote {args.output} ({len(text)} bytes)", file=sys.stderr)
+    else:
+        print(text)
+    return 0
+
+
+def _local(t: int, tz: int) -> str:
+    return timeutil.iso(t, tz).replace("T", " ")[:-6]
+
+
+def explain(args: argparse.Namespace) -> int:
+    R = rules.compile_file(args.file).rules
+    tz = R.get("tz", 420)
+    t = rules.parse_time(args.at, tz)
+    req = {"priority": args.priority, "kind": args.kind, "zones": args.zone}
+    d = engine.evaluate(R, t, req, None, not args.untrusted)
+    cur = engine.current(R, t, args.zone)
+    zone = ",".join(args.zone) or "no zone"
+    print(f"{_local(t, tz)} ({_DAYNAMES[timeutil.weekday((t + tz * 60) // 86400)]}), "
+          f"{args.priority} {args.kind}, {zone}:")
+    if d["allow"]:
+        print(f"  PLAYS at {d['volume']} %")
+    else:
+        print("  REFUSED")
+    print(f"  why:   {d['reason']}")
+    print("  until: " + (_local(d["until"], tz) if d["until"] is not None
+                         else "no change within a week"))
+    for it, end in cur["items"]:
+        print(f"  schedule: {it['id']} ({it['src']}) runs until {_local(end, tz)}")
+    return 0
+
+
+def _segments(R: dict, start: int, end: int, zones: list[str]) -> list[tuple]:
+    """(from, to, allowed, volume, why, window, items) for a normal live request."""
+    out: list[tuple] = []
+    t = start
+    req = {"priority": "normal", "kind": "live", "zones": zones}
+    while t < end:
+        nxt = min(engine.next_change(R, t, zones), end)
+        d = engine.evaluate(R, t, req)
+        cur = engine.current(R, t, zones)
+        items = [it["id"] for it, _ in cur["items"]]
+        seg = (t, nxt, d["allow"], d["volume"], d["reason"], cur["window"], items)
+        if out and out[-1][2:] == seg[2:]:
+            out[-1] = (out[-1][0], nxt, *seg[2:])
+        else:
+            out.append(seg)
+        t = nxt
+    return out
+
+
+def calendar(args: argparse.Namespace) -> int:
+    c = rules.compile_file(args.file)
+    R = c.rules
+    tz = R.get("tz", 420)
+    caps = {w["id"]: w["max"] for w in R["w"] + [w for x in R.get("x", []) for w in x.get("w", [])]}
+    if args.week:
+        day = rules.parse_time(args.week + "T12:00", tz)
+    else:
+        day = int(time.time()) - timeutil.UNIX_OFFSET
+    ld = (day + tz * 60) // 86400
+    monday = ld - timeutil.weekday(ld)
+    start = monday * 86400 - tz * 60
+    y, m, d = timeutil.civil_from_days(monday)
+    print(f"Week of Monday {y:04d}-{m:02d}-{d:02d} (UTC{timeutil.iso(0, tz)[-6:]}); "
+          f"times when normal content may play, at its default volume:")
+    for zone in (c.zones or [""]):
+        zones = [zone] if zone else []
+        print(f"\n== zone {zone} ==" if zone else "\n== all nodes ==")
+        segs = _segments(R, start, start + 7 * 86400, zones)
+        for k in range(7):
+            a, b = start + k * 86400, start + (k + 1) * 86400
+            yy, mm, dd = timeutil.civil_from_days(monday + k)
+            parts = []
+            for s0, s1, ok, vol, why, wid, items in segs:
+                if s1 <= a or s0 >= b or not (ok or items):
+                    continue
+                lo, hi = max(s0, a), min(s1, b)
+                hm = f"{_local(lo, tz)[11:16]}-{_local(hi, tz)[11:16]}"
+                hm = hm.replace("-00:00", "-24:00")
+                if ok:
+                    txt = f"{hm} {wid} {vol} % (max {caps[wid]} %)"
+                else:
+                    txt = f"{hm} refused: {why}"
+                if items:
+                    txt += " ▶ " + ",".join(items)
+                parts.append(txt)
+            muted = engine.current(R, a + 43200, zones)["muted"]
+            line = "; ".join(parts) or (f"silent (exception {muted})" if muted else "silent")
+            print(f"  {_DAYNAMES[k]} {yy:04d}-{mm:02d}-{dd:02d}  {line}")
+    print("\nEmergency plays at any hour at %d %%." % R.get("ev", 100))
+    return 0
+
