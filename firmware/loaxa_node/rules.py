@@ -133,8 +133,10 @@ def _decide(R, lt, pri, kind, zones, vol, run, usage, trusted):
     if not trusted:
         if kind == "live":
             v = _lowest_volume(R)
-            return True, v, "clock not trusted: live plays at %d %%, the lowest window volume" % v, None
-        return False, 0, "clock not trusted (no time sync yet): %s content waits for one" % kind, None
+            return True, v, ("clock not trusted: live plays at %d %%, the lowest window "
+                             "volume" % v), None
+        return False, 0, ("clock not trusted (no time sync yet): %s content waits for "
+                          "one" % kind), None
     if _quiet(R, lt):
         q = R["q"]
         return False, 0, "quiet hours %s-%s: only emergency plays" % (_hm(q[0]), _hm(q[1])), None

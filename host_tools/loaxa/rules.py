@@ -121,7 +121,7 @@ class _Table:
         label = f"{self.label}.{key}" if key else self.label
         return self.src.fail(self.table, self.index, key, label, msg, allowed)
 
-    def int(self, key: str, default: int | None, lo: int, hi: int) -> int:
+    def num(self, key: str, default: int | None, lo: int, hi: int) -> int:
         v = self.data.get(key, default)
         if v is None:
             raise self.fail(key, "is missing", f"an integer from {lo} to {hi}")
@@ -129,14 +129,14 @@ class _Table:
             raise self.fail(key, f"{v!r} is out of range", f"an integer from {lo} to {hi}")
         return v
 
-    def str(self, key: str, default: str | None = None) -> str:
+    def text(self, key: str, default: str | None = None) -> str:
         v = self.data.get(key, default)
         if not isinstance(v, str):
             raise self.fail(key, "is missing" if v is None else "must be text")
         return v
 
     def name(self, seen: set[str]) -> str:
-        v = self.str("name")
+        v = self.text("name")
         if not _IDENT.match(v):
             raise self.fail("name", f"{v!r} is not a usable name",
                             "1-32 letters, digits, '-' or '_'")
@@ -204,7 +204,7 @@ class _Table:
 
 
 def _span(t: _Table, key: str = "time") -> tuple[int, int]:
-    v = t.str(key)
+    v = t.text(key)
     allowed = 'a time range like "05:30-06:15"'
     a, sep, b = v.partition("-")
     try:
@@ -229,8 +229,8 @@ def _window(t: _Table, seen: set[str], zones: list[str], prefix: str = "") -> di
     if dr:
         w["dr"] = dr
     w["s"], w["e"] = _span(t)
-    w["max"] = t.int("max_volume", 100, 0, 100)
-    w["vol"] = t.int("volume", min(70, w["max"]), 0, 100)
+    w["max"] = t.num("max_volume", 100, 0, 100)
+    w["vol"] = t.num("volume", min(70, w["max"]), 0, 100)
     if w["vol"] > w["max"]:
         raise t.fail("volume", f"{w['vol']} is above max_volume {w['max']}",
                      f"a volume from 0 to {w['max']}")
@@ -307,13 +307,13 @@ def compile_text(text: str, name: str = "rules.toml") -> Compiled:
         raise RulesFileError(name, int(m.group(1)) if m else None, "TOML", str(e),
                              "see docs/rules.md for the format") from None
     top = _Table(src, None, 0, "rules", doc, _TOP)
-    R: dict[str, Any] = {"v": 1, "ver": top.str("version", "")}
-    tz = top.str("timezone", "+07:00")
+    R: dict[str, Any] = {"v": 1, "ver": top.text("version", "")}
+    tz = top.text("timezone", "+07:00")
     m = re.fullmatch(r"(?:UTC)?([+-])(\d{2}):(\d{2})", tz)
     if not m or int(m.group(2)) > 14 or int(m.group(3)) > 59:
         raise top.fail("timezone", f"{tz!r} is not an offset", 'like "+07:00" (Việt Nam)')
     R["tz"] = (1 if m.group(1) == "+" else -1) * (int(m.group(2)) * 60 + int(m.group(3)))
-    q = top.str("quiet_hours", DEFAULT_QUIET)
+    q = top.text("quiet_hours", DEFAULT_QUIET)
     quiet: list[int] = []
     if q.strip():
         a, sep, b = q.partition("-")
@@ -324,14 +324,14 @@ def compile_text(text: str, name: str = "rules.toml") -> Compiled:
         if not sep or quiet[0] == quiet[1]:
             raise top.fail("quiet_hours", f"{q!r} is empty", '"21:00-06:00", or "" for none')
         R["q"] = quiet
-    R["ev"] = top.int("emergency_volume", 100, 0, 100)
+    R["ev"] = top.num("emergency_volume", 100, 0, 100)
     zones = top.data.get("zones", [])
     if not isinstance(zones, list) or not all(isinstance(z, str) and _IDENT.match(z)
                                               for z in zones):
         raise top.fail("zones", "must be a list of names", "1-32 letters, digits, '-' or '_'")
     if "limits" in doc:
         lim = _Table(src, "limits", 0, "limits", doc["limits"], _LIMITS)
-        cap = {k: lim.int(key, 0, 0, 1440) for k, key in
+        cap = {k: lim.num(key, 0, 0, 1440) for k, key in
                (("s", "session_minutes"), ("n", "sessions_per_day"), ("d", "minutes_per_day"))}
         cap = {k: v for k, v in cap.items() if v}
         if cap:
@@ -347,7 +347,7 @@ def compile_text(text: str, name: str = "rules.toml") -> Compiled:
     for i, raw in enumerate(doc.get("schedule", [])):
         t = _Table(src, "schedule", i, f"schedule[{i}]", raw, _SCHEDULE)
         it: dict[str, Any] = {"id": t.name(seen)}
-        srcv = t.str("source")
+        srcv = t.text("source")
         kind, _, rest = srcv.partition(":")
         if kind not in ("file", "relay", "tone") or not rest:
             raise t.fail("source", f"{srcv!r} is not a source",
@@ -355,14 +355,14 @@ def compile_text(text: str, name: str = "rules.toml") -> Compiled:
         if kind == "tone" and not (rest.isdigit() and 50 <= int(rest) <= 8000):
             raise t.fail("source", f"{srcv!r}: tone frequency", "tone:50 to tone:8000")
         it["src"], it["k"] = srcv, kind
-        it["p"] = t.str("priority", "normal")
+        it["p"] = t.text("priority", "normal")
         if it["p"] not in ("priority", "normal", "test"):
             raise t.fail("priority", f"{it['p']!r} is not allowed", "priority, normal or test")
         try:
-            it["s"] = _minutes(t.str("start")) % 1440
+            it["s"] = _minutes(t.text("start")) % 1440
         except ValueError as e:
             raise t.fail("start", str(e), 'a time like "05:30"') from None
-        it["dur"] = t.int("minutes", None, 1, 1440)
+        it["dur"] = t.num("minutes", None, 1, 1440)
         it["d"] = t.days(DEFAULT_DAYS)
         dr = t.dates()
         if dr:
@@ -371,7 +371,7 @@ def compile_text(text: str, name: str = "rules.toml") -> Compiled:
         if z:
             it["z"] = z
         if "volume" in t.data:
-            it["vol"] = t.int("volume", None, 0, 100)
+            it["vol"] = t.num("volume", None, 0, 100)
         inside = [w for w in R["w"] if (not w.get("z") or (z and set(z) <= set(w["z"])))
                   and _covers(w, it)]
         if not inside:

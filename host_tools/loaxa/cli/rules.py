@@ -167,6 +167,6 @@ def calendar(args: argparse.Namespace) -> int:
             muted = engine.current(R, a + 43200, zones)["muted"]
             line = "; ".join(parts) or (f"silent (exception {muted})" if muted else "silent")
             print(f"  {_DAYNAMES[k]} {yy:04d}-{mm:02d}-{dd:02d}  {line}")
-    print("\nEmergency plays at any hour at %d %%." % R.get("ev", 100))
+    print(f"\nEmergency plays at any hour at {R.get('ev', 100)} %.")
     return 0
 
