@@ -47,7 +47,10 @@ class Node:
         self.commands = {}
         self.tasks = []
         self._reset_reason = None
+        self.rules = None
         service.install(self)
+        from . import rulesvc
+        rulesvc.install(self)
 
     def _count_boot(self):
         b, _ = storage.read_json("boot.json", {"boots": 0, "fails": 0})
@@ -65,7 +68,7 @@ class Node:
 
     def data_files(self):
         return ("config.json", "auth.json", "boot.json", "rules.json", "keys.json",
-                "crash.log", "crash.log.1")
+                "usage.json", "crash.log", "crash.log.1")
 
     # -- commands -------------------------------------------------------------
     def register(self, name, fn, mutating=False):
@@ -107,7 +110,8 @@ class Node:
             "reset_cause": self.reset_cause,
             "boots": self.boot["boots"],
             "safe_mode": self.safe_mode,
-            "clock": {"synced": c["synced"], "local": c["local"]},
+            "clock": {"synced": c["synced"], "local": c["local"], "source": c["source"]},
+            "rules": self.rules.info() if self.rules else None,
             "net": self.hal.net_status(),
             "volume": self.cfg["volume"],
             "playing": p.now if p else None,
@@ -151,6 +155,7 @@ class Node:
         self.console = Console(self.dispatch)
         for coro in (self.console.run(), self._watchdog(), self._health()):
             self.tasks.append(asyncio.create_task(coro))
+        self.tasks.append(self.rules.start())
         log.info("ready")
         while True:
             await asyncio.sleep(3600)

@@ -20,6 +20,7 @@ class Clock:
             m = {}
         self.synced_at = m.get("synced_at")
         self.source = m.get("source")
+        self.on_set = None  # called after every set: the scheduler re-plans
 
     def now(self):
         return self.hal.rtc_now()[0]
@@ -42,6 +43,8 @@ class Clock:
         self.synced_at = t
         self.source = source
         self.hal.rtc_memory(json.dumps({"synced_at": t, "source": source}).encode())
+        if self.on_set:
+            self.on_set()
 
     def info(self):
         t = self.now()

@@ -10,7 +10,6 @@ from binascii import hexlify, unhexlify
 
 VERSION = 1
 FIELDS = ("v", "kind", "from", "seq", "ts", "body", "tag")
-_ESC = {'"': '\\"', "\\": "\\\\"}
 
 
 class EnvelopeError(ValueError):
@@ -20,39 +19,43 @@ class EnvelopeError(ValueError):
         self.msg = msg
 
 
-def _enc(x, out):
+def _enc(x, w):
+    # w(bytes) receives the encoding piece by piece, so signing streams it
+    # into the hash instead of building the whole text in a small heap.
     if x is None or x is True or x is False:
-        out.append("null" if x is None else ("true" if x else "false"))
+        w(b"null" if x is None else (b"true" if x else b"false"))
     elif isinstance(x, int):
-        out.append(str(x))
+        w(str(x).encode())
     elif isinstance(x, str):
-        out.append('"')
-        for c in x:
-            if c in _ESC:
-                out.append(_ESC[c])
-            elif ord(c) < 0x20:
-                out.append("\\u%04x" % ord(c))
-            else:
-                out.append(c)
-        out.append('"')
+        b = x.encode()
+        w(b'"')
+        j = 0
+        for i in range(len(b)):
+            c = b[i]
+            if c < 0x20 or c == 0x22 or c == 0x5C:  # UTF-8 multibyte never matches
+                w(b[j:i])
+                w(b"\\u%04x" % c)
+                j = i + 1
+        w(b[j:] if j else b)
+        w(b'"')
     elif isinstance(x, (list, tuple)):
-        out.append("[")
+        w(b"[")
         for i, v in enumerate(x):
             if i:
-                out.append(",")
-            _enc(v, out)
-        out.append("]")
+                w(b",")
+            _enc(v, w)
+        w(b"]")
     elif isinstance(x, dict):
-        out.append("{")
+        w(b"{")
         for i, k in enumerate(sorted(x)):
             if not isinstance(k, str):
                 raise EnvelopeError("bad_body", "object keys must be strings")
             if i:
-                out.append(",")
-            _enc(k, out)
-            out.append(":")
-            _enc(x[k], out)
-        out.append("}")
+                w(b",")
+            _enc(k, w)
+            w(b":")
+            _enc(x[k], w)
+        w(b"}")
     else:
         # floats print differently on the two interpreters: not signable
         raise EnvelopeError("bad_body", "only null, booleans, integers, strings, "
@@ -62,17 +65,18 @@ def _enc(x, out):
 def canonical(x):
     """UTF-8 JSON with sorted keys and no spaces, identical on every interpreter."""
     out = []
-    _enc(x, out)
-    return "".join(out).encode()
+    _enc(x, out.append)
+    return b"".join(out)
 
 
-def hmac_sha256(key, msg):
-    # RFC 2104 over hashlib: MicroPython has no hmac module.
+def mac(key, x):
+    """HMAC-SHA256 (RFC 2104, over hashlib: MicroPython has no hmac module) of
+    canonical(x), streamed."""
     if len(key) > 64:
         key = hashlib.sha256(key).digest()
     key = key + bytes(64 - len(key))
     inner = hashlib.sha256(bytes(b ^ 0x36 for b in key))
-    inner.update(msg)
+    _enc(x, inner.update)
     outer = hashlib.sha256(bytes(b ^ 0x5C for b in key))
     outer.update(inner.digest())
     return outer.digest()
@@ -85,7 +89,7 @@ def key_bytes(hexkey):
 def seal(key, kind, sender, seq, ts, body):
     """The signed envelope (a dict) carrying body."""
     env = {"v": VERSION, "kind": kind, "from": sender, "seq": seq, "ts": ts, "body": body}
-    env["tag"] = hexlify(hmac_sha256(key, canonical(env))).decode()
+    env["tag"] = hexlify(mac(key, env)).decode()
     return env
 
 
@@ -139,7 +143,7 @@ def open_(env, key, kind, last_seq=0, now=None, max_age=None):
         got = b""
     signed = dict(env)
     del signed["tag"]
-    if not _same(got, hmac_sha256(key, canonical(signed))):
+    if not _same(got, mac(key, signed)):
         raise EnvelopeError("bad_signature", "signature does not match: not signed with "
                             "this commune's key, or changed on the way")
     if seq <= last_seq:
