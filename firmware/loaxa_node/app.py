@@ -156,6 +156,8 @@ class Node:
         for coro in (self.console.run(), self._watchdog(), self._health()):
             self.tasks.append(asyncio.create_task(coro))
         self.tasks.append(self.rules.start())
+        from . import sntp
+        self.tasks.append(asyncio.create_task(sntp.run(self)))
         log.info("ready")
         while True:
             await asyncio.sleep(3600)

@@ -47,12 +47,13 @@ class Clock:
             self.on_set()
 
     def info(self):
-        t = self.now()
+        t, ms = self.now_ms()
         return {
             "synced": self.trusted(),
             "source": self.source,
             "utc": timeutil.iso(t),
             "local": timeutil.iso(t, self.tz_offset_min),
             "t2k": t,
+            "ms": ms,
             "since_sync_s": None if self.synced_at is None else t - self.synced_at,
         }
