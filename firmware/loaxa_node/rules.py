@@ -159,6 +159,9 @@ def _decide(R, lt, pri, kind, zones, vol, run, usage, trusted):
         left = cap["d"] * 60 - used
         if left <= 0:
             return False, 0, "limit of %d minutes a day reached" % cap["d"], None
+        midnight = DAY - lt % DAY
+        if left > midnight:  # tomorrow's budget starts at midnight
+            left = midnight + cap["d"] * 60 if cap["d"] < 1440 else None
     if cap.get("s"):
         s = cap["s"] * 60 - run
         if s <= 0:
