@@ -132,8 +132,10 @@ class NodeConsole:
         first = self._seen - have
         return list(self._lines)[max(0, mark - first):]
 
-    def expect(self, pattern: str, timeout: float = 10.0, since: int | None = None) -> re.Match:
-        """Wait for a line (or the unterminated tail, for prompts) matching pattern."""
+    def expect(self, pattern: str, timeout: float = 10.0, since: int | None = None,
+               partial: bool = False) -> re.Match:
+        """Wait for a complete line matching pattern; with partial=True also the
+        unterminated tail (a prompt such as `>>> `)."""
         rx = re.compile(pattern)
         start = self.mark() if since is None else since
         deadline = time.monotonic() + timeout
@@ -143,7 +145,7 @@ class NodeConsole:
                     m = rx.search(line)
                     if m:
                         return m
-                m = rx.search(clean(bytes(self._buf)))
+                m = rx.search(clean(bytes(self._buf))) if partial else None
                 if m:
                     return m
                 left = deadline - time.monotonic()
