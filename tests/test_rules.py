@@ -12,6 +12,7 @@ import json
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+
 from loaxa_node import rules, timeutil
 from loaxa_node.timeutil import DAY, t2k
 
