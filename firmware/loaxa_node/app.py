@@ -47,10 +47,9 @@ class Node:
         self.commands = {}
         self.tasks = []
         self._reset_reason = None
-        self.rules = None
         service.install(self)
         from . import rulesvc
-        rulesvc.install(self)
+        self.rules = rulesvc.install(self)
 
     def _count_boot(self):
         b, _ = storage.read_json("boot.json", {"boots": 0, "fails": 0})
@@ -111,7 +110,7 @@ class Node:
             "boots": self.boot["boots"],
             "safe_mode": self.safe_mode,
             "clock": {"synced": c["synced"], "local": c["local"], "source": c["source"]},
-            "rules": self.rules.info() if self.rules else None,
+            "rules": self.rules.info(),
             "net": self.hal.net_status(),
             "volume": self.cfg["volume"],
             "playing": p.now if p else None,

@@ -64,7 +64,7 @@ def _enc(x, w):
 
 def canonical(x):
     """UTF-8 JSON with sorted keys and no spaces, identical on every interpreter."""
-    out = []
+    out = []  # type: list[bytes]
     _enc(x, out.append)
     return b"".join(out)
 

@@ -213,9 +213,9 @@ class RulesService:
 
 def install(node):
     svc = RulesService(node)
-    node.rules = svc
     node.clock.on_set = svc.poke
     node.register("rules.get", svc.cmd_get)
     # The signature is the authority here, as over MQTT: no PIN needed.
     node.register("rules.set", svc.cmd_set)
     node.register("rules.eval", svc.cmd_eval)
+    return svc

@@ -2,6 +2,7 @@
 # of DESIGN section 6: a sync makes the clock trusted for clock.TRUST_S.
 # The head-end may answer it, so `ntp.server` is "host" or "host:port".
 import asyncio
+import os
 import struct
 import time
 
@@ -31,10 +32,10 @@ async def query(server, timeout_ms=TIMEOUT_MS):
         s.setblocking(False)
         pkt = bytearray(48)
         pkt[0] = 0x23  # LI 0, version 4, mode 3 (client)
-        # our transmit time is echoed back as "originate": a cookie that ties
-        # the answer to this request (RFC 5905 section 8, bogus packet check)
+        # our transmit timestamp comes back as "originate": a random cookie
+        # ties the answer to this request (RFC 5905 section 8, bogus packets)
+        pkt[40:48] = os.urandom(8)
         t1 = time.ticks_ms()
-        struct.pack_into(">II", pkt, 40, t1 & 0x3FFFFFFF, id(pkt) & 0x3FFFFFFF)
         s.sendto(pkt, addr)
         while True:
             try:
@@ -90,4 +91,4 @@ async def run(node):
                 log.warn("sntp %s: %s; retry in %d s" % (node.cfg["ntp.server"], e, wait))
         else:
             wait = RETRY_S[0]  # look again soon: config may name a server
-        await asyncio.sleep(wait + time.ticks_ms() % 3)  # jitter: nodes do not sync in step
+        await asyncio.sleep(wait + os.urandom(1)[0] % 4)  # jitter: nodes do not sync in step
