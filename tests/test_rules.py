@@ -13,7 +13,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from loaxa_node import rules, timeutil
+from loaxa_node import rulecheck, rules, timeutil
 from loaxa_node.timeutil import DAY, t2k
 
 # Local days the instants and dated rules cluster around.
@@ -86,7 +86,7 @@ def rule_sets(draw):
         exc.append(x)
     if exc:
         R["x"] = exc
-    rules.check(R)
+    rulecheck.check(R)
     return R, base
 
 
@@ -324,7 +324,7 @@ def test_caps_are_never_exceeded_over_a_simulated_week(rs, req, seed):
 def _R(**kw):
     R = {"v": 1, "ver": "t", "tz": 420, "w": []}
     R.update(kw)
-    rules.check(R)
+    rulecheck.check(R)
     return R
 
 
@@ -434,7 +434,7 @@ def test_exception_replaces_windows_only_on_its_dates():
 ])
 def test_check_names_the_bad_field(bad, where):
     with pytest.raises(rules.RulesError) as e:
-        rules.check(bad)
+        rulecheck.check(bad)
     assert str(e.value).startswith(where + ":")
 
 

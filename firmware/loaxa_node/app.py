@@ -46,6 +46,7 @@ class Node:
             self.player = Player(self.hal, self.cfg["amp_hold_s"])
         self.commands = {}
         self.tasks = []
+        self._sntp = None
         self._reset_reason = None
         service.install(self)
         from . import rulesvc
@@ -93,6 +94,14 @@ class Node:
         self.clock.tz_offset_min = cfg["tz_offset_min"]
         if self.player:
             self.player.hold_s = cfg["amp_hold_s"]
+        self._start_sntp()
+
+    def _start_sntp(self):
+        # loaded only once a server is configured: a node without one saves the RAM
+        if self.cfg["ntp.server"] and self._sntp is None and self.tasks:
+            from . import sntp
+            self._sntp = asyncio.create_task(sntp.run(self))
+            self.tasks.append(self._sntp)
 
     # -- status ---------------------------------------------------------------
     def uptime_s(self):
@@ -155,8 +164,7 @@ class Node:
         for coro in (self.console.run(), self._watchdog(), self._health()):
             self.tasks.append(asyncio.create_task(coro))
         self.tasks.append(self.rules.start())
-        from . import sntp
-        self.tasks.append(asyncio.create_task(sntp.run(self)))
+        self._start_sntp()
         log.info("ready")
         while True:
             await asyncio.sleep(3600)

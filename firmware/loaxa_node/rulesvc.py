@@ -4,6 +4,8 @@
 # re-levels what plays. Until the audio pipeline lands, schedule items play
 # a tone (file and relay sources have nothing to decode yet).
 import asyncio
+import gc
+import sys
 
 from . import log, rules, storage, timeutil
 from .console import CmdError
@@ -14,13 +16,25 @@ MAX_SLEEP_S = 30  # re-check this often anyway: clock syncs may move time
 
 
 def _check(stored):
-    rules.check(stored["rules"])
+    from .rulecheck import check
+    check(stored["rules"])
+
+
+def _unload(*names):
+    # Modules needed only while accepting rules: give their RAM back.
+    pkg = sys.modules["loaxa_node"]
+    for n in names:
+        sys.modules.pop("loaxa_node." + n, None)
+        if hasattr(pkg, n):
+            delattr(pkg, n)
+    gc.collect()
 
 
 class RulesService:
     def __init__(self, node):
         self.node = node
         st, src = storage.read_json("rules.json", None, _check)
+        _unload("rulecheck")
         if src == "bak":
             log.warn("rules: using the last good copy")
         st = st or {"rules": DEFAULT, "seq": {}}
@@ -113,6 +127,7 @@ class RulesService:
 
     async def _start(self, it, req, d, seconds):
         from .player import ToneSource
+        gc.collect()  # the tone table wants 2 KB in one piece
         kind, _, arg = it["src"].partition(":")
         freq = int(arg) if kind == "tone" else 1000
         info = {"source": it["src"], "priority": req["priority"], "kind": req["kind"],
@@ -161,7 +176,14 @@ class RulesService:
         return out
 
     def cmd_set(self, args):
+        try:
+            return self._set(args)
+        finally:
+            _unload("envelope", "rulecheck")
+
+    def _set(self, args):
         from . import envelope
+        from .rulecheck import check
         keys, _ = storage.read_json("keys.json", {})
         if "commune_key" not in keys:
             raise CmdError("no_key", "no commune key on this node: provision one with keys.set")
@@ -169,7 +191,7 @@ class RulesService:
         try:
             body = envelope.open_(args, envelope.key_bytes(keys["commune_key"]), "rules",
                                   self.seq.get(sender, 0) if isinstance(sender, str) else 0)
-            rules.check(body)
+            check(body)
         except envelope.EnvelopeError as e:
             log.warn("rules refused: " + e.msg)
             raise CmdError(e.code, e.msg + "; the rules in force stay")

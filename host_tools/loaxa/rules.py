@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from loaxa_node import envelope, rules, timeutil
+from loaxa_node import envelope, rulecheck, timeutil
 
 from .errors import LoaxaError
 
@@ -410,7 +410,7 @@ def compile_text(text: str, name: str = "rules.toml") -> Compiled:
     for k in ("sch", "x"):
         if not R[k]:
             del R[k]
-    rules.check(R)  # the node's own check: whatever we emit, it accepts
+    rulecheck.check(R)  # the node's own check: whatever we emit, it accepts
     return Compiled(R, zones)
 
 
