@@ -280,7 +280,8 @@ def _hm(m: int) -> str:
 def _check_windows(src: _Src, table: str, wins: list[dict], quiet: list[int],
                    base: int = 0) -> None:
     def fail(i: int, key: str, msg: str, allowed: str = "") -> RulesFileError:
-        return src.fail(table, base + i, key, f"{table}[{i}] {wins[i]['id']!r}", msg, allowed)
+        return src.fail(table, base + i, key, f"{table}[{i}].{key}",
+                        f"window {wins[i]['id']!r} " + msg, allowed)
 
     for i, a in enumerate(wins):
         for j in range(i):
@@ -308,6 +309,10 @@ def compile_text(text: str, name: str = "rules.toml") -> Compiled:
                              "see docs/rules.md for the format") from None
     top = _Table(src, None, 0, "rules", doc, _TOP)
     R: dict[str, Any] = {"v": 1, "ver": top.text("version", "")}
+    if len(R["ver"]) > 32 or any(ord(c) > 0xFFFF or ord(c) < 0x20 for c in R["ver"]):
+        # MicroPython's JSON reader splits characters beyond U+FFFF (docs/envelope.md)
+        raise top.fail("version", f"{R['ver']!r} is not a usable version",
+                       "at most 32 characters, no emoji or control characters")
     tz = top.text("timezone", "+07:00")
     m = re.fullmatch(r"(?:UTC)?([+-])(\d{2}):(\d{2})", tz)
     if not m or int(m.group(2)) > 14 or int(m.group(3)) > 59:
