@@ -8,6 +8,7 @@ import wave
 
 import numpy as np
 import pytest
+
 from loaxa import rules
 from loaxa.errors import NodeError
 from loaxa_node import gain, timeutil

@@ -13,6 +13,7 @@ import threading
 import time
 
 import pytest
+
 from loaxa.errors import NodeError
 
 NTP_UNIX = 2208988800  # NTP seconds (from 1900) at the unix epoch
