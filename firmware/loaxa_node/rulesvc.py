@@ -8,7 +8,6 @@ import gc
 import sys
 
 from . import log, rules, storage, timeutil
-from .console import CmdError
 
 # A fresh node: only emergency plays until the commune's rules arrive.
 DEFAULT = {"v": 1, "ver": "default", "q": [1260, 360]}
@@ -55,10 +54,10 @@ class RulesService:
     def poke(self):
         self._wake.set()
 
-    def _zones(self):
+    def zones(self):
         return self.node.cfg["zones"]
 
-    def _used(self, now):
+    def used(self, now):
         """Usage counters for evaluate: today's, with the running session."""
         u = self.usage
         s = u["s"]
@@ -86,7 +85,7 @@ class RulesService:
         p = node.player
         now = node.clock.now()
         trusted = node.clock.trusted()
-        zones = self._zones()
+        zones = self.zones()
         self._account(now)
         cur = rules.current(self.R, now, zones)
         self.window = cur["window"]
@@ -99,7 +98,7 @@ class RulesService:
             req = {"priority": info["priority"], "kind": info["kind"], "zones": zones,
                    "volume": info.get("asked"), "running_s": now - self._sess[1]
                    if self._sess else 0}
-            d = rules.evaluate(self.R, now, req, self._used(now), trusted)
+            d = rules.evaluate(self.R, now, req, self.used(now), trusted)
             if not d["allow"] or (info.get("item") and not running):
                 log.info("rules: stop %s: %s" % (info.get("source"), d["reason"] if not
                                                  d["allow"] else "schedule item ended"))
@@ -116,7 +115,7 @@ class RulesService:
             return  # something outside the rules plays (a technician's test tone)
         for it, end in cur["items"]:
             req = rules.item_request(it, zones)
-            d = rules.evaluate(self.R, now, req, self._used(now), trusted)
+            d = rules.evaluate(self.R, now, req, self.used(now), trusted)
             if not d["allow"]:
                 log.debug("rules: %s waits: %s" % (it["id"], d["reason"]))
                 continue
@@ -147,7 +146,7 @@ class RulesService:
             try:
                 await self._apply()
                 now, ms = self.node.clock.now_ms()
-                nxt = rules.next_change(self.R, now, self._zones())
+                nxt = rules.next_change(self.R, now, self.zones())
                 if self._until is not None:
                     nxt = min(nxt, self._until)
                 wait = min(max(nxt - now, 0), MAX_SLEEP_S) * 1000 - ms
@@ -168,76 +167,24 @@ class RulesService:
             self._task.cancel()
             self._task = None
 
-    # -- console ------------------------------------------------------------------
-    def cmd_get(self, args):
-        out = self.info()
-        out["rules"] = self.R
-        out["senders"] = self.seq
-        return out
-
-    def cmd_set(self, args):
-        try:
-            return self._set(args)
-        finally:
-            _unload("envelope", "rulecheck")
-
-    def _set(self, args):
-        from . import envelope
-        from .rulecheck import check
-        keys, _ = storage.read_json("keys.json", {})
-        if "commune_key" not in keys:
-            raise CmdError("no_key", "no commune key on this node: provision one with keys.set")
-        sender = args.get("from")
-        try:
-            body = envelope.open_(args, envelope.key_bytes(keys["commune_key"]), "rules",
-                                  self.seq.get(sender, 0) if isinstance(sender, str) else 0)
-            check(body)
-        except envelope.EnvelopeError as e:
-            log.warn("rules refused: " + e.msg)
-            raise CmdError(e.code, e.msg + "; the rules in force stay")
-        except rules.RulesError as e:
-            log.warn("rules refused: %s" % e)
-            raise CmdError("bad_rules", "%s; the rules in force stay" % e)
-        seq = dict(self.seq)
-        seq[sender] = args["seq"]
-        storage.write_json("rules.json", {"rules": body, "seq": seq})
-        self.R, self.seq = body, seq
-        log.info("rules %s from %s (seq %d) in force" % (body.get("ver", ""), sender,
-                                                          args["seq"]))
-        self.poke()
-        return self.info()
-
-    def cmd_eval(self, args):
-        clock = self.node.clock
-        at = args.get("at")
-        if at is None:
-            now = clock.now()
-        elif isinstance(at, str):
-            try:
-                now = timeutil.parse_iso(at)
-            except ValueError as e:
-                raise CmdError("bad_args", str(e))
-        else:
-            raise CmdError("bad_args", 'at must look like "2026-11-23T05:30:00+07:00"')
-        req = {"priority": args.get("priority", "normal"), "kind": args.get("kind", "live"),
-               "zones": args.get("zones", self._zones()), "volume": args.get("volume")}
-        try:
-            d = rules.evaluate(self.R, now, req, self._used(clock.now()), clock.trusted())
-        except rules.RulesError as e:
-            raise CmdError("bad_args", str(e))
-        tz = self.R.get("tz", 420)
-        d["at"] = timeutil.iso(now, tz)
-        d["until"] = None if d["until"] is None else timeutil.iso(d["until"], tz)
-        d["window"] = rules.current(self.R, now, req["zones"])["window"]
-        d["trusted"] = clock.trusted()
-        return d
-
 
 def install(node):
     svc = RulesService(node)
     node.clock.on_set = svc.poke
-    node.register("rules.get", svc.cmd_get)
+    node.register("rules.get", _cmd(svc, "get"))
     # The signature is the authority here, as over MQTT: no PIN needed.
-    node.register("rules.set", svc.cmd_set)
-    node.register("rules.eval", svc.cmd_eval)
+    node.register("rules.set", _cmd(svc, "set_"))
+    node.register("rules.eval", _cmd(svc, "eval_"))
     return svc
+
+
+def _cmd(svc, name):
+    # The handlers live in rulecmd, loaded for each request and dropped after:
+    # a node answers them rarely and its RAM is scarce.
+    def run(args):
+        from . import rulecmd
+        try:
+            return getattr(rulecmd, name)(svc, args)
+        finally:
+            _unload("rulecmd", "envelope", "rulecheck")
+    return run
