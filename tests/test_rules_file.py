@@ -37,6 +37,11 @@ time = "17:00-17:45"
 """
 
 
+@pytest.fixture(autouse=True)
+def english(monkeypatch):
+    monkeypatch.setenv("LANGUAGE", "en")
+
+
 def err(text: str) -> RulesFileError:
     with pytest.raises(RulesFileError) as e:
         compile_text(textwrap.dedent(text), "an-phu.toml")
@@ -185,3 +190,10 @@ def test_envelope_tags_match_cpython_hmac_and_micropython(upy):
     with pytest.raises(envelope.EnvelopeError) as ex:
         envelope.seal(key, "rules", "h", 1, 0, {"f": 1.5})
     assert "floats" not in ex.value.msg and "not float" in ex.value.msg
+
+
+def test_explain_speaks_vietnamese_for_operators(monkeypatch, capsys):
+    monkeypatch.setenv("LANGUAGE", "vi")
+    main(["rules", "explain", str(EXAMPLE), "--at", "2026-11-23T05:40"])
+    out = capsys.readouterr().out
+    assert "ĐƯỢC PHÁT ở 70 %" in out and "lý do:" in out

@@ -12,6 +12,7 @@ from loaxa_node import timeutil
 
 from .. import rules
 from ..errors import LoaxaError
+from ..i18n import t
 
 _DAYNAMES = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
 
@@ -60,8 +61,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 def check(args: argparse.Namespace) -> int:
     c = rules.compile_file(args.file)
     R = c.rules
-    print(f"{args.file}: ok — {len(R['w'])} windows, {len(R.get('sch', []))} schedule items, "
-          f"{len(R.get('x', []))} exceptions, {len(rules.compact(R))} bytes compiled")
+    print(t("rules.ok", file=args.file, windows=len(R["w"]), items=len(R.get("sch", [])),
+            exceptions=len(R.get("x", [])), size=len(rules.compact(R))))
     return 0
 
 
@@ -77,7 +78,7 @@ def compile_(args: argparse.Namespace) -> int:
     text = rules.compact(out)  # type: ignore[arg-type]
     if args.output:
         Path(args.output).write_text(text + "\n", encoding="utf-8")
-        print(f"wrote {args.output} ({len(text)} bytes)", file=sys.stderr)
+        print(t("rules.wrote", file=args.output, size=len(text)), file=sys.stderr)
     else:
         print(text)
     return 0
@@ -90,41 +91,38 @@ def _local(t: int, tz: int) -> str:
 def explain(args: argparse.Namespace) -> int:
     R = rules.compile_file(args.file).rules
     tz = R.get("tz", 420)
-    t = rules.parse_time(args.at, tz)
+    at = rules.parse_time(args.at, tz)
     req = {"priority": args.priority, "kind": args.kind, "zones": args.zone}
-    d = engine.evaluate(R, t, req, None, not args.untrusted)
-    cur = engine.current(R, t, args.zone)
-    zone = ",".join(args.zone) or "no zone"
-    print(f"{_local(t, tz)} ({_DAYNAMES[timeutil.weekday((t + tz * 60) // 86400)]}), "
+    d = engine.evaluate(R, at, req, None, not args.untrusted)
+    cur = engine.current(R, at, args.zone)
+    zone = ",".join(args.zone) or "-"
+    print(f"{_local(at, tz)} ({_DAYNAMES[timeutil.weekday((at + tz * 60) // 86400)]}), "
           f"{args.priority} {args.kind}, {zone}:")
-    if d["allow"]:
-        print(f"  PLAYS at {d['volume']} %")
-    else:
-        print("  REFUSED")
-    print(f"  why:   {d['reason']}")
-    print("  until: " + (_local(d["until"], tz) if d["until"] is not None
-                         else "no change within a week"))
+    print(t("rules.plays", volume=d["volume"]) if d["allow"] else t("rules.refused"))
+    print(t("rules.why", reason=d["reason"]))
+    print(t("rules.until", until=_local(d["until"], tz) if d["until"] is not None
+            else t("rules.no_change")))
     for it, end in cur["items"]:
-        print(f"  schedule: {it['id']} ({it['src']}) runs until {_local(end, tz)}")
+        print(t("rules.item", item=it["id"], src=it["src"], end=_local(end, tz)))
     return 0
 
 
 def _segments(R: dict, start: int, end: int, zones: list[str]) -> list[tuple]:
     """(from, to, allowed, volume, why, window, items) for a normal live request."""
     out: list[tuple] = []
-    t = start
+    now = start
     req = {"priority": "normal", "kind": "live", "zones": zones}
-    while t < end:
-        nxt = min(engine.next_change(R, t, zones), end)
-        d = engine.evaluate(R, t, req)
-        cur = engine.current(R, t, zones)
+    while now < end:
+        nxt = min(engine.next_change(R, now, zones), end)
+        d = engine.evaluate(R, now, req)
+        cur = engine.current(R, now, zones)
         items = [it["id"] for it, _ in cur["items"]]
-        seg = (t, nxt, d["allow"], d["volume"], d["reason"], cur["window"], items)
+        seg = (now, nxt, d["allow"], d["volume"], d["reason"], cur["window"], items)
         if out and out[-1][2:] == seg[2:]:
             out[-1] = (out[-1][0], nxt, *seg[2:])
         else:
             out.append(seg)
-        t = nxt
+        now = nxt
     return out
 
 
@@ -141,11 +139,10 @@ def calendar(args: argparse.Namespace) -> int:
     monday = ld - timeutil.weekday(ld)
     start = monday * 86400 - tz * 60
     y, m, d = timeutil.civil_from_days(monday)
-    print(f"Week of Monday {y:04d}-{m:02d}-{d:02d} (UTC{timeutil.iso(0, tz)[-6:]}); "
-          f"times when normal content may play, at its default volume:")
+    print(t("rules.week", monday=f"{y:04d}-{m:02d}-{d:02d}", tz=timeutil.iso(0, tz)[-6:]))
     for zone in (c.zones or [""]):
         zones = [zone] if zone else []
-        print(f"\n== zone {zone} ==" if zone else "\n== all nodes ==")
+        print("\n" + (t("rules.zone", zone=zone) if zone else t("rules.all_nodes")))
         segs = _segments(R, start, start + 7 * 86400, zones)
         for k in range(7):
             a, b = start + k * 86400, start + (k + 1) * 86400
@@ -160,13 +157,14 @@ def calendar(args: argparse.Namespace) -> int:
                 if ok:
                     txt = f"{hm} {wid} {vol} % (max {caps[wid]} %)"
                 else:
-                    txt = f"{hm} refused: {why}"
+                    txt = f"{hm} " + t("rules.refused_at", reason=why)
                 if items:
                     txt += " ▶ " + ",".join(items)
                 parts.append(txt)
             muted = engine.current(R, a + 43200, zones)["muted"]
-            line = "; ".join(parts) or (f"silent (exception {muted})" if muted else "silent")
+            line = "; ".join(parts) or (t("rules.silent_exc", name=muted) if muted
+                                        else t("rules.silent"))
             print(f"  {_DAYNAMES[k]} {yy:04d}-{mm:02d}-{dd:02d}  {line}")
-    print(f"\nEmergency plays at any hour at {R.get('ev', 100)} %.")
+    print("\n" + t("rules.emergency", volume=R.get("ev", 100)))
     return 0
 
