@@ -66,8 +66,15 @@ def wait_idle(node, timeout=15):
     raise AssertionError("still playing")
 
 
+def rms_db(x):
+    return 20 * np.log10(np.sqrt(np.mean(x.astype(float) ** 2)) / 32768)
+
+
+SINE_DB = 20 * np.log10(1 / np.sqrt(2))  # RMS of a full-scale sine
+
+
 @pytest.mark.needs("audio_capture")
-def test_window_opens_on_time_at_its_volume(node, target):
+def test_window_opens_on_time_at_its_volume_and_follows_new_rules(node, target):
     provision(node)
     node.request("clock.set", {"time": local_iso(EDGE - 3)})
     h_set = time.time()
@@ -83,6 +90,13 @@ def test_window_opens_on_time_at_its_volume(node, target):
     status = node.request("status")
     assert status["rules"] == {"version": "v1", "window": "morning", "seq": 1}
     assert status["playing"]["item"] == "bell"
+    # new rules while it plays: the same window, quieter -> re-levelled, not restarted
+    quieter = rules.compile_text(RULES.format(version="v2").replace("volume = 60",
+                                                                    "volume = 40")).rules
+    node.request("rules.set", signed(body=quieter, seq=2))
+    h_change = time.time()
+    time.sleep(3)
+    assert node.request("status")["playing"]["volume"] == 40
     node.request("clock.set", {"time": local_iso(EDGE + 65)})  # the item is over
     wait_idle(node)
     opened = [float(ln.split()[0]) for ln in (target.audio_dir / "timing.log").read_text()
@@ -90,12 +104,15 @@ def test_window_opens_on_time_at_its_volume(node, target):
     assert len(opened) == 1
     assert abs(opened[0] - (h_set + 3)) < 1.0, f"started {opened[0] - h_set - 3:+.2f} s late"
     with wave.open(str(next(target.audio_dir.glob("*.wav")))) as w:
-        x = np.frombuffer(w.readframes(w.getnframes()), "<i2").astype(float)
-    assert len(x) > 2 * 16000
-    steady = x[len(x) // 4: 3 * len(x) // 4]
-    rms_db = 20 * np.log10(np.sqrt(np.mean(steady**2)) / 32768)
-    expected = 20 * np.log10(1 / np.sqrt(2)) + gain.db_for_volume(60)
-    assert abs(rms_db - expected) < 1.0, f"{rms_db:.2f} dBFS, expected {expected:.2f}"
+        rate = w.getframerate()
+        x = np.frombuffer(w.readframes(w.getnframes()), "<i2")
+    change = int((h_change - opened[0]) * rate)
+    before, after = x[rate // 2: change - rate // 4], x[change + rate // 2: -rate // 2]
+    assert len(before) > rate and len(after) > rate
+    for part, vol in ((before, 60), (after, 40)):
+        expected = SINE_DB + gain.db_for_volume(vol)
+        assert abs(rms_db(part) - expected) < 1.0, f"{vol} %: {rms_db(part):.2f} dBFS, " \
+            f"expected {expected:.2f}"
 
 
 @pytest.mark.needs("audio_capture", "rtc_control")
