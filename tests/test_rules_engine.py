@@ -446,3 +446,16 @@ def test_daily_cap_starts_afresh_at_midnight_for_a_running_session():
     d = rules.evaluate(R, now, {"running_s": 600}, {"day": day, "n": 1, "s": 600})
     # 50 minutes left today, but today ends in 30: tomorrow's 60 minutes then run out
     assert d["allow"] and d["until"] == t2k(2026, 11, 24, 1, 0) - 7 * 3600
+
+
+@pytest.mark.parametrize("req,msg", [
+    ({"priority": "urgent"}, "priority must be one of"),
+    ({"kind": "mp3"}, "kind must be one of"),
+    ({"zones": 5}, "zones must be a list"),
+    ({"volume": 101}, "volume must be an integer from 0 to 100"),
+    ({"running_s": -1}, "running_s must be"),
+])
+def test_bad_requests_are_refused_with_what_is_allowed(req, msg):
+    with pytest.raises(rules.RulesError) as e:
+        rules.evaluate(_R(), 0, req)
+    assert msg in str(e.value)

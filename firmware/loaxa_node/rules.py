@@ -182,7 +182,14 @@ def _request(req):
     zones = req.get("zones") or ()
     if isinstance(zones, str):
         zones = (zones,)
-    return pri, kind, zones, req.get("volume"), req.get("running_s", 0)
+    if not isinstance(zones, (list, tuple)) or not all(isinstance(z, str) for z in zones):
+        raise RulesError("zones must be a list of zone names")
+    vol = req.get("volume")
+    run = req.get("running_s", 0)
+    for k, v, hi in (("volume", vol, 100), ("running_s", run, 0x3FFFFFFF)):
+        if v is not None and (not isinstance(v, int) or isinstance(v, bool) or not 0 <= v <= hi):
+            raise RulesError("%s must be an integer from 0 to %d" % (k, hi))
+    return pri, kind, zones, vol, run
 
 
 def evaluate(R, now, req, usage=None, trusted=True):

@@ -42,6 +42,7 @@ class RulesService:
         self.usage, _ = storage.read_json("usage.json", {"day": -1, "n": 0, "s": 0})
         self.window = None
         self._sess = None  # (player info dict, t2k start) of what the scheduler governs
+        self._spent = {}  # item id -> end of the occurrence already played: never twice
         self._until = None
         self._wake = asyncio.Event()
         self._task = None
@@ -114,12 +115,15 @@ class RulesService:
         if p.now is not None:
             return  # something outside the rules plays (a technician's test tone)
         for it, end in cur["items"]:
+            if self._spent.get(it["id"]) == end:
+                continue
             req = rules.item_request(it, zones)
             d = rules.evaluate(self.R, now, req, self.used(now), trusted)
             if not d["allow"]:
                 log.debug("rules: %s waits: %s" % (it["id"], d["reason"]))
                 continue
             stop = end if d["until"] is None else min(end, d["until"])
+            self._spent[it["id"]] = end
             await self._start(it, req, d, stop - now)
             self._until = d["until"]
             break
