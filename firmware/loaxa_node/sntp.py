@@ -26,7 +26,10 @@ async def query(server, timeout_ms=TIMEOUT_MS):
     host, _, port = server.rpartition(":")
     if not host or not port.isdigit():
         host, port = server, "123"
-    addr = socket.getaddrinfo(host, int(port), 0, socket.SOCK_DGRAM)[0][-1]
+    ai = socket.getaddrinfo(host, int(port), 0, socket.SOCK_DGRAM)
+    if not ai:
+        raise OSError("cannot resolve " + host)
+    addr = ai[0][-1]
     s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     try:
         s.setblocking(False)
