@@ -24,8 +24,10 @@ def _unload(*names):
     pkg = sys.modules["loaxa_node"]
     for n in names:
         sys.modules.pop("loaxa_node." + n, None)
-        if hasattr(pkg, n):
+        try:
             delattr(pkg, n)
+        except AttributeError:  # not loaded, or a port without module attribute deletion
+            pass
     gc.collect()
 
 
