@@ -26,7 +26,7 @@ def _unload(*names):
         sys.modules.pop("loaxa_node." + n, None)
         try:
             delattr(pkg, n)
-        except AttributeError:  # not loaded, or a port without module attribute deletion
+        except (AttributeError, KeyError, TypeError):  # not loaded; ports differ in which
             pass
     gc.collect()
 
