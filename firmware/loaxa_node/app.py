@@ -49,8 +49,10 @@ class Node:
         self._sntp = None
         self._reset_reason = None
         service.install(self)
-        from . import rulesvc
-        self.rules = rulesvc.install(self)
+        self.rules = None
+        if not self.safe_mode:
+            from . import rulesvc
+            self.rules = rulesvc.install(self)
 
     def _count_boot(self):
         b, _ = storage.read_json("boot.json", {"boots": 0, "fails": 0})
@@ -59,12 +61,6 @@ class Node:
             b["fails"] = b.get("fails", 0) + 1
         storage.write_json("boot.json", b)
         return b
-
-    def record_crash(self, msg):
-        log.crash(msg)
-        b, _ = storage.read_json("boot.json", {"boots": 0, "fails": 0})
-        b["fails"] = b.get("fails", 0) + 1
-        storage.write_json("boot.json", b)
 
     def data_files(self):
         return ("config.json", "auth.json", "boot.json", "rules.json", "keys.json",
@@ -119,7 +115,7 @@ class Node:
             "boots": self.boot["boots"],
             "safe_mode": self.safe_mode,
             "clock": {"synced": c["synced"], "local": c["local"], "source": c["source"]},
-            "rules": self.rules.info(),
+            "rules": self.rules.info() if self.rules else None,
             "net": self.hal.net_status(),
             "volume": self.cfg["volume"],
             "playing": p.now if p else None,
@@ -163,7 +159,8 @@ class Node:
         self.console = Console(self.dispatch)
         for coro in (self.console.run(), self._watchdog(), self._health()):
             self.tasks.append(asyncio.create_task(coro))
-        self.tasks.append(self.rules.start())
+        if self.rules:
+            self.tasks.append(self.rules.start())
         self._start_sntp()
         log.info("ready")
         while True:
@@ -178,11 +175,24 @@ class Node:
             self.player.sink.close()
 
 
+def record_crash(msg):
+    """Log a crash on flash and count it as a failed boot (towards safe mode)."""
+    log.crash(msg)
+    b, _ = storage.read_json("boot.json", {"boots": 0, "fails": 0})
+    b["fails"] = b.get("fails", 0) + 1
+    storage.write_json("boot.json", b)
+
+
 def main():
     try:
         node = Node()
     except Exception as e:
-        log.crash("boot failed: %r" % (e,))
+        # Reset and count it: after SAFE_MODE_AFTER such boots the node comes up
+        # in safe mode (no audio, no rules) instead of looping.
+        record_crash("boot failed: " + _exc_text(e))
+        from . import hal
+        board, _ = storage.read_json("board.json", SIM_BOARD)
+        hal.load(board).reset()
         raise
     try:
         asyncio.run(node.run())
@@ -190,8 +200,7 @@ def main():
         node.deinit()
         print("loaxa stopped: MicroPython REPL. Ctrl-D restarts the node.")
     except Exception as e:
-        buf = _exc_text(e)
-        node.record_crash("crash: " + buf)
+        record_crash("crash: " + _exc_text(e))
         node.hal.reset()
 
 
