@@ -14,7 +14,7 @@ import sys
 from ..errors import LoaxaError
 from ..i18n import t
 
-SUBCOMMANDS = ("sim", "console", "headend")
+SUBCOMMANDS = ("sim", "console", "rules", "headend")
 
 
 def build_parser() -> argparse.ArgumentParser:
