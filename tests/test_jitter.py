@@ -8,7 +8,7 @@ import json
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from loaxa_node import rtp
+from loaxa_node import audioenc, rtp
 from loaxa_node.jitter import JitterBuffer
 
 # Runs verbatim on both interpreters: a sender of 20 ms L16 packets at 16 kHz
@@ -16,7 +16,7 @@ from loaxa_node.jitter import JitterBuffer
 # sink reading 20 ms every 20 ms. Prints counters and the longest silent run.
 SCENARIO = """
 import json, math
-from loaxa_node import audiocodec as ac, rtp
+from loaxa_node import audiocodec as ac, audioenc, rtp
 from loaxa_node.jitter import JitterBuffer
 
 def run(npk, loss_pct, seq0, ssrc_change_at):
@@ -44,7 +44,8 @@ def run(npk, loss_pct, seq0, ssrc_change_at):
     for t in range((npk + 30) * 20):
         for i in arrivals.get(t, ()):
             ssrc = 0x1234ABCD if i < ssrc_change_at else 0x55667788
-            rtp.pack_header(pkt, 96, (seq0 + i) & 0xFFFF, (0xFFFFF000 + i * spp) & 0xFFFFFFFF, ssrc)
+            ts = (0xFFFFF000 + i * spp) & 0xFFFFFFFF
+            audioenc.pack_header(pkt, 96, (seq0 + i) & 0xFFFF, ts, ssrc)
             for k in range(spp):
                 v = int(10000 * math.sin(2 * math.pi * 440 * (i * spp + k) / 16000)) & 0xFFFF
                 pkt[12 + 2 * k] = v >> 8
@@ -98,7 +99,7 @@ def test_same_playout_under_micropython(upy):
 
 def header(seq: int, pt: int = 96, ssrc: int = 1) -> bytearray:
     b = bytearray(12 + 640)
-    rtp.pack_header(b, pt, seq, seq * 320, ssrc)
+    audioenc.pack_header(b, pt, seq, seq * 320, ssrc)
     return b
 
 
@@ -154,7 +155,7 @@ def test_timestamp_jump_plays_on_and_does_not_count_as_jitter():
     for i in range(60):
         b = bytearray(12 + 640)
         ts = i * 320 + (5_000_000 if i >= 30 else 0)
-        rtp.pack_header(b, 96, 1000 + i, ts, 7)
+        audioenc.pack_header(b, 96, 1000 + i, ts, 7)
         h.parse(b, len(b))
         jb.push(h, b, i * 20)
         played += jb.read(out, 320)

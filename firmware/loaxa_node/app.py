@@ -44,7 +44,7 @@ class Node:
         if not self.safe_mode:
             from .player import Player
             self.player = Player(self.hal, self.cfg["amp_hold_s"],
-                                 self.board.get("audio", {}).get("buffer_kb", 12))
+                                 self.board.get("audio", {}).get("buffer_kb", 4))
         self.commands = {}
         self.tasks = []
         self._sntp = None

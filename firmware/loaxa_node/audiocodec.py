@@ -66,8 +66,18 @@ def _alaw2lin(a):
     return t if a & 0x80 else -t
 
 
-ULAW = array("h", [_ulaw2lin(i) for i in range(256)])
-ALAW = array("h", [_alaw2lin(i) for i in range(256)])
+_tables = [None, None]  # PCMU, PCMA: built on first use, so only one sits in RAM
+
+
+def _table(codec):
+    t = _tables[codec]
+    if t is None:
+        f = _ulaw2lin if codec == PCMU else _alaw2lin
+        t = array("h", bytes(512))
+        for i in range(256):
+            t[i] = f(i)
+        _tables[codec] = t
+    return t
 
 # -- IMA ADPCM (DVI4) -----------------------------------------------------------
 STEPS = array("h", (
@@ -153,10 +163,8 @@ def _dvi4(src, off: int, nbytes: int, dst, steps) -> int:
 
 def decode(codec, src, off, nbytes, dst):
     """Decode the payload src[off:off+nbytes] into dst (int16); -> samples."""
-    if codec == PCMU:
-        return _g711(src, off, nbytes, dst, ULAW)
-    if codec == PCMA:
-        return _g711(src, off, nbytes, dst, ALAW)
+    if codec == PCMU or codec == PCMA:
+        return _g711(src, off, nbytes, dst, _table(codec))
     if codec == L16:
         return _l16(src, off, nbytes >> 1, dst)
     if nbytes <= DVI4_HEADER:

@@ -3,6 +3,18 @@
 # RFC 3551 §4.5.1 DVI4. Pure Python, so the node could run them too.
 from .audiocodec import DVI4_HEADER, L16, PCMA, PCMU, STEPS
 
+
+def pack_header(b, pt, seq, ts, ssrc, marker=0):
+    """Write a 12-byte RTP header (RFC 3550 §5.1) at the start of b."""
+    b[0] = 0x80
+    b[1] = (marker << 7) | (pt & 0x7F)
+    b[2] = (seq >> 8) & 0xFF
+    b[3] = seq & 0xFF
+    for i in range(4):
+        b[4 + i] = (ts >> (24 - 8 * i)) & 0xFF
+        b[8 + i] = (ssrc >> (24 - 8 * i)) & 0xFF
+    return 12
+
 _SEG_UEND = (0x3F, 0x7F, 0xFF, 0x1FF, 0x3FF, 0x7FF, 0xFFF, 0x1FFF)
 _SEG_AEND = (0x1F, 0x3F, 0x7F, 0xFF, 0x1FF, 0x3FF, 0x7FF, 0xFFF)
 

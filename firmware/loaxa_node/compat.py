@@ -32,3 +32,18 @@ except ImportError:
 
     def ptr32(b):
         return memoryview(b).cast("B").cast("I")
+
+
+def unload(*names):
+    """Drop loaxa_node submodules needed only for a moment (parsing rules, a
+    session) and give their RAM back."""
+    import gc
+    import sys
+    pkg = sys.modules["loaxa_node"]
+    for n in names:
+        sys.modules.pop("loaxa_node." + n, None)
+        try:
+            delattr(pkg, n)
+        except (AttributeError, KeyError, TypeError):  # not loaded; ports differ in which
+            pass
+    gc.collect()

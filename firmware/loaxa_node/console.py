@@ -48,8 +48,11 @@ def parse(line):
 
 
 def reply(rid, ok, body):
-    out = "@%s %s %s" % (rid, "ok" if ok else "err", json.dumps(body))
-    print(out)
+    # streamed, not built as one string: a status answer is ~1 KB, which a
+    # fragmented heap may not have in one piece while audio plays
+    sys.stdout.write("@%s %s " % (rid, "ok" if ok else "err"))
+    json.dump(body, sys.stdout)
+    sys.stdout.write("\n")
 
 
 class Console:

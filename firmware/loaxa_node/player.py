@@ -1,7 +1,8 @@
 # Plays one source at a time: source -> gain (volume, ramps) -> sink, and
 # powers the amplifier only while something plays plus a hold time.
 # A source is an object with `rate`, `done` and `async fill(buf, n) -> samples`
-# writing int16 mono into buf. A source that reaches its end sets `done` and
+# writing int16 mono into buf; the player sets `fading` when it fades it out
+# (a stream then makes up audio rather than stop in the middle of the fade). A source that reaches its end sets `done` and
 # keeps producing, so the player can fade out on real audio instead of cutting.
 import asyncio
 
@@ -32,7 +33,7 @@ class ToneSource:
 
 
 class Player:
-    def __init__(self, hal, hold_s=5, arena_kb=12):
+    def __init__(self, hal, hold_s=5, arena_kb=4):
         self.hal = hal
         self.sink = hal.audio_sink()
         self.hold_s = hold_s
@@ -73,6 +74,7 @@ class Player:
             return
         self._stopping = True
         self.gain.fade_out()
+        self.source.fading = True  # a stream conceals rather than stop mid-fade
         try:
             await t
         except asyncio.CancelledError:
@@ -90,17 +92,22 @@ class Player:
         gain.g = 0
         gain.set_volume(self.volume)
         outcome = "done"
+        idle = 0
         try:
             while True:
                 n = await source.fill(buf, FRAME)
                 if source.done and not self._stopping:
                     self._stopping = True
                     gain.fade_out()
+                    source.fading = True
                 if n:
                     gain.apply(buf, n)
                     # a slice is a new object: only cut when the frame is short
                     await sink.write(mv if n == FRAME else mv[: 2 * n])
-                if self._stopping and (gain.silent() or not n):
+                # a source with nothing to give twice while fading is gone:
+                # stop there (once may be a fill that began before the fade)
+                idle = idle + 1 if not n else 0
+                if self._stopping and (gain.silent() or idle > 1):
                     if not source.done:
                         outcome = "stopped"
                     break

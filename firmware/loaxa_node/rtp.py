@@ -1,5 +1,6 @@
 # RTP fixed header (RFC 3550 §5.1) parsed into preallocated fields, and the
-# RFC 4571 framing (2-byte length, network order) used on stream transports.
+# sequence and timestamp arithmetic the jitter buffer needs. The sender's side
+# (pack_header) is in audioenc.py: the node never sends.
 #
 # 32-bit fields are kept as small ints so that parsing allocates nothing on a
 # 32-bit port (small ints hold 31 bits there): the timestamp keeps its low 30
@@ -63,18 +64,6 @@ class Header:
         return OK
 
 
-def pack_header(b, pt, seq, ts, ssrc, marker=0):
-    """Write a 12-byte RTP header at the start of b (the sender's side)."""
-    b[0] = 0x80
-    b[1] = (marker << 7) | (pt & 0x7F)
-    b[2] = (seq >> 8) & 0xFF
-    b[3] = seq & 0xFF
-    for i in range(4):
-        b[4 + i] = (ts >> (24 - 8 * i)) & 0xFF
-        b[8 + i] = (ssrc >> (24 - 8 * i)) & 0xFF
-    return 12
-
-
 def seq_diff(a, b):
     """a - b in sequence space: -32768..32767."""
     d = (a - b) & 0xFFFF
@@ -85,11 +74,6 @@ def ts_diff(a, b):
     """a - b for 30-bit timestamps, signed."""
     d = (a - b) & TS_MASK
     return d - (TS_MASK + 1) if d > (TS_MASK >> 1) else d
-
-
-def frame_len(b, off=0):
-    """Length of the RFC 4571 frame whose 2-byte prefix is at b[off]."""
-    return (b[off] << 8) | b[off + 1]
 
 
 def is_multicast(addr):

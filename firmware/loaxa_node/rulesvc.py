@@ -5,9 +5,9 @@
 # a tone (file and relay sources have nothing to decode yet).
 import asyncio
 import gc
-import sys
 
 from . import log, rules, storage, timeutil
+from .compat import unload
 
 # A fresh node: only emergency plays until the commune's rules arrive.
 DEFAULT = {"v": 1, "ver": "default", "q": [1260, 360]}
@@ -19,23 +19,11 @@ def _check(stored):
     check(stored["rules"])
 
 
-def _unload(*names):
-    # Modules needed only while accepting rules: give their RAM back.
-    pkg = sys.modules["loaxa_node"]
-    for n in names:
-        sys.modules.pop("loaxa_node." + n, None)
-        try:
-            delattr(pkg, n)
-        except (AttributeError, KeyError, TypeError):  # not loaded; ports differ in which
-            pass
-    gc.collect()
-
-
 class RulesService:
     def __init__(self, node):
         self.node = node
         st, src = storage.read_json("rules.json", None, _check)
-        _unload("rulecheck")
+        unload("rulecheck")
         if src == "bak":
             log.warn("rules: using the last good copy")
         st = st or {"rules": DEFAULT, "seq": {}}
@@ -192,5 +180,5 @@ def _cmd(svc, name):
         try:
             return getattr(rulecmd, name)(svc, args)
         finally:
-            _unload("rulecmd", "envelope", "rulecheck")
+            unload("rulecmd", "envelope", "rulecheck")
     return run

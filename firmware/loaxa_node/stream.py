@@ -3,10 +3,10 @@
 # imported on the first play, not at boot: a node that only idles keeps the heap.
 import asyncio
 import gc
-import sys
 import time
 
 from . import log
+from .compat import unload
 from .console import CmdError
 
 POLL_MS = 5  # receive task period: well under one packet, so sockets never fill
@@ -22,7 +22,6 @@ class RtpSource:
     def __init__(self, sess, depth_ms, arena=None, sink=None):
         from . import audiocodec, rtp
         from .jitter import JitterBuffer
-        from .net_rtp import make_link
         self.sess = sess
         self.codec = sess["codec"]
         self.rate = sess["rate"]
@@ -32,6 +31,7 @@ class RtpSource:
         self.link = make_link(sess, self.jb.slot_bytes)
         self.sink = sink  # asked how much it still has queued before concealing
         self.done = False
+        self.fading = False  # set by the player: always give audio to fade over
         self.error = None
         self.malformed = 0  # not RTP v2 / truncated (counted here, before the buffer)
         self._t0 = time.ticks_ms()
@@ -65,7 +65,8 @@ class RtpSource:
 
     async def fill(self, buf, n):
         # conceal a stall only when the sink's queue is about to run out
-        k = self.jb.read(buf, n, self.sink is None or self.sink.queued_ms() < LOW_MS)
+        k = self.jb.read(buf, n, self.fading or self.sink is None
+                         or self.sink.queued_ms() < LOW_MS)
         idle = time.ticks_diff(time.ticks_ms(), self._last_rx)
         if (self.jb.started and idle > IDLE_MS) or (not self.jb.started and idle > CONNECT_MS):
             self.done = True  # the player fades out on what we still return
@@ -92,6 +93,18 @@ class RtpSource:
                 "error": self.error}
 
 
+def make_link(sess, max_payload):
+    if sess["transport"] == "http":
+        from .net_http import HttpLink
+        return HttpLink(sess["url"])
+    from .net_udp import UdpLink
+    # One byte more than the largest packet we keep tells a datagram recv()
+    # cut short, and makes recv()'s buffer exactly the size of a full packet's
+    # bytes object: the same blocks are freed and taken again every packet, so
+    # the heap does not fragment while audio plays.
+    return UdpLink(sess["addr"], sess["port"], max_payload + 12 + 1)
+
+
 def _parse_session(obj):
     # The SDP parser is needed once per play: dropped again so it does not sit
     # in the heap for the whole broadcast.
@@ -99,10 +112,7 @@ def _parse_session(obj):
     try:
         return sdp.session(obj)
     finally:
-        del sys.modules["loaxa_node.sdp"]
-        import loaxa_node
-        if hasattr(loaxa_node, "sdp"):
-            delattr(loaxa_node, "sdp")
+        unload("sdp")
 
 
 def install(node):

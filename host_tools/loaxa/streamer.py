@@ -98,7 +98,7 @@ class Packetizer:
     def packet(self, pcm: bytes, marker: int = 0) -> bytes:
         n = len(pcm) // 2
         samples = struct.unpack(f"<{n}h", pcm)
-        rtp.pack_header(self._buf, self.fmt.pt, self.seq, self.ts, self.ssrc, marker)
+        audioenc.pack_header(self._buf, self.fmt.pt, self.seq, self.ts, self.ssrc, marker)
         size = 12 + self.enc.encode(samples, self._mv[12:])
         self.seq = (self.seq + 1) & 0xFFFF
         self.ts = (self.ts + n) & 0xFFFFFFFF

@@ -1,65 +1,9 @@
-# Links that bring RTP packets to the node (DESIGN §4): UDP unicast/multicast,
-# and a node-initiated HTTP(S) GET whose body is RFC 4571 framed RTP (works
-# through carrier NAT). A link speaks its protocol assuming a good network and
-# raises OSError when it fails; the stream above owns reconnect and back-off.
-#
-# poll() returns the length of one packet now in link.pkt (0: none waiting)
-# and never blocks, so one task can drain a link between sink writes.
-import select
+# RTP over a node-initiated HTTP(S) GET whose body is RFC 4571 framed RTP
+# (2-byte length, then the packet): works through carrier NAT on 4G, and over
+# TLS. Same link interface as net_udp.UdpLink.
 import socket
 
-from .rtp import is_multicast
-
 MAX_PKT = 1500
-
-
-class UdpLink:
-    def __init__(self, addr, port, max_pkt=MAX_PKT):
-        self.addr = addr
-        self.port = port
-        # recv() allocates what it is asked for before trimming: asking for
-        # about one expected packet keeps that churn (and fragmentation) small
-        self.max_pkt = max_pkt
-        self.pkt = b""
-        self.sock = None
-        self.dropped = 0  # empty or longer than max_pkt
-
-    def open(self):
-        s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        self.sock = s
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        s.bind(socket.getaddrinfo("0.0.0.0", self.port)[0][-1])
-        if is_multicast(self.addr):
-            group = bytes([int(x) for x in self.addr.split(".")])
-            s.setsockopt(getattr(socket, "IPPROTO_IP", 0), socket.IP_ADD_MEMBERSHIP,
-                         group + b"\0\0\0\0")
-        s.setblocking(False)
-        self._poll = select.poll()
-        self._poll.register(s, select.POLLIN)
-
-    def poll(self):
-        # A stream read (readinto) would join queued datagrams, so datagrams
-        # come through recv(): the one allocation per packet that MicroPython's
-        # socket API leaves (measured in `make bench`).
-        # ipoll first: an EAGAIN exception would allocate on every empty poll.
-        s = self.sock
-        while s:
-            ready = False
-            for _ in self._poll.ipoll(0):
-                ready = True
-            if not ready:
-                return 0
-            p = s.recv(self.max_pkt)
-            if p and len(p) < self.max_pkt:
-                self.pkt = p
-                return len(p)
-            self.dropped += 1  # empty, or truncated by recv: counted as bad
-        return 0
-
-    def close(self):
-        if self.sock:
-            self.sock.close()
-            self.sock = None
 
 
 def split_url(url):
@@ -146,11 +90,3 @@ class HttpLink:
         if self.sock:
             self.sock.close()
             self.sock = None
-
-
-def make_link(sess, max_payload):
-    if sess["transport"] == "http":
-        return HttpLink(sess["url"])
-    # room for a header with a few CSRCs or an extension; one byte more tells
-    # a datagram that recv() cut short
-    return UdpLink(sess["addr"], sess["port"], max_payload + 12 + 64 + 1)

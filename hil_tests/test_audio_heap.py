@@ -1,0 +1,38 @@
+"""The audio path at the board's heap cap: streaming does not grow the heap."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+from test_audio_stream import free_port, headend, pytestmark  # noqa: F401
+
+from loaxa.streamer import Format
+from loaxa.testsignals import speech_like, write_wav
+
+
+@pytest.mark.needs("audio_capture")
+def test_streaming_16k_dvi4_does_not_grow_the_heap(node, target, tmp_path):
+    """Under the board's heap cap: live objects after warm-up stay put (the
+    status command collects garbage before it reports heap.alloc)."""
+    seconds = 40  # `make bench` runs this for minutes
+    fmt = Format("DVI4", 16000)
+    src = write_wav(tmp_path / "loop.wav", speech_like(5 * 16000, seed=9), 16000)
+    port = free_port()
+    node.request("play", {"session": fmt.session(addr="127.0.0.1", port=port), "volume": 70})
+    proc = headend(tmp_path, src, "--udp", f"127.0.0.1:{port}", "--loop")
+    try:
+        time.sleep(8)  # warm-up: first packets, modules imported, buffers settled
+        samples = []
+        for _ in range(seconds // 4):
+            time.sleep(4)
+            st = node.request("status")
+            samples.append(st["heap"]["alloc"])
+        stream = st["stream"]
+    finally:
+        proc.kill()
+        proc.wait()
+    node.request("stop")
+    assert stream["packets"] > (seconds + 8) * 40 and stream["lost"] == 0
+    assert st["counters"]["underruns"] == 0
+    assert max(samples) - samples[0] <= 512, f"heap alloc after warm-up: {samples}"
