@@ -2,8 +2,9 @@
 # powers the amplifier only while something plays plus a hold time.
 # A source is an object with `rate`, `done` and `async fill(buf, n) -> samples`
 # writing int16 mono into buf; the player sets `fading` when it fades it out
-# (a stream then makes up audio rather than stop in the middle of the fade). A source that reaches its end sets `done` and
-# keeps producing, so the player can fade out on real audio instead of cutting.
+# (a stream then makes up audio rather than stop in the middle of the fade).
+# A source that reaches its end sets `done` and keeps producing, so the player
+# can fade out on real audio instead of cutting.
 import asyncio
 
 from . import log
