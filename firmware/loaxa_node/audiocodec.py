@@ -66,7 +66,7 @@ def _alaw2lin(a):
     return t if a & 0x80 else -t
 
 
-_tables = [None, None]  # PCMU, PCMA: built on first use, so only one sits in RAM
+_tables = [None, None]  # type: list  # PCMU, PCMA: built on first use, one in RAM
 
 
 def _table(codec):

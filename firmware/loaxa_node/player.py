@@ -75,7 +75,9 @@ class Player:
             return
         self._stopping = True
         self.gain.fade_out()
-        self.source.fading = True  # a stream conceals rather than stop mid-fade
+        src = self.source
+        if src is not None:
+            src.fading = True  # a stream conceals rather than stop mid-fade
         try:
             await t
         except asyncio.CancelledError:
