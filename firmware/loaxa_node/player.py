@@ -39,9 +39,8 @@ class Player:
         self.sink = hal.audio_sink()
         self.hold_s = hold_s
         self.gain = Gain()
-        # stream buffers (jitter slots, decoded packet), allocated at boot
-        # while the heap is still whole
-        self.arena = bytearray(arena_kb * 1024)
+        self.arena_kb = arena_kb
+        self._arena = None
         self._buf = bytearray(2 * FRAME)
         self._mv = memoryview(self._buf)
         self._task = None
@@ -51,6 +50,14 @@ class Player:
         self.now = None  # what plays: dict for status, or None
         self.source = None  # the playing source, or the last one (its counters)
         self.volume = 0
+
+    def arena(self):
+        """Stream buffers (jitter slots, one decoded packet): allocated on the
+        first stream and kept, so later streams never need a fresh block from
+        a heap that has fragmented meanwhile."""
+        if self._arena is None:
+            self._arena = bytearray(self.arena_kb * 1024)
+        return self._arena
 
     def playing(self):
         return self._task is not None

@@ -1,108 +1,12 @@
-# An RTP stream as a player source (link -> parse -> jitter buffer -> decode),
-# and the console commands `play`, `stop` and `volume`. The stream modules are
-# imported on the first play, not at boot: a node that only idles keeps the heap.
-import asyncio
+# The console commands `play`, `stop` and `volume`. The stream itself
+# (rtpsource.py and what it imports) loads on the first play, not at boot: a
+# node that only idles keeps its heap.
 import gc
-import time
 
-from . import log
 from .compat import unload
 from .console import CmdError
 
-POLL_MS = 5  # receive task period: well under one packet, so sockets never fill
-LOW_MS = 30  # sink queue below which a stalled stream is concealed
-IDLE_MS = 3000  # no packet for this long after playing started: the stream ended
-CONNECT_MS = 15000  # no first packet for this long: give up
 PRIORITIES = ("test", "normal", "priority", "emergency")  # DESIGN §6, lowest first
-
-
-class RtpSource:
-    kind = "rtp"
-
-    def __init__(self, sess, depth_ms, arena=None, sink=None):
-        from . import audiocodec, rtp
-        from .jitter import JitterBuffer
-        self.sess = sess
-        self.codec = sess["codec"]
-        self.rate = sess["rate"]
-        self.jb = JitterBuffer(audiocodec.codec_by_name(self.codec), self.rate, sess["pt"],
-                               depth_ms, sess["ptime"], arena)
-        self.hdr = rtp.Header()
-        self.link = make_link(sess, self.jb.slot_bytes)
-        self.sink = sink  # asked how much it still has queued before concealing
-        self.done = False
-        self.fading = False  # set by the player: always give audio to fade over
-        self.error = None
-        self.malformed = 0  # not RTP v2 / truncated (counted here, before the buffer)
-        self._t0 = time.ticks_ms()
-        self._last_rx = self._t0
-        self._task = asyncio.create_task(self._rx())
-
-    async def _rx(self):
-        backoff = 1
-        jb, hdr, link = self.jb, self.hdr, self.link
-        while True:
-            try:
-                link.open()
-                backoff = 1
-                while True:
-                    n = link.poll()
-                    while n:
-                        now = time.ticks_ms()
-                        self._last_rx = now
-                        if hdr.parse(link.pkt, n):
-                            self.malformed += 1
-                        else:
-                            jb.push(hdr, link.pkt, now)
-                        n = link.poll()
-                    await asyncio.sleep_ms(POLL_MS)
-            except (OSError, ValueError) as e:
-                self.error = str(e)
-                log.warn("stream: %s; retry in %d s" % (e, backoff))
-                link.close()
-                await asyncio.sleep(backoff)
-                backoff = min(backoff * 2, 30)
-
-    async def fill(self, buf, n):
-        # conceal a stall only when the sink's queue is about to run out
-        k = self.jb.read(buf, n, self.fading or self.sink is None
-                         or self.sink.queued_ms() < LOW_MS)
-        idle = time.ticks_diff(time.ticks_ms(), self._last_rx)
-        if (self.jb.started and idle > IDLE_MS) or (not self.jb.started and idle > CONNECT_MS):
-            self.done = True  # the player fades out on what we still return
-            if k == 0:
-                for i in range(2 * n):
-                    buf[i] = 0
-                k = n
-        if k == 0:
-            await asyncio.sleep_ms(POLL_MS)  # nothing to play yet: let rx run
-        return k
-
-    def close(self):
-        self._task.cancel()
-        self.link.close()
-
-    def stats(self):
-        jb = self.jb
-        return {"codec": self.codec, "rate": self.rate, "transport": self.sess["transport"],
-                "depth_ms": jb.depth_ms(), "jitter_ms": jb.jitter_ms(),
-                "packets": jb.packets, "lost": jb.lost, "late": jb.late,
-                "dups": jb.dups, "concealed": jb.concealed, "skipped": jb.skipped,
-                "underruns": self.sink.underruns if self.sink else 0,
-                "resyncs": jb.resyncs, "bad": jb.bad + self.malformed + self.link.dropped,
-                "error": self.error}
-
-
-def make_link(sess, max_payload):
-    if sess["transport"] == "http":
-        from .net_http import HttpLink
-        return HttpLink(sess["url"])
-    from .net_udp import UdpLink
-    # One byte more than the largest packet we keep tells a datagram recv()
-    # cut short, and makes recv()'s buffer exactly the size of a full packet's
-    # bytes object: the same blocks are freed and taken again every packet, so
-    # the heap does not fragment while audio plays.
-    return UdpLink(sess["addr"], sess["port"], max_payload + 12 + 1)
 
 
 def _parse_session(obj):
@@ -142,7 +46,8 @@ def install(node):
         # the garbage of parsing: keeps the heap in one piece for the hours ahead.
         gc.collect()
         try:
-            src = RtpSource(sess, node.cfg["jitter_ms"], node.player.arena,
+            from .rtpsource import RtpSource
+            src = RtpSource(sess, node.cfg["jitter_ms"], node.player.arena(),
                             node.player.sink)
         except ValueError as e:
             raise CmdError("too_big", str(e))
