@@ -18,6 +18,16 @@ MESSAGES: dict[str, dict[str, str]] = {
         "Nhấn Ctrl-C ở đây để tắt nút.",
     },
     "sim.stopped": {"en": "Node powered off.", "vi": "Đã tắt nút."},
+    "flash.done": {
+        "en": "{port}: flashed MicroPython {version} ({chip}, MAC {mac}).",
+        "vi": "{port}: đã nạp MicroPython {version} ({chip}, MAC {mac}).",
+    },
+    "flash.same": {
+        "en": "{port}: MicroPython {version} already on the board ({chip}, MAC {mac}); "
+        "nothing written.",
+        "vi": "{port}: bo mạch đã có MicroPython {version} ({chip}, MAC {mac}); "
+        "không cần ghi.",
+    },
     "error": {"en": "error: {msg}", "vi": "lỗi: {msg}"},
 }
 
