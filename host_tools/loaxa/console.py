@@ -132,8 +132,9 @@ class NodeConsole:
         first = self._seen - have
         return list(self._lines)[max(0, mark - first):]
 
-    def expect(self, pattern: str, timeout: float = 10.0, since: int | None = None) -> re.Match:
-        """Wait for a line (or the unterminated tail, for prompts) matching pattern."""
+    def expect(self, pattern: str, timeout: float = 10.0, since: int | None = None,
+               partial: bool = True) -> re.Match:
+        """Wait for a line (or, if partial, the unterminated tail: prompts) matching pattern."""
         rx = re.compile(pattern)
         start = self.mark() if since is None else since
         deadline = time.monotonic() + timeout
@@ -143,7 +144,7 @@ class NodeConsole:
                     m = rx.search(line)
                     if m:
                         return m
-                m = rx.search(clean(bytes(self._buf)))
+                m = rx.search(clean(bytes(self._buf))) if partial else None
                 if m:
                     return m
                 left = deadline - time.monotonic()
@@ -176,7 +177,8 @@ class NodeConsole:
             line += " " + json.dumps(args, separators=(",", ":"))
         since = self.mark()
         self.write(line.encode() + b"\n")
-        m = self.expect(rf"^@{rid} (ok|err) (.*)$", timeout=timeout, since=since)
+        # Whole lines only: on a slow link the tail may hold half an answer.
+        m = self.expect(rf"^@{rid} (ok|err) (.*)$", timeout=timeout, since=since, partial=False)
         try:
             body = json.loads(m.group(2))
         except ValueError:
