@@ -28,6 +28,20 @@ MESSAGES: dict[str, dict[str, str]] = {
         "vi": "{port}: bo mạch đã có MicroPython {version} ({chip}, MAC {mac}); "
         "không cần ghi.",
     },
+    "deploy.done": {
+        "en": "{port}: deployed {app} ({sent} of {files} files sent, {kb:.1f} KB on the "
+        "wire, {s:.1f} s); the application restarted.",
+        "vi": "{port}: đã cài {app} (gửi {sent}/{files} tệp, {kb:.1f} KB qua cáp, "
+        "{s:.1f} giây); ứng dụng đã khởi động lại.",
+    },
+    "deploy.same": {
+        "en": "{port}: {app} is already installed and verified; nothing sent.",
+        "vi": "{port}: {app} đã được cài và kiểm tra; không cần gửi gì.",
+    },
+    "provision.done": {
+        "en": "{port}: node {node} provisioned, keys stored in the inventory, tone played.",
+        "vi": "{port}: đã cấu hình nút {node}, khóa đã lưu vào sổ thiết bị, đã phát âm thử.",
+    },
     "error": {"en": "error: {msg}", "vi": "lỗi: {msg}"},
 }
 

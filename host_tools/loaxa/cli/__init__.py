@@ -14,7 +14,7 @@ import sys
 from ..errors import LoaxaError
 from ..i18n import t
 
-SUBCOMMANDS = ("sim", "console", "flash")
+SUBCOMMANDS = ("sim", "console", "flash", "deploy", "provision", "inventory")
 
 
 def build_parser() -> argparse.ArgumentParser:
