@@ -42,6 +42,10 @@ MESSAGES: dict[str, dict[str, str]] = {
         "en": "{port}: node {node} provisioned, keys stored in the inventory, tone played.",
         "vi": "{port}: đã cấu hình nút {node}, khóa đã lưu vào sổ thiết bị, đã phát âm thử.",
     },
+    "batch.summary": {
+        "en": "{ok} of {n} boards ready.",
+        "vi": "{ok}/{n} bo mạch đã sẵn sàng.",
+    },
     "error": {"en": "error: {msg}", "vi": "lỗi: {msg}"},
 }
 

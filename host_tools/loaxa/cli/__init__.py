@@ -14,7 +14,8 @@ import sys
 from ..errors import LoaxaError
 from ..i18n import t
 
-SUBCOMMANDS = ("sim", "console", "flash", "deploy", "provision", "inventory")
+SUBCOMMANDS = ("sim", "console", "flash", "deploy", "provision", "inventory",
+               "batch", "ports")
 
 
 def build_parser() -> argparse.ArgumentParser:
