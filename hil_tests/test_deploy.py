@@ -1,0 +1,154 @@
+"""loaxa deploy / provision / batch on simulated nodes, over a real 115200-baud UART budget."""
+
+from __future__ import annotations
+
+import json
+import random
+import shutil
+import threading
+import time
+
+import pytest
+from esp32_mock_bootloader import mock_bootloader
+
+from loaxa import boards
+from loaxa.appbuild import APP_SRC
+from loaxa.cli import main
+from loaxa.console import NodeConsole
+from loaxa.deploy import deploy
+from loaxa.errors import LoaxaError, NodeError
+from loaxa.inventory import Inventory
+from loaxa.sim import SimNode
+
+pytestmark = pytest.mark.needs("filesystem")
+
+
+@pytest.fixture
+def sim_options():
+    return {"baud": 115200}
+
+
+def variant(tmp_path, version: str):
+    """A copy of the app that reports another firmware version."""
+    src = tmp_path / version / "loaxa_node"
+    shutil.copytree(APP_SRC, src)
+    init = src / "__init__.py"
+    init.write_text(init.read_text().replace('VERSION = "', f'VERSION = "{version}-'))
+    return src
+
+
+@pytest.mark.needs("uart_throttle")
+def test_deploy_over_115200_then_nothing_to_send_the_second_time(node, target):
+    first = deploy(node)
+    status = node.wait_ready(30)
+    assert status["reset_cause"] == "soft"  # the app restarted after the switch
+    ptr = (target.state / "app.ptr").read_text().strip()
+    assert ptr == first.app and first.sent == first.files
+    manifest = json.loads((target.state / ptr / "manifest.json").read_text())
+    assert set(manifest) == {p for p in manifest if (target.state / ptr / p).is_file()}
+    second = deploy(node)
+    assert second.unchanged and second.app == first.app
+    assert second.tx < first.tx / 5, (second.tx, first.tx)  # (almost) nothing sent
+    node.wait_ready(30)
+
+
+def test_changed_app_sends_only_changed_files_and_cleans_old_folders(node, target, tmp_path):
+    a = deploy(node)
+    b = deploy(node, variant(tmp_path, "b"))
+    assert b.sent == 1 and b.copied == a.files - 1  # only __init__ changed
+    assert node.wait_ready(30)["fw"].startswith("b-")
+    c = deploy(node, variant(tmp_path, "c"))
+    assert node.wait_ready(30)["fw"].startswith("c-")
+    apps = sorted(p.name for p in target.state.glob("app_*"))
+    assert apps == sorted([b.app, c.app])  # current + previous kept
+    assert c.previous == b.app
+
+
+@pytest.mark.needs("power_cut")
+def test_power_cut_at_a_random_instant_of_deploy_leaves_a_bootable_app(node, target, tmp_path):
+    deploy(node)
+    old = node.wait_ready(30)["fw"]
+    new_src = variant(tmp_path, "new")
+    rnd = random.Random()
+    cut_at = rnd.uniform(0.2, 3.0)  # a full deploy takes about 3 s at 115200 baud
+    timer = threading.Timer(cut_at, target.node.power_cut)
+    timer.start()
+    try:
+        deploy(node, new_src)
+        finished = True
+    except LoaxaError:
+        finished = False
+    timer.join()
+    status = node.wait_ready(30)
+    assert not status["safe_mode"]
+    # the old app, or (if the cut came after the switch) the complete new one
+    assert status["fw"] == old or status["fw"].startswith("new-"), (cut_at, status["fw"])
+    if finished:
+        assert status["fw"].startswith("new-")
+    # the switch is all or nothing: whatever booted is a complete, verified folder
+    ptr = (target.state / "app.ptr").read_text().strip()
+    man = json.loads((target.state / ptr / "manifest.json").read_text())
+    assert all((target.state / ptr / k).is_file() for k in man)
+    again = deploy(node, new_src)  # and a rerun completes the update
+    assert node.wait_ready(30)["fw"].startswith("new-"), again
+
+
+def test_provision_writes_identity_keys_and_pin_never_printing_keys(node, target, tmp_path,
+                                                                    capsys):
+    inv_path = tmp_path / "inv.sqlite"
+    deploy(node)
+    node.wait_ready(30)
+    node.close()  # the CLI opens the port itself
+    rc = main(["provision", "--port", target.node.url, "--node-id", "ab-07", "--commune",
+               "an-binh", "--zones", "thon-1,cho", "--net", "eth", "--broker",
+               "mqtt://hq:1883", "--pin", "2468", "--inventory", str(inv_path)])
+    out = capsys.readouterr()
+    assert rc == 0, out.err
+    keys = json.loads((target.state / "data" / "keys.json").read_text())
+    with Inventory(inv_path) as inv:
+        assert keys["node_key"] == inv.node_key("ab-07")
+        assert keys["commune_key"] == inv.commune_key("an-binh")
+        (row,) = list(inv.nodes())
+    assert row["zones"] == ["thon-1", "cho"] and row["mac"] == target.node.uid
+    assert keys["node_key"] not in out.out + out.err
+    assert keys["node_key"] not in inv_path.read_bytes().decode("latin-1")  # encrypted
+    assert oct(inv_path.stat().st_mode & 0o777) == "0o600"
+    assert list(target.audio_dir.glob("*.wav")), "the self-test tone played"
+    with NodeConsole(target.node.url) as con:  # the PIN is set: a wrong one is refused
+        with pytest.raises(NodeError) as e:
+            con.request("auth", {"pin": "0000"})
+        assert e.value.code == "bad_pin"
+        assert con.request("auth", {"pin": "2468"}) == {"authorised": True}
+
+
+def test_batch_of_sims_and_mocks_one_failing(tmp_path, capsys):
+    image = tmp_path / "img.bin"
+    image.write_bytes(bytes(range(256)) * 64)
+    sims = [SimNode(tmp_path / f"n{i}", seed_app=False) for i in range(3)]
+    mocks = [mock_bootloader(chip=c) for c in ("esp32", "esp32", "esp32c3")]
+    try:
+        ports = ",".join(f"{m.url()}={s.start()}" for m, s in zip(mocks, sims, strict=True))
+        t0 = time.monotonic()
+        rc = main(["batch", "--ports", ports, "--board", "esp32-devkitc-max98357",
+                   "--image", str(image), "--force", "--node-ids", "n0,n1,n2",
+                   "--commune", "an-binh", "--zones", "thon-1", "--net", "eth",
+                   "--broker", "mqtt://hq:1883", "--pin", "1357",
+                   "--inventory", str(tmp_path / "inv.sqlite")])
+        took = time.monotonic() - t0
+    finally:
+        for m in mocks:
+            m.stop()
+        for s in sims:
+            s.stop()
+    out = capsys.readouterr().out
+    assert rc == 1
+    lines = {ln.split()[1]: ln for ln in out.splitlines() if ln.startswith("/dev/")}
+    assert "ok" in lines["n0"] and "ok" in lines["n1"]
+    assert "FAILED" in lines["n2"] and "ESP32-C3" in lines["n2"]
+    assert "2 of 3 boards ready" in out
+    with Inventory(tmp_path / "inv.sqlite") as inv:
+        nodes = {n["node_id"]: n for n in inv.nodes()}
+    assert nodes["n0"]["mac"] == "240ac4e29526" and nodes["n0"]["image_version"] == "1.23.0"
+    assert "n2" not in nodes
+    assert took < 120
+    assert boards.load("esp32-devkitc-max98357")  # the board named in the table
