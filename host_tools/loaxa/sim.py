@@ -128,6 +128,9 @@ class SimNode:
         self._rx = _Throttle(baud)  # node -> tool
         self._to_node = bytearray()
         self._to_tool = bytearray()
+        # bytes that crossed the simulated UART, each way: what benches compare
+        self.wire_in = 0  # tool -> node
+        self.wire_out = 0  # node -> tool
         self._proc: subprocess.Popen | None = None
         self._node_fd: int | None = None
         self._raw = False
@@ -264,6 +267,7 @@ class SimNode:
             self._spawn("hard")
 
     def _from_tool(self, data: bytes) -> None:
+        self.wire_in += len(data)
         for b in data:
             if b == 1:
                 self._raw = True
@@ -334,6 +338,7 @@ class SimNode:
             if n:
                 try:
                     w = os.write(self.tool_fd, bytes(self._to_tool[:n]))
+                    self.wire_out += w
                     del self._to_tool[:w]
                 except OSError:
                     pass
