@@ -17,7 +17,6 @@ Over the raw REPL (raw-paste mode: the device's own flow control) this
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import json
 import time
@@ -30,22 +29,16 @@ from .appbuild import APP_SRC, build
 from .console import NodeConsole
 from .errors import LoaxaError
 from .progress import Report
-from .rawrepl import RawRepl
+from .rawrepl import RawRepl, escape_units
 
 PTR = "app.ptr"
 MANIFEST = "manifest.json"
-EXEC_BYTES = 3072  # raw data per program: bounded so the device's compile fits its heap
-B64_LINE = 768  # raw bytes per a2b_base64 call (1 KB of text)
 ZLIB_WBITS = 10  # 1 KB inflate window: cheap on a 64 KB heap
 
-# Helpers defined on the device once per session; short names keep programs small.
-_HELPERS = """\
+# Programs run on the device; short names keep them small on the wire. _BASE
+# and _PROBE answer "what is there?"; _HELPERS only go when something changes.
+_BASE = r"""
 import os,sys,json,binascii as A,hashlib as H
-try:
- import deflate as D
-except ImportError:
- D=None
-F=None
 B=bytearray(512)
 M=memoryview(B)
 def h(p):
@@ -61,29 +54,59 @@ def x(p):
   return os.stat(p)[0]
  except OSError:
   return 0
+def rd(p):
+ try:
+  with open(p) as f:return f.read().strip()
+ except OSError:return ''
+"""
+
+_PROBE = """\
+p=rd('app.ptr')
+q=p+'/manifest.json'
+print(json.dumps({'mpy':getattr(sys.implementation,'_mpy',0),'ptr':p,
+ 'man':h(q) if p and x(q) else '','main':h('main.py') if x('main.py') else '',
+ 'apps':[e for e in os.listdir() if e.startswith('app_')]}))
+"""
+
+_HELPERS = r"""
+try:
+ import deflate as D
+except ImportError:
+ D=None
 def mk(p):
  q=''
  for c in p.split('/'):
   q=q+c
   if not x(q):os.mkdir(q)
   q=q+'/'
-def o(p,z):
- global F
- F=open(p+('.z' if z else ''),'wb')
-def w(s):
- F.write(A.a2b_base64(s))
-def c(p,z):
- global F
- F.close()
- F=None
- if z:
-  with open(p+'.z','rb') as i,open(p,'wb') as q:
-   d=D.DeflateIO(i,D.ZLIB)
-   while 1:
-    n=d.readinto(B)
-    if not n:break
-    q.write(M[:n])
-  os.remove(p+'.z')
+R=memoryview(bytearray(256))
+def g(i,n):
+ m=0
+ while m<n:m+=i.readinto(R[m:n]) or 0
+def rx(fs):
+ i=sys.stdin.buffer
+ t=sum(u for p,u,z in fs)
+ k=0
+ if t:sys.stdout.write('\x01')
+ for p,u,z in fs:
+  f=open(p+('.z' if z else ''),'wb')
+  for _ in range(u):
+   g(i,1)
+   n=R[0]
+   g(i,n)
+   k+=1
+   if k<t:sys.stdout.write('\x01')
+   d=bytes(R[:n])
+   f.write(d if d.find(b'\x1b')<0 else d.replace(b'\x1b\x01',b'\x03').replace(b'\x1b\x02',b'\x1b'))
+  f.close()
+  if z:
+   with open(p+'.z','rb') as i2,open(p,'wb') as q:
+    d=D.DeflateIO(i2,D.ZLIB)
+    while 1:
+     n=d.readinto(B)
+     if not n:break
+     q.write(M[:n])
+   os.remove(p+'.z')
 def cp(a,b):
  with open(a,'rb') as i,open(b,'wb') as q:
   while 1:
@@ -95,10 +118,6 @@ def rm(p):
   for e in os.listdir(p):rm(p+'/'+e)
   os.rmdir(p)
  elif x(p):os.remove(p)
-def rd(p):
- try:
-  with open(p) as f:return f.read().strip()
- except OSError:return ''
 def hs(d,n):
  print(json.dumps({k:(h(d+'/'+k) if x(d+'/'+k) else '') for k in n}))
 def mv(a,b):
@@ -112,15 +131,6 @@ def sw(p,v):
  with open(p+'.tmp','w') as f:f.write(v)
  mv(p+'.tmp',p)
 """
-
-_PROBE = """\
-p=rd('app.ptr')
-m=rd(p+'/manifest.json') if p else ''
-print(json.dumps({'mpy':getattr(sys.implementation,'_mpy',0),'inflate':D is not None,
- 'ptr':p,'man':json.loads(m) if m else {},'main':h('main.py') if x('main.py') else '',
- 'apps':[e for e in os.listdir() if e.startswith('app_')]}))
-"""
-
 
 @dataclass
 class DeployResult:
@@ -158,30 +168,36 @@ def _pack(data: bytes, inflate: bool) -> tuple[bytes, bool]:
     return data, False
 
 
-def _programs(items: list[tuple[str, bytes, bool]]):
-    """Yield (program text, payload bytes it carries) for staged files."""
-    prog: list[str] = []
-    size = 0
+def _stream(items: list[tuple[str, bytes, bool]]) -> tuple[str, list[bytes]]:
+    """The receiver call for staged files and the binary units it reads."""
+    units: list[bytes] = []
+    spec = []
     for path, blob, z in items:
-        prog.append(f"o({path!r},{int(z)})")
-        for i in range(0, max(len(blob), 1), B64_LINE):
-            line = base64.b64encode(blob[i:i + B64_LINE]).decode()
-            prog.append(f"w({line!r})")
-            size += B64_LINE
-            if size >= EXEC_BYTES:
-                yield "\n".join(prog), size
-                prog, size = [], 0
-        prog.append(f"c({path!r},{int(z)})")
-    if prog:
-        yield "\n".join(prog), size
+        mine = escape_units(blob)
+        units += mine
+        spec.append((path, len(mine), int(z)))
+    return f"rx({spec!r})", units
+
+
+def _counted(units: list[bytes], report: Report):
+    """Yield units, reporting progress every 16."""
+    total = sum(map(len, units)) or 1
+    done = 0
+    for i, u in enumerate(units):
+        yield u
+        done += len(u)
+        if i % 16 == 15:
+            report("send", done / total, f"{done // 1024} KB")
 
 
 class Deployer:
     """One deploy session on a RawRepl already in the raw REPL."""
 
-    def __init__(self, repl: RawRepl, src: Path = APP_SRC, report: Report | None = None):
+    def __init__(self, repl: RawRepl, src: Path = APP_SRC, report: Report | None = None,
+                 verify: bool = False):
         self.repl = repl
         self.src = src
+        self.verify = verify  # re-hash an app that looks current instead of trusting it
         self.report = report or (lambda label, frac, note: None)
 
     def _json(self, code: str) -> dict:
@@ -193,15 +209,24 @@ class Deployer:
 
     def run(self) -> DeployResult:
         t0 = time.monotonic()
-        self.repl.exec(_HELPERS)
+        self.repl.exec(_BASE)
         dev = self._json(_PROBE)
         files = build(self.src, mpy=dev["mpy"])
         manifest = manifest_of(files)
         files[MANIFEST] = json.dumps(manifest, sort_keys=True).encode()
         name = app_name(manifest)
-        cur, cur_man = dev["ptr"], dev["man"]
+        cur = dev["ptr"]
         main_py = (FIRMWARE / "main.py").read_bytes()
+        if hashlib.sha256(main_py).hexdigest() == dev["main"]:
+            main_py = b""
+        if (name == cur and not main_py and not self.verify
+                and dev["man"] == hashlib.sha256(files[MANIFEST]).hexdigest()):
+            # Folders are named by content and were verified before the switch.
+            return self._result(name, cur, len(manifest), [], [], files, t0)
 
+        self.repl.exec(_HELPERS)
+        cur_man = self._json(f"print(rd({cur + '/' + MANIFEST!r}) or '{{}}')") if cur else {}
+        dev["inflate"] = self.repl.exec("print(D is not None)").strip() == "True"
         # What the target folder already holds (an interrupted earlier deploy).
         have = self._json(f"hs({name!r},{sorted(manifest)!r})") if name in dev["apps"] else {}
         to_copy = [k for k, v in manifest.items() if have.get(k) != v and cur != name
@@ -209,9 +234,6 @@ class Deployer:
         to_send = [k for k, v in manifest.items() if have.get(k) != v and k not in to_copy]
         if have.get(MANIFEST) is None or to_send or to_copy:
             to_send.append(MANIFEST)  # written last: a folder with a manifest is complete
-        if hashlib.sha256(main_py).hexdigest() == dev["main"]:
-            main_py = b""
-
         dirs = sorted({name + "/" + k.rsplit("/", 1)[0] for k in files if "/" in k} | {name})
         self.repl.exec("\n".join(f"mk({d!r})" for d in dirs))
         if to_copy:
@@ -220,12 +242,9 @@ class Deployer:
         items = [(f"{name}/{k}", *_pack(files[k], dev["inflate"])) for k in to_send]
         if main_py:
             items.append(("main.py.new", *_pack(main_py, dev["inflate"])))
-        total = sum(len(b) for _, b, _ in items) or 1
-        done = 0
-        for prog, n in _programs(items):
-            self.repl.exec(prog, timeout=60)
-            done += n
-            self.report("send", min(done / total, 0.99), f"{done // 1024} KB")
+        if items:
+            prog, units = _stream(items)
+            self.repl.exec(prog, timeout=60, feed=_counted(units, self.report))
         self.report("send", 1.0, "")
 
         got = self._json(f"hs({name!r},{sorted(files)!r})")
@@ -245,22 +264,24 @@ class Deployer:
         old = [a for a in dev["apps"] if a not in keep]
         if old:
             self.repl.exec("\n".join(f"rm({a!r})" for a in old), timeout=60)
+        return self._result(name, cur, len(manifest), to_send, to_copy, files, t0)
+
+    def _result(self, name, cur, n, sent, copied, files, t0) -> DeployResult:
         return DeployResult(
-            app=name, previous=cur, files=len(manifest), sent=len([k for k in to_send
-                                                                   if k != MANIFEST]),
-            copied=len(to_copy), payload=sum(len(files[k]) for k in manifest),
+            app=name, previous=cur, files=n, sent=len([k for k in sent if k != MANIFEST]),
+            copied=len(copied), payload=sum(len(v) for k, v in files.items() if k != MANIFEST),
             tx=self.repl.tx, rx=self.repl.rx, seconds=time.monotonic() - t0,
         )
 
 
 def deploy(con: NodeConsole, src: Path = APP_SRC, report: Report | None = None,
-           restart: bool = True) -> DeployResult:
+           restart: bool = True, verify: bool = False) -> DeployResult:
     """Deploy over an open console; the app restarts from the new folder after."""
     port = con.pause()
     try:
         repl = RawRepl(port)
         repl.enter()
-        result = Deployer(repl, src, report).run()
+        result = Deployer(repl, src, report, verify).run()
         repl.exit(soft_reset=restart)
     finally:
         con.resume()

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import struct
 import time
+from collections.abc import Iterable
 
 import serial
 
@@ -68,8 +69,8 @@ class RawRepl:
         del self._buf[: i + len(end)]
         return out
 
-    def _read_n(self, n: int) -> bytes:
-        deadline = time.monotonic() + self.timeout
+    def _read_n(self, n: int, timeout: float | None = None) -> bytes:
+        deadline = time.monotonic() + (timeout or self.timeout)
         while len(self._buf) < n:
             self._fill(deadline, f"{n} bytes")
         out = bytes(self._buf[:n])
@@ -107,8 +108,13 @@ class RawRepl:
             self.read_until(b">>> ")
             self.write(b"\x04")
 
-    def exec(self, code: str | bytes, timeout: float | None = None) -> str:
-        """Run code on the device; return what it printed or raise DeviceError."""
+    def exec(self, code: str | bytes, timeout: float | None = None,
+             feed: Iterable[bytes] = ()) -> str:
+        """Run code on the device; return what it printed or raise DeviceError.
+
+        feed: binary units for a program that reads them from stdin, each sent
+        when the program asks with a 0x01 byte (see send_units).
+        """
         data = code.encode() if isinstance(code, str) else code
         self.read_until(b">")
         self.write(b"\x05A\x01")
@@ -120,6 +126,10 @@ class RawRepl:
                 self.read_until(b">")
             self.write(data + b"\x04")
             self.read_until(b"OK")
+        for unit in feed:
+            if self._read_n(1, timeout) != b"\x01":  # it printed (a traceback?)
+                break
+            self.write(unit)
         out = self.read_until(b"\x04", timeout)[:-1]
         err = self.read_until(b"\x04", timeout)[:-1]
         if err:
@@ -146,6 +156,37 @@ class RawRepl:
             i += len(chunk)
         self.write(b"\x04")
         self.read_until(b"\x04")
+
+
+# Binary units for a program reading stdin: on a board's UART only the
+# interrupt character (Ctrl-C) is special while a program runs, and on the
+# sim's PTY it becomes SIGINT, so it travels escaped: 0x03 -> ESC 0x01 and
+# ESC -> ESC 0x02. Units are at most UNIT bytes after escaping, each behind a
+# one-byte length that is never 3; the receiver holds one unit in flight, which
+# fits the smallest stdin buffer of the ports (256 bytes on the ESP32).
+ESC = 0x1B
+UNIT = 250
+
+
+def escape_units(data: bytes) -> list[bytes]:
+    units: list[bytes] = []
+    cur = bytearray()
+    for b in data:
+        enc = (ESC, 1) if b == 3 else (ESC, 2) if b == ESC else (b,)
+        if len(cur) + len(enc) > UNIT:
+            units.append(bytes(cur))
+            cur.clear()
+        cur.extend(enc)
+    if cur:
+        units.append(bytes(cur))
+    out = []
+    for u in units:
+        if len(u) == 3:  # a length byte of 3 would be Ctrl-C: send 1-2 bytes twice
+            cut = 2 if u[0] == ESC else 1
+            out += [bytes([cut]) + u[:cut], bytes([3 - cut]) + u[cut:]]
+        else:
+            out.append(bytes([len(u)]) + u)
+    return out
 
 
 _CABLE = "check the USB cable and the node's power, then run the command again"
