@@ -9,10 +9,14 @@ the device compiles them itself.
 
 from __future__ import annotations
 
+import functools
+import hashlib
+import os
 import shutil
 import subprocess
 import sys
 import tempfile
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from . import FIRMWARE
@@ -42,19 +46,44 @@ def build(src: Path = APP_SRC, mpy: int | None = None, march: str | None = None
     mpy: the device's sys.implementation._mpy (None: compile for march, no checks).
     """
     version, sub, arch = decode_mpy(mpy) if mpy is not None else (None, None, march)
+    sources = sorted(src.rglob("*.py"))
     cross = mpy_cross_cmd()
+    h = hashlib.sha256(repr((mpy, arch, cross and _cross_version(cross[0]))).encode())
+    for py in sources:
+        h.update(py.relative_to(src).as_posix().encode() + b"\0" + py.read_bytes() + b"\0")
+    cached = cache_dir() / h.hexdigest()[:24]
+    if cached.is_dir():
+        return {p.relative_to(cached).as_posix(): p.read_bytes()
+                for p in sorted(cached.rglob("*")) if p.is_file()}
     out: dict[str, bytes] = {}
-    with tempfile.TemporaryDirectory() as tmp:
-        for py in sorted(src.rglob("*.py")):
-            rel = py.relative_to(src.parent).as_posix()
-            blob = _compile(cross, py, rel, Path(tmp), arch) if cross else None
+    with tempfile.TemporaryDirectory() as tmp, ThreadPoolExecutor(4) as pool:
+        rels = [py.relative_to(src.parent).as_posix() for py in sources]
+        def one(py: Path, rel: str) -> bytes | None:
+            return _compile(cross, py, rel, Path(tmp), arch) if cross else None
+
+        blobs = pool.map(one, sources, rels)
+        for py, rel, blob in zip(sources, rels, blobs, strict=True):
             if blob is not None and mpy is not None and not _loads_on(blob, version, sub, arch):
                 blob = None
             if blob is None:
                 out[rel] = py.read_bytes()
             else:
                 out[rel[:-3] + ".mpy"] = blob
+    try:  # a batch, or the next deploy of the same sources, builds nothing
+        write_tree(out, cached)
+    except OSError:
+        pass
     return out
+
+
+def cache_dir() -> Path:
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "loaxa" / "build"
+
+
+@functools.cache
+def _cross_version(exe: str) -> str:
+    return subprocess.run([exe, "--version"], capture_output=True, text=True).stdout
 
 
 def _compile(cross: list[str], py: Path, rel: str, tmp: Path, arch: str | None) -> bytes | None:
@@ -79,11 +108,14 @@ def _loads_on(blob: bytes, version: int | None, sub: int | None, arch: str | Non
 
 def write_tree(files: dict[str, bytes], dest: Path) -> None:
     """Lay files out under dest, replacing it whole (tmp + rename)."""
-    tmp = dest.with_name(dest.name + ".tmp")
+    tmp = dest.with_name(f"{dest.name}.tmp{os.getpid()}")
     shutil.rmtree(tmp, ignore_errors=True)
     for rel, data in files.items():
         p = tmp / rel
         p.parent.mkdir(parents=True, exist_ok=True)
         p.write_bytes(data)
     shutil.rmtree(dest, ignore_errors=True)
-    tmp.rename(dest)
+    try:
+        tmp.rename(dest)
+    except OSError:  # another process laid out the same tree meanwhile
+        shutil.rmtree(tmp, ignore_errors=True)

@@ -12,6 +12,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 from .. import boards
@@ -32,7 +33,16 @@ def _node(tmp: Path, name: str) -> tuple[SimNode, NodeConsole]:
     return node, con
 
 
-def _loaxa(tmp: Path) -> list[list[object]]:
+@dataclass
+class Run:
+    label: str
+    files: int
+    to_node: int
+    from_node: int
+    seconds: float
+
+
+def _loaxa(tmp: Path) -> list[Run]:
     node, con = _node(tmp, "loaxa")
     rows = []
     try:
@@ -41,8 +51,8 @@ def _loaxa(tmp: Path) -> list[list[object]]:
             t0 = time.monotonic()
             r = deploy(con, restart=False)
             secs = time.monotonic() - t0
-            rows.append([label, r.files, node.wire_in - before[0], node.wire_out - before[1],
-                         secs])
+            rows.append(Run(label, r.files, node.wire_in - before[0],
+                            node.wire_out - before[1], secs))
             con.ctrl_d()
             con.wait_ready(30)
     finally:
@@ -51,7 +61,7 @@ def _loaxa(tmp: Path) -> list[list[object]]:
     return rows
 
 
-def _mpremote(tmp: Path, tree: Path, files: int) -> list[list[object]]:
+def _mpremote(tmp: Path, tree: Path, files: int) -> list[Run]:
     node, con = _node(tmp, "mpremote")
     con.close()  # mpremote opens the port itself
     rows = []
@@ -63,8 +73,8 @@ def _mpremote(tmp: Path, tree: Path, files: int) -> list[list[object]]:
                             str(tree / "loaxa_node"), ":"], check=True,
                            capture_output=True, timeout=900)
             secs = time.monotonic() - t0
-            rows.append([label, files, node.wire_in - before[0], node.wire_out - before[1],
-                         secs])
+            rows.append(Run(label, files, node.wire_in - before[0], node.wire_out - before[1],
+                            secs))
     finally:
         node.stop()
     return rows
@@ -78,7 +88,7 @@ def run(argv: list[str]) -> list[Table]:
         write_tree(files, tree)
         payload = sum(len(b) for b in files.values())
         rows = _loaxa(tmp) + _mpremote(tmp, tree, len(files))
-    ref = next(r for r in rows if r[0] == "mpremote cp -r")
+    ref = next(r for r in rows if r.label == "mpremote cp -r").seconds
     cap = BAUD / 10
     table = Table(
         f"Full app deploy over a {BAUD}-baud UART (sim node; {len(files)} files, "
@@ -86,10 +96,11 @@ def run(argv: list[str]) -> list[Table]:
         ["tool", "files", "bytes to node", "bytes from node", "seconds", "link use",
          "time vs mpremote"],
     )
-    for label, n, tx, rx, secs in rows:
-        table.rows.append([label, n, tx, rx, secs, f"{tx / (secs * cap):.0%}",
-                           f"{ref[4] / secs:.1f}x faster" if secs < ref[4] else
-                           f"{secs / ref[4]:.2f}x"])
+    for r in rows:
+        table.rows.append([r.label, r.files, r.to_node, r.from_node, r.seconds,
+                           f"{r.to_node / (r.seconds * cap):.0%}",
+                           f"{ref / r.seconds:.1f}x faster" if r.seconds < ref else
+                           f"{r.seconds / ref:.2f}x"])
     table.note = ("link use = bytes to node / (seconds x 11520 B/s). loaxa deploy: zlib + "
                   "base64 in raw-paste programs, verified on the node; mpremote: repr() "
                   "byte literals, one exec per 256-byte chunk.")
