@@ -12,7 +12,6 @@ import os
 import subprocess
 
 import pytest
-
 from loaxa import FIRMWARE
 from loaxa.sim import micropython_cmd
 
