@@ -151,3 +151,26 @@ def test_batch_of_sims_and_mocks_one_failing(tmp_path, capsys):
     assert "n2" not in nodes
     assert took < 120
     assert boards.load("esp32-devkitc-max98357")  # the board named in the table
+
+
+def test_a_file_corrupted_on_the_way_is_caught_and_the_old_app_stays(node, target, tmp_path,
+                                                                      monkeypatch):
+    first = deploy(node)
+    node.wait_ready(30)
+    import loaxa.deploy as dp
+
+    real = dp.escape_units
+
+    def flip_one_byte(data: bytes) -> list[bytes]:
+        units = real(data)
+        u = bytearray(units[len(units) // 2])
+        u[-1] ^= 0x20 if u[-1] not in (0x03 ^ 0x20, 0x1B ^ 0x20, 0x1B) and u[-2] != 0x1B else 0
+        return units[:len(units) // 2] + [bytes(u)] + units[len(units) // 2 + 1:]
+
+    monkeypatch.setattr(dp, "escape_units", flip_one_byte)
+    with pytest.raises(LoaxaError, match="corrupted|did not verify") as e:
+        deploy(node, variant(tmp_path, "bad"))
+    assert "previous app stays active" in e.value.msg and "cable" in e.value.hint
+    assert (target.state / "app.ptr").read_text().strip() == first.app
+    status = node.wait_ready(30)  # and the previous app was restarted
+    assert status["reset_cause"] == "soft" and not status["fw"].startswith("bad-")
