@@ -23,6 +23,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--port", required=True, help="serial port or pyserial URL")
     p.add_argument("--baud", type=int, default=115200)
+    p.add_argument("--verify", action="store_true",
+                   help="re-hash every file of an app that is already current")
     p.add_argument("--src", type=Path, default=APP_SRC, help=argparse.SUPPRESS)
     p.add_argument("--inventory", help="inventory file (default $LOAXA_INVENTORY or "
                    "~/.local/share/loaxa/inventory.sqlite)")
@@ -31,7 +33,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     with NodeConsole(args.port, args.baud) as con:
-        r = deploy(con, args.src, Progress(args.port))
+        r = deploy(con, args.src, Progress(args.port), verify=args.verify)
         status = con.wait_ready(30)
     if status.get("node_id", "unset") != "unset":
         with Inventory(args.inventory) as inv:
