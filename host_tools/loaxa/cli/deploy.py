@@ -11,6 +11,7 @@ from ..deploy import deploy
 from ..i18n import t
 from ..inventory import Inventory
 from ..progress import Progress
+from . import add_inventory_arg, add_port_args
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -21,13 +22,11 @@ def register(sub: argparse._SubParsersAction) -> None:
         "files that changed, verify them on the node, then switch to the new version "
         "atomically and restart the application.",
     )
-    p.add_argument("--port", required=True, help="serial port or pyserial URL")
-    p.add_argument("--baud", type=int, default=115200)
+    add_port_args(p)
     p.add_argument("--verify", action="store_true",
                    help="re-hash every file of an app that is already current")
     p.add_argument("--src", type=Path, default=APP_SRC, help=argparse.SUPPRESS)
-    p.add_argument("--inventory", help="inventory file (default $LOAXA_INVENTORY or "
-                   "~/.local/share/loaxa/inventory.sqlite)")
+    add_inventory_arg(p)
     p.set_defaults(func=run)
 
 

@@ -8,13 +8,13 @@ import sys
 import time
 
 from ..inventory import Inventory
+from . import add_inventory_arg
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("inventory", help="list or export recorded nodes",
                        description="Show the nodes recorded by flash/deploy/provision/batch.")
-    p.add_argument("--inventory", help="inventory file (default $LOAXA_INVENTORY or "
-                   "~/.local/share/loaxa/inventory.sqlite)")
+    add_inventory_arg(p)
     s = p.add_subparsers(dest="action", required=True)
     s.add_parser("list", help="one line per node")
     e = s.add_parser("export", help="all nodes as JSON or CSV")

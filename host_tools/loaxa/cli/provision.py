@@ -12,6 +12,7 @@ from ..i18n import t
 from ..inventory import Inventory
 from ..progress import Progress
 from ..provision import Identity, provision
+from . import add_inventory_arg, add_port_args
 
 
 def add_identity_args(p: argparse.ArgumentParser, single: bool = True) -> None:
@@ -28,8 +29,7 @@ def add_identity_args(p: argparse.ArgumentParser, single: bool = True) -> None:
     p.add_argument("--pin", default=os.environ.get("LOAXA_SERVICE_PIN"),
                    help="service PIN to set, 4-12 digits (or $LOAXA_SERVICE_PIN)")
     p.add_argument("--current-pin", help="the node's PIN if it was provisioned before")
-    p.add_argument("--inventory", help="inventory file (default $LOAXA_INVENTORY or "
-                   "~/.local/share/loaxa/inventory.sqlite)")
+    add_inventory_arg(p)
 
 
 def identity(args: argparse.Namespace, node_id: str) -> Identity:
@@ -49,8 +49,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "keys (stored encrypted in the inventory, never shown), set the service PIN, "
         "play a test tone and read everything back.",
     )
-    p.add_argument("--port", required=True, help="serial port or pyserial URL")
-    p.add_argument("--baud", type=int, default=115200)
+    add_port_args(p)
     add_identity_args(p)
     p.set_defaults(func=run)
 
