@@ -13,6 +13,7 @@ from loaxa import boards
 from loaxa.cli import main
 from loaxa.errors import LoaxaError
 from loaxa.flash import esptool_cmd, flash, sha256_file
+from loaxa.inventory import Inventory
 
 BOARD = "esp32-devkitc-max98357"
 
@@ -64,7 +65,8 @@ def test_wrong_chip_is_refused_naming_both_chips(board, image):
     assert "--board" in e.value.hint
 
 
-def test_image_not_matching_the_pin_needs_force(image, capsys):
+def test_image_not_matching_the_pin_needs_force(image, capsys, tmp_path, monkeypatch):
+    monkeypatch.setenv("LOAXA_INVENTORY", str(tmp_path / "inv.sqlite"))
     with mock_bootloader(chip="esp32") as mock:
         assert main(["flash", "--port", mock.url(), "--board", BOARD,
                      "--image", str(image)]) == 2
@@ -72,6 +74,10 @@ def test_image_not_matching_the_pin_needs_force(image, capsys):
         assert main(["flash", "--port", mock.url(), "--board", BOARD, "--image", str(image),
                      "--force"]) == 0
         assert "flashed MicroPython 1.23.0" in capsys.readouterr().out
+    with Inventory() as inv:  # provisioning later finds the image by the node's MAC
+        inv.record("n1", "provision", mac="240AC4E29526")
+        (n1,) = inv.nodes()
+    assert n1["image_version"] == "1.23.0" and n1["board"] == BOARD
 
 
 def test_simulated_board_has_nothing_to_flash():

@@ -33,6 +33,8 @@ CREATE TABLE IF NOT EXISTS nodes (
   created_by TEXT, created_at INTEGER, updated_by TEXT, updated_at INTEGER);
 CREATE TABLE IF NOT EXISTS communes (
   commune TEXT PRIMARY KEY, commune_key TEXT, created_by TEXT, created_at INTEGER);
+CREATE TABLE IF NOT EXISTS flashed (
+  mac TEXT PRIMARY KEY, board TEXT, image_version TEXT, who TEXT, at INTEGER);
 CREATE TABLE IF NOT EXISTS events (
   id INTEGER PRIMARY KEY, node_id TEXT, mac TEXT, action TEXT, detail TEXT,
   who TEXT, at INTEGER);
@@ -48,6 +50,11 @@ def default_path() -> Path:
         return Path(env)
     base = Path(os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share")
     return base / "loaxa" / "inventory.sqlite"
+
+
+def norm_mac(mac: str) -> str:
+    """'24:0A:C4:E2:95:26' (esptool) and '240ac4e29526' (the node's uid) alike."""
+    return mac.replace(":", "").replace("-", "").lower()
 
 
 def who() -> str:
@@ -146,9 +153,23 @@ class Inventory:
         return self._open(row[0], "node:" + node_id)
 
     # -- records -------------------------------------------------------------
+    def flashed(self, mac: str, board: str, image_version: str) -> None:
+        """A board flashed before it has a node id; provisioning picks this up by MAC."""
+        with self.db:
+            self.db.execute("INSERT OR REPLACE INTO flashed VALUES (?,?,?,?,?)",
+                            (norm_mac(mac), board, image_version, who(), int(time.time())))
+
     def record(self, node_id: str, action: str, detail: str = "", **fields: object) -> None:
         """Upsert the node's fields and log the action with who and when."""
         now, by = int(time.time()), who()
+        if fields.get("mac"):
+            fields["mac"] = norm_mac(str(fields["mac"]))
+            row = self.db.execute("SELECT board, image_version FROM flashed WHERE mac=?",
+                                  (fields["mac"],)).fetchone()
+            if row:  # what `loaxa flash` learnt about this board
+                fields.setdefault("board", row[0])
+                if fields.get("image_version") is None:
+                    fields["image_version"] = row[1]
         vals = {k: (json.dumps(v) if isinstance(v, list) else v) for k, v in fields.items()
                 if v is not None}
         bad = set(vals) - set(FIELDS) - {"node_key"}

@@ -7,7 +7,9 @@ import argparse
 from .. import boards
 from ..flash import DEFAULT_BAUD, flash
 from ..i18n import t
+from ..inventory import Inventory
 from ..progress import Progress
+from . import add_inventory_arg
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -27,6 +29,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--baud", type=int, default=DEFAULT_BAUD,
                    help=f"flashing baud rate (default {DEFAULT_BAUD}; 115200 on flaky cables)")
     p.add_argument("--verbose", action="store_true", help="show esptool's output")
+    add_inventory_arg(p)
     p.set_defaults(func=run)
 
 
@@ -34,6 +37,9 @@ def run(args: argparse.Namespace) -> int:
     r = flash(args.port, boards.load(args.board), args.image, erase=args.erase,
               force=args.force, baud=args.baud, report=Progress(args.port),
               verbose=args.verbose)
+    if r.mac:
+        with Inventory(args.inventory) as inv:
+            inv.flashed(r.mac, args.board, r.version)
     print(t("flash.done" if not r.skipped else "flash.same", port=r.port, chip=r.chip,
             mac=r.mac, version=r.version))
     return 0
