@@ -27,12 +27,15 @@ def sim_options():
     return {"baud": 115200}
 
 
-def variant(tmp_path, version: str):
-    """A copy of the app that reports another firmware version."""
+def variant(tmp_path, version: str, every_file: bool = False):
+    """A copy of the app that reports another firmware version (and, with
+    every_file, differs in every module, so that a deploy sends them all)."""
     src = tmp_path / version / "loaxa_node"
     shutil.copytree(APP_SRC, src)
     init = src / "__init__.py"
     init.write_text(init.read_text().replace('VERSION = "', f'VERSION = "{version}-'))
+    for py in src.rglob("*.py") if every_file else ():
+        py.write_text(py.read_text() + f"\n_VARIANT = {version!r}\n")
     return src
 
 
@@ -65,11 +68,10 @@ def test_changed_app_sends_only_changed_files_and_cleans_old_folders(node, targe
 
 @pytest.mark.needs("power_cut")
 def test_power_cut_at_a_random_instant_of_deploy_leaves_a_bootable_app(node, target, tmp_path):
-    deploy(node)
+    full = deploy(node).seconds
     old = node.wait_ready(30)["fw"]
-    new_src = variant(tmp_path, "new")
-    rnd = random.Random()
-    cut_at = rnd.uniform(0.2, 3.0)  # a full deploy takes about 3 s at 115200 baud
+    new_src = variant(tmp_path, "new", every_file=True)
+    cut_at = random.uniform(0.05, full)  # anywhere in a deploy that sends every file
     timer = threading.Timer(cut_at, target.node.power_cut)
     timer.start()
     try:

@@ -18,6 +18,7 @@ import serial
 from .errors import LoaxaError
 
 BANNER = b"raw REPL; CTRL-B to exit\r\n"
+CREDIT_WAIT = 5.0  # s
 
 
 class LinkLost(LoaxaError):
@@ -127,7 +128,12 @@ class RawRepl:
             self.write(data + b"\x04")
             self.read_until(b"OK")
         for unit in feed:
-            if self._read_n(1, timeout) != b"\x01":  # it printed (a traceback?)
+            # A unit takes milliseconds on any UART: a silent or chattering node
+            # (it reset: power cut, watchdog) must not hold the tool for minutes.
+            got = self._read_n(1, CREDIT_WAIT)
+            if got != b"\x01":  # output: a traceback ends promptly, a reboot never
+                self._buf[:0] = got
+                timeout = CREDIT_WAIT
                 break
             self.write(unit)
         out = self.read_until(b"\x04", timeout)[:-1]
