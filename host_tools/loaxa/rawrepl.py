@@ -9,6 +9,7 @@ each further window it has room for, so no byte is lost on a slow UART.
 
 from __future__ import annotations
 
+import contextlib
 import struct
 import time
 from collections.abc import Iterable
@@ -78,23 +79,15 @@ class RawRepl:
         del self._buf[:n]
         return out
 
-    def _drain(self, quiet: float = 0.15) -> None:
-        """Read and drop output until the line is quiet for `quiet` s."""
-        last = time.monotonic()
-        while time.monotonic() - last < quiet:
-            got = self.port.read(max(1, self.port.in_waiting))
-            if got:
-                self.rx += len(got)
-                last = time.monotonic()
-        self._buf.clear()
-
     # -- session -------------------------------------------------------------
     def enter(self, soft_reset: bool = True) -> None:
         """Stop the running program and enter the raw REPL (fresh heap if soft_reset)."""
-        self.write(b"\r\x03")
-        time.sleep(0.1)
-        self.write(b"\x03")
-        self._drain()
+        # Twice: an app that catches the first KeyboardInterrupt to clean up gets the
+        # second. Its prompt tells us it stopped; a node already in the raw REPL
+        # shows none, hence the short wait.
+        self.write(b"\r\x03\x03")
+        with contextlib.suppress(LinkLost):
+            self.read_until(b">>> ", 0.5)
         self.write(b"\r\x01")
         self.read_until(BANNER + b">")
         if soft_reset:
