@@ -17,6 +17,7 @@ Over the raw REPL (raw-paste mode: the device's own flow control) this
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import hashlib
 import json
@@ -41,6 +42,10 @@ SOLID = ".z"  # the changed files as one zlib stream: they share names and bytec
 # and _PROBE answer "what is there?"; _HELPERS only go when something changes.
 _BASE = r"""
 import os,sys,json,binascii as A,hashlib as H
+try:
+ import deflate as D
+except ImportError:
+ D=None
 B=bytearray(512)
 M=memoryview(B)
 def h(p):
@@ -65,16 +70,12 @@ def rd(p):
 _PROBE = """\
 p=rd('app.ptr')
 q=p+'/manifest.json'
-print(json.dumps({'mpy':getattr(sys.implementation,'_mpy',0),'ptr':p,
+print(json.dumps({'mpy':getattr(sys.implementation,'_mpy',0),'ptr':p,'inflate':D is not None,
  'man':h(q) if p and x(q) else '','main':h('main.py') if x('main.py') else '',
  'apps':[e for e in os.listdir() if e.startswith('app_')]}))
 """
 
 _HELPERS = r"""
-try:
- import deflate as D
-except ImportError:
- D=None
 def mk(p):
  q=''
  for c in p.split('/'):
@@ -171,6 +172,12 @@ def app_name(manifest: dict[str, str]) -> str:
     return "app_" + hashlib.sha256(canon).hexdigest()[:12]
 
 
+def _squeezed(code: str) -> str:
+    """A program that inflates code and runs it: fewer bytes on a slow link."""
+    z = base64.b64encode(zlib.compress(code.encode(), 9)).decode()
+    return f"import io\nexec(D.DeflateIO(io.BytesIO(A.a2b_base64({z!r})),D.ZLIB).read())"
+
+
 def _stream(items: list[tuple[str, bytes]]) -> tuple[str, list[bytes]]:
     """The receiver call for files and the binary units it reads."""
     units: list[bytes] = []
@@ -233,9 +240,8 @@ class Deployer:
             # Folders are named by content and were verified before the switch.
             return self._result(name, cur, len(manifest), [], [], files, t0)
 
-        self.repl.exec(_HELPERS)
+        self.repl.exec(_squeezed(_HELPERS) if dev["inflate"] else _HELPERS)
         cur_man = self._json(f"print(rd({cur + '/' + MANIFEST!r}) or '{{}}')") if cur else {}
-        dev["inflate"] = self.repl.exec("print(D is not None)").strip() == "True"
         # What the target folder already holds (an interrupted earlier deploy).
         have = self._json(f"hs({name!r},{sorted(manifest)!r})") if name in dev["apps"] else {}
         to_copy = [k for k, v in manifest.items() if have.get(k) != v and cur != name
