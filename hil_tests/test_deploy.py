@@ -176,3 +176,13 @@ def test_a_file_corrupted_on_the_way_is_caught_and_the_old_app_stays(node, targe
     assert (target.state / "app.ptr").read_text().strip() == first.app
     status = node.wait_ready(30)  # and the previous app was restarted
     assert status["reset_cause"] == "soft" and not status["fw"].startswith("bad-")
+
+
+def test_a_node_without_deflate_gets_plain_files(node, target, monkeypatch):
+    import loaxa.deploy as dp
+
+    monkeypatch.setattr(dp, "_PROBE", dp._PROBE.replace("D is not None", "False"))
+    r = deploy(node)
+    assert node.wait_ready(30)["reset_cause"] == "soft"
+    assert (target.state / "app.ptr").read_text().strip() == r.app
+    assert r.tx > r.payload  # sent as they are, nothing inflated on the node
