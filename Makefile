@@ -24,6 +24,11 @@ $(STAMP): requirements.txt pyproject.toml
 	$(PY) -m pip install -q --disable-pip-version-check --no-deps --no-build-isolation -e .
 	@touch $@
 
+STUBS := $(VENV)/stubs
+$(STUBS)/.installed: requirements-stubs.txt $(STAMP)
+	$(PY) -m pip install -q --disable-pip-version-check --no-deps --upgrade --target $(STUBS) -r requirements-stubs.txt
+	@touch $@
+
 venv: $(STAMP)
 
 sysdeps:
@@ -36,9 +41,10 @@ test: venv sysdeps
 	$(MAKE) --no-print-directory lint
 	$(PY) -m pytest -q $(ARGS)
 
-lint: venv
+lint: venv $(STUBS)/.installed
 	$(VENV)/bin/ruff check firmware host_tools hil_tests tests
 	$(VENV)/bin/mypy host_tools/loaxa
+	MYPYPATH=$(STUBS) $(VENV)/bin/mypy --config-file firmware/mypy.ini --custom-typeshed-dir $(STUBS) firmware/loaxa_node
 
 hil: venv
 	$(PY) -m pytest -q hil_tests --target $(TARGET) $(if $(PORT),--port $(PORT)) $(ARGS)

@@ -11,6 +11,7 @@ a target that cannot provide it skips the test and says why.
 from __future__ import annotations
 
 import pytest
+
 from loaxa.console import NodeConsole
 from loaxa.rig.strategy import NodeStrategy
 from loaxa.rig.targets import Unavailable, make_target

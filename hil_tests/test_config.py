@@ -4,6 +4,7 @@ import random
 import time
 
 import pytest
+
 from loaxa.errors import NodeError
 
 

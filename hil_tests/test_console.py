@@ -3,6 +3,7 @@
 import random
 
 import pytest
+
 from loaxa.errors import NodeError
 
 

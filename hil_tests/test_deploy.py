@@ -10,6 +10,7 @@ import time
 
 import pytest
 from esp32_mock_bootloader import mock_bootloader
+
 from loaxa import boards
 from loaxa.appbuild import APP_SRC
 from loaxa.cli import main

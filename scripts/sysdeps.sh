@@ -10,8 +10,8 @@ command -v mosquitto >/dev/null && [ -x "$(command -v mosquitto)" ] || need+=(mo
 if [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null; then
   echo "installing system packages: ${need[*]}"
   export DEBIAN_FRONTEND=noninteractive
-  apt-get update -qq >/dev/null
-  apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+  apt-get -o DPkg::Lock::Timeout=600 update -qq >/dev/null
+  apt-get -o DPkg::Lock::Timeout=600 install -y -qq --no-install-recommends "${need[@]}" >/dev/null
 else
   echo "missing system packages: ${need[*]}" >&2
   echo "install them with: sudo apt-get install ${need[*]}" >&2

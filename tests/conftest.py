@@ -12,6 +12,7 @@ import os
 import subprocess
 
 import pytest
+
 from loaxa import FIRMWARE
 from loaxa.sim import micropython_cmd
 

@@ -3,6 +3,7 @@
 import json
 
 import pytest
+
 from loaxa import BOARDS, boards
 from loaxa.errors import LoaxaError
 from loaxa_node.board import BoardError, validate

@@ -1,6 +1,7 @@
 """The node's config schema, as the host tools use it too."""
 
 import pytest
+
 from loaxa_node import config
 
 

@@ -9,6 +9,7 @@ import threading
 
 import pytest
 from esp32_mock_bootloader import mock_bootloader
+
 from loaxa import boards
 from loaxa.cli import main
 from loaxa.errors import LoaxaError

@@ -8,11 +8,12 @@ import os
 import random
 
 import pytest
+from serial.tools.list_ports_common import ListPortInfo
+
 from loaxa import deploy, ports
 from loaxa.errors import LoaxaError
 from loaxa.inventory import Inventory
 from loaxa.rawrepl import UNIT, escape_units
-from serial.tools.list_ports_common import ListPortInfo
 
 
 def _decoder_source() -> str:

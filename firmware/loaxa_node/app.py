@@ -46,8 +46,13 @@ class Node:
             self.player = Player(self.hal, self.cfg["amp_hold_s"])
         self.commands = {}
         self.tasks = []
+        self._sntp = None
         self._reset_reason = None
         service.install(self)
+        self.rules = None
+        if not self.safe_mode:
+            from . import rulesvc
+            self.rules = rulesvc.install(self)
 
     def _count_boot(self):
         b, _ = storage.read_json("boot.json", {"boots": 0, "fails": 0})
@@ -57,15 +62,9 @@ class Node:
         storage.write_json("boot.json", b)
         return b
 
-    def record_crash(self, msg):
-        log.crash(msg)
-        b, _ = storage.read_json("boot.json", {"boots": 0, "fails": 0})
-        b["fails"] = b.get("fails", 0) + 1
-        storage.write_json("boot.json", b)
-
     def data_files(self):
         return ("config.json", "auth.json", "boot.json", "rules.json", "keys.json",
-                "crash.log", "crash.log.1")
+                "usage.json", "crash.log", "crash.log.1")
 
     # -- commands -------------------------------------------------------------
     def register(self, name, fn, mutating=False):
@@ -91,6 +90,14 @@ class Node:
         self.clock.tz_offset_min = cfg["tz_offset_min"]
         if self.player:
             self.player.hold_s = cfg["amp_hold_s"]
+        self._start_sntp()
+
+    def _start_sntp(self):
+        # loaded only once a server is configured: a node without one saves the RAM
+        if self.cfg["ntp.server"] and self._sntp is None and self.tasks:
+            from . import sntp
+            self._sntp = asyncio.create_task(sntp.run(self))
+            self.tasks.append(self._sntp)
 
     # -- status ---------------------------------------------------------------
     def uptime_s(self):
@@ -108,7 +115,8 @@ class Node:
             "reset_cause": self.reset_cause,
             "boots": self.boot["boots"],
             "safe_mode": self.safe_mode,
-            "clock": {"synced": c["synced"], "local": c["local"]},
+            "clock": {"synced": c["synced"], "local": c["local"], "source": c["source"]},
+            "rules": self.rules.info() if self.rules else None,
             "net": self.hal.net_status(),
             "volume": self.cfg["volume"],
             "playing": p.now if p else None,
@@ -152,6 +160,9 @@ class Node:
         self.console = Console(self.dispatch)
         for coro in (self.console.run(), self._watchdog(), self._health()):
             self.tasks.append(asyncio.create_task(coro))
+        if self.rules:
+            self.tasks.append(self.rules.start())
+        self._start_sntp()
         log.info("ready")
         while True:
             await asyncio.sleep(3600)
@@ -165,11 +176,24 @@ class Node:
             self.player.sink.close()
 
 
+def record_crash(msg):
+    """Log a crash on flash and count it as a failed boot (towards safe mode)."""
+    log.crash(msg)
+    b, _ = storage.read_json("boot.json", {"boots": 0, "fails": 0})
+    b["fails"] = b.get("fails", 0) + 1
+    storage.write_json("boot.json", b)
+
+
 def main():
     try:
         node = Node()
     except Exception as e:
-        log.crash("boot failed: %r" % (e,))
+        # Reset and count it: after SAFE_MODE_AFTER such boots the node comes up
+        # in safe mode (no audio, no rules) instead of looping.
+        record_crash("boot failed: " + _exc_text(e))
+        from . import hal
+        board, _ = storage.read_json("board.json", SIM_BOARD)
+        hal.load(board).reset()
         raise
     try:
         asyncio.run(node.run())
@@ -177,8 +201,7 @@ def main():
         node.deinit()
         print("loaxa stopped: MicroPython REPL. Ctrl-D restarts the node.")
     except Exception as e:
-        buf = _exc_text(e)
-        node.record_crash("crash: " + buf)
+        record_crash("crash: " + _exc_text(e))
         node.hal.reset()
 
 

@@ -32,7 +32,7 @@ class Auth:
         self.salt = st.get("salt", "")
         self.hash = st.get("hash", "")
         self.fails = st.get("fails", 0)
-        self._until = 0
+        self._until = time.ticks_ms()
         self._session = None  # ticks_ms of last authorised use
         if self.fails >= FREE_TRIES:
             self._lock()

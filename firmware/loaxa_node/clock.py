@@ -20,6 +20,7 @@ class Clock:
             m = {}
         self.synced_at = m.get("synced_at")
         self.source = m.get("source")
+        self.on_set = None  # called after every set: the scheduler re-plans
 
     def now(self):
         return self.hal.rtc_now()[0]
@@ -42,14 +43,17 @@ class Clock:
         self.synced_at = t
         self.source = source
         self.hal.rtc_memory(json.dumps({"synced_at": t, "source": source}).encode())
+        if self.on_set:
+            self.on_set()
 
     def info(self):
-        t = self.now()
+        t, ms = self.now_ms()
         return {
             "synced": self.trusted(),
             "source": self.source,
             "utc": timeutil.iso(t),
             "local": timeutil.iso(t, self.tz_offset_min),
             "t2k": t,
+            "ms": ms,
             "since_sync_s": None if self.synced_at is None else t - self.synced_at,
         }

@@ -19,9 +19,9 @@ except ImportError:
 
         viper = native
 
-    micropython = _Decorators()
+    micropython = _Decorators()  # type: ignore[assignment]
 
-    def const(x):
+    def const(x):  # type: ignore[misc]
         return x
 
     def ptr8(b):

@@ -12,9 +12,9 @@ NAMES = {DEBUG: "debug", INFO: "info", WARN: "warn", ERROR: "error"}
 LEVELS = {"debug": DEBUG, "info": INFO, "warn": WARN, "error": ERROR}
 
 _SIZE = 64
-_ring = [None] * _SIZE
+_ring: list = [None] * _SIZE
 _next = 0  # total lines ever written; index into ring is _next % _SIZE
-_errors = [None] * 8
+_errors: list = [None] * 8
 _nerr = 0
 echo = True  # print log lines on the console (tools ignore lines without '@')
 level = INFO
@@ -56,7 +56,7 @@ def error(msg):
 
 def tail(n=20, min_level=DEBUG, since=None):
     """Last n entries at or above min_level, oldest first, as dicts."""
-    out = []
+    out: list = []
     start = max(0, _next - _SIZE)
     if since is not None:
         start = max(start, since)

@@ -58,6 +58,16 @@ def install(node):
         log.info("clock set to " + timeutil.iso(t, node.clock.tz_offset_min))
         return node.clock.info()
 
+    async def clock_sync(args):
+        from . import sntp
+        try:
+            rtt = await sntp.sync(node)
+        except (OSError, ValueError) as e:
+            raise CmdError("sync_failed", "%s: %s" % (node.cfg["ntp.server"] or "ntp.server", e))
+        out = node.clock.info()
+        out["rtt_ms"] = rtt
+        return out
+
     def config_get(args):
         pub = config.public(node.cfg)
         keys = args.get("keys")
@@ -140,6 +150,7 @@ def install(node):
     reg("log", log_tail)
     reg("clock.get", clock_get)
     reg("clock.set", clock_set, True)
+    reg("clock.sync", clock_sync)  # only from the configured server: no PIN
     reg("config.get", config_get)
     reg("config.set", config_set, True)
     reg("auth", auth)

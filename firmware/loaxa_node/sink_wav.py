@@ -18,7 +18,7 @@ class WavSink:
         self.underruns = 0
         self.frames = 0
         self._f = None
-        self._t0 = 0
+        self._t0 = time.ticks_us()
         self._data_bytes = 0
         self._since_patch = 0
         try:
@@ -46,15 +46,14 @@ class WavSink:
             self.close()
         self.rate = rate
         name = self._next_name()
-        self._f = open(self.folder + "/" + name, "wb")
+        f = self._f = open(self.folder + "/" + name, "wb")
         self._data_bytes = 0
         self._since_patch = 0
-        self._write_header()
+        self._write_header(f)
         self.frames = 0
         self._event("open %s %d" % (name, rate))
 
-    def _write_header(self):
-        f = self._f
+    def _write_header(self, f):
         f.seek(0)
         n = self._data_bytes
         f.write(b"RIFF" + struct.pack("<I", 36 + n) + b"WAVEfmt ")
@@ -65,17 +64,18 @@ class WavSink:
     def _played(self):
         return time.ticks_diff(time.ticks_us(), self._t0) * self.rate // 1000000
 
-    def _put(self, buf):
-        self._f.write(buf)
+    def _put(self, f, buf):
+        f.write(buf)
         self._data_bytes += len(buf)
         self._since_patch += len(buf)
         if self._since_patch >= self.rate * 2:  # keep the header valid each second
             self._since_patch = 0
-            self._write_header()
+            self._write_header(f)
 
     async def write(self, buf):
         """Queue len(buf)//2 samples; waits while the ring is full."""
-        if not self._f:
+        f = self._f
+        if f is None:
             raise OSError("sink not open")
         if self.frames == 0:
             self._t0 = time.ticks_us()  # the ring starts playing with the first write
@@ -87,9 +87,9 @@ class WavSink:
             lag *= 2
             while lag > 0:
                 k = min(lag, len(_ZEROS))
-                self._put(memoryview(_ZEROS)[:k])
+                self._put(f, memoryview(_ZEROS)[:k])
                 lag -= k
-        self._put(buf)
+        self._put(f, buf)
         self.frames += len(buf) // 2
         ahead_us = (self.frames - self._played()) * 1000000 // self.rate
         if ahead_us > _BUF_MS * 1000:
@@ -103,9 +103,10 @@ class WavSink:
                 await asyncio.sleep_ms(ahead * 1000 // self.rate)
 
     def close(self):
-        if self._f:
-            self._write_header()
-            self._f.close()
+        f = self._f
+        if f is not None:
+            self._write_header(f)
+            f.close()
             self._f = None
             self._event("close %d" % self.frames)
 

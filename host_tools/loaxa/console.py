@@ -133,8 +133,9 @@ class NodeConsole:
         return list(self._lines)[max(0, mark - first):]
 
     def expect(self, pattern: str, timeout: float = 10.0, since: int | None = None,
-               partial: bool = True) -> re.Match:
-        """Wait for a line (or, if partial, the unterminated tail: prompts) matching pattern."""
+               partial: bool = False) -> re.Match:
+        """Wait for a complete line matching pattern; with partial=True also the
+        unterminated tail (a prompt such as `>>> `)."""
         rx = re.compile(pattern)
         start = self.mark() if since is None else since
         deadline = time.monotonic() + timeout
@@ -177,8 +178,7 @@ class NodeConsole:
             line += " " + json.dumps(args, separators=(",", ":"))
         since = self.mark()
         self.write(line.encode() + b"\n")
-        # Whole lines only: on a slow link the tail may hold half an answer.
-        m = self.expect(rf"^@{rid} (ok|err) (.*)$", timeout=timeout, since=since, partial=False)
+        m = self.expect(rf"^@{rid} (ok|err) (.*)$", timeout=timeout, since=since)
         try:
             body = json.loads(m.group(2))
         except ValueError:

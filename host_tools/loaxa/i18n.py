@@ -46,6 +46,33 @@ MESSAGES: dict[str, dict[str, str]] = {
         "en": "{ok} of {n} boards ready.",
         "vi": "{ok}/{n} bo mạch đã sẵn sàng.",
     },
+    "rules.ok": {
+        "en": "{file}: ok — {windows} windows, {items} schedule items, {exceptions} "
+        "exceptions, {size} bytes compiled",
+        "vi": "{file}: hợp lệ — {windows} khung giờ, {items} mục lịch phát, {exceptions} "
+        "ngoại lệ, {size} byte sau khi biên dịch",
+    },
+    "rules.wrote": {"en": "wrote {file} ({size} bytes)", "vi": "đã ghi {file} ({size} byte)"},
+    "rules.plays": {"en": "  PLAYS at {volume} %", "vi": "  ĐƯỢC PHÁT ở {volume} %"},
+    "rules.refused": {"en": "  REFUSED", "vi": "  KHÔNG ĐƯỢC PHÁT"},
+    "rules.why": {"en": "  why:   {reason}", "vi": "  lý do: {reason}"},
+    "rules.until": {"en": "  until: {until}", "vi": "  đến:   {until}"},
+    "rules.no_change": {"en": "no change within a week", "vi": "không đổi trong một tuần"},
+    "rules.item": {"en": "  schedule: {item} ({src}) runs until {end}",
+                   "vi": "  lịch phát: {item} ({src}) chạy đến {end}"},
+    "rules.week": {
+        "en": "Week of Monday {monday} (UTC{tz}); times when normal content may play, "
+        "at its default volume:",
+        "vi": "Tuần bắt đầu thứ Hai {monday} (UTC{tz}); giờ được phát nội dung thông thường, "
+        "ở âm lượng mặc định:",
+    },
+    "rules.zone": {"en": "== zone {zone} ==", "vi": "== vùng {zone} =="},
+    "rules.all_nodes": {"en": "== all nodes ==", "vi": "== mọi cụm loa =="},
+    "rules.silent": {"en": "silent", "vi": "im lặng"},
+    "rules.silent_exc": {"en": "silent (exception {name})", "vi": "im lặng (ngoại lệ {name})"},
+    "rules.refused_at": {"en": "refused: {reason}", "vi": "không phát: {reason}"},
+    "rules.emergency": {"en": "Emergency plays at any hour at {volume} %.",
+                        "vi": "Tin khẩn cấp phát mọi giờ ở {volume} %."},
     "error": {"en": "error: {msg}", "vi": "lỗi: {msg}"},
 }
 

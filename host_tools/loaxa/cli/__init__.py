@@ -14,7 +14,7 @@ import sys
 from ..errors import LoaxaError
 from ..i18n import t
 
-SUBCOMMANDS = ("sim", "console", "flash", "deploy", "provision", "inventory",
+SUBCOMMANDS = ("sim", "console", "rules", "flash", "deploy", "provision", "inventory",
                "batch", "ports")
 
 

@@ -33,7 +33,7 @@ class NodeStrategy:
         elif to == "repl":
             assert self.console
             self.console.ctrl_c()
-            self.console.expect(r">>> $", timeout)
+            self.console.expect(r">>> $", timeout, partial=True)
         else:  # repl -> app: Ctrl-D soft-resets into the application
             assert self.console
             self.console.ctrl_d()

@@ -1,0 +1,65 @@
+# Console commands of the rules (docs/console.md): rules.get, rules.set
+# (signed envelope only) and rules.eval. rulesvc loads this module for each
+# request and unloads it afterwards.
+from . import log, rules, storage, timeutil
+from .console import CmdError
+
+
+def get(svc, args):
+    out = svc.info()
+    out["rules"] = svc.R
+    out["senders"] = svc.seq
+    return out
+
+
+def set_(svc, args):
+    from . import envelope
+    from .rulecheck import check
+    keys, _ = storage.read_json("keys.json", {})
+    if "commune_key" not in keys:
+        raise CmdError("no_key", "no commune key on this node: provision one with keys.set")
+    sender = args.get("from")
+    try:
+        body = envelope.open_(args, envelope.key_bytes(keys["commune_key"]), "rules",
+                              svc.seq.get(sender, 0) if isinstance(sender, str) else 0)
+        check(body)
+    except envelope.EnvelopeError as e:
+        log.warn("rules refused: " + e.msg)
+        raise CmdError(e.code, e.msg + "; the rules in force stay")
+    except rules.RulesError as e:
+        log.warn("rules refused: %s" % e)
+        raise CmdError("bad_rules", "%s; the rules in force stay" % e)
+    seq = dict(svc.seq)
+    seq[sender] = args["seq"]
+    storage.write_json("rules.json", {"rules": body, "seq": seq})
+    svc.R, svc.seq = body, seq
+    log.info("rules %s from %s (seq %d) in force" % (body.get("ver", ""), sender,
+                                                      args["seq"]))
+    svc.poke()
+    return svc.info()
+
+
+def eval_(svc, args):
+    clock = svc.node.clock
+    at = args.get("at")
+    if at is None:
+        now = clock.now()
+    elif isinstance(at, str):
+        try:
+            now = timeutil.parse_iso(at)
+        except ValueError as e:
+            raise CmdError("bad_args", str(e))
+    else:
+        raise CmdError("bad_args", 'at must look like "2026-11-23T05:30:00+07:00"')
+    req = {"priority": args.get("priority", "normal"), "kind": args.get("kind", "live"),
+           "zones": args.get("zones", svc.zones()), "volume": args.get("volume")}
+    try:
+        d = rules.evaluate(svc.R, now, req, svc.used(clock.now()), clock.trusted())
+    except rules.RulesError as e:
+        raise CmdError("bad_args", str(e))
+    tz = svc.R.get("tz", 420)
+    d["at"] = timeutil.iso(now, tz)
+    d["until"] = None if d["until"] is None else timeutil.iso(d["until"], tz)
+    d["window"] = rules.current(svc.R, now, req["zones"])["window"]
+    d["trusted"] = clock.trusted()
+    return d

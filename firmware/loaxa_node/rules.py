@@ -1,0 +1,254 @@
+# The commune's rules (DESIGN section 6), evaluated on the compiled compact
+# form that the host compiler writes (docs/rules.md has the TOML form).
+# Pure: the node and the host tools run this same code, and the tests prove
+# both interpreters give identical answers.
+#
+# Times: `now` is t2k UTC seconds; rules are in local time (tz minutes east
+# of UTC). Window, quiet-hour and schedule edges fall on whole minutes of the
+# local day, so every answer is constant between two "marks" (those minutes,
+# on each day) and evaluation only ever has to look at marks.
+from .timeutil import DAY, weekday
+
+PRIORITIES = ("emergency", "priority", "normal", "test")
+KINDS = ("live", "file", "relay", "tone")
+HORIZON_DAYS = 8  # `until` looks this far ahead, then gives None ("not soon")
+_WIN_PRI = ("priority", "normal", "test")
+
+
+class RulesError(ValueError):
+    pass
+
+
+def _hm(m):
+    return "%02d:%02d" % (m // 60 % 24, m % 60)
+
+
+def _zok(x, zones):
+    z = x.get("z")
+    if not z:
+        return True
+    for a in zones:
+        if a in z:
+            return True
+    return False
+
+
+def _dayok(x, d):
+    if not (x.get("d", 127) >> weekday(d)) & 1:
+        return False
+    dr = x.get("dr")
+    if not dr:
+        return True
+    for a, b in dr:
+        if a <= d <= b:
+            return True
+    return False
+
+
+def _exc(R, d, zones, mute):
+    for x in R.get("x", ()):
+        if x["from"] <= d <= x["to"] and _zok(x, zones) and bool(x.get("mute")) == mute:
+            return x
+    return None
+
+
+def _span(x):
+    # (start, end) seconds from the start day's midnight; end > 1 day crosses it
+    s = x["s"] * 60
+    e = s + x["dur"] * 60 if "dur" in x else x["e"] * 60
+    return s, (e + DAY if e <= s else e)
+
+
+def _window(R, lt, zones):
+    """The window open at local time lt for zones (first in file order)."""
+    d, sec = divmod(lt, DAY)
+    for dd, off in ((d, sec), (d - 1, sec + DAY)):
+        x = _exc(R, dd, zones, False)
+        for w in (x.get("w", ()) if x else R.get("w", ())):
+            s, e = _span(w)
+            if s <= off < e and _zok(w, zones) and _dayok(w, dd):
+                return w
+    return None
+
+
+def _quiet(R, lt):
+    q = R.get("q")
+    if not q:
+        return False
+    sec = lt % DAY
+    s, e = q[0] * 60, q[1] * 60
+    return s <= sec < e if s < e else (sec >= s or sec < e)
+
+
+def _items(R, lt, zones):
+    """[(item, local end)] of schedule items running at local time lt."""
+    d, sec = divmod(lt, DAY)
+    out = []
+    for it in R.get("sch", ()):
+        s, e = _span(it)
+        for dd, off in ((d, sec), (d - 1, sec + DAY)):
+            if s <= off < e and _zok(it, zones) and _dayok(it, dd):
+                out.append((it, dd * DAY + e))
+                break
+    return out
+
+
+def _marks(R):
+    m = {0}
+    q = R.get("q")
+    if q:
+        m.add(q[0])
+        m.add(q[1] % 1440)
+    for ws in [R.get("w", ())] + [x.get("w", ()) for x in R.get("x", ())]:
+        for w in ws:
+            m.add(w["s"])
+            m.add(w["e"] % 1440)
+    for it in R.get("sch", ()):
+        m.add(it["s"])
+        m.add((it["s"] + it["dur"]) % 1440)
+    return sorted(m)
+
+
+def _after(R, lt, days):
+    """Local instants (mark minutes) after lt, in order, for `days` days."""
+    marks = _marks(R)
+    d = lt // DAY
+    for dd in range(d, d + days + 1):
+        for m in marks:
+            c = dd * DAY + m * 60
+            if c > lt:
+                yield c
+
+
+def _lowest_volume(R):
+    v = [min(w["vol"], w["max"]) for w in R.get("w", ())]
+    return min(v) if v else 50
+
+
+def _decide(R, lt, pri, kind, zones, vol, run, usage, trusted):
+    """(allow, volume, reason, seconds of cap left or None) at local time lt."""
+    if pri == "emergency":
+        ev = R.get("ev", 100)
+        return True, ev, "emergency: plays at any hour at %d %%" % ev, None
+    if not trusted:
+        if kind == "live":
+            v = _lowest_volume(R)
+            return True, v, ("clock not trusted: live plays at %d %%, the lowest window "
+                             "volume" % v), None
+        return False, 0, ("clock not trusted (no time sync yet): %s content waits for "
+                          "one" % kind), None
+    if _quiet(R, lt):
+        q = R["q"]
+        return False, 0, "quiet hours %s-%s: only emergency plays" % (_hm(q[0]), _hm(q[1])), None
+    d = lt // DAY
+    x = _exc(R, d, zones, True)
+    if x:
+        return False, 0, "exception %s: silence on these dates" % x["id"], None
+    w = _window(R, lt, zones)
+    if w is None:
+        return False, 0, "outside every broadcast window" + (
+            " of zone " + ",".join(zones) if zones else ""), None
+    if pri not in w.get("p", _WIN_PRI):
+        return False, 0, "window %s does not allow %s" % (w["id"], pri), None
+    cap = R.get("cap", {})
+    n, used = (usage.get("n", 0), usage.get("s", 0)) if usage.get("day") == d else (0, 0)
+    left = None
+    if cap.get("n") and not run and n >= cap["n"]:
+        return False, 0, "limit of %d sessions a day reached" % cap["n"], None
+    if cap.get("d"):
+        left = cap["d"] * 60 - used
+        if left <= 0:
+            return False, 0, "limit of %d minutes a day reached" % cap["d"], None
+        midnight = DAY - lt % DAY
+        if left > midnight:  # tomorrow's budget starts at midnight
+            left = midnight + cap["d"] * 60 if cap["d"] < 1440 else None
+    if cap.get("s"):
+        s = cap["s"] * 60 - run
+        if s <= 0:
+            return False, 0, "limit of %d minutes a session reached" % cap["s"], None
+        left = s if left is None else min(left, s)
+    v = min(w["vol"] if vol is None else vol, w["max"])
+    return True, v, "window %s (%s-%s) allows %s at %d %% (cap %d %%)" % (
+        w["id"], _hm(w["s"]), _hm(w["e"]), pri, v, w["max"]), left
+
+
+def _request(req):
+    pri = req.get("priority", "normal")
+    kind = req.get("kind", "live")
+    if pri not in PRIORITIES:
+        raise RulesError("priority must be one of " + ", ".join(PRIORITIES))
+    if kind not in KINDS:
+        raise RulesError("kind must be one of " + ", ".join(KINDS))
+    zones = req.get("zones") or ()
+    if isinstance(zones, str):
+        zones = (zones,)
+    if not isinstance(zones, (list, tuple)) or not all(isinstance(z, str) for z in zones):
+        raise RulesError("zones must be a list of zone names")
+    vol = req.get("volume")
+    run = req.get("running_s", 0)
+    for k, v, hi in (("volume", vol, 100), ("running_s", run, 0x3FFFFFFF)):
+        if v is not None and (not isinstance(v, int) or isinstance(v, bool) or not 0 <= v <= hi):
+            raise RulesError("%s must be an integer from 0 to %d" % (k, hi))
+    return pri, kind, zones, vol, run
+
+
+def evaluate(R, now, req, usage=None, trusted=True):
+    """May req play at now? {allow, volume, reason, until}.
+
+    req: {priority, kind, zones, volume (asked, optional), running_s (seconds
+    this session has played, 0 for a new one)}. usage: {day (local day
+    number), n (sessions started that day), s (seconds played that day)}.
+    until: the first instant (t2k) the answer changes if the request keeps
+    playing, or None if it does not change within HORIZON_DAYS.
+    """
+    pri, kind, zones, vol, run = _request(req)
+    usage = usage or {}
+    tz = R.get("tz", 420) * 60
+    lt = now + tz
+    a = _decide(R, lt, pri, kind, zones, vol, run, usage, trusted)
+    until = None if a[3] is None else now + a[3]
+    if pri != "emergency" and trusted:
+        for c in _after(R, lt, HORIZON_DAYS):
+            if until is not None and c - tz >= until:
+                break
+            if _decide(R, c, pri, kind, zones, vol, run, usage, trusted)[:3] != a[:3]:
+                until = c - tz
+                break
+    return {"allow": a[0], "volume": a[1], "reason": a[2], "until": until}
+
+
+def _state(R, lt, zones):
+    w = _window(R, lt, zones)
+    x = _exc(R, lt // DAY, zones, True)
+    return (lt // DAY, _quiet(R, lt), x and x["id"], w and w["id"],
+            [it["id"] for it, _ in _items(R, lt, zones)])
+
+
+def next_change(R, now, zones=()):
+    """First instant after now at which any answer for zones may change."""
+    tz = R.get("tz", 420) * 60
+    lt = now + tz
+    s0 = _state(R, lt, zones)
+    for c in _after(R, lt, 1):
+        if _state(R, c, zones) != s0:
+            return c - tz
+    return now + DAY  # unreachable: the local day always changes at midnight
+
+
+def current(R, now, zones=()):
+    """What the rules say for zones at now: open window, quiet, running items."""
+    lt = now + R.get("tz", 420) * 60
+    w = _window(R, lt, zones)
+    x = _exc(R, lt // DAY, zones, True)
+    return {
+        "window": w and w["id"],
+        "quiet": _quiet(R, lt),
+        "muted": x and x["id"],
+        "items": [(it, end - lt + now) for it, end in _items(R, lt, zones)],
+        "day": lt // DAY,
+    }
+
+
+def item_request(it, zones):
+    return {"priority": it.get("p", "normal"), "kind": it["k"], "zones": zones,
+            "volume": it.get("vol")}

@@ -1,0 +1,196 @@
+# The node's side of the rules: the stored rule set, its console commands
+# (rules.get, rules.set signed only, rules.eval) and the scheduler task that
+# sleeps until the next instant an answer may change, then starts, stops or
+# re-levels what plays. Until the audio pipeline lands, schedule items play
+# a tone (file and relay sources have nothing to decode yet).
+import asyncio
+import gc
+import sys
+
+from . import log, rules, storage, timeutil
+
+# A fresh node: only emergency plays until the commune's rules arrive.
+DEFAULT = {"v": 1, "ver": "default", "q": [1260, 360]}
+MAX_SLEEP_S = 30  # re-check this often anyway: clock syncs may move time
+
+
+def _check(stored):
+    from .rulecheck import check
+    check(stored["rules"])
+
+
+def _unload(*names):
+    # Modules needed only while accepting rules: give their RAM back.
+    pkg = sys.modules["loaxa_node"]
+    for n in names:
+        sys.modules.pop("loaxa_node." + n, None)
+        try:
+            delattr(pkg, n)
+        except (AttributeError, KeyError, TypeError):  # not loaded; ports differ in which
+            pass
+    gc.collect()
+
+
+class RulesService:
+    def __init__(self, node):
+        self.node = node
+        st, src = storage.read_json("rules.json", None, _check)
+        _unload("rulecheck")
+        if src == "bak":
+            log.warn("rules: using the last good copy")
+        st = st or {"rules": DEFAULT, "seq": {}}
+        self.R = st["rules"]
+        self.seq = st["seq"]
+        self.usage, _ = storage.read_json("usage.json", {"day": -1, "n": 0, "s": 0})
+        self.window = None
+        self._sess = None  # (player info dict, t2k start) of what the scheduler governs
+        self._spent = {}  # item id -> end of the occurrence already played: never twice
+        self._until = None
+        self._wake = asyncio.Event()
+        self._task = None
+
+    # -- state ----------------------------------------------------------------
+    def info(self):
+        return {"version": self.R.get("ver", ""), "window": self.window,
+                "seq": max(self.seq.values()) if self.seq else 0}
+
+    def poke(self):
+        self._wake.set()
+
+    def zones(self):
+        return self.node.cfg["zones"]
+
+    def used(self, now):
+        """Usage counters for evaluate: today's, with the running session."""
+        u = self.usage
+        s = u["s"]
+        if self._sess:
+            s += now - self._sess[1]
+        return {"day": u["day"], "n": u["n"], "s": s}
+
+    def _account(self, now):
+        """Roll the counters over at local midnight; close a finished session."""
+        day = (now + self.R.get("tz", 420) * 60) // timeutil.DAY
+        p = self.node.player
+        if self._sess and (p is None or p.now is not self._sess[0]):
+            self.usage["s"] += max(0, now - self._sess[1])
+            self._sess = None
+            storage.write_json("usage.json", self.usage)
+        if self.usage["day"] != day:
+            self.usage = {"day": day, "n": 1 if self._sess else 0, "s": 0}
+            if self._sess:  # the running session counts for the new day from midnight
+                self._sess = (self._sess[0], now - (now + self.R.get("tz", 420) * 60) % 86400)
+            storage.write_json("usage.json", self.usage)
+
+    # -- the scheduler -----------------------------------------------------------
+    async def _apply(self):
+        node = self.node
+        p = node.player
+        now = node.clock.now()
+        trusted = node.clock.trusted()
+        zones = self.zones()
+        self._account(now)
+        cur = rules.current(self.R, now, zones)
+        self.window = cur["window"]
+        self._until = None
+        if p is None:
+            return
+        info = p.now
+        if info is not None and "kind" in info:  # rule-governed: still allowed?
+            running = [it for it, _ in cur["items"] if it["id"] == info.get("item")]
+            req = {"priority": info["priority"], "kind": info["kind"], "zones": zones,
+                   "volume": info.get("asked"), "running_s": now - self._sess[1]
+                   if self._sess else 0}
+            d = rules.evaluate(self.R, now, req, self.used(now), trusted)
+            if not d["allow"] or (info.get("item") and not running):
+                log.info("rules: stop %s: %s" % (info.get("source"), d["reason"] if not
+                                                 d["allow"] else "schedule item ended"))
+                await p.stop()
+                self._account(now)
+            else:
+                if d["volume"] != p.volume:
+                    log.info("rules: volume %d: %s" % (d["volume"], d["reason"]))
+                    p.set_volume(d["volume"])
+                info["volume"] = d["volume"]
+                self._until = d["until"]
+                return
+        if p.now is not None:
+            return  # something outside the rules plays (a technician's test tone)
+        for it, end in cur["items"]:
+            if self._spent.get(it["id"]) == end:
+                continue
+            req = rules.item_request(it, zones)
+            d = rules.evaluate(self.R, now, req, self.used(now), trusted)
+            if not d["allow"]:
+                log.debug("rules: %s waits: %s" % (it["id"], d["reason"]))
+                continue
+            stop = end if d["until"] is None else min(end, d["until"])
+            self._spent[it["id"]] = end
+            await self._start(it, req, d, stop - now)
+            self._until = d["until"]
+            break
+
+    async def _start(self, it, req, d, seconds):
+        from .player import ToneSource
+        gc.collect()  # the tone table wants 2 KB in one piece
+        kind, _, arg = it["src"].partition(":")
+        freq = int(arg) if kind == "tone" else 1000
+        info = {"source": it["src"], "priority": req["priority"], "kind": req["kind"],
+                "codec": "sine", "item": it["id"], "asked": req["volume"],
+                "volume": d["volume"]}
+        log.info("rules: start %s at %d %%: %s" % (it["id"], d["volume"], d["reason"]))
+        p = self.node.player
+        await p.play(ToneSource(freq, seconds), d["volume"], info)
+        now = self.node.clock.now()
+        self._sess = (info, now)
+        self.usage["n"] += 1
+        storage.write_json("usage.json", self.usage)
+
+    async def run(self):
+        while True:
+            self._wake.clear()
+            try:
+                await self._apply()
+                now, ms = self.node.clock.now_ms()
+                nxt = rules.next_change(self.R, now, self.zones())
+                if self._until is not None:
+                    nxt = min(nxt, self._until)
+                wait = min(max(nxt - now, 0), MAX_SLEEP_S) * 1000 - ms
+            except Exception as e:  # bad rules or a bug must not stop the node
+                log.error("rules: %r" % (e,))
+                wait = MAX_SLEEP_S * 1000
+            try:
+                await asyncio.wait_for_ms(self._wake.wait(), max(wait, 10))
+            except asyncio.TimeoutError:
+                pass
+
+    def start(self):
+        self._task = asyncio.create_task(self.run())
+        return self._task
+
+    def deinit(self):
+        if self._task:
+            self._task.cancel()
+            self._task = None
+
+
+def install(node):
+    svc = RulesService(node)
+    node.clock.on_set = svc.poke
+    node.register("rules.get", _cmd(svc, "get"))
+    # The signature is the authority here, as over MQTT: no PIN needed.
+    node.register("rules.set", _cmd(svc, "set_"))
+    node.register("rules.eval", _cmd(svc, "eval_"))
+    return svc
+
+
+def _cmd(svc, name):
+    # The handlers live in rulecmd, loaded for each request and dropped after:
+    # a node answers them rarely and its RAM is scarce.
+    def run(args):
+        from . import rulecmd
+        try:
+            return getattr(rulecmd, name)(svc, args)
+        finally:
+            _unload("rulecmd", "envelope", "rulecheck")
+    return run

@@ -1,0 +1,170 @@
+"""loaxa rules: check, compile (and sign), explain and show the commune's rules."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+from loaxa_node import rules as engine
+from loaxa_node import timeutil
+
+from .. import rules
+from ..errors import LoaxaError
+from ..i18n import t
+
+_DAYNAMES = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("rules", help="check, compile, sign and explain the commune's rules",
+                       description="Work with the commune's rules file (TOML, see "
+                       "docs/rules.md). Every answer comes from the same rules engine "
+                       "the nodes run.")
+    rs = p.add_subparsers(dest="rules_cmd", metavar="ACTION", required=True)
+
+    c = rs.add_parser("check", help="validate a rules file")
+    c.add_argument("file")
+    c.set_defaults(func=check)
+
+    c = rs.add_parser("compile", help="compile to the compact JSON nodes store; optionally sign")
+    c.add_argument("file")
+    c.add_argument("-o", "--output", help="write here instead of standard output")
+    c.add_argument("--sign", metavar="KEYFILE",
+                   help="sign with the commune key (64 hex digits, or a keys.json)")
+    c.add_argument("--sender", default="headend", help="sender name in the envelope")
+    c.add_argument("--seq", type=int,
+                   help="envelope sequence number; must grow with every signed rule set "
+                   "(default: now, in seconds since 2000)")
+    c.set_defaults(func=compile_)
+
+    c = rs.add_parser("explain", help="what the rules decide for one request at one time")
+    c.add_argument("file")
+    c.add_argument("--at", required=True,
+                   help="time, e.g. 2026-11-23T05:40 (rules' time zone) or with an offset")
+    c.add_argument("--priority", default="normal", choices=engine.PRIORITIES)
+    c.add_argument("--kind", default="live", choices=engine.KINDS,
+                   help="source kind (default live)")
+    c.add_argument("--zone", action="append", default=[], help="the node's zone (repeatable)")
+    c.add_argument("--untrusted", action="store_true",
+                   help="as a node whose clock is not synced would decide")
+    c.set_defaults(func=explain)
+
+    c = rs.add_parser("calendar", help="a week of when and how loud each zone plays")
+    c.add_argument("file")
+    c.add_argument("--week", metavar="DATE", nargs="?", const="",
+                   help="the week containing DATE (default: this week)")
+    c.set_defaults(func=calendar)
+
+
+def check(args: argparse.Namespace) -> int:
+    c = rules.compile_file(args.file)
+    R = c.rules
+    print(t("rules.ok", file=args.file, windows=len(R["w"]), items=len(R.get("sch", [])),
+            exceptions=len(R.get("x", [])), size=len(rules.compact(R))))
+    return 0
+
+
+def compile_(args: argparse.Namespace) -> int:
+    R = rules.compile_file(args.file).rules
+    now = int(time.time()) - timeutil.UNIX_OFFSET
+    out: object = R
+    if args.sign:
+        seq = now if args.seq is None else args.seq
+        if seq <= 0:
+            raise LoaxaError("--seq must be a positive integer")
+        out = rules.sign(R, rules.read_key(args.sign), args.sender, seq, now)
+    text = rules.compact(out)  # type: ignore[arg-type]
+    if args.output:
+        Path(args.output).write_text(text + "\n", encoding="utf-8")
+        print(t("rules.wrote", file=args.output, size=len(text)), file=sys.stderr)
+    else:
+        print(text)
+    return 0
+
+
+def _local(t: int, tz: int) -> str:
+    return timeutil.iso(t, tz).replace("T", " ")[:-6]
+
+
+def explain(args: argparse.Namespace) -> int:
+    R = rules.compile_file(args.file).rules
+    tz = R.get("tz", 420)
+    at = rules.parse_time(args.at, tz)
+    req = {"priority": args.priority, "kind": args.kind, "zones": args.zone}
+    d = engine.evaluate(R, at, req, None, not args.untrusted)
+    cur = engine.current(R, at, args.zone)
+    zone = ",".join(args.zone) or "-"
+    print(f"{_local(at, tz)} ({_DAYNAMES[timeutil.weekday((at + tz * 60) // 86400)]}), "
+          f"{args.priority} {args.kind}, {zone}:")
+    print(t("rules.plays", volume=d["volume"]) if d["allow"] else t("rules.refused"))
+    print(t("rules.why", reason=d["reason"]))
+    print(t("rules.until", until=_local(d["until"], tz) if d["until"] is not None
+            else t("rules.no_change")))
+    for it, end in cur["items"]:
+        print(t("rules.item", item=it["id"], src=it["src"], end=_local(end, tz)))
+    return 0
+
+
+def _segments(R: dict, start: int, end: int, zones: list[str]) -> list[tuple]:
+    """(from, to, allowed, volume, why, window, items) for a normal live request."""
+    out: list[tuple] = []
+    now = start
+    req = {"priority": "normal", "kind": "live", "zones": zones}
+    while now < end:
+        nxt = min(engine.next_change(R, now, zones), end)
+        d = engine.evaluate(R, now, req)
+        cur = engine.current(R, now, zones)
+        items = [it["id"] for it, _ in cur["items"]]
+        seg = (now, nxt, d["allow"], d["volume"], d["reason"], cur["window"], items)
+        if out and out[-1][2:] == seg[2:]:
+            out[-1] = (out[-1][0], nxt, *seg[2:])
+        else:
+            out.append(seg)
+        now = nxt
+    return out
+
+
+def calendar(args: argparse.Namespace) -> int:
+    c = rules.compile_file(args.file)
+    R = c.rules
+    tz = R.get("tz", 420)
+    caps = {w["id"]: w["max"] for w in R["w"] + [w for x in R.get("x", []) for w in x.get("w", [])]}
+    if args.week:
+        day = rules.parse_time(args.week + "T12:00", tz)
+    else:
+        day = int(time.time()) - timeutil.UNIX_OFFSET
+    ld = (day + tz * 60) // 86400
+    monday = ld - timeutil.weekday(ld)
+    start = monday * 86400 - tz * 60
+    y, m, d = timeutil.civil_from_days(monday)
+    print(t("rules.week", monday=f"{y:04d}-{m:02d}-{d:02d}", tz=timeutil.iso(0, tz)[-6:]))
+    for zone in (c.zones or [""]):
+        zones = [zone] if zone else []
+        print("\n" + (t("rules.zone", zone=zone) if zone else t("rules.all_nodes")))
+        segs = _segments(R, start, start + 7 * 86400, zones)
+        for k in range(7):
+            a, b = start + k * 86400, start + (k + 1) * 86400
+            yy, mm, dd = timeutil.civil_from_days(monday + k)
+            parts = []
+            for s0, s1, ok, vol, why, wid, items in segs:
+                if s1 <= a or s0 >= b or not (ok or items):
+                    continue
+                lo, hi = max(s0, a), min(s1, b)
+                hm = f"{_local(lo, tz)[11:16]}-{_local(hi, tz)[11:16]}"
+                hm = hm.replace("-00:00", "-24:00")
+                if ok:
+                    txt = f"{hm} {wid} {vol} % (max {caps[wid]} %)"
+                else:
+                    txt = f"{hm} " + t("rules.refused_at", reason=why)
+                if items:
+                    txt += " ▶ " + ",".join(items)
+                parts.append(txt)
+            muted = engine.current(R, a + 43200, zones)["muted"]
+            line = "; ".join(parts) or (t("rules.silent_exc", name=muted) if muted
+                                        else t("rules.silent"))
+            print(f"  {_DAYNAMES[k]} {yy:04d}-{mm:02d}-{dd:02d}  {line}")
+    print("\n" + t("rules.emergency", volume=R.get("ev", 100)))
+    return 0
+

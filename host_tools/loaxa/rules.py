@@ -1,0 +1,474 @@
+"""The commune's rules file (TOML, docs/rules.md): validate, compile, explain.
+
+The operator's TOML is checked here with errors that name the file, the line
+and key, what is wrong and what is allowed; it compiles to the compact JSON
+form that nodes store. Every decision (explain, calendar) comes from the
+firmware's own `loaxa_node.rules`, the code the node runs.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from loaxa_node import envelope, rulecheck, timeutil
+
+from .errors import LoaxaError
+
+DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+DEFAULT_DAYS = 0b0011111  # Mon-Fri: no weekend sessions unless a rule says so
+DEFAULT_QUIET = "21:00-06:00"
+_IDENT = re.compile(r"^[\w-]{1,32}$")
+_TOP = {"version", "timezone", "quiet_hours", "emergency_volume", "zones", "limits",
+        "window", "schedule", "exception"}
+_LIMITS = {"session_minutes", "sessions_per_day", "minutes_per_day"}
+_WINDOW = {"name", "days", "dates", "time", "overnight", "volume", "max_volume",
+           "priorities", "zones"}
+_SCHEDULE = {"name", "source", "start", "minutes", "days", "dates", "zones", "priority",
+             "volume"}
+_EXCEPTION = {"name", "dates", "zones", "mute", "window"}
+
+
+class RulesFileError(LoaxaError):
+    """A rules file that cannot be compiled: where, what is wrong, what is allowed."""
+
+    def __init__(self, file: str, line: int | None, key: str, msg: str, allowed: str = ""):
+        where = f"{file}:{line}" if line else file
+        super().__init__(f"{where}: {key}: {msg}", allowed or None)
+        self.file, self.line, self.key = file, line, key
+
+
+@dataclass
+class Compiled:
+    rules: dict[str, Any]
+    zones: list[str]
+
+
+class _Src:
+    """Finds the line of a key for error messages (tomllib keeps no positions)."""
+
+    def __init__(self, name: str, text: str):
+        self.name = name
+        self.lines = text.splitlines()
+
+    def line(self, table: str | None, index: int, key: str | None) -> int | None:
+        start, seen = 0, -1
+        if table:
+            hdr = re.compile(r"^\s*\[\[?\s*" + re.escape(table) + r"\s*\]\]?")
+            for i, ln in enumerate(self.lines):
+                if hdr.match(ln):
+                    seen += 1
+                    if seen == index:
+                        start = i
+                        break
+            else:
+                return None
+        if key is None:
+            return start + 1
+        pat = re.compile(r"^\s*" + re.escape(key) + r"\s*=")
+        for i in range(start if table else 0, len(self.lines)):
+            ln = self.lines[i]
+            if i > start and table and ln.lstrip().startswith("["):
+                break
+            if not table and ln.lstrip().startswith("["):
+                break
+            if pat.match(ln):
+                return i + 1
+        return start + 1 if table else None
+
+    def fail(self, table: str | None, index: int, key: str | None, label: str, msg: str,
+             allowed: str = "") -> RulesFileError:
+        return RulesFileError(self.name, self.line(table, index, key), label, msg, allowed)
+
+
+def _minutes(s: str) -> int:
+    m = re.fullmatch(r"(\d{1,2}):(\d{2})", s.strip())
+    if not m or int(m.group(1)) > 24 or int(m.group(2)) > 59 or (
+            int(m.group(1)) == 24 and int(m.group(2))):
+        raise ValueError(f"{s!r} is not a time of day")
+    return int(m.group(1)) * 60 + int(m.group(2))
+
+
+def _day(s: str) -> int:
+    m = re.fullmatch(r"(\d{4})-(\d{2})-(\d{2})", s.strip())
+    if not m:
+        raise ValueError(f"{s!r} is not a date")
+    y, mo, d = (int(g) for g in m.groups())
+    dn = timeutil.days_from_civil(y, mo, d)
+    if not 1 <= mo <= 12 or timeutil.civil_from_days(dn) != (y, mo, d):
+        raise ValueError(f"{s!r} is not a date in the calendar")
+    return dn
+
+
+class _Table:
+    """One TOML table being read: typed getters that raise precise errors."""
+
+    def __init__(self, src: _Src, table: str | None, index: int, label: str,
+                 data: Any, allowed: set[str]):
+        self.src, self.table, self.index, self.label = src, table, index, label
+        if not isinstance(data, dict):
+            raise src.fail(table, index, None, label, "must be a table")
+        self.data = data
+        for k in data:
+            if k not in allowed:
+                raise self.fail(k, f"unknown key {k!r}", "allowed: " + ", ".join(sorted(allowed)))
+
+    def fail(self, key: str | None, msg: str, allowed: str = "") -> RulesFileError:
+        label = f"{self.label}.{key}" if key else self.label
+        return self.src.fail(self.table, self.index, key, label, msg, allowed)
+
+    def num(self, key: str, default: int | None, lo: int, hi: int) -> int:
+        v = self.data.get(key, default)
+        if v is None:
+            raise self.fail(key, "is missing", f"an integer from {lo} to {hi}")
+        if not isinstance(v, int) or isinstance(v, bool) or not lo <= v <= hi:
+            raise self.fail(key, f"{v!r} is out of range", f"an integer from {lo} to {hi}")
+        return v
+
+    def text(self, key: str, default: str | None = None) -> str:
+        v = self.data.get(key, default)
+        if not isinstance(v, str):
+            raise self.fail(key, "is missing" if v is None else "must be text")
+        return v
+
+    def name(self, seen: set[str]) -> str:
+        v = self.text("name")
+        if not _IDENT.match(v):
+            raise self.fail("name", f"{v!r} is not a usable name",
+                            "1-32 letters, digits, '-' or '_'")
+        if v in seen:
+            raise self.fail("name", f"{v!r} is used twice", "every name must be unique")
+        seen.add(v)
+        return v
+
+    def days(self, default: int) -> int:
+        v = self.data.get("days")
+        if v is None:
+            return default
+        allowed = 'names like ["mon", "tue"], a range "mon-sat", or "daily"'
+        items = v if isinstance(v, list) else str(v).replace(" ", "").split(",")
+        mask = 0
+        for item in items:
+            if not isinstance(item, str):
+                raise self.fail("days", f"{item!r} is not a day", allowed)
+            item = item.lower()
+            if item in ("daily", "all"):
+                mask |= 127
+                continue
+            a, _, b = item.partition("-")
+            if a not in DAYS or (b and b not in DAYS):
+                raise self.fail("days", f"{item!r} is not a day", allowed)
+            i, j = DAYS.index(a), DAYS.index(b or a)
+            if j < i:
+                raise self.fail("days", f"{item!r} ends before it starts", allowed)
+            for k in range(i, j + 1):
+                mask |= 1 << k
+        if not mask:
+            raise self.fail("days", "names no day", allowed)
+        return mask
+
+    def dates(self, required: bool = False) -> list[list[int]]:
+        v = self.data.get("dates")
+        if v is None:
+            if required:
+                raise self.fail("dates", "is missing", '"2027-02-05..2027-02-10" or a list')
+            return []
+        out = []
+        for item in (v if isinstance(v, list) else [v]):
+            try:
+                a, _, b = str(item).partition("..")
+                first, last = _day(a), _day(b or a)
+            except ValueError as e:
+                raise self.fail("dates", str(e),
+                                'dates like "2027-02-05" or ranges "2027-02-05..2027-02-10"'
+                                ) from None
+            if last < first:
+                raise self.fail("dates", f"{item!r}: end is before start",
+                                "the first date comes first")
+            out.append([first, last])
+        return out
+
+    def zones(self, known: list[str]) -> list[str]:
+        v = self.data.get("zones", [])
+        if not isinstance(v, list) or not all(isinstance(z, str) for z in v):
+            raise self.fail("zones", "must be a list of zone names")
+        for z in v:
+            if z not in known:
+                raise self.fail("zones", f"unknown zone {z!r}",
+                                "zones declared at the top: " + (", ".join(known) or "none"))
+        return v
+
+
+def _span(t: _Table, key: str = "time") -> tuple[int, int]:
+    v = t.text(key)
+    allowed = 'a time range like "05:30-06:15"'
+    a, sep, b = v.partition("-")
+    try:
+        s, e = _minutes(a), _minutes(b)
+    except ValueError as err:
+        raise t.fail(key, str(err), allowed) from None
+    if not sep or s == e or s >= 1440:
+        raise t.fail(key, f"{v!r} is empty or malformed", allowed)
+    overnight = t.data.get("overnight", False)
+    if e < s and overnight is not True:
+        raise t.fail(key, f"end {b.strip()} is before start {a.strip()}",
+                     "a window that runs past midnight needs overnight = true")
+    if e > s and overnight is True:
+        raise t.fail("overnight", f"{v!r} does not cross midnight", "remove overnight")
+    return s, e
+
+
+def _window(t: _Table, seen: set[str], zones: list[str], prefix: str = "") -> dict:
+    w: dict[str, Any] = {"id": prefix + t.name(seen)}
+    w["d"] = t.days(DEFAULT_DAYS if not prefix else 127)
+    dr = t.dates()
+    if dr:
+        w["dr"] = dr
+    w["s"], w["e"] = _span(t)
+    w["max"] = t.num("max_volume", 100, 0, 100)
+    w["vol"] = t.num("volume", min(70, w["max"]), 0, 100)
+    if w["vol"] > w["max"]:
+        raise t.fail("volume", f"{w['vol']} is above max_volume {w['max']}",
+                     f"a volume from 0 to {w['max']}")
+    p = t.data.get("priorities")
+    if p is not None:
+        allowed = ("priority", "normal", "test")
+        if not isinstance(p, list) or not p or any(x not in allowed for x in p):
+            raise t.fail("priorities", f"{p!r} is not allowed",
+                         "a list of priority, normal, test (emergency plays anyway)")
+        w["p"] = p
+    z = t.zones(zones)
+    if z:
+        w["z"] = z
+    return w
+
+
+def _week(x: dict) -> list[tuple[int, int]]:
+    """Minutes of the week (Mon 00:00 = 0) that x covers, as intervals."""
+    s, e = x["s"], x["e"] if "e" in x else x["s"] + x["dur"]
+    if e <= s:
+        e += 1440
+    out = []
+    for d in range(7):
+        if x.get("d", 127) >> d & 1:
+            a, b = d * 1440 + s, d * 1440 + e
+            out.append((a, min(b, 7 * 1440)))
+            if b > 7 * 1440:
+                out.append((0, b - 7 * 1440))
+    return out
+
+
+def _meet(a: list[tuple[int, int]], b: list[tuple[int, int]]) -> bool:
+    return any(x0 < y1 and y0 < x1 for x0, x1 in a for y0, y1 in b)
+
+
+def _share(a: dict, b: dict, key: str) -> bool:
+    za, zb = a.get(key), b.get(key)
+    if key == "z":
+        return not za or not zb or bool(set(za) & set(zb))
+    return not za or not zb or any(x0 <= y1 and y0 <= x1 for x0, x1 in za for y0, y1 in zb)
+
+
+def _hm(m: int) -> str:
+    return f"{m // 60 % 24:02d}:{m % 60:02d}"
+
+
+def _check_windows(src: _Src, table: str, wins: list[dict], quiet: list[int],
+                   base: int = 0) -> None:
+    def fail(i: int, key: str, msg: str, allowed: str = "") -> RulesFileError:
+        return src.fail(table, base + i, key, f"{table}[{i}].{key}",
+                        f"window {wins[i]['id']!r} " + msg, allowed)
+
+    for i, a in enumerate(wins):
+        for j in range(i):
+            b = wins[j]
+            if _share(a, b, "z") and _share(a, b, "dr") and _meet(_week(a), _week(b)):
+                raise fail(i, "time", f"overlaps window {b['id']!r} "
+                           f"({_hm(b['s'])}-{_hm(b['e'])}) on a shared day and zone",
+                           "windows of one zone must not overlap; merge them or move one")
+        if quiet:
+            q = {"s": quiet[0], "e": quiet[1], "d": 127}
+            if _meet(_week(a), _week(q)):
+                raise fail(i, "time", f"{_hm(a['s'])}-{_hm(a['e'])} reaches into quiet "
+                           f"hours {_hm(quiet[0])}-{_hm(quiet[1])}",
+                           "move the window, or change quiet_hours at the top "
+                           '(e.g. quiet_hours = "21:00-05:00")')
+
+
+def compile_text(text: str, name: str = "rules.toml") -> Compiled:
+    src = _Src(name, text)
+    try:
+        doc = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as e:
+        m = re.search(r"line (\d+)", str(e))
+        raise RulesFileError(name, int(m.group(1)) if m else None, "TOML", str(e),
+                             "see docs/rules.md for the format") from None
+    top = _Table(src, None, 0, "rules", doc, _TOP)
+    R: dict[str, Any] = {"v": 1, "ver": top.text("version", "")}
+    if len(R["ver"]) > 32 or any(ord(c) > 0xFFFF or ord(c) < 0x20 for c in R["ver"]):
+        # MicroPython's JSON reader splits characters beyond U+FFFF (docs/envelope.md)
+        raise top.fail("version", f"{R['ver']!r} is not a usable version",
+                       "at most 32 characters, no emoji or control characters")
+    tz = top.text("timezone", "+07:00")
+    m = re.fullmatch(r"(?:UTC)?([+-])(\d{2}):(\d{2})", tz)
+    if not m or int(m.group(2)) > 14 or int(m.group(3)) > 59:
+        raise top.fail("timezone", f"{tz!r} is not an offset", 'like "+07:00" (Việt Nam)')
+    R["tz"] = (1 if m.group(1) == "+" else -1) * (int(m.group(2)) * 60 + int(m.group(3)))
+    q = top.text("quiet_hours", DEFAULT_QUIET)
+    quiet: list[int] = []
+    if q.strip():
+        a, sep, b = q.partition("-")
+        try:
+            quiet = [_minutes(a) % 1440, _minutes(b) % 1440]
+        except ValueError as e:
+            raise top.fail("quiet_hours", str(e), '"21:00-06:00", or "" for none') from None
+        if not sep or quiet[0] == quiet[1]:
+            raise top.fail("quiet_hours", f"{q!r} is empty", '"21:00-06:00", or "" for none')
+        R["q"] = quiet
+    R["ev"] = top.num("emergency_volume", 100, 0, 100)
+    zones = top.data.get("zones", [])
+    if not isinstance(zones, list) or not all(isinstance(z, str) and _IDENT.match(z)
+                                              for z in zones):
+        raise top.fail("zones", "must be a list of names", "1-32 letters, digits, '-' or '_'")
+    if "limits" in doc:
+        lim = _Table(src, "limits", 0, "limits", doc["limits"], _LIMITS)
+        cap = {k: lim.num(key, 0, 0, 1440) for k, key in
+               (("s", "session_minutes"), ("n", "sessions_per_day"), ("d", "minutes_per_day"))}
+        cap = {k: v for k, v in cap.items() if v}
+        if cap:
+            R["cap"] = cap
+    seen: set[str] = set()
+    wins = doc.get("window", [])
+    if not isinstance(wins, list):
+        raise top.fail("window", "must be [[window]] tables")
+    R["w"] = [_window(_Table(src, "window", i, f"window[{i}]", w, _WINDOW), seen, zones)
+              for i, w in enumerate(wins)]
+    _check_windows(src, "window", R["w"], quiet)
+    R["sch"] = []
+    for i, raw in enumerate(doc.get("schedule", [])):
+        t = _Table(src, "schedule", i, f"schedule[{i}]", raw, _SCHEDULE)
+        it: dict[str, Any] = {"id": t.name(seen)}
+        srcv = t.text("source")
+        kind, _, rest = srcv.partition(":")
+        if kind not in ("file", "relay", "tone") or not rest:
+            raise t.fail("source", f"{srcv!r} is not a source",
+                         '"relay:NAME", "file:NAME" or "tone:HZ"')
+        if kind == "tone" and not (rest.isdigit() and 50 <= int(rest) <= 8000):
+            raise t.fail("source", f"{srcv!r}: tone frequency", "tone:50 to tone:8000")
+        it["src"], it["k"] = srcv, kind
+        it["p"] = t.text("priority", "normal")
+        if it["p"] not in ("priority", "normal", "test"):
+            raise t.fail("priority", f"{it['p']!r} is not allowed", "priority, normal or test")
+        try:
+            it["s"] = _minutes(t.text("start")) % 1440
+        except ValueError as e:
+            raise t.fail("start", str(e), 'a time like "05:30"') from None
+        it["dur"] = t.num("minutes", None, 1, 1440)
+        it["d"] = t.days(DEFAULT_DAYS)
+        dr = t.dates()
+        if dr:
+            it["dr"] = dr
+        z = t.zones(zones)
+        if z:
+            it["z"] = z
+        if "volume" in t.data:
+            it["vol"] = t.num("volume", None, 0, 100)
+        inside = [w for w in R["w"] if (not w.get("z") or (z and set(z) <= set(w["z"])))
+                  and _covers(w, it)]
+        if not inside:
+            raise t.fail("start", f"{_hm(it['s'])} for {it['dur']} min is not inside any "
+                         "window of its days and zones", "a schedule item must lie inside "
+                         "one window on each of its days")
+        R["sch"].append(it)
+    R["x"] = []
+    xw = 0  # [[exception.window]] tables seen so far, to find their lines
+    for i, raw in enumerate(doc.get("exception", [])):
+        t = _Table(src, "exception", i, f"exception[{i}]", raw, _EXCEPTION)
+        x: dict[str, Any] = {"id": t.name(seen)}
+        dr = t.dates(required=True)
+        x["from"], x["to"] = min(a for a, _ in dr), max(b for _, b in dr)
+        if len(dr) > 1:
+            raise t.fail("dates", "give one range per exception", '"2027-02-05..2027-02-10"')
+        z = t.zones(zones)
+        if z:
+            x["z"] = z
+        mute = t.data.get("mute", False)
+        sub = t.data.get("window", [])
+        if not isinstance(mute, bool) or bool(mute) == bool(sub):
+            raise t.fail("mute", "say either mute = true or give [[exception.window]] "
+                         "tables that replace the windows on these dates",
+                         "one of the two")
+        if mute:
+            x["mute"] = True
+        else:
+            x["w"] = [_window(_Table(src, "exception.window", xw + j,
+                                     f"exception[{i}].window[{j}]", w, _WINDOW),
+                              seen, zones, prefix=x["id"] + ".")
+                      for j, w in enumerate(sub)]
+            _check_windows(src, "exception.window", x["w"], quiet, xw)
+            xw += len(sub)
+        R["x"].append(x)
+    for k in ("sch", "x"):
+        if not R[k]:
+            del R[k]
+    rulecheck.check(R)  # the node's own check: whatever we emit, it accepts
+    return Compiled(R, zones)
+
+
+def _covers(w: dict, it: dict) -> bool:
+    if (it["d"] & ~w["d"]) & 127:
+        return False
+    ws, we = w["s"], w["e"] if w["e"] > w["s"] else w["e"] + 1440
+    return ws <= it["s"] and it["s"] + it["dur"] <= we
+
+
+def compile_file(path: str | Path) -> Compiled:
+    p = Path(path)
+    try:
+        text = p.read_text(encoding="utf-8")
+    except OSError as e:
+        raise LoaxaError(f"cannot read {p}: {e.strerror}", "check the file name") from None
+    except UnicodeDecodeError:
+        raise LoaxaError(f"{p} is not UTF-8 text", "save it as UTF-8") from None
+    return compile_text(text, str(p))
+
+
+def compact(R: dict) -> str:
+    return json.dumps(R, separators=(",", ":"), ensure_ascii=False)
+
+
+def read_key(path: str | Path) -> bytes:
+    """A commune key file: 64 hex digits, or a keys.json with commune_key."""
+    p = Path(path)
+    try:
+        text = p.read_text().strip()
+    except OSError as e:
+        raise LoaxaError(f"cannot read key file {p}: {e.strerror}") from None
+    if text.startswith("{"):
+        try:
+            text = json.loads(text).get("commune_key", "")
+        except ValueError:
+            text = ""
+    if not re.fullmatch(r"[0-9a-f]{64}", text):
+        raise LoaxaError(f"{p} holds no commune key",
+                         "the file must hold 64 lowercase hex digits, or be a keys.json "
+                         "with commune_key")
+    return envelope.key_bytes(text)
+
+
+def sign(R: dict, key: bytes, sender: str, seq: int, ts: int) -> dict:
+    return envelope.seal(key, "rules", sender, seq, ts, R)
+
+
+def parse_time(s: str, tz_min: int = 420) -> int:
+    """ISO time → t2k; a time without an offset is in the rules' time zone."""
+    if not re.search(r"(Z|[+-]\d{2}:\d{2})$", s):
+        s += timeutil.iso(0, tz_min)[-6:] if tz_min else "Z"
+    try:
+        return timeutil.parse_iso(s)
+    except ValueError as e:
+        raise LoaxaError(str(e)) from None
