@@ -9,7 +9,6 @@ each further window it has room for, so no byte is lost on a slow UART.
 
 from __future__ import annotations
 
-import contextlib
 import struct
 import time
 from collections.abc import Iterable
@@ -82,12 +81,16 @@ class RawRepl:
     # -- session -------------------------------------------------------------
     def enter(self, soft_reset: bool = True) -> None:
         """Stop the running program and enter the raw REPL (fresh heap if soft_reset)."""
-        # Twice: an app that catches the first KeyboardInterrupt to clean up gets the
-        # second. Its prompt tells us it stopped; a node already in the raw REPL
-        # shows none, hence the short wait.
-        self.write(b"\r\x03\x03")
-        with contextlib.suppress(LinkLost):
-            self.read_until(b">>> ", 0.5)
+        # One Ctrl-C, then the prompt says the app stopped. A second one only if
+        # none came (an app that caught the first): sent at once it would land in
+        # the app's own clean-up. A node already in the raw REPL shows no prompt.
+        for _ in range(2):
+            self.write(b"\r\x03")
+            try:
+                self.read_until(b">>> ", 1.0)
+                break
+            except LinkLost:
+                pass
         self.write(b"\r\x01")
         self.read_until(BANNER + b">")
         if soft_reset:
