@@ -98,9 +98,10 @@ def test_power_cut_at_a_random_instant_of_deploy_leaves_a_bootable_app(node, tar
 def test_provision_writes_identity_keys_and_pin_never_printing_keys(node, target, tmp_path,
                                                                     capsys):
     inv_path = tmp_path / "inv.sqlite"
-    deploy(node)
-    node.wait_ready(30)
     node.close()  # the CLI opens the port itself
+    url, inv_arg = target.node.url, ["--inventory", str(inv_path)]
+    assert main(["deploy", "--port", url, *inv_arg]) == 0
+    assert "deployed app_" in capsys.readouterr().out
     rc = main(["provision", "--port", target.node.url, "--node-id", "ab-07", "--commune",
                "an-binh", "--zones", "thon-1,cho", "--net", "eth", "--broker",
                "mqtt://hq:1883", "--pin", "2468", "--inventory", str(inv_path)])
@@ -116,6 +117,12 @@ def test_provision_writes_identity_keys_and_pin_never_printing_keys(node, target
     assert keys["node_key"] not in inv_path.read_bytes().decode("latin-1")  # encrypted
     assert oct(inv_path.stat().st_mode & 0o777) == "0o600"
     assert list(target.audio_dir.glob("*.wav")), "the self-test tone played"
+    assert main(["deploy", "--port", url, *inv_arg]) == 0  # a provisioned node is recorded
+    assert "already installed" in capsys.readouterr().out
+    with Inventory(inv_path) as inv:
+        (row,) = list(inv.nodes())
+        assert row["app"] == (target.state / "app.ptr").read_text().strip()
+        assert [e["action"] for e in inv.events("ab-07")] == ["keys", "provision", "deploy"]
     with NodeConsole(target.node.url) as con:  # the PIN is set: a wrong one is refused
         with pytest.raises(NodeError) as e:
             con.request("auth", {"pin": "0000"})
