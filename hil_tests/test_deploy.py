@@ -194,3 +194,18 @@ def test_a_node_without_deflate_gets_plain_files(node, target, monkeypatch):
     assert node.wait_ready(30)["reset_cause"] == "soft"
     assert (target.state / "app.ptr").read_text().strip() == r.app
     assert r.tx > r.payload  # sent as they are, nothing inflated on the node
+
+
+def test_verify_rewrites_only_a_damaged_file_of_the_current_app(node, target):
+    first = deploy(node)
+    node.wait_ready(30)
+    # flash rot in a module the sim never imports (a broken imported one would
+    # stop the app from booting at all)
+    victim = target.state / first.app / "loaxa_node" / "hal" / "esp32.mpy"
+    victim.write_bytes(b"\0" * victim.stat().st_size)
+    assert deploy(node).unchanged  # trusted by name...
+    node.wait_ready(30)
+    r = deploy(node, verify=True)  # ...until asked to look
+    assert r.sent == 1 and r.app == first.app
+    assert node.wait_ready(30)["reset_cause"] == "soft"
+    assert victim.read_bytes()[:1] == b"M"  # an .mpy again

@@ -242,13 +242,15 @@ class Deployer:
 
         self.repl.exec(_squeezed(_HELPERS) if dev["inflate"] else _HELPERS)
         cur_man = self._json(f"print(rd({cur + '/' + MANIFEST!r}) or '{{}}')") if cur else {}
-        # What the target folder already holds (an interrupted earlier deploy).
-        have = self._json(f"hs({name!r},{sorted(manifest)!r})") if name in dev["apps"] else {}
-        to_copy = [k for k, v in manifest.items() if have.get(k) != v and cur != name
-                   and cur_man.get(k) == v]
-        to_send = [k for k, v in manifest.items() if have.get(k) != v and k not in to_copy]
-        if have.get(MANIFEST) is None or to_send or to_copy:
-            to_send.append(MANIFEST)  # written last: a folder with a manifest is complete
+        # What the target folder already holds (an interrupted earlier deploy, or
+        # the current app under --verify): only what differs is written.
+        digests = {**manifest, MANIFEST: hashlib.sha256(files[MANIFEST]).hexdigest()}
+        have = self._json(f"hs({name!r},{sorted(digests)!r})") if name in dev["apps"] else {}
+        missing = [k for k, v in digests.items() if have.get(k) != v]
+        to_copy = [k for k in missing if cur != name and cur_man.get(k) == digests[k]]
+        to_send = [k for k in missing if k not in to_copy and k != MANIFEST]
+        if to_send or to_copy or MANIFEST in missing:
+            to_send.append(MANIFEST)  # last in the stream
         dirs = sorted({name + "/" + k.rsplit("/", 1)[0] for k in files if "/" in k} | {name})
         self.repl.exec("\n".join(f"mk({d!r})" for d in dirs))
         if to_copy:
