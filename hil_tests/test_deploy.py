@@ -209,3 +209,18 @@ def test_verify_rewrites_only_a_damaged_file_of_the_current_app(node, target):
     assert r.sent == 1 and r.app == first.app
     assert node.wait_ready(30)["reset_cause"] == "soft"
     assert victim.read_bytes()[:1] == b"M"  # an .mpy again
+
+
+def test_deploy_rescues_a_node_boot_looping_on_a_buggy_app(node, target, tmp_path):
+    bad = variant(tmp_path, "bug")
+    app = bad / "app.py"
+    app.write_text(app.read_text().replace(
+        "    def __init__(self", "    def __init__(self, *a):\n        raise RuntimeError('bug')\n"
+        "\n    def _unused(self", 1))
+    deploy(node, bad)  # verified and switched: the bug is in the app, not the copy
+    boots = target.node.boots
+    time.sleep(2)
+    assert target.node.boots > boots + 2, "the node should be resetting over and over"
+    deploy(node)
+    status = node.wait_ready(30)
+    assert not status["fw"].startswith("bug-")

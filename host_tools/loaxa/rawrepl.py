@@ -19,6 +19,7 @@ from .errors import LoaxaError
 
 BANNER = b"raw REPL; CTRL-B to exit\r\n"
 CREDIT_WAIT = 5.0  # s
+ENTER_TRIES = 3
 
 
 class LinkLost(LoaxaError):
@@ -84,15 +85,22 @@ class RawRepl:
         # One Ctrl-C, then the prompt says the app stopped. A second one only if
         # none came (an app that caught the first): sent at once it would land in
         # the app's own clean-up. A node already in the raw REPL shows no prompt.
-        for _ in range(2):
-            self.write(b"\r\x03")
+        # A node that is resetting (boot loop) can swallow it all: try again.
+        for attempt in range(ENTER_TRIES):
+            for _ in range(2):
+                self.write(b"\r\x03")
+                try:
+                    self.read_until(b">>> ", 1.0)
+                    break
+                except LinkLost:
+                    pass
+            self.write(b"\r\x01")
             try:
-                self.read_until(b">>> ", 1.0)
+                self.read_until(BANNER + b">", 2.0)
                 break
             except LinkLost:
-                pass
-        self.write(b"\r\x01")
-        self.read_until(BANNER + b">")
+                if attempt == ENTER_TRIES - 1:
+                    raise
         if soft_reset:
             self.write(b"\x04")
             self.read_until(b"soft reboot\r\n")
