@@ -5,6 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 PORT ?=
+BOARD ?= esp32-devkitc-max98357
 TARGET ?= sim
 ARGS ?=
 
@@ -50,6 +51,11 @@ hil: venv
 
 bench: venv sysdeps
 	$(PY) -m loaxa.bench $(ARGS)
+
+flash: venv
+	@test -n "$(PORT)" || { echo "give PORT=/dev/serial/by-path/... (see: .venv/bin/loaxa ports)"; exit 2; }
+	$(VENV)/bin/loaxa flash --port $(PORT) --board $(BOARD) $(ARGS)
+	$(VENV)/bin/loaxa deploy --port $(PORT)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

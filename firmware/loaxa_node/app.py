@@ -114,6 +114,7 @@ class Node:
             "fw": VERSION,
             "board": self.board.get("name"),
             "node_id": self.cfg["node_id"],
+            "uid": self.hal.unique_id(),  # the base MAC on an ESP32
             "uptime_s": self.uptime_s(),
             "reset_cause": self.reset_cause,
             "boots": self.boot["boots"],

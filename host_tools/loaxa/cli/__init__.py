@@ -14,7 +14,20 @@ import sys
 from ..errors import LoaxaError
 from ..i18n import t
 
-SUBCOMMANDS = ("sim", "console", "rules", "headend")
+SUBCOMMANDS = ("sim", "console", "rules", "flash", "deploy", "provision", "inventory",
+               "batch", "ports", "headend")
+
+
+def add_port_args(p: argparse.ArgumentParser) -> None:
+    """--port and --baud of a command that talks to a node's console."""
+    p.add_argument("--port", required=True,
+                   help="serial port (loaxa ports lists them) or pyserial URL")
+    p.add_argument("--baud", type=int, default=115200, help="console baud rate")
+
+
+def add_inventory_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--inventory", help="inventory file (default $LOAXA_INVENTORY or "
+                   "~/.local/share/loaxa/inventory.sqlite)")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -6,6 +6,7 @@ import argparse
 import json
 
 from ..console import NodeConsole
+from . import add_port_args
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -15,8 +16,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         description="Send `@<id> COMMAND [JSON]` over the node's serial console and print "
         "the JSON answer. Example: loaxa console --port /dev/ttyUSB0 config.get",
     )
-    p.add_argument("--port", required=True, help="serial port or pyserial URL")
-    p.add_argument("--baud", type=int, default=115200)
+    add_port_args(p)
     p.add_argument("--pin", help="service PIN, for commands that change the node")
     p.add_argument("command", help="console command, e.g. status, log, config.set")
     p.add_argument("args", nargs="?", help="JSON object of arguments")

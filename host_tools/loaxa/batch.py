@@ -1,0 +1,146 @@
+"""Flash, deploy and provision many boards at once: one worker thread per port.
+
+Each port goes through the same steps as the single commands; a failure stops
+that port only. Node ids come from a list or from a prefix plus the board's
+MAC, so a replugged board keeps its id.
+"""
+
+from __future__ import annotations
+
+import sys
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import TextIO
+
+from .appbuild import APP_SRC
+from .console import NodeConsole
+from .deploy import deploy
+from .errors import LoaxaError
+from .flash import flash
+from .inventory import Inventory
+from .provision import Identity, provision
+
+STEPS = ("flash", "deploy", "provision")
+
+
+@dataclass
+class Job:
+    port: str  # the console port; also the flash port unless flash_port is set
+    flash_port: str = ""
+    node_id: str = ""
+    stage: str = "waiting"
+    fraction: float = 0.0
+    ok: bool | None = None
+    error: str = ""
+    mac: str = ""
+    app: str = ""
+    seconds: float = 0.0
+    hint: str = field(default="", repr=False)
+
+    @classmethod
+    def parse(cls, spec: str) -> Job:
+        """PORT, or FLASH_PORT=CONSOLE_PORT where the two differ (test rigs)."""
+        flash_port, _, console = spec.rpartition("=")
+        return cls(port=console, flash_port=flash_port or console)
+
+
+class Board:
+    """Per-port progress: redrawn in place on a terminal, else a line per stage."""
+
+    def __init__(self, jobs: list[Job], stream: TextIO | None = None):
+        self.jobs = jobs
+        self.stream = stream or sys.stderr
+        self.tty = self.stream.isatty()
+        self.lock = threading.Lock()
+        self.drawn = 0
+
+    def update(self, job: Job, stage: str, fraction: float) -> None:
+        with self.lock:
+            changed = stage != job.stage
+            job.stage, job.fraction = stage, fraction
+            if self.tty:
+                if self.drawn:
+                    self.stream.write(f"\x1b[{self.drawn}A")
+                for j in self.jobs:
+                    bar = "#" * int(j.fraction * 20)
+                    self.stream.write(f"\x1b[2K{j.port:<40} {j.stage:<9} [{bar:<20}]\n")
+                self.drawn = len(self.jobs)
+            elif changed:
+                self.stream.write(f"{job.port}: {stage}\n")
+            self.stream.flush()
+
+
+def run_batch(
+    jobs: list[Job],
+    *,
+    board: dict,
+    ident: Identity,
+    pin: str,
+    id_prefix: str = "",
+    inventory: str | None = None,
+    image: str | None = None,
+    force: bool = False,
+    steps: tuple[str, ...] = STEPS,
+    src: Path = APP_SRC,
+    baud: int = 115200,
+    flash_baud: int = 460800,
+    stream: TextIO | None = None,
+) -> list[Job]:
+    board_view = Board(jobs, stream)
+    if "provision" in steps:
+        with Inventory(inventory) as inv:  # made once here: workers then only read it
+            inv.commune_key(ident.commune)
+
+    def work(job: Job) -> None:
+        t0 = time.monotonic()
+        try:
+            _one(job, board, ident, pin, id_prefix, inventory, image, force, steps, src,
+                 baud, flash_baud, board_view)
+            job.ok = True
+            board_view.update(job, "done", 1.0)
+        except LoaxaError as e:
+            job.ok, job.error, job.hint = False, e.msg, e.hint or ""
+            board_view.update(job, "failed", job.fraction)
+        except Exception as e:  # a bug in one worker must not hide the others' results
+            job.ok, job.error = False, f"internal error: {e!r}"
+            board_view.update(job, "failed", job.fraction)
+        job.seconds = time.monotonic() - t0
+
+    with ThreadPoolExecutor(max_workers=max(1, len(jobs))) as pool:
+        list(pool.map(work, jobs))
+    return jobs
+
+
+def _one(job, board, ident, pin, id_prefix, inventory, image, force, steps, src, baud,
+         flash_baud, view: Board) -> None:
+    with Inventory(inventory) as inv:
+        image_version = None
+        if "flash" in steps and board.get("image"):
+            view.update(job, "flash", 0.0)
+            r = flash(job.flash_port, board, image, force=force, baud=flash_baud,
+                      report=lambda _l, f, _n: view.update(job, "flash", f))
+            job.mac, image_version = r.mac.replace(":", ""), r.version
+        con = NodeConsole(job.port, baud)
+        try:
+            if "deploy" in steps:
+                view.update(job, "deploy", 0.0)
+                d = deploy(con, src, report=lambda _l, f, _n: view.update(job, "deploy", f))
+                job.app = d.app
+            status = con.wait_ready(30)
+            job.mac = job.mac or status.get("uid", "")
+            if not job.node_id and id_prefix:
+                job.node_id = id_prefix + job.mac[-6:]
+            if not job.node_id:
+                raise LoaxaError("no node id for this port", "give --node-ids or --id-prefix")
+            if "provision" in steps:
+                view.update(job, "provision", 0.0)
+                provision(con, inv, replace(ident, node_id=job.node_id), pin,
+                          board=board["name"],
+                          report=lambda _l, f, _n: view.update(job, "provision", f))
+        finally:
+            con.close()
+        inv.record(job.node_id, "batch", ",".join(steps), mac=job.mac, board=board["name"],
+                   image_version=image_version, app=job.app or None)
