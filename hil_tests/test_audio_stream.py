@@ -104,7 +104,7 @@ def test_ffmpeg_stream_plays_like_ffmpeg_decodes_it(node, target, tmp_path, payl
     edge = rate // 10  # fade in/out ramps at the ends
     a, b = a[edge:-edge], b[edge:-edge]
     assert len(a) > 2.5 * rate, "most of the stream was played"
-    assert correlation(a, b) >= 0.99
+    assert correlation(a, b) >= 0.99, stream
     assert abs(level_db(a) - level_db(b)) <= 0.5
     assert stream["lost"] == 0 and stream["late"] == 0 and stream["bad"] == 0
 
