@@ -18,9 +18,9 @@ help:
 	@echo "make hil TARGET=sim|qemu|serial [PORT=/dev/ttyUSB0]"
 	@echo "make flash PORT=/dev/ttyUSB0 BOARD=esp32-devkitc-max98357"
 
-$(STAMP): requirements.txt pyproject.toml
+$(STAMP): requirements.txt constraints.txt pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install -q --disable-pip-version-check -r requirements.txt
+	$(PY) -m pip install -q --disable-pip-version-check -r requirements.txt -c constraints.txt
 	$(PY) -m pip install -q --disable-pip-version-check --no-deps --no-build-isolation -e .
 	@touch $@
 
