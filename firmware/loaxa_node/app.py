@@ -11,6 +11,7 @@ from . import VERSION, config, log, service, storage
 
 SAFE_MODE_AFTER = 3  # failed boots in a row (crash or watchdog)
 HEALTHY_AFTER_S = 30  # a boot that ran this long counts as good
+BOOT_RETRY_S = 2  # pause after a failed boot before the reset
 WDT_MS = 10000
 
 SIM_BOARD = {"name": "sim", "chip": "sim", "audio": {"sink": "wav"}, "net": []}
@@ -199,6 +200,10 @@ def main():
         record_crash("boot failed: " + _exc_text(e))
         from . import hal
         board, _ = storage.read_json("board.json", SIM_BOARD)
+        # A pause before resetting: without it a boot loop leaves no moment
+        # for a technician's Ctrl-C (or `loaxa deploy`) to reach the REPL.
+        print("loaxa: boot failed; restarting in %d s (Ctrl-C: REPL)" % BOOT_RETRY_S)
+        time.sleep(BOOT_RETRY_S)
         hal.load(board).reset()
         raise
     try:
