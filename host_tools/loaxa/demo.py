@@ -8,6 +8,7 @@ import time
 from pathlib import Path
 
 from .console import NodeConsole
+from .i18n import t
 from .sim import SimNode
 
 
@@ -18,30 +19,31 @@ def table(rows: list[tuple[str, object]]) -> str:
 
 def main() -> int:
     state = Path(tempfile.mkdtemp(prefix="loaxa-demo-"))
-    print("Booting a simulated speaker node (real MicroPython VM)...")
+    print(t("demo.boot"))
     with SimNode(state) as node:
         with NodeConsole(node.url, log_path=state / "console.log") as con:
             st = con.wait_ready(30)
-            print(f"Console on {node.url}\n")
-            print("Node health (console `status`):")
-            print(table([
-                ("firmware", f"{st['fw']} on board {st['board']}"),
-                ("uptime", f"{st['uptime_s']} s, reset cause {st['reset_cause']}"),
-                ("clock", f"{st['clock']['local']} "
-                          f"({'synced' if st['clock']['synced'] else 'NOT synced: no schedule'})"),
-                ("volume", f"{st['volume']} %"),
-                ("playing", st["playing"] or "nothing"),
-                ("heap", f"{st['heap']['alloc']} B used, {st['heap']['free']} B free"),
-                ("errors", ", ".join(st["errors"]) or "none"),
-            ]))
-            print("\nSpeaker test: 1 kHz tone for 1 s at 80 % ...")
+            print(t("demo.console", url=node.url) + "\n")
+            print(t("demo.health"))
+            clock = t("demo.synced" if st["clock"]["synced"] else "demo.unsynced")
+            values = [
+                f"{st['fw']} ({st['board']})",
+                t("demo.uptime", s=st["uptime_s"], cause=st["reset_cause"]),
+                f"{st['clock']['local']} ({clock})",
+                f"{st['volume']} %",
+                st["playing"] or t("demo.nothing"),
+                t("demo.heap", alloc=st["heap"]["alloc"], free=st["heap"]["free"]),
+                ", ".join(st["errors"]) or t("demo.none"),
+            ]
+            print(table(list(zip(t("demo.rows").split("|"), values, strict=True))))
+            print("\n" + t("demo.tone"))
             con.request("tone", {"freq": 1000, "seconds": 1, "volume": 80})
             while con.request("status")["playing"]:
                 time.sleep(0.2)
             wavs = sorted(node.audio_dir.glob("*.wav"))
-            print(f"  captured: {wavs[-1] if wavs else 'nothing'}")
-            print(f"\nFull console log: {state / 'console.log'}")
-            print("Run your own node: .venv/bin/loaxa sim   (then open the printed port)")
+            print(t("demo.captured", path=wavs[-1] if wavs else t("demo.nothing")))
+            print("\n" + t("demo.log", path=state / "console.log"))
+            print(t("demo.own"))
     return 0
 
 
