@@ -59,12 +59,7 @@ class Node:
             self.rules = rulesvc.install(self)
 
     def _count_boot(self):
-        b, _ = storage.read_json("boot.json", {"boots": 0, "fails": 0})
-        b["boots"] = b.get("boots", 0) + 1
-        if self.reset_cause == "watchdog":
-            b["fails"] = b.get("fails", 0) + 1
-        storage.write_json("boot.json", b)
-        return b
+        return bump_boot_record(1, 1 if self.reset_cause == "watchdog" else 0)
 
     def data_files(self):
         return ("config.json", "auth.json", "boot.json", "rules.json", "keys.json",
@@ -183,12 +178,18 @@ class Node:
             self.player.sink.close()
 
 
+def bump_boot_record(boots=0, fails=0):
+    b, _ = storage.read_json("boot.json", {})
+    b["boots"] = b.get("boots", 0) + boots
+    b["fails"] = b.get("fails", 0) + fails
+    storage.write_json("boot.json", b)
+    return b
+
+
 def record_crash(msg):
     """Log a crash on flash and count it as a failed boot (towards safe mode)."""
     log.crash(msg)
-    b, _ = storage.read_json("boot.json", {"boots": 0, "fails": 0})
-    b["fails"] = b.get("fails", 0) + 1
-    storage.write_json("boot.json", b)
+    bump_boot_record(fails=1)
 
 
 def main():
