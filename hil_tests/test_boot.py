@@ -58,4 +58,4 @@ def test_version_and_log_tail(node):
     assert v["fw"] == node.request("status")["fw"]
     lines = node.request("log", {"n": 5})["lines"]
     assert lines and all({"level", "msg", "ms"} <= set(e) for e in lines)
-    assert any("ready" in e["msg"] for e in node.request("log", {"n": 64})["lines"])
+    assert any("ready" in e["msg"] for e in node.request("log", {"n": 32})["lines"])

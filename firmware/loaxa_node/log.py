@@ -11,7 +11,7 @@ ERROR = 40
 NAMES = {DEBUG: "debug", INFO: "info", WARN: "warn", ERROR: "error"}
 LEVELS = {"debug": DEBUG, "info": INFO, "warn": WARN, "error": ERROR}
 
-_SIZE = 64
+_SIZE = 32  # lines; each costs ~100 B of heap on the node
 _ring: list = [None] * _SIZE
 _next = 0  # total lines ever written; index into ring is _next % _SIZE
 _errors: list = [None] * 8

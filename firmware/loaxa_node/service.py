@@ -32,7 +32,7 @@ def install(node):
         return {"fw": VERSION, "board": node.board.get("name"), "hal": node.hal.name}
 
     def log_tail(args):
-        n = _arg(args, "n", int, 20, 1, 64)
+        n = _arg(args, "n", int, 20, 1, 32)
         lvl = args.get("level", "debug")
         if lvl not in log.LEVELS:
             raise CmdError("bad_args", "level must be one of debug, info, warn, error")
