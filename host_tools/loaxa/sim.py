@@ -325,20 +325,19 @@ class SimNode:
                 self._pump()
 
     def _pump(self) -> None:
-        if self._to_node and self._node_fd is not None:
-            n = self._tx.allow(len(self._to_node))
-            if n:
-                try:
-                    w = os.write(self._node_fd, bytes(self._to_node[:n]))
-                    del self._to_node[:w]
-                except OSError:
-                    pass
-        if self._to_tool:
-            n = self._rx.allow(len(self._to_tool))
-            if n:
-                try:
-                    w = os.write(self.tool_fd, bytes(self._to_tool[:n]))
-                    self.wire_out += w
-                    del self._to_tool[:w]
-                except OSError:
-                    pass
+        if self._node_fd is not None:
+            self._send(self._node_fd, self._to_node, self._tx)
+        self.wire_out += self._send(self.tool_fd, self._to_tool, self._rx)
+
+    @staticmethod
+    def _send(fd: int, queue: bytearray, throttle: _Throttle) -> int:
+        """Write what the UART's pace allows from queue to fd; bytes written."""
+        n = throttle.allow(len(queue)) if queue else 0
+        if not n:
+            return 0
+        try:
+            w = os.write(fd, bytes(queue[:n]))
+        except OSError:
+            return 0
+        del queue[:w]
+        return w
