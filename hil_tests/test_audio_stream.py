@@ -31,15 +31,6 @@ pytestmark = pytest.mark.skipif(not shutil.which("ffmpeg"), reason="ffmpeg not i
 FF = ["ffmpeg", "-nostdin", "-hide_banner", "-loglevel", "error"]
 
 
-@pytest.fixture
-def sim_options() -> dict:
-    # These tests pin what the audio sounds like. With the rules service and the
-    # stream modules loaded, the whole node leaves ~9 KB of the 128 KB sim heap
-    # free while playing and status or TLS can fail on fragmentation (open
-    # problem, /work/notes/issue-4.md); test_audio_heap.py runs at the cap.
-    return {"heap_kb": 192}
-
-
 def free_port(kind: int = socket.SOCK_DGRAM) -> int:
     with socket.socket(socket.AF_INET, kind) as s:
         s.bind(("127.0.0.1", 0))

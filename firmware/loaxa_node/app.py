@@ -7,7 +7,8 @@ import gc
 import sys
 import time
 
-from . import VERSION, config, log, service, storage
+from . import VERSION, config, log, storage
+from .compat import loaded, unload_new
 
 SAFE_MODE_AFTER = 3  # failed boots in a row (crash or watchdog)
 HEALTHY_AFTER_S = 30  # a boot that ran this long counts as good
@@ -15,6 +16,29 @@ BOOT_RETRY_S = 2  # pause after a failed boot before the reset
 WDT_MS = 10000
 
 SIM_BOARD = {"name": "sim", "chip": "sim", "audio": {"sink": "wav"}, "net": []}
+
+# command: ("module.handler", needs the PIN). A handler takes (node, args); its
+# module loads for the request and is dropped after it (see dispatch): most
+# commands are rare, and 64 KB of heap cannot hold them all all day.
+COMMANDS = {
+    "status": ("app.status", False),
+    "version": ("app.version", False),
+    "log": ("service.log_", False),
+    "clock.get": ("service.clock_get", False),
+    "clock.set": ("service.clock_set", True),
+    "clock.sync": ("service.clock_sync", False),  # only from the configured server
+    "config.get": ("service.config_get", False),
+    "config.set": ("service.config_set", True),
+    "auth": ("service.auth", False),
+    "pin.set": ("service.pin_set", True),
+    "tone": ("service.tone", True),
+    "keys.set": ("service.keys_set", True),
+    "reboot": ("service.reboot", True),
+    "factory_reset": ("service.factory_reset", False),  # asks for the PIN itself
+    "play": ("stream.play", True),
+    "stop": ("stream.stop", True),
+    "volume": ("stream.volume", True),
+}
 
 
 class Node:
@@ -46,13 +70,10 @@ class Node:
             from .player import Player
             self.player = Player(self.hal, self.cfg["amp_hold_s"],
                                  self.board.get("audio", {}).get("buffer_kb", 4))
-        self.commands = {}
+        self.commands = dict(COMMANDS)
         self.tasks = []
         self._sntp = None
         self._reset_reason = None
-        service.install(self)
-        from . import stream
-        stream.install(self)
         self.rules = None
         if not self.safe_mode:
             from . import rulesvc
@@ -66,8 +87,9 @@ class Node:
                 "usage.json", "crash.log", "crash.log.1")
 
     # -- commands -------------------------------------------------------------
-    def register(self, name, fn, mutating=False):
-        self.commands[name] = (fn, mutating)
+    def register(self, name, handler, mutating=False):
+        """handler: "module.function" of this package, called as fn(node, args)."""
+        self.commands[name] = (handler, mutating)
 
     async def dispatch(self, cmd, args):
         from .console import CmdError
@@ -75,13 +97,22 @@ class Node:
         if entry is None:
             raise CmdError("unknown_command",
                            "unknown command %r; known: %s" % (cmd, " ".join(sorted(self.commands))))
-        fn, mutating = entry
+        handler, mutating = entry
         if mutating and not self.auth.authorised():
             raise CmdError("auth_required", 'send @1 auth {"pin": "..."} first')
-        r = fn(args)
-        if hasattr(r, "send"):  # coroutine: handler is async
-            r = await r
-        return r
+        mod, _, fn = handler.rpartition(".")
+        before = loaded()
+        try:
+            __import__("loaxa_node." + mod)
+            r = getattr(sys.modules["loaxa_node." + mod], fn)(self, args)
+            if hasattr(r, "send"):  # coroutine: handler is async
+                r = await r
+            return r
+        finally:
+            # A request leaves the module table as it found it, so what it
+            # imported gives its RAM back (a stream's code lives on in the
+            # stream until that ends).
+            unload_new(before)
 
     def apply_config(self, cfg):
         self.cfg = cfg
@@ -98,39 +129,8 @@ class Node:
             self._sntp = asyncio.create_task(sntp.run(self))
             self.tasks.append(self._sntp)
 
-    # -- status ---------------------------------------------------------------
     def uptime_s(self):
         return time.ticks_diff(time.ticks_ms(), self._t0) // 1000
-
-    def status(self):
-        p = self.player
-        stats = getattr(p.source, "stats", None) if p else None
-        c = self.clock.info()
-        return {
-            "fw": VERSION,
-            "board": self.board.get("name"),
-            "node_id": self.cfg["node_id"],
-            "uid": self.hal.unique_id(),  # the base MAC on an ESP32
-            "uptime_s": self.uptime_s(),
-            "reset_cause": self.reset_cause,
-            "boots": self.boot["boots"],
-            "safe_mode": self.safe_mode,
-            "clock": {"synced": c["synced"], "local": c["local"], "source": c["source"]},
-            "rules": self.rules.info() if self.rules else None,
-            "net": self.hal.net_status(),
-            "volume": self.cfg["volume"],
-            "playing": p.now if p else None,
-            "stream": stats() if stats else None,
-            "amp": p.amp if p else False,
-            "counters": {
-                "console_requests": self.console.requests,
-                "console_rejected": self.console.rejected,
-                "underruns": p.sink.underruns if p else 0,
-            },
-            "heap": service.heap(),
-            "temperature": self.hal.temperature(),
-            "errors": log.last_errors(),
-        }
 
     # -- tasks ----------------------------------------------------------------
     def schedule_reset(self, why):
@@ -176,6 +176,46 @@ class Node:
                 t.cancel()
         if self.player:
             self.player.sink.close()
+
+
+# -- commands kept resident: status is polled ---------------------------------
+def status(node, args):
+    p = node.player
+    c = node.clock.info()
+    return {
+        "fw": VERSION,
+        "board": node.board.get("name"),
+        "node_id": node.cfg["node_id"],
+        "uid": node.hal.unique_id(),  # the base MAC on an ESP32
+        "uptime_s": node.uptime_s(),
+        "reset_cause": node.reset_cause,
+        "boots": node.boot["boots"],
+        "safe_mode": node.safe_mode,
+        "clock": {"synced": c["synced"], "local": c["local"], "source": c["source"]},
+        "rules": node.rules.info() if node.rules else None,
+        "net": node.hal.net_status(),
+        "volume": node.cfg["volume"],
+        "playing": p.now if p else None,
+        "stream": p.stream_stats() if p else None,
+        "amp": p.amp if p else False,
+        "counters": {
+            "console_requests": node.console.requests,
+            "console_rejected": node.console.rejected,
+            "underruns": p.sink.underruns if p else 0,
+        },
+        "heap": heap(),
+        "temperature": node.hal.temperature(),
+        "errors": log.last_errors(),
+    }
+
+
+def version(node, args):
+    return {"fw": VERSION, "board": node.board.get("name"), "hal": node.hal.name}
+
+
+def heap():
+    gc.collect()
+    return {"free": gc.mem_free(), "alloc": gc.mem_alloc()}
 
 
 def bump_boot_record(boots=0, fails=0):

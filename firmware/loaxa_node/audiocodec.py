@@ -6,6 +6,8 @@ from array import array
 
 from .compat import micropython, ptr8, ptr16
 
+KEEP = True  # viper code: never unloaded (compat.unload)
+
 PCMU = 0
 PCMA = 1
 L16 = 2

@@ -36,14 +36,32 @@ except ImportError:
 
 def unload(*names):
     """Drop loaxa_node submodules needed only for a moment (parsing rules, a
-    session) and give their RAM back."""
+    session) and give their RAM back. Modules that set KEEP stay: those with
+    viper or native code, which an ESP32 never frees, so a reload would leak
+    executable RAM each time."""
     import gc
     import sys
     pkg = sys.modules["loaxa_node"]
     for n in names:
-        sys.modules.pop("loaxa_node." + n, None)
+        m = sys.modules.get("loaxa_node." + n)
+        if m is None or getattr(m, "KEEP", False):
+            continue
+        del sys.modules["loaxa_node." + n]
         try:
             delattr(pkg, n)
         except (AttributeError, KeyError, TypeError):  # not loaded; ports differ in which
             pass
     gc.collect()
+
+
+def loaded():
+    """Names of the loaxa_node submodules in memory now."""
+    import sys
+    return [k[11:] for k in sys.modules if k.startswith("loaxa_node.")]
+
+
+def unload_new(before):
+    """Leave the module table as loaded() found it. Objects still in use (a
+    playing stream) keep their code alive until they end; the next user
+    imports a fresh copy, so modules loaded this way keep no shared state."""
+    unload(*[n for n in loaded() if n not in before])

@@ -15,62 +15,53 @@ class ConfigError(ValueError):
         self.msg = msg
 
 
-def _str(maxlen):
-    def check(v):
-        if not isinstance(v, str) or len(v) > maxlen:
-            return "a string of at most %d characters" % maxlen
-    return check
-
-
-def _ident(v):
-    if not isinstance(v, str) or not 1 <= len(v) <= 32:
-        return "1-32 letters, digits, '-' or '_'"
-    for c in v:
-        if not (c.isalpha() or c.isdigit() or c in "-_"):
-            return "1-32 letters, digits, '-' or '_'"
-
-
-def _int(lo, hi):
-    def check(v):
-        if not isinstance(v, int) or isinstance(v, bool) or not lo <= v <= hi:
-            return "an integer from %d to %d" % (lo, hi)
-    return check
-
-
-def _choice(options):
-    def check(v):
-        if v not in options:
-            return "one of " + ", ".join(options)
-    return check
-
-
-def _zones(v):
-    if not isinstance(v, list) or len(v) > 16:
-        return "a list of at most 16 zone names"
-    for z in v:
-        if _ident(z):
-            return "a list of zone names (1-32 letters, digits, '-' or '_')"
-
-
-# key: (default, check)
+# key: (default, kind, a, b). Kinds: "s" a string of at most a characters,
+# "i" an integer from a to b, "c" one of the names in a, "id" a name,
+# "z" a list of zone names. A table, not per-key closures: it stays in RAM.
 SCHEMA = {
-    "node_id": ("unset", _ident),
-    "commune": ("unset", _ident),
-    "zones": ([], _zones),
-    "location": ("", _str(64)),
-    "volume": (70, _int(0, 100)),
-    "net.type": ("none", _choice(NET_TYPES)),
-    "net.ssid": ("", _str(32)),
-    "net.password": ("", _str(64)),
-    "net.apn": ("", _str(64)),
-    "broker.url": ("", _str(128)),
-    "topic_prefix": ("loaxa", _ident),
-    "ntp.server": ("", _str(64)),
-    "tz_offset_min": (420, _int(-720, 840)),
-    "jitter_ms": (180, _int(20, 2000)),
-    "amp_hold_s": (5, _int(0, 600)),
-    "log_level": ("info", _choice(LOG_LEVELS)),
+    "node_id": ("unset", "id", 0, 0),
+    "commune": ("unset", "id", 0, 0),
+    "zones": ([], "z", 0, 0),
+    "location": ("", "s", 64, 0),
+    "volume": (70, "i", 0, 100),
+    "net.type": ("none", "c", NET_TYPES, 0),
+    "net.ssid": ("", "s", 32, 0),
+    "net.password": ("", "s", 64, 0),
+    "net.apn": ("", "s", 64, 0),
+    "broker.url": ("", "s", 128, 0),
+    "topic_prefix": ("loaxa", "id", 0, 0),
+    "ntp.server": ("", "s", 64, 0),
+    "tz_offset_min": (420, "i", -720, 840),
+    "jitter_ms": (180, "i", 20, 2000),
+    "amp_hold_s": (5, "i", 0, 600),
+    "log_level": ("info", "c", LOG_LEVELS, 0),
 }
+_NAME = "1-32 letters, digits, '-' or '_'"
+
+
+def _is_name(v):
+    return isinstance(v, str) and 1 <= len(v) <= 32 and all(
+        c.isalpha() or c.isdigit() or c in "-_" for c in v)
+
+
+def _why(kind, a, b, v):
+    """What v must be, or None when it is fine."""
+    if kind == "s":
+        if not isinstance(v, str) or len(v) > a:
+            return "a string of at most %d characters" % a
+    elif kind == "i":
+        if not isinstance(v, int) or isinstance(v, bool) or not a <= v <= b:
+            return "an integer from %d to %d" % (a, b)
+    elif kind == "c":
+        if v not in a:
+            return "one of " + ", ".join(a)
+    elif kind == "id":
+        if not _is_name(v):
+            return _NAME
+    elif not isinstance(v, list) or len(v) > 16 or not all(_is_name(z) for z in v):
+        return "a list of at most 16 zone names (%s)" % _NAME
+    return None
+
 
 # Never shown by config.get or status.
 SECRET = ("net.password",)
@@ -84,7 +75,7 @@ def check_value(key, value):
     spec = SCHEMA.get(key)
     if spec is None:
         raise ConfigError(key, "unknown key; known keys: " + ", ".join(sorted(SCHEMA)))
-    why = spec[1](value)
+    why = _why(spec[1], spec[2], spec[3], value)
     if why:
         raise ConfigError(key, "must be " + why)
 

@@ -20,6 +20,20 @@ class CmdError(Exception):
         self.rid = rid  # set when the request's id was readable
 
 
+def arg(args, key, kind, default=None, lo=None, hi=None):
+    """args[key] checked against kind (and lo..hi), or default; CmdError if bad."""
+    v = args.get(key, default)
+    if v is None:
+        raise CmdError("bad_args", "missing %s" % key)
+    if kind is int and isinstance(v, float) and v == int(v):
+        v = int(v)
+    if not isinstance(v, kind) or isinstance(v, bool):
+        raise CmdError("bad_args", "%s must be %s" % (key, kind.__name__))
+    if lo is not None and not lo <= v <= hi:
+        raise CmdError("bad_args", "%s must be from %s to %s" % (key, lo, hi))
+    return v
+
+
 def parse(line):
     """bytes line (no newline) -> (id, command, args dict). Raises CmdError."""
     try:

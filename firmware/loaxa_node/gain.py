@@ -3,6 +3,8 @@
 # the speaker never steps (no click on volume change, start, stop or preempt).
 from .compat import micropython, ptr16
 
+KEEP = True  # viper code: never unloaded (compat.unload)
+
 RAMP_MS = 20
 UNITY = 32768  # Q15
 

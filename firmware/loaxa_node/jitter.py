@@ -8,6 +8,8 @@
 from . import audiocodec, rtp
 from .compat import micropython, ptr8, ptr16
 
+KEEP = True  # viper code: never unloaded (compat.unload)
+
 MAX_PAYLOAD = 1460  # an Ethernet MTU minus IP, UDP and RTP headers
 MAX_MISORDER = 100  # RFC 3550 A.1: older than this = the sender restarted
 MAX_DROPOUT = 3000  # RFC 3550 A.1: a bigger jump forward = the sender restarted

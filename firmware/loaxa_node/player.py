@@ -48,7 +48,8 @@ class Player:
         self.amp = False  # amplifier powered (status shows it)
         self._stopping = False
         self.now = None  # what plays: dict for status, or None
-        self.source = None  # the playing source, or the last one (its counters)
+        self.source = None  # the playing source
+        self._last_stats = None  # counters of the last stream, kept for status
         self.volume = 0
 
     def arena(self):
@@ -58,6 +59,11 @@ class Player:
         if self._arena is None:
             self._arena = bytearray(self.arena_kb * 1024)
         return self._arena
+
+    def stream_stats(self):
+        """Counters of the stream playing now, else of the last one (or None)."""
+        stats = getattr(self.source, "stats", None)
+        return stats() if stats else self._last_stats
 
     def playing(self):
         return self._task is not None
@@ -129,6 +135,10 @@ class Player:
             sink.close()
             if hasattr(source, "close"):
                 source.close()
+            # Keep the counters, not the source: a stream's buffers and code
+            # give their RAM back when it ends.
+            self._last_stats = source.stats() if hasattr(source, "stats") else None
+            self.source = None
             info = self.now
             self.now = None
             self._task = None

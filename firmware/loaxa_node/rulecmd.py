@@ -1,18 +1,20 @@
 # Console commands of the rules (docs/console.md): rules.get, rules.set
-# (signed envelope only) and rules.eval. rulesvc loads this module for each
-# request and unloads it afterwards.
+# (signed envelope only) and rules.eval, on the node's RulesService. The node
+# loads this module for a request and drops it afterwards (app.COMMANDS).
 from . import log, rules, storage, timeutil
 from .console import CmdError
 
 
-def get(svc, args):
+def get(node, args):
+    svc = node.rules
     out = svc.info()
     out["rules"] = svc.R
     out["senders"] = svc.seq
     return out
 
 
-def set_(svc, args):
+def set_(node, args):
+    svc = node.rules
     from . import envelope
     from .rulecheck import check
     keys, _ = storage.read_json("keys.json", {})
@@ -39,7 +41,8 @@ def set_(svc, args):
     return svc.info()
 
 
-def eval_(svc, args):
+def eval_(node, args):
+    svc = node.rules
     clock = svc.node.clock
     at = args.get("at")
     if at is None:

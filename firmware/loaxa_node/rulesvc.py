@@ -6,8 +6,8 @@
 import asyncio
 import gc
 
-from . import log, rules, storage, timeutil
-from .compat import unload
+from . import log, storage, timeutil
+from .compat import loaded, unload, unload_new
 
 # A fresh node: only emergency plays until the commune's rules arrive.
 DEFAULT = {"v": 1, "ver": "default", "q": [1260, 360]}
@@ -71,7 +71,7 @@ class RulesService:
             storage.write_json("usage.json", self.usage)
 
     # -- the scheduler -----------------------------------------------------------
-    async def _apply(self):
+    async def _apply(self, rules):
         node = self.node
         p = node.player
         now = node.clock.now()
@@ -134,19 +134,29 @@ class RulesService:
         self.usage["n"] += 1
         storage.write_json("usage.json", self.usage)
 
+    async def _pass(self):
+        """Start, stop or re-level what plays; returns ms until the next pass."""
+        from . import rules
+        await self._apply(rules)
+        now, ms = self.node.clock.now_ms()
+        nxt = rules.next_change(self.R, now, self.zones())
+        if self._until is not None:
+            nxt = min(nxt, self._until)
+        return min(max(nxt - now, 0), MAX_SLEEP_S) * 1000 - ms
+
     async def run(self):
         while True:
             self._wake.clear()
+            # The engine is loaded for each pass only: between passes (most of
+            # the time, and all through a broadcast) its RAM is the stream's.
+            before = loaded()
             try:
-                await self._apply()
-                now, ms = self.node.clock.now_ms()
-                nxt = rules.next_change(self.R, now, self.zones())
-                if self._until is not None:
-                    nxt = min(nxt, self._until)
-                wait = min(max(nxt - now, 0), MAX_SLEEP_S) * 1000 - ms
+                wait = await self._pass()
             except Exception as e:  # bad rules or a bug must not stop the node
                 log.error("rules: %r" % (e,))
                 wait = MAX_SLEEP_S * 1000
+            finally:
+                unload_new(before)
             try:
                 await asyncio.wait_for_ms(self._wake.wait(), max(wait, 10))
             except asyncio.TimeoutError:
@@ -165,20 +175,8 @@ class RulesService:
 def install(node):
     svc = RulesService(node)
     node.clock.on_set = svc.poke
-    node.register("rules.get", _cmd(svc, "get"))
+    node.register("rules.get", "rulecmd.get")
     # The signature is the authority here, as over MQTT: no PIN needed.
-    node.register("rules.set", _cmd(svc, "set_"))
-    node.register("rules.eval", _cmd(svc, "eval_"))
+    node.register("rules.set", "rulecmd.set_")
+    node.register("rules.eval", "rulecmd.eval_")
     return svc
-
-
-def _cmd(svc, name):
-    # The handlers live in rulecmd, loaded for each request and dropped after:
-    # a node answers them rarely and its RAM is scarce.
-    def run(args):
-        from . import rulecmd
-        try:
-            return getattr(rulecmd, name)(svc, args)
-        finally:
-            unload("rulecmd", "envelope", "rulecheck")
-    return run

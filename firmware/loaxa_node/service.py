@@ -1,166 +1,133 @@
-# Console commands of the node itself: health, clock, config, PIN, speaker test,
-# reboot and factory reset. Other parts (rules, audio, control) register their
-# own commands on the node the same way.
-import gc
-
-from . import VERSION, config, log, storage, timeutil
-from .console import CmdError
+# Console commands of the node itself: log, clock, config, PIN, keys, speaker
+# test, reboot and factory reset. The node loads this module for a request
+# and drops it afterwards (app.COMMANDS): handlers take (node, args).
+from . import config, log, storage, timeutil
+from .console import CmdError, arg
 
 MAX_TONE_S = 30
 
 
-def _arg(args, key, kind, default=None, lo=None, hi=None):
-    v = args.get(key, default)
-    if v is None:
-        raise CmdError("bad_args", "missing %s" % key)
-    if kind is int and isinstance(v, float) and v == int(v):
-        v = int(v)
-    if not isinstance(v, kind) or isinstance(v, bool):
-        raise CmdError("bad_args", "%s must be %s" % (key, kind.__name__))
-    if lo is not None and not lo <= v <= hi:
-        raise CmdError("bad_args", "%s must be from %s to %s" % (key, lo, hi))
-    return v
+def log_(node, args):
+    n = arg(args, "n", int, 20, 1, 32)
+    lvl = args.get("level", "debug")
+    if lvl not in log.LEVELS:
+        raise CmdError("bad_args", "level must be one of debug, info, warn, error")
+    return {"lines": log.tail(n, log.LEVELS[lvl]), "crash": log.crash_log()[-1024:]}
 
 
-def install(node):
-    reg = node.register
+def clock_get(node, args):
+    return node.clock.info()
 
-    def status(args):
-        return node.status()
 
-    def version(args):
-        return {"fw": VERSION, "board": node.board.get("name"), "hal": node.hal.name}
-
-    def log_tail(args):
-        n = _arg(args, "n", int, 20, 1, 32)
-        lvl = args.get("level", "debug")
-        if lvl not in log.LEVELS:
-            raise CmdError("bad_args", "level must be one of debug, info, warn, error")
-        return {"lines": log.tail(n, log.LEVELS[lvl]), "crash": log.crash_log()[-1024:]}
-
-    def clock_get(args):
-        return node.clock.info()
-
-    def clock_set(args):
-        v = args.get("time")
-        if isinstance(v, str):
-            try:
-                t = timeutil.parse_iso(v)
-            except ValueError as e:
-                raise CmdError("bad_args", str(e))
-        elif isinstance(v, int) and not isinstance(v, bool):
-            t = v - timeutil.UNIX_OFFSET  # unix seconds
-        else:
-            raise CmdError("bad_args", 'give {"time": "2026-11-22T17:30:00+07:00"} or unix seconds')
-        if not 0 <= t < 0x3FFFFFFF:
-            raise CmdError("bad_args", "time out of range (2000-2033)")
-        node.clock.set(t, 0, "console")
-        log.info("clock set to " + timeutil.iso(t, node.clock.tz_offset_min))
-        return node.clock.info()
-
-    async def clock_sync(args):
-        from . import sntp
+def clock_set(node, args):
+    v = args.get("time")
+    if isinstance(v, str):
         try:
-            rtt = await sntp.sync(node)
-        except (OSError, ValueError) as e:
-            raise CmdError("sync_failed", "%s: %s" % (node.cfg["ntp.server"] or "ntp.server", e))
-        out = node.clock.info()
-        out["rtt_ms"] = rtt
-        return out
+            t = timeutil.parse_iso(v)
+        except ValueError as e:
+            raise CmdError("bad_args", str(e))
+    elif isinstance(v, int) and not isinstance(v, bool):
+        t = v - timeutil.UNIX_OFFSET  # unix seconds
+    else:
+        raise CmdError("bad_args", 'give {"time": "2026-11-22T17:30:00+07:00"} or unix seconds')
+    if not 0 <= t < 0x3FFFFFFF:
+        raise CmdError("bad_args", "time out of range (2000-2033)")
+    node.clock.set(t, 0, "console")
+    log.info("clock set to " + timeutil.iso(t, node.clock.tz_offset_min))
+    return node.clock.info()
 
-    def config_get(args):
-        pub = config.public(node.cfg)
-        keys = args.get("keys")
-        if keys is None:
-            return pub
-        if not isinstance(keys, list):
-            raise CmdError("bad_args", "keys must be a list of names")
-        out = {}
-        for k in keys:
-            if k not in pub:
-                raise CmdError("unknown_key", "%s: unknown key" % k)
-            out[k] = pub[k]
-        return out
 
-    def config_set(args):
-        try:
-            new = config.merged(node.cfg, args)
-        except config.ConfigError as e:
-            raise CmdError("bad_config", str(e))
-        storage.write_json("config.json", new)
-        node.apply_config(new)
-        return {"changed": sorted(args)}
+async def clock_sync(node, args):
+    from . import sntp
+    try:
+        rtt = await sntp.sync(node)
+    except (OSError, ValueError) as e:
+        raise CmdError("sync_failed", "%s: %s" % (node.cfg["ntp.server"] or "ntp.server", e))
+    out = node.clock.info()
+    out["rtt_ms"] = rtt
+    return out
 
-    def auth(args):
+
+def config_get(node, args):
+    pub = config.public(node.cfg)
+    keys = args.get("keys")
+    if keys is None:
+        return pub
+    if not isinstance(keys, list):
+        raise CmdError("bad_args", "keys must be a list of names")
+    out = {}
+    for k in keys:
+        if k not in pub:
+            raise CmdError("unknown_key", "%s: unknown key" % k)
+        out[k] = pub[k]
+    return out
+
+
+def config_set(node, args):
+    try:
+        new = config.merged(node.cfg, args)
+    except config.ConfigError as e:
+        raise CmdError("bad_config", str(e))
+    storage.write_json("config.json", new)
+    node.apply_config(new)
+    return {"changed": sorted(args)}
+
+
+def auth(node, args):
+    node.auth.login(args.get("pin"))
+    return {"authorised": True}
+
+
+def pin_set(node, args):
+    node.auth.set_pin(args.get("pin"))
+    return {"pin_set": True}
+
+
+async def tone(node, args):
+    freq = arg(args, "freq", int, 1000, 50, 8000)
+    secs = args.get("seconds", 2)
+    if not isinstance(secs, (int, float)) or isinstance(secs, bool) \
+            or not 0.1 <= secs <= MAX_TONE_S:
+        raise CmdError("bad_args", "seconds must be from 0.1 to %d" % MAX_TONE_S)
+    vol = arg(args, "volume", int, node.cfg["volume"], 0, 100)
+    if node.player is None:
+        raise CmdError("safe_mode", "audio is off in safe mode")
+    from .player import ToneSource
+    await node.player.play(ToneSource(freq, secs), vol,
+                           {"source": "tone:%d" % freq, "priority": "test", "codec": "sine"})
+    return {"freq": freq, "seconds": secs, "volume": vol}
+
+
+def keys_set(node, args):
+    # Keys are written by provisioning and never read back over the console.
+    keys, _ = storage.read_json("keys.json", {})
+    for name in ("node_key", "commune_key"):
+        if name in args:
+            k = args[name]
+            if not isinstance(k, str) or len(k) != 64 or any(
+                    c not in "0123456789abcdef" for c in k):
+                raise CmdError("bad_args", name + " must be 64 lowercase hex digits")
+            keys[name] = k
+    if not keys:
+        raise CmdError("bad_args", "give node_key and/or commune_key")
+    storage.write_json("keys.json", keys)
+    return {"keys": sorted(keys)}
+
+
+def reboot(node, args):
+    node.schedule_reset("console")
+    return {"rebooting": True}
+
+
+def factory_reset(node, args):
+    if args.get("confirm") != "ERASE":
+        raise CmdError("confirm", 'this erases config, keys, rules and logs; '
+                       'send {"pin": "...", "confirm": "ERASE"}')
+    if node.auth.has_pin():
         node.auth.login(args.get("pin"))
-        return {"authorised": True}
-
-    def pin_set(args):
-        node.auth.set_pin(args.get("pin"))
-        return {"pin_set": True}
-
-    async def tone(args):
-        freq = _arg(args, "freq", int, 1000, 50, 8000)
-        secs = args.get("seconds", 2)
-        if not isinstance(secs, (int, float)) or isinstance(secs, bool) \
-                or not 0.1 <= secs <= MAX_TONE_S:
-            raise CmdError("bad_args", "seconds must be from 0.1 to %d" % MAX_TONE_S)
-        vol = _arg(args, "volume", int, node.cfg["volume"], 0, 100)
-        if node.player is None:
-            raise CmdError("safe_mode", "audio is off in safe mode")
-        from .player import ToneSource
-        await node.player.play(ToneSource(freq, secs), vol,
-                               {"source": "tone:%d" % freq, "priority": "test", "codec": "sine"})
-        return {"freq": freq, "seconds": secs, "volume": vol}
-
-    def keys_set(args):
-        # Keys are written by provisioning and never read back over the console.
-        keys, _ = storage.read_json("keys.json", {})
-        for name in ("node_key", "commune_key"):
-            if name in args:
-                k = args[name]
-                if not isinstance(k, str) or len(k) != 64 or any(
-                        c not in "0123456789abcdef" for c in k):
-                    raise CmdError("bad_args", name + " must be 64 lowercase hex digits")
-                keys[name] = k
-        if not keys:
-            raise CmdError("bad_args", "give node_key and/or commune_key")
-        storage.write_json("keys.json", keys)
-        return {"keys": sorted(keys)}
-
-    def reboot(args):
-        node.schedule_reset("console")
-        return {"rebooting": True}
-
-    def factory_reset(args):
-        if args.get("confirm") != "ERASE":
-            raise CmdError("confirm", 'this erases config, keys, rules and logs; '
-                           'send {"pin": "...", "confirm": "ERASE"}')
-        if node.auth.has_pin():
-            node.auth.login(args.get("pin"))
-        for name in node.data_files():
-            storage.remove(name)
-        node.auth.clear()
-        log.warn("factory reset")
-        node.schedule_reset("factory_reset")
-        return {"erased": True}
-
-    reg("status", status)
-    reg("version", version)
-    reg("log", log_tail)
-    reg("clock.get", clock_get)
-    reg("clock.set", clock_set, True)
-    reg("clock.sync", clock_sync)  # only from the configured server: no PIN
-    reg("config.get", config_get)
-    reg("config.set", config_set, True)
-    reg("auth", auth)
-    reg("pin.set", pin_set, True)
-    reg("tone", tone, True)
-    reg("keys.set", keys_set, True)
-    reg("reboot", reboot, True)
-    reg("factory_reset", factory_reset)
-
-
-def heap():
-    gc.collect()
-    return {"free": gc.mem_free(), "alloc": gc.mem_alloc()}
+    for name in node.data_files():
+        storage.remove(name)
+    node.auth.clear()
+    log.warn("factory reset")
+    node.schedule_reset("factory_reset")
+    return {"erased": True}

@@ -3,6 +3,8 @@ import math
 
 from .compat import micropython, ptr16
 
+KEEP = True  # viper code: never unloaded (compat.unload)
+
 _TABLE_BITS = 10
 _TABLE = bytearray(2 << _TABLE_BITS)
 for _i in range(1 << _TABLE_BITS):
