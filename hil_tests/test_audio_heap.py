@@ -36,3 +36,25 @@ def test_streaming_16k_dvi4_does_not_grow_the_heap(node, target, tmp_path):
     assert stream["packets"] > (seconds + 8) * 40 and stream["lost"] == 0
     assert st["counters"]["underruns"] == 0
     assert max(samples) - samples[0] <= 512, f"heap alloc after warm-up: {samples}"
+
+
+@pytest.mark.needs("audio_capture")
+def test_sessions_and_requests_give_their_heap_back(node, tmp_path):
+    """Command modules load per request and a stream's code lives only as long
+    as the stream: repeated sessions and requests leave the heap where the
+    first one left it (a module loaded twice, or a reference kept, shows here)."""
+    fmt = Format("DVI4", 16000)
+    src = write_wav(tmp_path / "s.wav", speech_like(2 * 16000, seed=4), 16000)
+    after = []
+    for _ in range(3):
+        port = free_port()
+        node.request("play", {"session": fmt.session(addr="127.0.0.1", port=port)})
+        proc = headend(tmp_path, src, "--udp", f"127.0.0.1:{port}")
+        proc.wait(timeout=30)
+        node.request("stop")
+        for cmd in ("log", "config.get", "clock.get", "rules.get", "rules.eval", "version"):
+            node.request(cmd)
+        st = node.request("status")
+        assert st["stream"]["packets"] >= 90, st["stream"]
+        after.append(st["heap"]["alloc"])
+    assert max(after) - min(after) <= 512, f"heap alloc after each session: {after}"
