@@ -341,7 +341,7 @@ def test_window_crossing_midnight_belongs_to_the_day_it_starts():
     assert _at(R, 2026, 11, 27, 23, 0)["allow"]  # Friday 23:00
     assert _at(R, 2026, 11, 28, 1, 59, 59)["allow"]  # Saturday 01:59:59, Friday's window
     d = _at(R, 2026, 11, 28, 2, 0)
-    assert not d["allow"] and "outside" in d["reason"]
+    assert not d["allow"] and d["reason"] == {"code": "outside_windows", "zones": []}
     assert not _at(R, 2026, 11, 28, 23, 0)["allow"]  # Saturday night: no window
     assert not _at(R, 2026, 11, 27, 1, 0)["allow"]  # Friday 01:00: Thursday had none
 
@@ -392,8 +392,9 @@ def test_clock_untrusted_holds_scheduled_and_relay_but_not_live_or_emergency():
     now = t2k(2026, 11, 23, 10, 0)
     for kind in ("file", "relay", "tone"):
         d = rules.evaluate(R, now, {"kind": kind}, None, False)
-        assert not d["allow"] and "clock not trusted" in d["reason"]
-    assert rules.evaluate(R, now, {"kind": "live"}, None, False)["volume"] == 60
+        assert not d["allow"] and d["reason"] == {"code": "untrusted_waits", "kind": kind}
+    live = rules.evaluate(R, now, {"kind": "live"}, None, False)
+    assert live["volume"] == 60 and live["reason"] == {"code": "untrusted_live", "volume": 60}
     assert rules.evaluate(R, now, {"priority": "emergency", "kind": "relay"}, None, False)["allow"]
 
 
@@ -402,10 +403,12 @@ def test_caps_refuse_with_the_rule_named():
            w=[{"id": "w", "d": 127, "s": 0, "e": 1440, "vol": 60, "max": 80}])
     now = t2k(2026, 11, 23, 10, 0) - 7 * 3600
     day = (now + 7 * 3600) // DAY
-    assert "2 sessions a day" in rules.evaluate(R, now, {}, {"day": day, "n": 2, "s": 0})["reason"]
-    assert "30 minutes a day" in rules.evaluate(R, now, {}, {"day": day, "n": 1,
-                                                             "s": 1800})["reason"]
-    assert "15 minutes a session" in rules.evaluate(R, now, {"running_s": 900})["reason"]
+    assert rules.evaluate(R, now, {}, {"day": day, "n": 2, "s": 0})["reason"] == \
+        {"code": "sessions_per_day", "limit": 2}
+    assert rules.evaluate(R, now, {}, {"day": day, "n": 1, "s": 1800})["reason"] == \
+        {"code": "minutes_per_day", "limit": 30}
+    assert rules.evaluate(R, now, {"running_s": 900})["reason"] == \
+        {"code": "session_minutes", "limit": 15}
     d = rules.evaluate(R, now, {}, {"day": day, "n": 1, "s": 1500})
     assert d["allow"] and d["until"] == now + 300
     assert rules.evaluate(R, now, {}, {"day": day - 1, "n": 2, "s": 1800})["allow"]  # new day
@@ -418,7 +421,9 @@ def test_exception_replaces_windows_only_on_its_dates():
                "w": [{"id": "qk.le", "s": 420, "e": 540, "vol": 80, "max": 90}]}])
     assert not _at(R, 2027, 9, 2, 5, 40)["allow"]
     d = _at(R, 2027, 9, 2, 7, 30)
-    assert d["allow"] and d["volume"] == 80 and "qk.le" in d["reason"]
+    assert d["allow"] and d["volume"] == 80
+    assert d["reason"] == {"code": "window_allows", "window": "qk.le", "start": "07:00",
+                           "end": "09:00", "priority": "normal", "volume": 80, "cap": 90}
     assert _at(R, 2027, 9, 3, 5, 40)["allow"]
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import re
 import textwrap
 
 import pytest
@@ -197,3 +198,37 @@ def test_explain_speaks_vietnamese_for_operators(monkeypatch, capsys):
     main(["rules", "explain", str(EXAMPLE), "--at", "2026-11-23T05:40"])
     out = capsys.readouterr().out
     assert "ĐƯỢC PHÁT ở 70 %" in out and "lý do:" in out
+
+
+def test_explain_gives_the_refusal_reason_in_vietnamese(monkeypatch, capsys):
+    monkeypatch.setenv("LANGUAGE", "vi")
+    main(["rules", "explain", str(EXAMPLE), "--at", "2026-11-23T11:10", "--priority", "test",
+          "--zone", "cho"])
+    out = capsys.readouterr().out
+    assert "KHÔNG ĐƯỢC PHÁT" in out
+    assert "lý do: khung giờ market không cho phép tin thử nghiệm" in out
+    main(["rules", "explain", str(EXAMPLE), "--at", "2026-11-23T22:00"])
+    assert "lý do: giờ yên tĩnh 21:00-05:00: chỉ phát tin khẩn cấp" in capsys.readouterr().out
+
+
+ENGINE_CODES = sorted(set(re.findall(r'"code": "(\w+)"', (
+    (REPO / "firmware" / "loaxa_node" / "rules.py").read_text()
+    + (REPO / "firmware" / "loaxa_node" / "rulesvc.py").read_text()))))
+SAMPLE = {"volume": 70, "kind": "relay", "start": "05:30", "end": "06:15", "exception": "tet",
+          "zones": ["cho"], "window": "market", "priority": "test", "limit": 2, "cap": 80}
+
+
+@pytest.mark.parametrize("code", ENGINE_CODES)
+def test_every_engine_reason_is_worded_in_both_languages_without_english_left(code,
+                                                                            monkeypatch):
+    from loaxa import reasons
+    reason = {"code": code, **SAMPLE}
+    monkeypatch.setenv("LANGUAGE", "en")
+    en = reasons.describe(reason)
+    monkeypatch.setenv("LANGUAGE", "vi")
+    vi = reasons.describe(reason)
+    assert "{" not in en and "{" not in vi, "a parameter was not filled in"
+    words = {w for w in re.findall(r"[a-z]{3,}", en)} - {"market", "tet", "cho"}
+    assert words, en
+    left = words & set(re.findall(r"[a-z]{3,}", vi))
+    assert not left, f"English left in {vi!r}"

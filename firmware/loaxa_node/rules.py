@@ -126,50 +126,52 @@ def _lowest_volume(R):
 
 
 def _decide(R, lt, pri, kind, zones, vol, run, usage, trusted):
-    """(allow, volume, reason, seconds of cap left or None) at local time lt."""
+    """(allow, volume, reason, seconds of cap left or None) at local time lt.
+
+    The reason is a code with its parameters (docs/rules.md lists them); the
+    host words it in the reader's language, the node only logs it.
+    """
     if pri == "emergency":
         ev = R.get("ev", 100)
-        return True, ev, "emergency: plays at any hour at %d %%" % ev, None
+        return True, ev, {"code": "emergency", "volume": ev}, None
     if not trusted:
         if kind == "live":
             v = _lowest_volume(R)
-            return True, v, ("clock not trusted: live plays at %d %%, the lowest window "
-                             "volume" % v), None
-        return False, 0, ("clock not trusted (no time sync yet): %s content waits for "
-                          "one" % kind), None
+            return True, v, {"code": "untrusted_live", "volume": v}, None
+        return False, 0, {"code": "untrusted_waits", "kind": kind}, None
     if _quiet(R, lt):
         q = R["q"]
-        return False, 0, "quiet hours %s-%s: only emergency plays" % (_hm(q[0]), _hm(q[1])), None
+        return False, 0, {"code": "quiet_hours", "start": _hm(q[0]), "end": _hm(q[1])}, None
     d = lt // DAY
     x = _exc(R, d, zones, True)
     if x:
-        return False, 0, "exception %s: silence on these dates" % x["id"], None
+        return False, 0, {"code": "exception_mutes", "exception": x["id"]}, None
     w = _window(R, lt, zones)
     if w is None:
-        return False, 0, "outside every broadcast window" + (
-            " of zone " + ",".join(zones) if zones else ""), None
+        return False, 0, {"code": "outside_windows", "zones": list(zones)}, None
     if pri not in w.get("p", _WIN_PRI):
-        return False, 0, "window %s does not allow %s" % (w["id"], pri), None
+        return False, 0, {"code": "window_denies_priority", "window": w["id"],
+                          "priority": pri}, None
     cap = R.get("cap", {})
     n, used = (usage.get("n", 0), usage.get("s", 0)) if usage.get("day") == d else (0, 0)
     left = None
     if cap.get("n") and not run and n >= cap["n"]:
-        return False, 0, "limit of %d sessions a day reached" % cap["n"], None
+        return False, 0, {"code": "sessions_per_day", "limit": cap["n"]}, None
     if cap.get("d"):
         left = cap["d"] * 60 - used
         if left <= 0:
-            return False, 0, "limit of %d minutes a day reached" % cap["d"], None
+            return False, 0, {"code": "minutes_per_day", "limit": cap["d"]}, None
         midnight = DAY - lt % DAY
         if left > midnight:  # tomorrow's budget starts at midnight
             left = midnight + cap["d"] * 60 if cap["d"] < 1440 else None
     if cap.get("s"):
         s = cap["s"] * 60 - run
         if s <= 0:
-            return False, 0, "limit of %d minutes a session reached" % cap["s"], None
+            return False, 0, {"code": "session_minutes", "limit": cap["s"]}, None
         left = s if left is None else min(left, s)
     v = min(w["vol"] if vol is None else vol, w["max"])
-    return True, v, "window %s (%s-%s) allows %s at %d %% (cap %d %%)" % (
-        w["id"], _hm(w["s"]), _hm(w["e"]), pri, v, w["max"]), left
+    return True, v, {"code": "window_allows", "window": w["id"], "start": _hm(w["s"]),
+                     "end": _hm(w["e"]), "priority": pri, "volume": v, "cap": w["max"]}, left
 
 
 def _request(req):

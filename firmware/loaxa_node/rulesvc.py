@@ -5,6 +5,7 @@
 # a tone (file and relay sources have nothing to decode yet).
 import asyncio
 import gc
+import json
 
 from . import log, storage, timeutil
 from .compat import loaded, unload, unload_new
@@ -91,13 +92,13 @@ class RulesService:
                    if self._sess else 0}
             d = rules.evaluate(self.R, now, req, self.used(now), trusted)
             if not d["allow"] or (info.get("item") and not running):
-                log.info("rules: stop %s: %s" % (info.get("source"), d["reason"] if not
-                                                 d["allow"] else "schedule item ended"))
+                log.info("rules: stop %s: %s" % (info.get("source"), json.dumps(
+                    d["reason"] if not d["allow"] else {"code": "item_ended"})))
                 await p.stop()
                 self._account(now)
             else:
                 if d["volume"] != p.volume:
-                    log.info("rules: volume %d: %s" % (d["volume"], d["reason"]))
+                    log.info("rules: volume %d: %s" % (d["volume"], json.dumps(d["reason"])))
                     p.set_volume(d["volume"])
                 info["volume"] = d["volume"]
                 self._until = d["until"]
@@ -110,7 +111,7 @@ class RulesService:
             req = rules.item_request(it, zones)
             d = rules.evaluate(self.R, now, req, self.used(now), trusted)
             if not d["allow"]:
-                log.debug("rules: %s waits: %s" % (it["id"], d["reason"]))
+                log.debug("rules: %s waits: %s" % (it["id"], json.dumps(d["reason"])))
                 continue
             stop = end if d["until"] is None else min(end, d["until"])
             self._spent[it["id"]] = end
@@ -126,7 +127,8 @@ class RulesService:
         info = {"source": it["src"], "priority": req["priority"], "kind": req["kind"],
                 "codec": "sine", "item": it["id"], "asked": req["volume"],
                 "volume": d["volume"]}
-        log.info("rules: start %s at %d %%: %s" % (it["id"], d["volume"], d["reason"]))
+        log.info("rules: start %s at %d %%: %s" % (it["id"], d["volume"],
+                                                    json.dumps(d["reason"])))
         p = self.node.player
         await p.play(ToneSource(freq, seconds), d["volume"], info)
         now = self.node.clock.now()

@@ -13,6 +13,7 @@ from loaxa_node import timeutil
 from .. import rules
 from ..errors import LoaxaError
 from ..i18n import t
+from ..reasons import describe
 
 _DAYNAMES = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
 
@@ -99,7 +100,7 @@ def explain(args: argparse.Namespace) -> int:
     print(f"{_local(at, tz)} ({_DAYNAMES[timeutil.weekday((at + tz * 60) // 86400)]}), "
           f"{args.priority} {args.kind}, {zone}:")
     print(t("rules.plays", volume=d["volume"]) if d["allow"] else t("rules.refused"))
-    print(t("rules.why", reason=d["reason"]))
+    print(t("rules.why", reason=describe(d["reason"])))
     print(t("rules.until", until=_local(d["until"], tz) if d["until"] is not None
             else t("rules.no_change")))
     for it, end in cur["items"]:
@@ -157,7 +158,7 @@ def calendar(args: argparse.Namespace) -> int:
                 if ok:
                     txt = f"{hm} {wid} {vol} % (max {caps[wid]} %)"
                 else:
-                    txt = f"{hm} " + t("rules.refused_at", reason=why)
+                    txt = f"{hm} " + t("rules.refused_at", reason=describe(why))
                 if items:
                     txt += " ▶ " + ",".join(items)
                 parts.append(txt)
