@@ -1,0 +1,407 @@
+# MQTT 3.1.1 client (OASIS, sections cited as [3.x]) on asyncio, after Peter
+# Hinch's mqtt_as: Proto speaks the protocol over one connection assuming it
+# works and raises LinkError when it does not; Client owns the connection:
+# connect, subscribe, keepalive, and reconnect with jittered back-off.
+#
+# One receive buffer, allocated once. A packet longer than it is skipped,
+# counted and logged, never buffered; a framed packet that breaks the protocol
+# is dropped and counted; only lost framing (a bad length) ends the
+# connection. QoS 0 and 1 both ways, never 2 (we subscribe at QoS 1 at most,
+# so a broker never sends QoS 2).
+#
+# Pure asyncio on both interpreters: the host's control tool and the benches
+# run this same client under CPython.
+import asyncio
+import os
+import time
+
+
+
+def _ms():
+    return time.ticks_ms() if hasattr(time, "ticks_ms") else int(time.time() * 1000)
+
+
+def _since(t):
+    # ticks wrap on the node; CPython's milliseconds do not
+    return time.ticks_diff(_ms(), t) if hasattr(time, "ticks_diff") else _ms() - t
+
+
+MAX_PACKET = 2048  # bytes kept of one received packet: a signed rule set fits
+TIMEOUT_S = 10  # connect, CONNACK, PUBACK
+BACKOFF_MS = (1000, 60000)  # first and longest pause between reconnects
+
+CONNACK_RC = ("accepted", "bad protocol version", "client id rejected", "server unavailable",
+              "bad user name or password", "not authorised")
+
+
+class LinkError(OSError):
+    """The connection to the broker failed; Client reconnects."""
+
+
+def parse_url(url):
+    """'mqtt://host[:port]' or 'mqtts://host[:port]' -> (tls, host, port)"""
+    tls = url.startswith("mqtts://")
+    if not tls and not url.startswith("mqtt://"):
+        raise ValueError("broker url must start with mqtt:// or mqtts://")
+    host, _, port = url[8 if tls else 7:].rstrip("/").partition(":")
+    if not host:
+        raise ValueError("broker url has no host")
+    return tls, host, int(port) if port else (8883 if tls else 1883)
+
+
+def _str(b, s):
+    # a UTF-8 string field [1.5.3]: 2-byte length, then the bytes
+    if isinstance(s, str):
+        s = s.encode()
+    b.append(len(s) >> 8)
+    b.append(len(s) & 0xFF)
+    b.extend(s)
+
+
+def _len_into(buf, i, n):
+    # remaining length [2.2.3] at buf[i:]; returns the index after it
+    while True:
+        d = n & 0x7F
+        n >>= 7
+        buf[i] = d | (0x80 if n else 0)
+        i += 1
+        if not n:
+            return i
+
+
+class Proto:
+    def __init__(self, max_packet=MAX_PACKET):
+        self._buf = bytearray(max_packet)
+        self._mv = memoryview(self._buf)
+        self._hdr = bytearray(7)  # type, length, topic length of a PUBLISH
+        self._pid2 = bytearray(2)
+        self._ack = bytearray(4)  # PUBACK we send
+        self._r = None
+        self._w = None
+        self._into = False  # the reader has readinto (MicroPython)
+        self._pid = 0
+        self.rx = 0  # packets received
+        self.tx = 0  # PUBLISH sent
+        self.oversized = 0
+        self.malformed = 0
+
+    def _next_pid(self):
+        self._pid = self._pid % 65535 + 1
+        return self._pid
+
+    async def _read(self, n, off=0):
+        """Exactly n bytes into the buffer at off."""
+        end = off + n
+        r = self._r
+        while off < end:
+            if self._into:
+                k = await r.readinto(self._mv[off:end])  # type: ignore[union-attr]
+                if k is None:  # TLS: a record not complete yet
+                    continue
+            else:
+                d = await r.read(end - off)  # type: ignore[union-attr]
+                k = len(d)
+                self._buf[off:off + k] = d
+            if not k:
+                raise LinkError("broker closed the connection")
+            off += k
+
+    async def _skip(self, n):
+        while n:
+            k = min(n, len(self._buf))
+            await self._read(k)
+            n -= k
+
+    async def _packet(self):
+        """Reads one packet's header and as much of its body as the buffer
+        holds. Returns (first byte, remaining length); the caller skips what
+        is beyond the buffer."""
+        await self._read(1)
+        b0 = self._buf[0]
+        n = 0
+        for i in range(4):
+            await self._read(1)
+            c = self._buf[0]
+            n |= (c & 0x7F) << (7 * i)
+            if not c & 0x80:
+                break
+        else:
+            self.malformed += 1
+            raise LinkError("malformed packet length: framing lost")
+        await self._read(min(n, len(self._buf)))
+        self.rx += 1
+        return b0, n
+
+    async def _send(self, *parts):
+        w = self._w
+        if w is None:
+            raise LinkError("not connected")
+        for p in parts:
+            w.write(p)
+        await w.drain()
+
+    async def _open(self, host, port, ctx, client_id, keepalive, will, clean=True):
+        kw = {"ssl": ctx, "server_hostname": host} if ctx else {}
+        self._r, self._w = await asyncio.wait_for(
+            asyncio.open_connection(host, port, **kw), TIMEOUT_S)
+        self._into = hasattr(self._r, "readinto")
+        # CONNECT [3.1]: protocol name and level 4, flags, keepalive; payload
+        body = bytearray(b"\x00\x04MQTT\x04\x00")
+        flags = 0x02 if clean else 0
+        body.append(keepalive >> 8)
+        body.append(keepalive & 0xFF)
+        _str(body, client_id)
+        if will:
+            topic, msg, retain, qos = will
+            flags |= 0x04 | (qos << 3) | (0x20 if retain else 0)
+            _str(body, topic)
+            _str(body, msg)
+        body[7] = flags
+        hdr = bytearray(5)
+        hdr[0] = 0x10
+        await self._send(memoryview(hdr)[:_len_into(hdr, 1, len(body))], body)
+        b0, n = await asyncio.wait_for(self._packet(), TIMEOUT_S)  # type: ignore[var-annotated]
+        if b0 != 0x20 or n != 2:
+            raise LinkError("broker did not answer CONNECT with CONNACK")
+        rc = self._buf[1]
+        if rc:
+            raise LinkError("broker refused the connection: " + (
+                CONNACK_RC[rc] if rc < len(CONNACK_RC) else "code %d" % rc))
+
+    async def _subscribe(self, topics, qos=1):
+        # SUBSCRIBE [3.8]; the SUBACK is read by the receive loop
+        body = bytearray(2)
+        pid = self._next_pid()
+        body[0] = pid >> 8
+        body[1] = pid & 0xFF
+        for t in topics:
+            _str(body, t)
+            body.append(qos)
+        hdr = bytearray(5)
+        hdr[0] = 0x82
+        await self._send(memoryview(hdr)[:_len_into(hdr, 1, len(body))], body)
+
+    async def _publish(self, topic, msg, retain, qos, pid):
+        t = topic.encode() if isinstance(topic, str) else topic
+        m = msg.encode() if isinstance(msg, str) else msg
+        h = self._hdr
+        h[0] = 0x30 | (qos << 1) | (1 if retain else 0)
+        i = _len_into(h, 1, 2 + len(t) + (2 if qos else 0) + len(m))
+        h[i] = len(t) >> 8
+        h[i + 1] = len(t) & 0xFF
+        w = self._w
+        if w is None:
+            raise LinkError("not connected")
+        w.write(memoryview(h)[:i + 2])
+        w.write(t)
+        if qos:
+            self._pid2[0] = pid >> 8
+            self._pid2[1] = pid & 0xFF
+            w.write(self._pid2)
+        w.write(m)
+        await w.drain()
+        self.tx += 1
+
+    def _close(self):
+        w = self._w
+        self._r = self._w = None
+        if w is not None:
+            try:
+                w.close()
+            except OSError:
+                pass
+
+
+class Client(Proto):
+    """Keeps one broker connection up. on_msg(topic bytes, payload memoryview,
+    retained) is awaited by the receive loop: the payload is valid only until
+    it returns, and it must not await a QoS 1 publish (its PUBACK waits for the
+    same loop)."""
+
+    def __init__(self, url, client_id, on_msg, subs=(), will=None, keepalive=60, ca=None,
+                 on_up=None, on_down=None, link=None, max_packet=MAX_PACKET):
+        Proto.__init__(self, max_packet)
+        self.url = url
+        self.tls, self.host, self.port = parse_url(url)
+        self.client_id = client_id
+        self.on_msg = on_msg
+        self.subs = subs
+        self.will = will
+        self.keepalive = keepalive
+        self.ca = ca  # DER bytes of the one CA the broker's certificate must chain to
+        self.on_up = on_up
+        self.on_down = on_down
+        self.link = link
+        self.up = False
+        self.up_ms = 0
+        self.connects = 0
+        self.error = None
+        self._dead = asyncio.Event()
+        self._acked = asyncio.Event()
+        self._want = 0  # pid of the QoS 1 publish waiting for its PUBACK
+        self._last_rx = 0
+        self._lock = asyncio.Lock()
+        self._task = None
+        self._tasks = []
+
+    def info(self):
+        return {"url": self.url, "connected": self.up,
+                "up_s": _since(self.up_ms) // 1000 if self.up else None,
+                "reconnects": max(0, self.connects - 1), "error": self.error}
+
+    def start(self):
+        self._task = asyncio.create_task(self._run())
+        return self._task
+
+    def kick(self, why="reconnect asked"):
+        """Drop the connection (link down, new subscriptions); safe to call
+        twice, and when not connected."""
+        if self.up:
+            self.error = why
+        self._dead.set()
+
+    async def publish(self, topic, msg, retain=False, qos=0):
+        """Send one message; with qos 1 wait for its PUBACK. LinkError when
+        not connected or the broker does not answer (the connection is then
+        dropped and re-made)."""
+        async with self._lock:
+            if not self.up:
+                raise LinkError("not connected to the broker")
+            pid = self._next_pid() if qos else 0
+            self._want = pid
+            self._acked.clear()
+            try:
+                await self._publish(topic, msg, retain, qos, pid)
+                if qos:
+                    await asyncio.wait_for(self._acked.wait(), TIMEOUT_S)
+            except (OSError, asyncio.TimeoutError) as e:
+                self.kick("publish failed: %s" % (e or "no PUBACK"))
+                raise LinkError("publish failed")
+
+    async def _connect(self):
+        ctx = None
+        if self.tls:
+            import ssl
+            ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+            ctx.verify_mode = ssl.CERT_REQUIRED  # type: ignore[attr-defined]
+            if self.ca:
+                ctx.load_verify_locations(cadata=self.ca)
+        await self._open(self.host, self.port, ctx, self.client_id, self.keepalive, self.will)
+        if self.subs:
+            await self._subscribe(self.subs)
+
+    async def _run(self):
+        delay = BACKOFF_MS[0]
+        while True:
+            link = self.link
+            if link is not None and not link.is_up():
+                await link.wait_up()
+            self._dead.clear()
+            try:
+                await self._connect()
+            except Exception as e:  # OSError, TimeoutError, ssl and DNS errors
+                self.error = "connect: %s" % (e or type(e).__name__)
+                self._close()
+            else:
+                self.up = True
+                self.up_ms = self._last_rx = _ms()
+                self.connects += 1
+                self.error = None
+                delay = BACKOFF_MS[0]
+                self._tasks = [asyncio.create_task(self._receive()),
+                               asyncio.create_task(self._pinger())]
+                if self.on_up:
+                    self.on_up()
+                await self._dead.wait()
+                self.up = False
+                for t in self._tasks:
+                    t.cancel()
+                self._tasks = []
+                self._close()
+                self._acked.set()  # a waiting publish gives up at once
+                if self.on_down:
+                    self.on_down(self.error)
+            # jittered: a commune's nodes coming back together do not reconnect in step
+            r = os.urandom(2)
+            await asyncio.sleep((delay // 2 + ((r[0] << 8) | r[1]) % (delay // 2 + 1)) / 1000)
+            delay = min(delay * 2, BACKOFF_MS[1])
+
+    async def _pinger(self):
+        # PINGREQ [3.12] at half the keepalive; a broker silent for 1.5 of it is gone [3.1.2.10]
+        ka = self.keepalive * 1000
+        try:
+            while True:
+                await asyncio.sleep(self.keepalive / 2)
+                if _since(self._last_rx) > ka * 3 // 2:
+                    self.kick("broker silent past the keepalive")
+                    return
+                await self._send(b"\xc0\x00")
+        except OSError as e:
+            self.kick("ping: %s" % e)
+
+    async def _receive(self):
+        try:
+            while True:
+                b0, n = await self._packet()
+                self._last_rx = _ms()
+                await self._handle(b0, n)
+        except OSError as e:
+            self.kick(str(e) or "receive failed")
+        except Exception as e:  # a bug in a handler must not leave a dead connection up
+            self.kick("receive: %r" % (e,))
+
+    async def _handle(self, b0, n):
+        buf = self._buf
+        kept = min(n, len(buf))
+        t = b0 >> 4
+        if t == 3:  # PUBLISH [3.3]
+            qos = (b0 >> 1) & 3
+            tl = (buf[0] << 8) | buf[1] if kept >= 2 else 0xFFFF
+            pos = 2 + tl + (2 if qos else 0)
+            if qos == 3 or n < 2 or pos > n:
+                self.malformed += 1
+                self._warn("malformed PUBLISH dropped")
+            elif pos > kept:
+                self.oversized += 1
+                self._warn("PUBLISH with a %d-byte topic dropped" % tl)
+            else:
+                if qos:  # acknowledged even when dropped below: received, refused by policy
+                    a = self._ack
+                    a[0] = 0x40
+                    a[1] = 2
+                    a[2] = buf[pos - 2]
+                    a[3] = buf[pos - 1]
+                    await self._send(a)
+                if n > kept:
+                    self.oversized += 1
+                    self._warn("message of %d bytes on %r dropped (limit %d)" % (
+                        n, bytes(buf[2:min(2 + tl, 66)]), len(buf)))
+                else:
+                    await self.on_msg(bytes(buf[2:2 + tl]), self._mv[pos:n], b0 & 1)
+        elif t == 4 and n == 2:  # PUBACK [3.4]
+            if self._want and (buf[0] << 8) | buf[1] == self._want:
+                self._want = 0
+                self._acked.set()
+        elif t == 9 and n >= 3:  # SUBACK [3.9]
+            for i in range(2, kept):
+                if buf[i] == 0x80:
+                    self._warn("broker refused a subscription")
+        elif t == 13 and n == 0:  # PINGRESP
+            pass
+        else:  # CONNECT, SUBSCRIBE, QoS 2 flow... are never sent to a client
+            self.malformed += 1
+            self._warn("unexpected packet type %d (%d bytes) dropped" % (t, n))
+        if n > kept:
+            await self._skip(n - kept)
+
+    def _warn(self, msg):
+        from . import log
+        log.warn("mqtt: " + msg)
+
+    def deinit(self):
+        for t in self._tasks:
+            t.cancel()
+        if self._task:
+            self._task.cancel()
+        self._close()
+        self.up = False
