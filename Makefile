@@ -9,7 +9,7 @@ BOARD ?= esp32-devkitc-max98357
 TARGET ?= sim
 ARGS ?=
 
-.PHONY: help venv sysdeps demo test lint bench hil flash clean
+.PHONY: help venv sysdeps demo test lint bench hil flash clean catalogues
 
 help:
 	@echo "make demo    boot a simulated node and show its health"
@@ -17,6 +17,7 @@ help:
 	@echo "make bench   measurements (tables), not part of CI"
 	@echo "make hil TARGET=sim|qemu|serial [PORT=/dev/ttyUSB0]"
 	@echo "make flash PORT=/dev/ttyUSB0 BOARD=esp32-devkitc-max98357"
+	@echo "make catalogues   re-extract messages into the translation catalogues"
 
 $(STAMP): requirements.txt constraints.txt pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -29,7 +30,23 @@ $(STUBS)/.installed: requirements-stubs.txt $(STAMP)
 	$(PY) -m pip install -q --disable-pip-version-check --no-deps --upgrade --target $(STUBS) -r requirements-stubs.txt
 	@touch $@
 
-venv: $(STAMP)
+# Translations: the .po files are the source (committed), the .mo files are
+# built here for every target, so a fresh clone speaks Vietnamese (docs/i18n.md).
+LOCALE := host_tools/loaxa/locale
+PO := $(wildcard $(LOCALE)/*/LC_MESSAGES/loaxa.po)
+MO := $(PO:.po=.mo)
+%.mo: %.po | $(STAMP)
+	@$(VENV)/bin/pybabel -q compile -D loaxa -i $< -o $@
+
+venv: $(STAMP) $(MO)
+
+catalogues: venv
+	$(VENV)/bin/pybabel -q extract -F babel.cfg -k N_ --no-default-keywords -c TRANSLATORS: \
+	  --add-location=file --sort-by-file --project loaxa --copyright-holder "the loaxa authors" \
+	  --msgid-bugs-address "" -o $(LOCALE)/loaxa.pot host_tools/loaxa
+	$(VENV)/bin/pybabel -q update -D loaxa -i $(LOCALE)/loaxa.pot -d $(LOCALE) -w 100 \
+	  --ignore-pot-creation-date
+	@$(MAKE) --no-print-directory $(MO)
 
 sysdeps:
 	@bash scripts/sysdeps.sh

@@ -1,5 +1,7 @@
 """Expected failures: one family, one calm sentence, a hint of what to do next."""
 
+from .i18n import t
+
 
 class LoaxaError(Exception):
     """An expected failure the CLI reports without a traceback."""
@@ -10,7 +12,7 @@ class LoaxaError(Exception):
         self.hint = hint
 
     def __str__(self) -> str:
-        return self.msg + (f"\n  hint: {self.hint}" if self.hint else "")
+        return self.msg + ("\n" + t("hint", hint=self.hint) if self.hint else "")
 
 
 class NodeError(LoaxaError):

@@ -13,9 +13,11 @@ from loaxa_node import timeutil
 from .. import rules
 from ..errors import LoaxaError
 from ..i18n import t
-from ..reasons import describe
+from ..reasons import describe, kind, priority
 
-_DAYNAMES = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
+
+def _dayname(weekday: int) -> str:
+    return t("rules.days").split("|")[weekday]
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -97,8 +99,8 @@ def explain(args: argparse.Namespace) -> int:
     d = engine.evaluate(R, at, req, None, not args.untrusted)
     cur = engine.current(R, at, args.zone)
     zone = ",".join(args.zone) or "-"
-    print(f"{_local(at, tz)} ({_DAYNAMES[timeutil.weekday((at + tz * 60) // 86400)]}), "
-          f"{args.priority} {args.kind}, {zone}:")
+    print(f"{_local(at, tz)} ({_dayname(timeutil.weekday((at + tz * 60) // 86400))}), "
+          f"{priority(args.priority)} {kind(args.kind)}, {zone}:")
     print(t("rules.plays", volume=d["volume"]) if d["allow"] else t("rules.refused"))
     print(t("rules.why", reason=describe(d["reason"])))
     print(t("rules.until", until=_local(d["until"], tz) if d["until"] is not None
@@ -156,7 +158,7 @@ def calendar(args: argparse.Namespace) -> int:
                 hm = f"{_local(lo, tz)[11:16]}-{_local(hi, tz)[11:16]}"
                 hm = hm.replace("-00:00", "-24:00")
                 if ok:
-                    txt = f"{hm} {wid} {vol} % (max {caps[wid]} %)"
+                    txt = f"{hm} {wid} " + t("rules.open", volume=vol, cap=caps[wid])
                 else:
                     txt = f"{hm} " + t("rules.refused_at", reason=describe(why))
                 if items:
@@ -165,7 +167,7 @@ def calendar(args: argparse.Namespace) -> int:
             muted = engine.current(R, a + 43200, zones)["muted"]
             line = "; ".join(parts) or (t("rules.silent_exc", name=muted) if muted
                                         else t("rules.silent"))
-            print(f"  {_DAYNAMES[k]} {yy:04d}-{mm:02d}-{dd:02d}  {line}")
+            print(f"  {_dayname(k)} {yy:04d}-{mm:02d}-{dd:02d}  {line}")
     print("\n" + t("rules.emergency", volume=R.get("ev", 100)))
     return 0
 
