@@ -16,7 +16,6 @@ import os
 import time
 
 
-
 def _ms():
     return time.ticks_ms() if hasattr(time, "ticks_ms") else int(time.time() * 1000)
 

@@ -15,12 +15,16 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TextIO
 
+from rich.progress import Progress as Bars
+from rich.progress import TaskID
+
 from .appbuild import APP_SRC
 from .console import NodeConsole
 from .deploy import deploy
 from .errors import LoaxaError
 from .flash import flash
 from .inventory import Inventory
+from .progress import bars
 from .provision import Identity, provision
 
 STEPS = ("flash", "deploy", "provision")
@@ -48,29 +52,39 @@ class Job:
 
 
 class Board:
-    """Per-port progress: redrawn in place on a terminal, else a line per stage."""
+    """Per-port progress: a rich bar per board on a terminal, else a line per stage."""
 
     def __init__(self, jobs: list[Job], stream: TextIO | None = None):
         self.jobs = jobs
         self.stream = stream or sys.stderr
         self.tty = self.stream.isatty()
         self.lock = threading.Lock()
-        self.drawn = 0
+        self.bars: Bars | None = None
+        self.tasks: dict[int, TaskID] = {}
 
     def update(self, job: Job, stage: str, fraction: float) -> None:
         with self.lock:
             changed = stage != job.stage
             job.stage, job.fraction = stage, fraction
-            if self.tty:
-                if self.drawn:
-                    self.stream.write(f"\x1b[{self.drawn}A")
-                for j in self.jobs:
-                    bar = "#" * int(j.fraction * 20)
-                    self.stream.write(f"\x1b[2K{j.port:<40} {j.stage:<9} [{bar:<20}]\n")
-                self.drawn = len(self.jobs)
-            elif changed:
-                self.stream.write(f"{job.port}: {stage}\n")
-            self.stream.flush()
+            if not self.tty:
+                if changed:
+                    self.stream.write(f"{job.port}: {stage}\n")
+                    self.stream.flush()
+                return
+            if self.bars is None:
+                self.bars = bars(self.stream)
+                self.bars.start()
+                self.tasks = {id(j): self.bars.add_task(self._name(j), total=1.0, note="")
+                              for j in self.jobs}
+            self.bars.update(self.tasks[id(job)], description=self._name(job),
+                             completed=fraction)
+            self.bars.refresh()
+            if all(j.stage in ("done", "failed") for j in self.jobs):
+                self.bars.stop()
+
+    @staticmethod
+    def _name(j: Job) -> str:
+        return f"{j.port:<40} {j.stage:<9}"
 
 
 def run_batch(

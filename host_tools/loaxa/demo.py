@@ -10,11 +10,7 @@ from pathlib import Path
 from .console import NodeConsole
 from .i18n import t
 from .sim import SimNode
-
-
-def table(rows: list[tuple[str, object]]) -> str:
-    w = max(len(k) for k, _ in rows)
-    return "\n".join(f"  {k:<{w}}  {v}" for k, v in rows)
+from .term import print_table
 
 
 def main() -> int:
@@ -35,7 +31,7 @@ def main() -> int:
                 t("demo.heap", alloc=st["heap"]["alloc"], free=st["heap"]["free"]),
                 ", ".join(st["errors"]) or t("demo.none"),
             ]
-            print(table(list(zip(t("demo.rows").split("|"), values, strict=True))))
+            print_table((), list(zip(t("demo.rows").split("|"), values, strict=True)))
             print("\n" + t("demo.tone"))
             con.request("tone", {"freq": 1000, "seconds": 1, "volume": 80})
             while con.request("status")["playing"]:

@@ -12,7 +12,7 @@ from ..errors import LoaxaError
 from ..flash import DEFAULT_BAUD
 from ..i18n import t
 from ..ports import find
-from .inventory import print_table
+from ..term import print_table
 from .provision import add_identity_args, identity
 
 

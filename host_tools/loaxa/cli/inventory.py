@@ -8,6 +8,7 @@ import sys
 import time
 
 from ..inventory import Inventory
+from ..term import print_table
 from . import add_inventory_arg
 
 
@@ -45,8 +46,3 @@ def run(args: argparse.Namespace) -> int:
         sys.stdout.write(text + ("" if text.endswith("\n") else "\n"))
     return 0
 
-
-def print_table(headers: list[str], rows: list[list[str]]) -> None:
-    widths = [max([len(h)] + [len(str(r[i])) for r in rows]) for i, h in enumerate(headers)]
-    for r in [headers, ["-" * w for w in widths], *rows]:
-        print("  ".join(str(c).ljust(w) for c, w in zip(r, widths, strict=True)).rstrip())

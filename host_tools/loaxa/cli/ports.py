@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 from ..ports import find
-from .inventory import print_table
+from ..term import print_table
 
 
 def register(sub: argparse._SubParsersAction) -> None:
