@@ -22,8 +22,18 @@ def test_required_boards_exist():
             "esp32-qemu"} <= set(boards.names())
 
 
-def test_qemu_board_declares_no_radio_or_mac():
-    assert boards.load("esp32-qemu")["net"] == []
+def test_qemu_board_declares_no_radio_or_mac_only_the_rigs_modem():
+    # QEMU crashes on WLAN/LAN; its network is PPP on UART1 (the rig plays the modem)
+    b = boards.load("esp32-qemu")
+    assert b["net"] == ["lte"]
+    assert (b["lte"]["uart"], b["lte"]["tx"], b["lte"]["rx"]) == (1, 17, 16)
+
+
+def test_lte_board_needs_its_uart_pins():
+    b = boards.load("esp32-lte-sim7600")
+    del b["lte"]["rx"]
+    with pytest.raises(BoardError, match="lte: missing rx"):
+        validate(b)
 
 
 def test_bad_board_errors_name_the_key():

@@ -1,7 +1,8 @@
 # The node application: boot, then long-lived asyncio tasks.
 #
 # boot: data dir -> board -> config -> boot record (safe mode?) -> HAL ->
-#       clock, auth, player -> commands -> tasks: console, watchdog, health.
+#       clock, auth, player, link -> commands -> tasks: console, watchdog,
+#       health, link manager.
 import asyncio
 import gc
 import sys
@@ -70,6 +71,9 @@ class Node:
             from .player import Player
             self.player = Player(self.hal, self.cfg["amp_hold_s"],
                                  self.board.get("audio", {}).get("buffer_kb", 4))
+        # the network comes up in safe mode too: it is how a fixed app arrives
+        from .net_link import Link
+        self.link = Link(self)
         self.commands = dict(COMMANDS)
         self.tasks = []
         self._sntp = None
@@ -162,6 +166,9 @@ class Node:
         self.console = Console(self.dispatch)
         for coro in (self.console.run(), self._watchdog(), self._health()):
             self.tasks.append(asyncio.create_task(coro))
+        t = self.link.start()
+        if t:
+            self.tasks.append(t)
         if self.rules:
             self.tasks.append(self.rules.start())
         self._start_sntp()
@@ -174,6 +181,7 @@ class Node:
         for t in self.tasks:
             if t is not me:
                 t.cancel()
+        self.link.deinit()
         if self.player:
             self.player.sink.close()
 
@@ -193,7 +201,7 @@ def status(node, args):
         "safe_mode": node.safe_mode,
         "clock": {"synced": c["synced"], "local": c["local"], "source": c["source"]},
         "rules": node.rules.info() if node.rules else None,
-        "net": node.hal.net_status(),
+        "net": node.link.info(),
         "volume": node.cfg["volume"],
         "playing": p.now if p else None,
         "stream": p.stream_stats() if p else None,

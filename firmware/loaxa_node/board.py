@@ -58,5 +58,9 @@ def validate(b, where="board"):
     if "eth" in b["net"]:
         _need(b, "eth", dict, where)
     if "lte" in b["net"]:
-        _need(b, "lte", dict, where)
+        lte = _need(b, "lte", dict, where)
+        for k in ("uart", "tx", "rx", "baud"):
+            _need(lte, k, int, where + ".lte")
+        if "pwrkey" in lte:  # optional: without it a silent modem cannot be power-cycled
+            _need(lte, "pwrkey", int, where + ".lte")
     return b

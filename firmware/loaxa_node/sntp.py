@@ -85,7 +85,7 @@ async def run(node):
     """Keep the clock synced while a server is configured and the link is up."""
     wait = 0
     while True:
-        if node.cfg["ntp.server"] and node.hal.net_status().get("up"):
+        if node.cfg["ntp.server"] and node.link.is_up():
             try:
                 await sync(node)
                 wait = RESYNC_S

@@ -33,6 +33,8 @@ import tty
 from pathlib import Path
 from typing import BinaryIO
 
+from loaxa_node.hal.sim import LINK_CUT_FILE
+
 from . import FIRMWARE, boards
 from .appbuild import build, write_tree
 from .errors import LoaxaError
@@ -112,6 +114,7 @@ class SimNode:
         audio_dir: str | os.PathLike | None = None,
         uid: str | None = None,
         seed_app: bool = True,
+        modem: str | None = None,
     ):
         self.state = Path(state_dir).resolve()
         self.board = boards.load(board)
@@ -122,6 +125,7 @@ class SimNode:
         self.audio_dir = Path(audio_dir).resolve() if audio_dir else self.state / "audio"
         self.uid = uid or "5a" + os.urandom(5).hex()
         self.seed_app = seed_app
+        self.modem = modem  # "host:port" of the rig's modem (boards with "lte")
         self.console_log = self.state / "console.log"
         self.boots = 0
         self._tx = _Throttle(baud)  # tool -> node
@@ -182,6 +186,7 @@ class SimNode:
             LOAXA_RESET_CAUSE=cause,
             LOAXA_AUDIO_DIR=str(self.audio_dir),
             LOAXA_UID=self.uid,
+            LOAXA_MODEM=self.modem or "",
         )
         args = [*micropython_cmd(), "-X", f"heapsize={self.heap_kb}k"]
         args += [] if repl_only else ["-i", "main.py"]
@@ -242,6 +247,14 @@ class SimNode:
                 pass
         if self._log:
             self._log.close()
+
+    # -- the network: the host's, which the rig can cut ------------------------
+    def link_cut(self) -> None:
+        """Take the node's host link down (the sim HAL sees the switch)."""
+        (self.state / LINK_CUT_FILE).touch()
+
+    def link_restore(self) -> None:
+        (self.state / LINK_CUT_FILE).unlink(missing_ok=True)
 
     def pid(self) -> int | None:
         return self._proc.pid if self._proc else None

@@ -52,8 +52,27 @@ class Hal:
     def temperature(self):
         return None
 
-    def net_status(self):
-        return {"type": "none", "up": False}
+    # -- links (net_link, net_modem); only what the board declares is made --
+    def host_link_up(self):
+        """The sim's host network (the rig can cut it)."""
+        return False
+
+    def wlan(self):
+        raise NotImplementedError
+
+    def lan(self):
+        raise NotImplementedError
+
+    def modem_uart(self, lte):
+        """The modem's UART (board["lte"]): read, readinto (None when empty), write."""
+        raise NotImplementedError
+
+    def modem_pwrkey(self, lte, pressed):
+        raise NotImplementedError
+
+    def ppp(self, uart):
+        """A PPP interface on uart with network.PPP's API (v1.23)."""
+        raise NotImplementedError
 
     def audio_sink(self):
         """A sink object (see sink.py) for this board's audio output."""

@@ -30,8 +30,8 @@ class Esp32Hal(Hal):
         self._button = None
         if b is not None:
             self._button = machine.Pin(b, machine.Pin.IN, machine.Pin.PULL_UP)
-        self._wlan = None
-        self._lan = None
+        self._uart = None
+        self._pwrkey = None
 
     @staticmethod
     def _out(n):
@@ -90,42 +90,37 @@ class Esp32Hal(Hal):
         f = getattr(esp32, "raw_temperature", None)  # original ESP32: Fahrenheit
         return round((f() - 32) / 1.8, 1) if f else None
 
-    def net_status(self):
-        nets = self.board.get("net", [])
-        if "eth" in nets and self._lan is not None and self._lan.isconnected():
-            return {"type": "eth", "up": True, "ip": self._lan.ifconfig()[0], "signal": None}
-        if "wifi" in nets and self._wlan is not None:
-            up = self._wlan.isconnected()
-            rssi = None
-            if up:
-                try:
-                    rssi = self._wlan.status("rssi")
-                except (OSError, ValueError):
-                    pass
-            return {"type": "wifi", "up": up, "signal": rssi}
-        return {"type": "none", "up": False, "signal": None}
-
-    def net_start(self, cfg):
-        """Bring up the declared interface the config asks for (no waiting)."""
+    def wlan(self):
         import network
-        kind = cfg["net.type"]
-        nets = self.board.get("net", [])
-        if kind not in nets:
-            return False
-        if kind == "wifi":
-            self._wlan = network.WLAN(network.STA_IF)
-            self._wlan.active(True)
-            self._wlan.connect(cfg["net.ssid"], cfg["net.password"])
-        elif kind == "eth":
-            e = self.board["eth"]
-            phy = getattr(network, "PHY_" + e["phy"])
-            # The stubs lack the ESP32 port's keywords (docs: esp32 quickref, LAN).
-            self._lan = network.LAN(  # type: ignore[call-arg]
-                mdc=machine.Pin(e["mdc"]), mdio=machine.Pin(e["mdio"]),
-                power=machine.Pin(e["power"]), phy_type=phy, phy_addr=e["phy_addr"],
-                ref_clk=machine.Pin(e["ref_clk"]), ref_clk_mode=machine.Pin.OUT)
-            self._lan.active(True)
-        return True
+        return network.WLAN(network.STA_IF)  # never AP_IF (DESIGN section 8)
+
+    def lan(self):
+        import network
+        e = self.board["eth"]
+        phy = getattr(network, "PHY_" + e["phy"])
+        # The stubs lack the ESP32 port's keywords (docs: esp32 quickref, LAN).
+        return network.LAN(  # type: ignore[call-arg]
+            mdc=machine.Pin(e["mdc"]), mdio=machine.Pin(e["mdio"]),
+            power=machine.Pin(e["power"]), phy_type=phy, phy_addr=e["phy_addr"],
+            ref_clk=machine.Pin(e["ref_clk"]), ref_clk_mode=machine.Pin.OUT)
+
+    def modem_uart(self, lte):
+        if self._uart is None:
+            # timeout 0: reads return at once (None when empty); the PPP task
+            # reads in bursts, so a roomy receive buffer (IDF heap, not GC)
+            self._uart = machine.UART(lte["uart"], lte["baud"], tx=lte["tx"], rx=lte["rx"],
+                                      timeout=0, rxbuf=2048)
+        return self._uart
+
+    def modem_pwrkey(self, lte, pressed):
+        # through the usual NPN stage: GPIO high pulls the modem's PWRKEY low
+        if self._pwrkey is None:
+            self._pwrkey = self._out(lte["pwrkey"])
+        self._pwrkey.value(1 if pressed else 0)
+
+    def ppp(self, uart):
+        import network
+        return network.PPP(uart)
 
     def audio_sink(self):
         kind = self.board["audio"]["sink"]

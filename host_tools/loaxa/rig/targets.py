@@ -15,7 +15,8 @@ from ..errors import LoaxaError
 from ..sim import SimNode
 
 # What a test may need; a target that cannot provide it skips, saying why.
-CAPABILITIES = ("audio_capture", "power_cut", "rtc_control", "uart_throttle", "filesystem")
+CAPABILITIES = ("audio_capture", "power_cut", "rtc_control", "uart_throttle", "filesystem",
+                "link_control")
 
 
 class Unavailable(LoaxaError):
@@ -60,6 +61,12 @@ class SimTarget(Target):
 
     def power_cycle(self) -> None:
         self.node.power_cut()
+
+    def link_cut(self) -> None:
+        self.node.link_cut()
+
+    def link_restore(self) -> None:
+        self.node.link_restore()
 
     def stop(self) -> None:
         self.node.stop()

@@ -1,0 +1,250 @@
+# The link manager: the one owner of the node's network (DESIGN sections 7, 8).
+#
+# It tries the links the board declares, wired first, then Wi-Fi, then the LTE
+# modem (net.type, when set, goes first); on the sim the only link is the
+# host's network. A driver speaks its link assuming all is well and raises
+# LinkError when it is not; this layer owns reconnect: jittered exponential
+# back-off, never a reboot, never an access point (only STA_IF is ever made).
+# Consumers: node.link.is_up(), await wait_up(), on_change(cb), info().
+import asyncio
+import os
+import time
+
+from . import log
+
+BACKOFF_MS = (2000, 300000)  # first and longest wait after every link failed
+CHECK_MS = 1000  # how often an up link is looked at
+RECHECK_S = 60  # on a fallback link, how often to look whether the cable is back
+ORDER = ("eth", "wifi", "lte")  # DESIGN section 7: prefer a wired link
+
+
+class LinkError(OSError):
+    """The link failed: no carrier, no answer, refused. The manager retries."""
+
+
+def backoff_ms(fails):
+    """Wait before attempt fails+1: doubling from BACKOFF_MS[0] up to [1], of
+    which the upper half is random, so nodes that lost the same tower do not
+    come back in step (and the wait never collapses to zero)."""
+    hi = min(BACKOFF_MS[1], BACKOFF_MS[0] << min(fails - 1, 12))
+    r = os.urandom(2)
+    return hi // 2 + ((r[0] << 8) | r[1]) * (hi // 2) // 65535
+
+
+def kinds(board, cfg):
+    """The links to try, best first."""
+    if board.get("chip") == "sim" and not board.get("net"):
+        return ["host"]
+    nets = board.get("net", [])
+    want = cfg.get("net.type")
+    out = [want] if want in nets else []
+    for k in ORDER:
+        if k in nets and k not in out and (k != "wifi" or cfg.get("net.ssid")):
+            out.append(k)
+    return out
+
+
+class HostLink:
+    """The sim's link: the host's network, which the rig can cut (the sim HAL
+    reads the rig's switch)."""
+
+    def __init__(self, hal):
+        self.hal = hal
+        self.signal = None
+
+    async def connect(self):
+        if not self.hal.host_link_up():
+            raise LinkError("host network cut")
+        return "127.0.0.1"
+
+    def is_up(self):
+        return self.hal.host_link_up()
+
+    def close(self):
+        pass
+
+
+class _Netif:
+    """Wi-Fi station or Ethernet through the port's network interface."""
+
+    CONNECT_S = 20
+
+    def __init__(self, nic):
+        self.nic = nic
+        self.signal = None
+
+    async def connect(self):
+        nic = self.nic
+        for _ in range(self.CONNECT_S * 4):
+            if self.is_up():
+                return nic.ifconfig()[0]
+            await asyncio.sleep_ms(250)
+        raise LinkError("no link within %d s" % self.CONNECT_S)
+
+    def is_up(self):
+        return self.nic.isconnected() and self.nic.ifconfig()[0] != "0.0.0.0"
+
+    def close(self):
+        pass
+
+
+class WifiLink(_Netif):
+    def __init__(self, hal, node):
+        _Netif.__init__(self, hal.wlan())
+        self.node = node
+
+    async def connect(self):
+        cfg = self.node.cfg
+        self.nic.active(True)
+        self.nic.connect(cfg["net.ssid"], cfg["net.password"])
+        addr = await _Netif.connect(self)
+        try:
+            self.signal = {"dbm": self.nic.status("rssi")}
+        except (OSError, ValueError):
+            self.signal = None
+        return addr
+
+    def close(self):
+        self.nic.disconnect()
+
+
+class EthLink(_Netif):
+    def __init__(self, hal):
+        _Netif.__init__(self, hal.lan())
+
+    async def connect(self):
+        self.nic.active(True)
+        return await _Netif.connect(self)
+
+
+class Link:
+    def __init__(self, node):
+        self.node = node
+        self.kinds = kinds(node.board, node.cfg)
+        self.type = None
+        self.up = False
+        self.addr = None
+        self.signal = None
+        self.error = None
+        self.reconnects = 0
+        self._ups = 0
+        self._t_up = time.ticks_ms()
+        self._drivers = {}
+        self._cbs = []
+        self._event = asyncio.Event()
+        self._task = None
+
+    # -- what consumers use -------------------------------------------------
+    def is_up(self):
+        return self.up
+
+    async def wait_up(self):
+        while not self.up:
+            await self._event.wait()
+
+    def on_change(self, cb):
+        """cb(up) runs in the manager's task on every up/down change: keep it short."""
+        self._cbs.append(cb)
+
+    def info(self):
+        return {"type": self.type, "up": self.up, "addr": self.addr, "signal": self.signal,
+                "up_s": time.ticks_diff(time.ticks_ms(), self._t_up) // 1000
+                if self.up else None,
+                "reconnects": self.reconnects, "error": self.error}
+
+    # -- the manager --------------------------------------------------------
+    def start(self):
+        if not self.kinds:
+            self.error = "the board declares no network"
+            return None
+        self._task = asyncio.create_task(self._run())
+        return self._task
+
+    def _driver(self, kind):
+        d = self._drivers.get(kind)
+        if d is None:
+            hal = self.node.hal
+            if kind == "host":
+                d = HostLink(hal)
+            elif kind == "lte":
+                # only LTE boards ever load the modem code
+                from .net_modem import Modem
+                d = Modem(self.node)
+            elif kind == "wifi":
+                d = WifiLink(hal, self.node)
+            else:
+                d = EthLink(hal)
+            self._drivers[kind] = d
+        return d
+
+    def _set(self, up):
+        if up == self.up:
+            return
+        self.up = up
+        if up:
+            self._t_up = time.ticks_ms()
+            self._ups += 1
+            if self._ups > 1:
+                self.reconnects += 1
+            self._event.set()
+        else:
+            self._event.clear()
+        log.info("link %s %s%s" % (self.type, "up" if up else "down",
+                                   " " + self.addr if up and self.addr else ""))
+        for cb in self._cbs:
+            try:
+                cb(up)
+            except Exception as e:  # a consumer's bug must not stop the network
+                log.error("link callback: %r" % e)
+
+    async def _run(self):
+        fails = 0
+        while True:
+            for kind in self.kinds:
+                self.type = kind
+                t0 = time.ticks_ms()
+                d = None
+                try:
+                    d = self._driver(kind)
+                    self.addr = await d.connect()
+                    self.signal = d.signal
+                    self.error = None
+                    log.info("link %s connected in %d ms" % (
+                        kind, time.ticks_diff(time.ticks_ms(), t0)))
+                    self._set(True)
+                    fails = 0
+                    await self._watch(d, kind)
+                except LinkError as e:
+                    self.error = str(e)
+                    log.warn("link %s: %s" % (kind, e))
+                except OSError as e:  # a port's own error from a socket or UART
+                    self.error = "%s: %r" % (kind, e)
+                    log.warn("link " + self.error)
+                self._set(False)
+                self.addr = None
+                if d:
+                    d.close()
+                if fails == 0 and self._ups:
+                    break  # a link that was up and fell: back to the best one
+            fails += 1
+            wait = backoff_ms(fails)
+            log.info("link: retry in %d ms" % wait)
+            await asyncio.sleep_ms(wait)
+
+    async def _watch(self, d, kind):
+        n = 0
+        while True:
+            await asyncio.sleep_ms(CHECK_MS)
+            if not d.is_up():
+                raise LinkError("link lost")
+            n += 1
+            if kind != self.kinds[0] and self.kinds[0] == "eth" and n >= RECHECK_S:
+                n = 0
+                if self._driver("eth").nic.isconnected():
+                    raise LinkError("wired link is back")
+
+    def deinit(self):
+        if self._task:
+            self._task.cancel()
+        for d in self._drivers.values():
+            d.close()
