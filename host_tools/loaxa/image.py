@@ -29,8 +29,7 @@ PARTITION_TABLE = 0x8000
 BLOCK = 4096
 # MicroPython's ESP32 port mounts the vfs with these (ports/esp32/modules/_boot.py);
 # disk version 2.0 is the one every littlefs v2 driver reads and writes.
-LFS_OPTIONS = {"read_size": 32, "prog_size": 32, "lookahead_size": 32, "block_size": BLOCK,
-               "disk_version": 0x00020000}
+LFS_DISK_VERSION = 0x00020000
 # (.mpy version, sub-version) each pinned MicroPython release loads; the
 # architecture comes from the board's mpy_arch.
 MPY_OF_RELEASE = {"1.23": (6, 3)}
@@ -72,11 +71,16 @@ def node_files(board_name: str, config: dict | None = None,
     return files
 
 
+def _lfs(size: int, mount: bool, disk_version: int = LFS_DISK_VERSION) -> LittleFS:
+    return LittleFS(block_size=BLOCK, block_count=size // BLOCK, read_size=32, prog_size=32,
+                    lookahead_size=32, disk_version=disk_version, mount=mount)
+
+
 def littlefs(files: dict[str, bytes], size: int = 0x200000) -> bytes:
     """A LittleFS image of `size` bytes holding files (paths with '/')."""
     if size % BLOCK:
         raise LoaxaError(f"a filesystem size must be a multiple of {BLOCK} bytes")
-    fs = LittleFS(block_count=size // BLOCK, **LFS_OPTIONS)
+    fs = _lfs(size, mount=True)
     for path in sorted(files):
         parent = path.rpartition("/")[0]
         if parent:
@@ -89,8 +93,7 @@ def littlefs(files: dict[str, bytes], size: int = 0x200000) -> bytes:
 def read_littlefs(blob: bytes) -> dict[str, bytes]:
     """Every file in a LittleFS image (e.g. a vfs after the node wrote to it)."""
     # Any minor version reads: a newer driver may have upgraded the superblock when it wrote.
-    opts = {k: v for k, v in LFS_OPTIONS.items() if k != "disk_version"}
-    fs = LittleFS(block_count=len(blob) // BLOCK, mount=False, **opts)
+    fs = _lfs(len(blob), mount=False, disk_version=0)
     fs.context.buffer[:] = blob
     fs.mount()
     out = {}
@@ -102,7 +105,7 @@ def read_littlefs(blob: bytes) -> dict[str, bytes]:
     return out
 
 
-def partitions(flash: bytes) -> dict[str, tuple[int, int]]:
+def partitions(flash: bytes | bytearray) -> dict[str, tuple[int, int]]:
     """name -> (offset, size) from the partition table in a flash image."""
     out = {}
     for i in range(PARTITION_TABLE, PARTITION_TABLE + 0xC00, 32):
