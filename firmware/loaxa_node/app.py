@@ -67,10 +67,15 @@ class Node:
         self.clock = Clock(self.hal, self.cfg["tz_offset_min"])
         self.auth = Auth()
         self.player = None
+        # who plays: state of ctl_arb, which loads per request
+        self.arb = {"cur": None, "make": None, "vol": 0, "held": None, "timer": None}
+        self.control = None  # the MQTT control plane, once a broker is configured
+        self._ctl_cfg = None
         if not self.safe_mode:
             from .player import Player
             self.player = Player(self.hal, self.cfg["amp_hold_s"],
                                  self.board.get("audio", {}).get("buffer_kb", 4))
+            self.player.on_end = self._play_ended
         # the network comes up in safe mode too: it is how a fixed app arrives
         from .net_link import Link
         self.link = Link(self)
@@ -125,6 +130,25 @@ class Node:
         if self.player:
             self.player.hold_s = cfg["amp_hold_s"]
         self._start_sntp()
+        self._start_control()
+
+    def _start_control(self):
+        # loaded only once a broker is configured; re-subscribes when the
+        # node's identity or zones change. Runs in safe mode too (status, events).
+        c = self.cfg
+        want = (c["broker.url"], c["topic_prefix"], c["commune"], c["node_id"], c["zones"])
+        if not self.tasks or want == self._ctl_cfg:
+            return
+        self._ctl_cfg = want
+        if self.control is not None and not c["broker.url"]:
+            self.control.deinit()
+            self.control = None
+        elif self.control is not None:
+            self.control.configure()
+        elif c["broker.url"]:
+            from .ctl_node import Control
+            self.control = Control(self)
+            self.tasks.extend(self.control.start())
 
     def _start_sntp(self):
         # loaded only once a server is configured: a node without one saves the RAM
@@ -132,6 +156,20 @@ class Node:
             from . import sntp
             self._sntp = asyncio.create_task(sntp.run(self))
             self.tasks.append(self._sntp)
+
+    def _play_ended(self, info, outcome, stats, ms):
+        # outcome as the arbiter marked it (preempted, replaced) at this instant
+        asyncio.create_task(self._after_play(info, info.get("outcome", outcome), stats, ms))
+
+    async def _after_play(self, *a):
+        before = loaded()
+        try:
+            from .ctl_arb import ended
+            await ended(self, *a)
+        except Exception as e:
+            log.error("after play: %r" % (e,))
+        finally:
+            unload_new(before)
 
     def uptime_s(self):
         return time.ticks_diff(time.ticks_ms(), self._t0) // 1000
@@ -172,6 +210,7 @@ class Node:
         if self.rules:
             self.tasks.append(self.rules.start())
         self._start_sntp()
+        self._start_control()
         log.info("ready")
         while True:
             await asyncio.sleep(3600)
@@ -181,6 +220,8 @@ class Node:
         for t in self.tasks:
             if t is not me:
                 t.cancel()
+        if self.control:
+            self.control.deinit()
         self.link.deinit()
         if self.player:
             self.player.sink.close()
@@ -202,6 +243,7 @@ def status(node, args):
         "clock": {"synced": c["synced"], "local": c["local"], "source": c["source"]},
         "rules": node.rules.info() if node.rules else None,
         "net": node.link.info(),
+        "broker": node.control.info() if node.control else None,
         "volume": node.cfg["volume"],
         "playing": p.now if p else None,
         "stream": p.stream_stats() if p else None,

@@ -18,6 +18,7 @@ _errors: list = [None] * 8
 _nerr = 0
 echo = True  # print log lines on the console (tools ignore lines without '@')
 level = INFO
+on_error = None  # on_error(msg): the control plane reports errors as events
 
 
 def _now():
@@ -34,6 +35,8 @@ def log(lvl, msg):
     if lvl >= ERROR:
         _errors[_nerr % len(_errors)] = msg
         _nerr += 1
+        if on_error is not None:
+            on_error(msg)
     if echo:
         print("%d %s %s" % (entry[1], NAMES[lvl], msg))
 

@@ -15,6 +15,12 @@ import asyncio
 import os
 import time
 
+from .compat import loaded, unload_new
+
+# Resident once loaded, even when a request loaded it (config.set of the
+# broker): a second copy imported later by the modules that use it would
+# double its RAM.
+KEEP = True
 
 def _ms():
     return time.ticks_ms() if hasattr(time, "ticks_ms") else int(time.time() * 1000)
@@ -29,32 +35,8 @@ MAX_PACKET = 2048  # bytes kept of one received packet: a signed rule set fits
 TIMEOUT_S = 10  # connect, CONNACK, PUBACK
 BACKOFF_MS = (1000, 60000)  # first and longest pause between reconnects
 
-CONNACK_RC = ("accepted", "bad protocol version", "client id rejected", "server unavailable",
-              "bad user name or password", "not authorised")
-
-
 class LinkError(OSError):
     """The connection to the broker failed; Client reconnects."""
-
-
-def parse_url(url):
-    """'mqtt://host[:port]' or 'mqtts://host[:port]' -> (tls, host, port)"""
-    tls = url.startswith("mqtts://")
-    if not tls and not url.startswith("mqtt://"):
-        raise ValueError("broker url must start with mqtt:// or mqtts://")
-    host, _, port = url[8 if tls else 7:].rstrip("/").partition(":")
-    if not host:
-        raise ValueError("broker url has no host")
-    return tls, host, int(port) if port else (8883 if tls else 1883)
-
-
-def _str(b, s):
-    # a UTF-8 string field [1.5.3]: 2-byte length, then the bytes
-    if isinstance(s, str):
-        s = s.encode()
-    b.append(len(s) >> 8)
-    b.append(len(s) & 0xFF)
-    b.extend(s)
 
 
 def _len_into(buf, i, n):
@@ -139,47 +121,6 @@ class Proto:
             w.write(p)
         await w.drain()
 
-    async def _open(self, host, port, ctx, client_id, keepalive, will, clean=True):
-        kw = {"ssl": ctx, "server_hostname": host} if ctx else {}
-        self._r, self._w = await asyncio.wait_for(
-            asyncio.open_connection(host, port, **kw), TIMEOUT_S)
-        self._into = hasattr(self._r, "readinto")
-        # CONNECT [3.1]: protocol name and level 4, flags, keepalive; payload
-        body = bytearray(b"\x00\x04MQTT\x04\x00")
-        flags = 0x02 if clean else 0
-        body.append(keepalive >> 8)
-        body.append(keepalive & 0xFF)
-        _str(body, client_id)
-        if will:
-            topic, msg, retain, qos = will
-            flags |= 0x04 | (qos << 3) | (0x20 if retain else 0)
-            _str(body, topic)
-            _str(body, msg)
-        body[7] = flags
-        hdr = bytearray(5)
-        hdr[0] = 0x10
-        await self._send(memoryview(hdr)[:_len_into(hdr, 1, len(body))], body)
-        b0, n = await asyncio.wait_for(self._packet(), TIMEOUT_S)  # type: ignore[var-annotated]
-        if b0 != 0x20 or n != 2:
-            raise LinkError("broker did not answer CONNECT with CONNACK")
-        rc = self._buf[1]
-        if rc:
-            raise LinkError("broker refused the connection: " + (
-                CONNACK_RC[rc] if rc < len(CONNACK_RC) else "code %d" % rc))
-
-    async def _subscribe(self, topics, qos=1):
-        # SUBSCRIBE [3.8]; the SUBACK is read by the receive loop
-        body = bytearray(2)
-        pid = self._next_pid()
-        body[0] = pid >> 8
-        body[1] = pid & 0xFF
-        for t in topics:
-            _str(body, t)
-            body.append(qos)
-        hdr = bytearray(5)
-        hdr[0] = 0x82
-        await self._send(memoryview(hdr)[:_len_into(hdr, 1, len(body))], body)
-
     async def _publish(self, topic, msg, retain, qos, pid):
         t = topic.encode() if isinstance(topic, str) else topic
         m = msg.encode() if isinstance(msg, str) else msg
@@ -221,7 +162,6 @@ class Client(Proto):
                  on_up=None, on_down=None, link=None, max_packet=MAX_PACKET):
         Proto.__init__(self, max_packet)
         self.url = url
-        self.tls, self.host, self.port = parse_url(url)
         self.client_id = client_id
         self.on_msg = on_msg
         self.subs = subs
@@ -277,18 +217,6 @@ class Client(Proto):
                 self.kick("publish failed: %s" % (e or "no PUBACK"))
                 raise LinkError("publish failed")
 
-    async def _connect(self):
-        ctx = None
-        if self.tls:
-            import ssl
-            ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-            ctx.verify_mode = ssl.CERT_REQUIRED  # type: ignore[attr-defined]
-            if self.ca:
-                ctx.load_verify_locations(cadata=self.ca)
-        await self._open(self.host, self.port, ctx, self.client_id, self.keepalive, self.will)
-        if self.subs:
-            await self._subscribe(self.subs)
-
     async def _run(self):
         delay = BACKOFF_MS[0]
         while True:
@@ -296,12 +224,19 @@ class Client(Proto):
             if link is not None and not link.is_up():
                 await link.wait_up()
             self._dead.clear()
+            before = loaded()
+            ok = False
             try:
-                await self._connect()
+                # the connect code loads for the connect only (net_mqttc)
+                from .net_mqttc import connect
+                await connect(self)
+                ok = True
             except Exception as e:  # OSError, TimeoutError, ssl and DNS errors
                 self.error = "connect: %s" % (e or type(e).__name__)
                 self._close()
-            else:
+            finally:
+                unload_new(before)
+            if ok:
                 self.up = True
                 self.up_ms = self._last_rx = _ms()
                 self.connects += 1

@@ -6,6 +6,7 @@
 # A source that reaches its end sets `done` and keeps producing, so the player
 # can fade out on real audio instead of cutting.
 import asyncio
+import time
 
 from . import log
 from .compat import const
@@ -51,6 +52,8 @@ class Player:
         self.source = None  # the playing source
         self._last_stats = None  # counters of the last stream, kept for status
         self.volume = 0
+        # on_end(info, outcome, stats, ms played): the arbiter resumes and logs
+        self.on_end = None
 
     def arena(self):
         """Stream buffers (jitter slots, one decoded packet): allocated on the
@@ -109,6 +112,7 @@ class Player:
         gain.set_volume(self.volume)
         outcome = "done"
         idle = 0
+        t0 = time.ticks_ms()
         try:
             while True:
                 n = await source.fill(buf, FRAME)
@@ -145,6 +149,9 @@ class Player:
             self._amp_task = asyncio.create_task(self._amp_off_later())
             if info is not None:
                 log.info("played %s %s" % (info.get("source"), outcome))
+                if self.on_end:
+                    self.on_end(info, outcome, self._last_stats, time.ticks_diff(
+                        time.ticks_ms(), t0))
 
     async def _amp_off_later(self):
         await asyncio.sleep(self.hold_s)

@@ -14,15 +14,22 @@ def get(node, args):
 
 
 def set_(node, args):
-    svc = node.rules
-    from . import envelope
-    from .rulecheck import check
     keys, _ = storage.read_json("keys.json", {})
     if "commune_key" not in keys:
         raise CmdError("no_key", "no commune key on this node: provision one with keys.set")
-    sender = args.get("from")
+    from . import envelope
+    return accept(node, args, envelope.key_bytes(keys["commune_key"]))
+
+
+def accept(node, env, key):
+    """Put the rule set in the signed envelope env into force, or raise
+    CmdError and keep the rules in force. Console and MQTT (ctl_cmd) alike."""
+    svc = node.rules
+    from . import envelope
+    from .rulecheck import check
+    sender = env.get("from") if isinstance(env, dict) else None
     try:
-        body = envelope.open_(args, envelope.key_bytes(keys["commune_key"]), "rules",
+        body = envelope.open_(env, key, "rules",
                               svc.seq.get(sender, 0) if isinstance(sender, str) else 0)
         check(body)
     except envelope.EnvelopeError as e:
@@ -32,11 +39,12 @@ def set_(node, args):
         log.warn("rules refused: %s" % e)
         raise CmdError("bad_rules", "%s; the rules in force stay" % e)
     seq = dict(svc.seq)
-    seq[sender] = args["seq"]
+    seq[sender] = env["seq"]
+    # one atomic write (storage.py): a power cut leaves the old or the new set
     storage.write_json("rules.json", {"rules": body, "seq": seq})
     svc.R, svc.seq = body, seq
     log.info("rules %s from %s (seq %d) in force" % (body.get("ver", ""), sender,
-                                                      args["seq"]))
+                                                      env["seq"]))
     svc.poke()
     return svc.info()
 

@@ -46,6 +46,11 @@ class RulesService:
     def poke(self):
         self._wake.set()
 
+    def forget(self, item):
+        """A preempted item's slot is not spent: the next pass may restart it."""
+        self._spent.pop(item, None)
+        self.poke()
+
     def zones(self):
         return self.node.cfg["zones"]
 

@@ -92,9 +92,10 @@ async def tone(node, args):
     vol = arg(args, "volume", int, node.cfg["volume"], 0, 100)
     if node.player is None:
         raise CmdError("safe_mode", "audio is off in safe mode")
+    from .ctl_arb import play
     from .player import ToneSource
-    await node.player.play(ToneSource(freq, secs), vol,
-                           {"source": "tone:%d" % freq, "priority": "test", "codec": "sine"})
+    await play(node, {"source": "tone:%d" % freq, "priority": "test", "codec": "sine"},
+               lambda: ToneSource(freq, secs), vol)
     return {"freq": freq, "seconds": secs, "volume": vol}
 
 

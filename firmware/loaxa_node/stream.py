@@ -1,13 +1,14 @@
-# The console commands `play`, `stop` and `volume`. The node loads this module
-# for a request and drops it afterwards (app.COMMANDS), and with it what the
-# request imported: the stream's code (rtpsource.py and what it imports) stays
-# alive only as long as a stream plays.
-import gc
-
+# The commands `play`, `stop`, `volume` (console and MQTT) and `emergency`
+# (MQTT, docs/control.md). The node loads this module for a request and drops
+# it afterwards (app.COMMANDS), and with it what the request imported: the
+# stream's code (rtpsource.py and what it imports) stays alive only as long
+# as a stream plays.
 from .compat import unload
 from .console import CmdError, arg
 
 PRIORITIES = ("test", "normal", "priority", "emergency")  # DESIGN §6, lowest first
+KINDS = ("live", "file", "relay")  # with a kind the rules govern a play
+MAX_SIREN_S = 600  # an emergency tone without `until`
 
 
 def _parse_session(obj):
@@ -20,7 +21,13 @@ def _parse_session(obj):
         unload("sdp")
 
 
+# Fields a play request may carry besides the session (docs/control.md).
+LABELS = ("bulletin", "title", "source")
+
+
 async def play(node, args):
+    """Console `play`, and the body of an MQTT play command: arbitration
+    (ctl_arb) decides; with `kind` the rules do too."""
     if node.player is None:
         raise CmdError("safe_mode", "audio is off in safe mode")
     sess = args.get("session")
@@ -34,30 +41,87 @@ async def play(node, args):
     if prio not in PRIORITIES:
         raise CmdError("bad_args", "priority must be one of " + ", ".join(PRIORITIES))
     vol = arg(args, "volume", int, node.cfg["volume"], 0, 100)
-    now = node.player.now
-    if now and PRIORITIES.index(now.get("priority", "test")) > PRIORITIES.index(prio):
-        raise CmdError("busy", "a %s broadcast is playing" % now.get("priority"))
-    await node.player.stop()  # its source holds the arena until it ends
-    # Long-lived stream objects go into the lowest free blocks, not between
-    # the garbage of parsing: keeps the heap in one piece for the hours ahead.
-    gc.collect()
-    try:
-        from .rtpsource import RtpSource
-        src = RtpSource(sess, node.cfg["jitter_ms"], node.player.arena(), node.player.sink)
-    except ValueError as e:
-        raise CmdError("too_big", str(e))
+    _check_labels(args)
     info = {"source": args.get("source") or sess.get("url") or "rtp://%s:%d" % (
         sess["addr"], sess["port"]), "priority": prio, "codec": sess["codec"],
         "rate": sess["rate"]}
-    await node.player.play(src, vol, info)
+    for k in LABELS + ("kind", "until"):
+        if args.get(k) is not None:
+            info[k] = args[k]
+    player = node.player
+
+    def make():
+        from .rtpsource import RtpSource
+        return RtpSource(sess, node.cfg["jitter_ms"], player.arena(), player.sink)
+
+    from .ctl_arb import play as arbitrate
+    vol = await arbitrate(node, info, make, vol)
     return {"playing": info, "volume": vol}
 
 
+def _check_labels(args):
+    k = args.get("kind")
+    if k is not None and k not in KINDS:
+        raise CmdError("bad_args", "kind must be one of " + ", ".join(KINDS))
+    u = args.get("until")
+    if u is not None and (not isinstance(u, int) or isinstance(u, bool)):
+        raise CmdError("bad_args", "until must be t2k seconds (an integer)")
+
+
 async def stop(node, args):
-    if node.player is None or not node.player.playing():
+    """Fade out what plays; with `bulletin` only that one, with `priority`
+    only at or below it. A held (preempted) broadcast it covers is dropped."""
+    from .ctl_arb import drop_held, rank
+    b = args.get("bulletin")
+    pr = args.get("priority")
+
+    def covers(info):
+        return (b is None or info.get("bulletin") == b) and (
+            pr is None or rank(info) <= rank({"priority": pr}))
+    drop_held(node, covers)
+    p = node.player
+    if p is None or p.now is None or not covers(p.now):
         return {"stopped": False}
-    await node.player.stop()
+    await p.stop()
     return {"stopped": True}
+
+
+async def emergency(node, args):
+    """{"action": "start", "session" | "tone": Hz, ...} or {"action": "stop"}:
+    an emergency broadcast, at the rules' emergency volume, at any hour."""
+    act = args.get("action")
+    p = node.player
+    if act == "stop":
+        if p is not None and p.now is not None and p.now.get("priority") == "emergency":
+            await p.stop()  # what it preempted resumes (ctl_arb)
+            return {"stopped": True}
+        return {"stopped": False}
+    if act != "start":
+        raise CmdError("bad_args", "action must be start or stop")
+    if p is None:
+        raise CmdError("safe_mode", "audio is off in safe mode")
+    args = dict(args)
+    del args["action"]
+    args["priority"] = "emergency"
+    args["kind"] = "live"
+    if "session" in args:
+        if "tone" in args:
+            raise CmdError("bad_args", "give session or tone, not both")
+        return await play(node, args)
+    _check_labels(args)
+    freq = arg(args, "tone", int, 880, 50, 8000)
+    until = args.get("until")
+    secs = MAX_SIREN_S if until is None else max(1, until - node.clock.now())
+    info = {"source": args.get("source") or "tone:%d" % freq, "priority": "emergency",
+            "kind": "live", "codec": "sine"}
+    for k in LABELS[:2] + ("until",):
+        if args.get(k) is not None:
+            info[k] = args[k]
+    from .ctl_arb import play as arbitrate
+    from .player import ToneSource
+    vol = await arbitrate(node, info, lambda: ToneSource(freq, secs),
+                          arg(args, "volume", int, node.cfg["volume"], 0, 100))
+    return {"playing": info, "volume": vol}
 
 
 def volume(node, args):

@@ -1,0 +1,143 @@
+# One message from the broker (docs/control.md): its topic picks the key,
+# the signed envelope is verified (envelope.py), then the rule set or command
+# acts and is acknowledged on the event topic. Anything else is refused,
+# counted and reported; nothing unauthenticated acts. Loaded per message.
+import json
+import sys
+
+from . import envelope, log, storage
+from .compat import unload
+from .console import CmdError
+
+MAX_AGE_S = 300  # a command further than this from a trusted clock is stale
+
+# command: (handler "module.function" called as fn(node, args) like the
+# console's app.COMMANDS, body fields besides "cmd")
+COMMANDS = {
+    "play": ("stream.play", ("session", "priority", "kind", "zones", "until", "volume",
+                             "bulletin", "title", "source")),
+    "stop": ("stream.stop", ("bulletin", "priority")),
+    "volume": ("stream.volume", ("volume",)),
+    "tone": ("service.tone", ("freq", "seconds", "volume")),
+    "emergency": ("stream.emergency", ("action", "session", "tone", "until", "volume",
+                                       "bulletin", "title", "source")),
+    "time": ("ctl_cmd.time_hint", ()),
+    "reboot": ("service.reboot", ()),
+    "config": ("service.config_set", ("set",)),
+}
+
+
+def _scope(ctl, topic):
+    """'node'|'zone'|'all' and 'cmd'|'rules' of a topic we subscribed, or None."""
+    if not topic.startswith(ctl.base):
+        return None
+    parts = topic[len(ctl.base):].split("/")
+    if len(parts) == 3 and parts[0] == "node" and ctl.me == ctl.base + "node/" + parts[1] + "/" \
+            or len(parts) == 3 and parts[0] == "zone" and parts[1] in ctl.node.cfg["zones"]:
+        s = parts[0]
+    elif len(parts) == 2 and parts[0] == "all":
+        s = "all"
+    else:
+        return None
+    return (s, parts[-1]) if parts[-1] in ("cmd", "rules") else None
+
+
+async def handle(ctl, topic, payload, retained):
+    env = None
+    try:
+        topic = topic.decode()
+    except UnicodeError:
+        topic = repr(topic)
+    try:
+        sc = _scope(ctl, topic)
+        if sc is None:
+            raise CmdError("bad_topic", "not a topic this node listens to")
+        try:
+            env = json.loads(payload)
+        except Exception:  # ValueError, UnicodeError: any bytes may arrive
+            raise CmdError("bad_json", "payload is not JSON")
+        name = "node_key" if sc[0] == "node" else "commune_key"
+        keys, _ = storage.read_json("keys.json", {})
+        if name not in keys:
+            raise CmdError("no_key", "no %s on this node: provision one with keys.set" % name)
+        key = envelope.key_bytes(keys[name])
+        if sc[1] == "rules":
+            await _rules(ctl, env, key, retained)
+        else:
+            await _command(ctl, sc[0], env, key)
+    except (CmdError, envelope.EnvelopeError) as e:
+        ctl.refuse(e.code, e.msg, topic, env, getattr(e, "reason", None))
+
+
+async def _rules(ctl, env, key, retained):
+    rs = ctl.node.rules
+    if rs is None:
+        raise CmdError("safe_mode", "no rules in safe mode")
+    if retained and isinstance(env, dict):
+        s = env.get("seq")
+        if isinstance(s, int) and s <= rs.seq.get(env.get("from"), 0):
+            return  # the retained rules in force (or older ones), seen again on reconnect
+    from . import rulecmd
+    info = rulecmd.accept(ctl.node, env, key)
+    ctl.ok += 1
+    ctl.event("rules", {"version": info["version"], "seq": env["seq"], "from": env["from"]})
+
+
+async def _command(ctl, scope, env, key):
+    node = ctl.node
+    sender = env.get("from") if isinstance(env, dict) else None
+    last = ctl.seq.get(sender, 0) if isinstance(sender, str) else 0
+    clock = node.clock
+    trusted = clock.trusted()
+    body = envelope.open_(env, key, "cmd", last, clock.now() if trusted else None,
+                          MAX_AGE_S if trusted else None)
+    unload("envelope")  # verified: its RAM goes to what the command loads
+    name = body.get("cmd")
+    if name not in COMMANDS:
+        raise CmdError("unknown_command", "unknown command %r; known: %s" % (
+            name, " ".join(sorted(COMMANDS))))
+    handler, fields = COMMANDS[name]
+    for k in body:
+        if k != "cmd" and k not in fields:
+            raise CmdError("bad_args", "%s: unknown field %r; allowed: %s" % (
+                name, k, ", ".join(fields)))
+    if name == "config" and scope != "node":
+        raise CmdError("node_key_only", "config comes only on the node's own topic")
+    # Stored before it acts: after a power cut a replay of it is still stale.
+    seq = dict(ctl.seq)
+    seq[sender] = env["seq"]
+    storage.write_json("cmdseq.json", seq)
+    ctl.seq = seq
+    args = dict(body)
+    del args["cmd"]
+    zones = args.pop("zones", None)
+    if zones is not None:
+        if not isinstance(zones, list):
+            raise CmdError("bad_args", "zones must be a list of zone names")
+        if not any(z in node.cfg["zones"] for z in zones):
+            log.debug("mqtt: %s for zones %s: not ours" % (name, zones))
+            return
+    if name == "config":
+        ch = args.get("set")
+        if not isinstance(ch, dict):
+            raise CmdError("bad_args", "config: set must be an object of key: value")
+        args = ch
+    elif name == "time":
+        args = {"ts": env["ts"]}
+    mod, _, fn = handler.rpartition(".")
+    __import__("loaxa_node." + mod)
+    r = getattr(sys.modules["loaxa_node." + mod], fn)(node, args)
+    if hasattr(r, "send"):  # coroutine
+        r = await r
+    ctl.ok += 1
+    ctl.event("ack", {"seq": env["seq"], "from": sender, "cmd": name, "result": r})
+
+
+def time_hint(node, args):
+    """The signed envelope's time sets a clock that has none it trusts."""
+    c = node.clock
+    if c.trusted():
+        return {"set": False}
+    c.set(args["ts"], 0, "headend")
+    log.info("clock set from the head-end's signed time")
+    return {"set": True}

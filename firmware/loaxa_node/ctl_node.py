@@ -1,0 +1,185 @@
+# The node on the commune's MQTT network (docs/control.md): its topics, the
+# broker connection, the retained status heartbeat and the bounded event
+# queue. Loaded once a broker is configured; each message is handled by
+# ctl_cmd, which loads for that message only.
+import asyncio
+import json
+import time
+
+from . import VERSION, log, storage
+
+try:
+    from typing import Any  # noqa: F401  (type comments only)
+except ImportError:
+    pass
+from .compat import const, loaded, unload_new
+from .net_mqtt import LinkError
+
+HEARTBEAT_S = const(60)
+QUEUE = const(16)  # events kept while the broker is away; ~150 B each
+
+
+class Control:
+    def __init__(self, node):
+        self.node = node
+        self._q = [None] * QUEUE  # type: list  # ring of event JSON texts, oldest at _qh
+        self._qh = 0
+        self._qn = 0
+        self.dropped = 0
+        self._n = 0
+        self.ok = 0  # commands and rule sets acted on
+        self.refused = 0
+        self.seq, _ = storage.read_json("cmdseq.json", {})  # sender -> last command seq
+        self._kick = asyncio.Event()
+        self._tasks = []
+        self._last = None  # what the last status published said, to see a change
+        self.client = None  # type: Any  # net_mqtt.Client, made by ctl_setup
+        self.base = self.me = ""  # topic prefixes (ctl_setup)
+        link = getattr(node, "link", None)
+        if link is not None:
+            link.on_change(self._link)
+        self.event("boot", {"reset_cause": node.reset_cause, "fw": VERSION,
+                            "boots": node.boot["boots"], "safe_mode": node.safe_mode})
+        log.on_error = self._error  # type: ignore[assignment]
+
+    def configure(self):
+        """(Re)build topics and subscriptions from the config (ctl_setup)."""
+        before = loaded()
+        try:
+            from .ctl_setup import configure
+            configure(self)
+        finally:
+            unload_new(before)
+
+    def start(self):
+        self.configure()
+        self._tasks = [self.client.start(), asyncio.create_task(self._sender()),
+                       asyncio.create_task(self._heartbeat())]
+        return self._tasks
+
+    def deinit(self):
+        for t in self._tasks:
+            t.cancel()
+        if self.client:
+            self.client.deinit()
+        log.on_error = None
+
+    # -- state --------------------------------------------------------------
+    def info(self):
+        """status["broker"] (INTERFACES: url, connected, up_s, reconnects,
+        error, queued_events, dropped_events) plus our counters."""
+        c = self.client
+        out = c.info()
+        out.update({"queued_events": self._qn, "dropped_events": self.dropped,
+                    "cmd_ok": self.ok, "cmd_refused": self.refused,
+                    "oversized": c.oversized, "malformed": c.malformed})
+        return out
+
+    def _signature(self):
+        node = self.node
+        p = node.player
+        now = p.now if p else None
+        link = getattr(node, "link", None)
+        return (now and now.get("source"), now and now.get("priority"),
+                p.volume if p else None, node.arb["held"] is not None, node.cfg["volume"],
+                link.is_up() if link is not None else True,
+                node.rules.R.get("ver") if node.rules else None)
+
+    # -- events -------------------------------------------------------------
+    def event(self, kind, fields):
+        """Queue an event for the node's event topic; oldest dropped when full."""
+        node = self.node
+        self._n += 1
+        fields["type"] = kind
+        fields["node"] = node.cfg["node_id"]
+        fields["boot"] = node.boot["boots"]
+        fields["n"] = self._n
+        fields["t"] = node.clock.now() if node.clock.trusted() else None
+        fields["ms"] = time.ticks_diff(time.ticks_ms(), node._t0)
+        text = json.dumps(fields)
+        if self._qn == QUEUE:
+            self._q[self._qh] = None
+            self._qh = (self._qh + 1) % QUEUE
+            self._qn -= 1
+            self.dropped += 1
+        self._q[(self._qh + self._qn) % QUEUE] = text
+        self._qn += 1
+        self._kick.set()
+
+    def refuse(self, code, msg, topic, env=None, reason=None):
+        self.refused += 1
+        f = {"code": code, "msg": msg, "topic": topic}
+        if isinstance(env, dict):
+            for k in ("seq", "from"):
+                if k in env:
+                    f[k] = env[k]
+        if reason is not None:
+            f["reason"] = reason
+        log.warn("mqtt: refused %s: %s" % (code, msg))
+        self.event("refused", f)
+
+    def _error(self, msg):
+        self.event("error", {"msg": msg[:200]})
+
+    async def _sender(self):
+        while True:
+            await self._kick.wait()
+            self._kick.clear()
+            c = self.client
+            while self._qn and c.up:
+                text = self._q[self._qh]
+                try:
+                    await c.publish(self.me + "event", text, False, 1)
+                except LinkError:
+                    break  # kept; sent after the reconnect
+                if self._qn and self._q[self._qh] is text:  # not dropped meanwhile
+                    self._q[self._qh] = None
+                    self._qh = (self._qh + 1) % QUEUE
+                    self._qn -= 1
+
+    async def _heartbeat(self):
+        age = 0
+        while True:
+            c = self.client
+            sig = self._signature()
+            if c.up and (sig != self._last or age >= HEARTBEAT_S):
+                before = loaded()
+                try:
+                    from .ctl_status import status  # loads for the heartbeat only
+                    doc = json.dumps(status(self))
+                finally:
+                    unload_new(before)
+                try:
+                    await c.publish(self.me + "status", doc, True, 1)
+                    self._last = sig
+                    age = 0
+                except LinkError:
+                    pass
+            await asyncio.sleep(1)
+            age += 1
+
+    # -- broker and link ------------------------------------------------------
+    def _up(self):
+        self._last = None  # a fresh status right away: the will may have said offline
+        self._kick.set()
+        self.event("broker", {"up": True, "reconnects": max(0, self.client.connects - 1)})
+        log.info("mqtt: connected to " + self.client.url)
+
+    def _down(self, error):
+        self.event("broker", {"up": False, "error": error})
+        log.warn("mqtt: disconnected: %s" % error)
+
+    def _link(self, up):
+        self.event("link", {"up": up, "info": self.node.link.info()})
+        if not up and self.client:
+            self.client.kick("link down")
+
+    async def _msg(self, topic, payload, retained):
+        before = loaded()
+        try:
+            from .ctl_cmd import handle
+            await handle(self, topic, payload, retained)
+        except Exception as e:  # a bug in a handler must not take the node down
+            log.error("control: %r" % (e,))
+        finally:
+            unload_new(before)

@@ -1,0 +1,38 @@
+# Topics, subscriptions and the last will of the node's control plane, from
+# its config (docs/control.md). Loaded when the control plane starts and when
+# the node's identity or zones change.
+import json
+
+from . import storage
+from .net_mqtt import Client
+
+CA_FILE = "ca.der"  # the one CA a TLS broker's certificate must chain to
+
+
+def configure(ctl):
+    cfg = ctl.node.cfg
+    ctl.base = "%s/%s/" % (cfg["topic_prefix"], cfg["commune"])
+    ctl.me = ctl.base + "node/" + cfg["node_id"] + "/"
+    subs = [ctl.me + "cmd", ctl.me + "rules", ctl.base + "all/cmd", ctl.base + "all/rules"]
+    for z in cfg["zones"]:
+        subs.append(ctl.base + "zone/" + z + "/cmd")
+        subs.append(ctl.base + "zone/" + z + "/rules")
+    will = (ctl.me + "status", json.dumps({"state": "offline", "node": cfg["node_id"]}),
+            True, 1)
+    c = ctl.client
+    if c is not None and c.url == cfg["broker.url"]:
+        c.subs, c.will, c.client_id = subs, will, "loaxa-" + cfg["node_id"]
+        c.kick("subscriptions changed")
+        return
+    if c is not None:
+        c.deinit()
+    try:
+        with open(storage.path(CA_FILE), "rb") as f:
+            ca = f.read()
+    except OSError:
+        ca = None
+    ctl.client = Client(cfg["broker.url"], "loaxa-" + cfg["node_id"], ctl._msg, subs, will,
+                        ca=ca, on_up=ctl._up, on_down=ctl._down,
+                        link=getattr(ctl.node, "link", None))
+    if ctl._tasks:
+        ctl._tasks[0] = ctl.client.start()
