@@ -22,7 +22,7 @@ def configure(ctl):
     c = ctl.client
     if c is not None and c.url == cfg["broker.url"]:
         c.subs, c.will, c.client_id = subs, will, "loaxa-" + cfg["node_id"]
-        c.kick("subscriptions changed")
+        c.kick("subscriptions changed", True)
         return
     if c is not None:
         c.deinit()

@@ -176,6 +176,7 @@ class Client(Proto):
         self.connects = 0
         self.error = None
         self._dead = asyncio.Event()
+        self._bye = False
         self._acked = asyncio.Event()
         self._want = 0  # pid of the QoS 1 publish waiting for its PUBACK
         self._last_rx = 0
@@ -192,11 +193,13 @@ class Client(Proto):
         self._task = asyncio.create_task(self._run())
         return self._task
 
-    def kick(self, why="reconnect asked"):
+    def kick(self, why="reconnect asked", bye=False):
         """Drop the connection (link down, new subscriptions); safe to call
-        twice, and when not connected."""
+        twice, and when not connected. bye: say DISCONNECT, so the broker
+        does not publish the will (the node is not going offline)."""
         if self.up:
             self.error = why
+        self._bye = bye
         self._dead.set()
 
     async def publish(self, topic, msg, retain=False, qos=0):
@@ -251,6 +254,11 @@ class Client(Proto):
                 for t in self._tasks:
                     t.cancel()
                 self._tasks = []
+                if self._bye:
+                    try:
+                        await self._send(b"\xe0\x00")  # DISCONNECT [3.14]
+                    except OSError:
+                        pass
                 self._close()
                 self._acked.set()  # a waiting publish gives up at once
                 if self.on_down:

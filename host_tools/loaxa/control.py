@@ -33,6 +33,7 @@ class Sender:
     def __init__(self, name: str = "headend"):
         self.name = name
         self.seq = 0
+        self.ts_offset = 0  # seconds added to this machine's clock for `ts`
         self._lock = threading.Lock()
 
     def next_seq(self) -> int:
@@ -43,7 +44,7 @@ class Sender:
     def seal(self, key: bytes, kind: str, body: dict, seq: int | None = None,
              ts: int | None = None) -> dict:
         return envelope.seal(key, kind, self.name, self.next_seq() if seq is None else seq,
-                             t2k_now() if ts is None else ts, body)
+                             t2k_now() + self.ts_offset if ts is None else ts, body)
 
 
 def topic(prefix: str, commune: str, target: str, channel: str) -> str:
