@@ -26,7 +26,7 @@ def run(npk, loss_pct, seq0, ssrc_change_at):
         return nonlocal_x[0] % m
     nonlocal_x = [x]
     spp = 320
-    jb = JitterBuffer(ac.L16, 16000, 96, 180, 20)
+    jb = JitterBuffer(ac.L16, 16000, 96, 180)
     h = rtp.Header()
     arrivals = {}
     dropped = 0
@@ -162,3 +162,127 @@ def test_timestamp_jump_plays_on_and_does_not_count_as_jitter():
     assert jb.resyncs == 0 and jb.lost == 0 and jb.late == 0
     assert jb.jitter_ms() <= 1
     assert played == (60 - 8) * 320  # continuous once 9 packets (180 ms) are in
+
+
+# Packets of any length up to the MTU, as standard senders send them by default
+# (ffmpeg: 1024 samples of PCMU; GStreamer: up to 1400 bytes), through an arena
+# of the sim board's size: what plays must be exactly the decoded packets, in
+# order, with no gap once started and no packet refused. Packet lengths vary
+# at random so runs cross the end of the ring at every offset.
+LONG_PACKETS = """
+import json
+from loaxa_node import audiocodec as ac, audioenc, rtp
+from loaxa_node.jitter import JitterBuffer
+
+def run(codec, rate, pt, sizes, arena_kb):
+    x = [777]
+    def rnd(m):
+        x[0] = (x[0] * 1103515245 + 12345) & 0x7fffffff
+        return x[0] % m
+    jb = JitterBuffer(codec, rate, pt, 180, bytearray(arena_kb * 1024))
+    enc = audioenc.Encoder(codec)
+    h = rtp.Header()
+    arrivals = {}
+    expect = []
+    t_audio = 0
+    pkt = bytearray(1500)
+    ts = 0
+    for i in range(len(sizes)):
+        n = sizes[i]
+        sm = [((k + ts) * 37 % 2000 - 1000) * 9 for k in range(n)]
+        plen = enc.encode(sm, memoryview(pkt)[12:])
+        audioenc.pack_header(pkt, pt, (40000 + i) & 0xFFFF, ts, 99)
+        p = bytes(pkt[:12 + plen])
+        dec = bytearray(2 * ac.samples_in(codec, plen))
+        ac.decode(codec, p, 12, plen, dec)
+        expect.append(bytes(dec))
+        ts += n
+        # sent when its last sample exists, up to 30 ms late
+        t = (ts * 1000) // rate + rnd(31)
+        arrivals.setdefault(t, []).append(p)
+    want = b"".join(expect)
+    pos = 0
+    wrong = 0
+    out = bytearray(640)
+    gaps = 0
+    started = -1
+    concealed = -1
+    t_end = ts * 1000 // rate + 600
+    for t in range(t_end):
+        for p in arrivals.get(t, ()):
+            assert h.parse(p, len(p)) == rtp.OK
+            jb.push(h, p, t)
+        if t % 20 == 0:
+            n = jb.read(out, rate // 50, started >= 0)
+            if n and started < 0:
+                started = t
+            if started >= 0 and pos < len(want):
+                if n < rate // 50:
+                    gaps += 1
+                k = min(2 * n, len(want) - pos)
+                if out[:k] != want[pos:pos + k]:
+                    wrong += 1
+                pos += k
+                if pos < len(want):  # (the read that ends it conceals after the end)
+                    concealed = jb.concealed
+    return {"wrong_runs": wrong, "played": pos == len(want), "gaps": gaps,
+            "started_ms": started, "packets": jb.packets, "bad": jb.bad, "lost": jb.lost,
+            "late": jb.late, "skipped": jb.skipped, "concealed": concealed, "n": len(sizes)}
+
+x = [4242]
+def rnd(m):
+    x[0] = (x[0] * 1103515245 + 12345) & 0x7fffffff
+    return x[0] % m
+res = {
+    "ffmpeg_pcmu": run(ac.PCMU, 8000, 0, [16, 64] + [1024] * 40, 6),
+    "gst_pcmu": run(ac.PCMU, 8000, 0, [1388] * 30, 6),
+    "mtu_pcma": run(ac.PCMA, 8000, 8, [1488] * 30, 6),
+    "random_l16": run(ac.L16, 8000, 96, [1 + rnd(744) for _ in range(80)], 6),
+    "random_dvi4": run(ac.DVI4, 16000, 6, [2 * (1 + rnd(740)) for _ in range(80)], 6),
+    "tuned_dvi4": run(ac.DVI4, 16000, 6, [320] * 100, 4),
+    "ffmpeg_pcmu_4k": run(ac.PCMU, 8000, 0, [1024] * 40, 4),
+}
+print(json.dumps(res))
+"""
+
+
+def run_long() -> dict:
+    import contextlib
+    import io
+
+    buf = io.StringIO()
+    with contextlib.redirect_stdout(buf):
+        exec(LONG_PACKETS, {"__name__": "scenario"})
+    return json.loads(buf.getvalue())
+
+
+def test_packets_of_any_length_up_to_the_mtu_play_exactly_without_gaps():
+    res = run_long()
+    for name, r in res.items():
+        assert r["played"] and r["wrong_runs"] == 0, (name, r)
+        assert r["packets"] == r["n"], (name, r)
+        assert r["bad"] == r["lost"] == r["late"] == r["skipped"] == 0, (name, r)
+        assert r["gaps"] == 0 and r["concealed"] == 0, (name, r)
+    # 20 ms packets start after the configured depth; 128 ms ones after the
+    # depth plus their extra length (they arrive a packet at a time)
+    assert 180 <= res["tuned_dvi4"]["started_ms"] <= 240
+    assert 280 <= res["ffmpeg_pcmu"]["started_ms"] <= 420
+
+
+def test_long_packets_play_the_same_under_micropython(upy):
+    assert upy.json(LONG_PACKETS, timeout=600) == run_long()
+
+
+def test_packet_longer_than_the_mtu_is_bad_and_the_longest_is_stored():
+    from loaxa_node import audiocodec as ac
+    from loaxa_node.jitter import MAX_PACKET
+
+    jb = JitterBuffer(ac.PCMU, 8000, 0, 180, bytearray(6 * 1024))
+    h = rtp.Header()
+    for seq, size in ((1, MAX_PACKET + 1), (2, MAX_PACKET)):
+        b = bytearray(size)
+        audioenc.pack_header(b, 0, seq, seq * 1488, 5)
+        assert h.parse(b, len(b)) == rtp.OK
+        jb.push(h, b, 0)
+    assert jb.bad == 1 and jb.packets == 1
+    assert jb.depth_ms() == 1488 * 1000 // 8000

@@ -93,44 +93,44 @@ STEPS = array("h", (
 
 
 @micropython.viper
-def _g711(src, off: int, n: int, dst, table) -> int:
+def _g711(src, off: int, n: int, dst, doff: int, table) -> int:
     s = ptr8(src)
     d = ptr16(dst)
     t = ptr16(table)
     i = 0
     while i < n:
-        d[i] = t[s[off + i]]
+        d[doff + i] = t[s[off + i]]
         i += 1
     return n
 
 
 @micropython.viper
-def _l16(src, off: int, n: int, dst) -> int:
+def _l16(src, off: int, n: int, dst, doff: int) -> int:
     # network byte order -> native int16
     s = ptr8(src)
     d = ptr16(dst)
     i = 0
     while i < n:
-        d[i] = (s[off + 2 * i] << 8) | s[off + 2 * i + 1]
+        d[doff + i] = (s[off + 2 * i] << 8) | s[off + 2 * i + 1]
         i += 1
     return n
 
 
 @micropython.viper
-def _dvi4(src, off: int, nbytes: int, dst, steps) -> int:
+def _dvi4(src, off: int, nbytes: int, dst, doff: int, steps, state: int) -> int:
+    # nbytes of 4-bit codes (no header) from the decoder state
+    # (pred & 0xFFFF) << 7 | index; -> the state after them
     s = ptr8(src)
     d = ptr16(dst)
     st = ptr16(steps)
-    pred = (int(s[off]) << 8) | int(s[off + 1])
+    pred = state >> 7
     if pred >= 32768:
         pred -= 65536
-    idx = int(s[off + 2])
-    if idx > 88:
-        idx = 88
-    n = 2 * (nbytes - 4)
+    idx = state & 127
+    n = 2 * nbytes
     i = 0
     while i < n:
-        b = int(s[off + 4 + (i >> 1)])
+        b = int(s[off + (i >> 1)])
         # RFC 3551 §4.5.1: first sample in the four most significant bits
         nib = (b >> 4) if (i & 1) == 0 else (b & 15)
         step = int(st[idx])
@@ -158,17 +158,37 @@ def _dvi4(src, off: int, nbytes: int, dst, steps) -> int:
             idx += 2 * (k - 3)
             if idx > 88:
                 idx = 88
-        d[i] = pred & 0xFFFF
+        d[doff + i] = pred & 0xFFFF
         i += 1
-    return n
+    return ((pred & 0xFFFF) << 7) | idx
+
+
+def dvi4_state(b0, b1, b2):
+    """Decoder state from the first three bytes of a DVI4 packet's header."""
+    return (((b0 << 8) | b1) << 7) | min(b2, 88)
+
+
+def decode_run(codec, src, off, nbytes, dst, doff, state):
+    """Decode nbytes of coded samples at src[off:] into dst[doff:] (int16),
+    continuing from state (DVI4: dvi4_state of the packet's header, then what
+    the previous run returned; ignored by the stateless codecs); -> state.
+    Lets a long packet play out in short runs from a ring."""
+    if codec == PCMU or codec == PCMA:
+        _g711(src, off, nbytes, dst, doff, _table(codec))
+    elif codec == L16:
+        _l16(src, off, nbytes >> 1, dst, doff)
+    else:
+        return _dvi4(src, off, nbytes, dst, doff, STEPS, state)
+    return 0
 
 
 def decode(codec, src, off, nbytes, dst):
     """Decode the payload src[off:off+nbytes] into dst (int16); -> samples."""
-    if codec == PCMU or codec == PCMA:
-        return _g711(src, off, nbytes, dst, _table(codec))
-    if codec == L16:
-        return _l16(src, off, nbytes >> 1, dst)
-    if nbytes <= DVI4_HEADER:
-        return 0
-    return _dvi4(src, off, nbytes, dst, STEPS)
+    if codec == DVI4:
+        if nbytes <= DVI4_HEADER:
+            return 0
+        decode_run(codec, src, off + DVI4_HEADER, nbytes - DVI4_HEADER, dst, 0,
+                   dvi4_state(src[off], src[off + 1], src[off + 2]))
+    else:
+        decode_run(codec, src, off, nbytes, dst, 0, 0)
+    return samples_in(codec, nbytes)

@@ -1,16 +1,26 @@
-# Jitter buffer and playout for one RTP stream: packets are stored by sequence
-# number in a fixed ring of slots (encoded, so a 16 kHz DVI4 stream needs ~3 KB),
-# played out after `depth` of audio has gathered, decoded one packet at a time.
-# Missing packets are concealed (the last packet repeated at half the level
-# each time), late ones dropped and counted. Nothing here allocates after
-# construction; times come from the caller (ticks_ms) so that this runs and is
-# tested the same under CPython and MicroPython.
+# Jitter buffer and playout for one RTP stream. Payloads of any length up to
+# the MTU are kept encoded, back to back in one byte ring (the arena), in the
+# order they arrive; a small table indexed by sequence number says where each
+# one is. Playout starts once `depth` of audio has gathered and decodes 20 ms
+# at a time, so a 128 ms packet (ffmpeg's default) needs no 128 ms of PCM.
+# The memory is bounded by time: the arena holds a few hundred ms whatever
+# the packet size. Missing audio is concealed (the last 20 ms repeated at half
+# the level each time), late packets dropped and counted. Nothing here
+# allocates after construction; times come from the caller (ticks_ms) so that
+# this runs and is tested the same under CPython and MicroPython.
+from array import array
+
 from . import audiocodec, rtp
 from .compat import micropython, ptr8, ptr16
 
 KEEP = True  # viper code: never unloaded (compat.unload)
 
-MAX_PAYLOAD = 1460  # an Ethernet MTU minus IP, UDP and RTP headers
+MAX_PACKET = 1500  # an Ethernet MTU: the longest RTP packet accepted
+MAX_PAYLOAD = MAX_PACKET - 12
+ENTRIES = 64  # packets buffered at most (power of two): 320 ms of 5 ms packets
+ORDER = 2 * ENTRIES  # arrivals remembered: the sequence window is 2 x ENTRIES wide
+CUR = 255  # arrival of the packet now playing (its table entry is free again)
+CHUNK_MS = 20  # decoded (and concealed) at a time
 MAX_MISORDER = 100  # RFC 3550 A.1: older than this = the sender restarted
 MAX_DROPOUT = 3000  # RFC 3550 A.1: a bigger jump forward = the sender restarted
 TICKS_MASK = 0x3FFFFFFF
@@ -51,58 +61,67 @@ def _fade(buf, n: int, g0: int, g1: int):
 
 
 class JitterBuffer:
-    def __init__(self, codec, rate, pt, depth_ms=180, ptime_ms=20, arena=None):
-        """arena: a buffer allocated once at boot to hold the slots and one
-        decoded packet (a fresh 10 KB block may not exist in a fragmented
-        heap); the ring shrinks to fit it, and the depth with it."""
+    def __init__(self, codec, rate, pt, depth_ms=180, arena=None):
+        """arena: a buffer allocated once at boot (a fresh 6 KB block may not
+        exist in a fragmented heap) holding 20 ms of decoded audio and the
+        ring of encoded payloads; a small arena lowers the depth."""
         self.codec = codec
         self.rate = rate
         self.pt = pt
-        spp = rate * ptime_ms // 1000  # samples in a packet of the longest ptime
-        self.slot_bytes = min(MAX_PAYLOAD, audiocodec.bytes_for(codec, spp))
-        self.spp = spp  # samples in the latest packet (senders pick shorter ptimes)
+        self.chunk = min(320, rate * CHUNK_MS // 1000) & ~1  # even: whole DVI4 bytes
         self.depth = depth_ms * rate // 1000
-        depth_pk = (depth_ms + ptime_ms - 1) // ptime_ms
-        n = 8
-        while n < depth_pk + depth_pk // 2 + 2:  # depth plus room for reordering
-            n *= 2
-        pcm_bytes = 2 * audiocodec.samples_in(codec, self.slot_bytes)
+        pcm_bytes = 2 * self.chunk
         if arena is None:
-            arena = bytearray(n * self.slot_bytes + pcm_bytes)
-        while n > 4 and n * self.slot_bytes + pcm_bytes > len(arena):
-            n //= 2
-        if n * self.slot_bytes + pcm_bytes > len(arena):
+            arena = bytearray(pcm_bytes + 2 * audiocodec.bytes_for(codec, self.depth)
+                              + 2 * MAX_PAYLOAD)
+        # even, so L16 samples never split; offsets are 16 bit
+        self.size = min(len(arena) - pcm_bytes, 0xFFFE) & ~1
+        if self.size < 2 * MAX_PAYLOAD + 2:
             raise ValueError("stream needs more buffer than this board has")
-        self.nslots = n
         mv = memoryview(arena)
-        self.slots = mv[: n * self.slot_bytes]
-        self.pcm = mv[n * self.slot_bytes: n * self.slot_bytes + pcm_bytes]
-        self.lens = [0] * n  # payload bytes, 0 = empty
-        self.seqs = [0] * n
+        self.pcm = mv[:pcm_bytes]
+        self.ring = mv[pcm_bytes:pcm_bytes + self.size]
+        # per entry (seq & mask): where its payload is; len 0 = empty
+        self.offs = array("H", bytes(2 * ENTRIES))
+        self.lens = array("H", bytes(2 * ENTRIES))
+        self.seqs = array("H", bytes(2 * ENTRIES))
+        # arrival order (entry, seq): the ring is freed from its oldest arrival
+        self.ord_e = array("B", bytes(ORDER))
+        self.ord_q = array("H", bytes(2 * ORDER))
         self.packets = 0  # stored in time
         self.lost = 0  # never arrived before their turn
         self.late = 0  # arrived after their turn (dropped)
         self.dups = 0
-        self.bad = 0  # malformed, wrong payload type, oversized (dropped)
-        self.concealed = 0  # packets' worth of audio made up
+        self.bad = 0  # malformed, wrong payload type, oversized, empty (dropped)
+        self.concealed = 0  # turns of audio made up
         self.skipped = 0  # dropped to bring latency back (sender faster than sink)
         self.resyncs = 0  # restarts: SSRC change, sequence or timestamp jump
         self.started = False
+        self.spp = 0  # samples in the longest packet of this stream
         self._ssrc_hi = -1
         self._ssrc_lo = -1
         self._jit16 = 0  # RFC 3550 A.8 interarrival jitter, ts units x16
         self.reset()
 
     def reset(self):
-        for i in range(self.nslots):
+        for i in range(ENTRIES):
             self.lens[i] = 0
         self.state = WAIT
         self.next_seq = -1  # first packet sets it
         self.highest = 0
+        self.buffered = 0  # samples stored and not yet played
+        self.wp = 0  # ring write position
+        self.oh = 0  # oldest arrival in ord_*
+        self.oc = 0  # arrivals in ord_*
+        self.cur_off = 0  # the packet being decoded: ring offset, bytes left
+        self.cur_len = 0
+        self._dvi = 0  # its DVI4 decoder state
+        self._gap = 0  # samples of a missing packet still to conceal
         self.pcm_n = 0
         self.pcm_pos = 0
-        self._last_n = 0
-        self._run = 0  # consecutive concealed packets
+        self._last_n = 0  # samples in pcm that concealment may repeat
+        self._last_pk = 0  # samples in the last packet played
+        self._run = 0  # consecutive concealed chunks
         self._t_base = -1
         self._ts_base = 0
         self._transit = 0
@@ -110,10 +129,7 @@ class JitterBuffer:
 
     def depth_ms(self):
         """Audio buffered ahead of playout, in ms."""
-        if self.next_seq < 0:
-            return 0
-        k = rtp.seq_diff(self.highest, self.next_seq) + 1
-        return (max(0, k) * self.spp + self.pcm_n - self.pcm_pos) * 1000 // self.rate
+        return (self.buffered + self.pcm_n - self.pcm_pos) * 1000 // self.rate
 
     def jitter_ms(self):
         return (self._jit16 >> 4) * 1000 // self.rate
@@ -121,8 +137,11 @@ class JitterBuffer:
     # -- arrival ----------------------------------------------------------------
     def push(self, h, buf, now_ms):
         """Store the packet h (parsed header) of buf; -> STORED/LATE/DUP/BAD."""
-        if h.pt != self.pt or h.plen > self.slot_bytes or (
-                self.codec == audiocodec.DVI4 and h.plen <= audiocodec.DVI4_HEADER):
+        plen = h.plen
+        if self.codec == audiocodec.L16:
+            plen &= ~1  # half a sample is no audio
+        if h.pt != self.pt or plen == 0 or plen > MAX_PAYLOAD or (
+                self.codec == audiocodec.DVI4 and plen <= audiocodec.DVI4_HEADER):
             self.bad += 1
             return BAD
         if h.ssrc_hi != self._ssrc_hi or h.ssrc_lo != self._ssrc_lo:
@@ -143,34 +162,70 @@ class JitterBuffer:
             self.highest = seq
             d = 0
         elif d < 0:
-            if self.state == WAIT and rtp.seq_diff(self.highest, seq) < self.nslots:
+            if self.state == WAIT and rtp.seq_diff(self.highest, seq) < ENTRIES:
                 self.next_seq = seq  # nothing played since: an early packet came late
             else:
                 self.late += 1
                 return LATE
-        elif d >= self.nslots:
-            self._skip_to(rtp.seq_diff(seq, self.nslots - 1))
-        s = seq & (self.nslots - 1)
-        if self.lens[s] and self.seqs[s] == seq:
+        elif d >= ENTRIES:
+            self._skip_to(rtp.seq_diff(seq, ENTRIES - 1))
+        e = seq & (ENTRIES - 1)
+        if self.lens[e] and self.seqs[e] == seq:
             self.dups += 1
             return DUP
-        _copy8(self.slots, s * self.slot_bytes, buf, h.off, h.plen)
-        self.lens[s] = h.plen
-        self.seqs[s] = seq
-        self.spp = audiocodec.samples_in(self.codec, h.plen)
+        # room in the ring: the oldest turns go if the sender ran far ahead
+        while self._free() <= plen and rtp.seq_diff(seq, self.next_seq) > 0:
+            self._skip_to((self.next_seq + 1) & 0xFFFF)
+        if self._free() <= plen or self.oc == ORDER:
+            self.skipped += 1  # only the packet playing is left, and it is long
+            return LATE
+        wp = self.wp
+        n1 = min(plen, self.size - wp)
+        _copy8(self.ring, wp, buf, h.off, n1)
+        _copy8(self.ring, 0, buf, h.off + n1, plen - n1)  # wrapped around
+        self.wp = (wp + plen) % self.size
+        self.offs[e] = wp
+        self.lens[e] = plen
+        self.seqs[e] = seq
+        i = (self.oh + self.oc) & (ORDER - 1)
+        self.ord_e[i] = e
+        self.ord_q[i] = seq
+        self.oc += 1
+        k = audiocodec.samples_in(self.codec, plen)
+        self.buffered += k
+        if k > self.spp:
+            self.spp = k
         if rtp.seq_diff(seq, self.highest) > 0:
             self.highest = seq
         self.packets += 1
         self._jitter(h.ts, now_ms)
         return STORED
 
+    def _free(self):
+        # ring bytes free behind the oldest payload still needed
+        while self.oc:
+            e = self.ord_e[self.oh]
+            if e == CUR:
+                if self.cur_len:
+                    return self.size - (self.wp - self.cur_off) % self.size
+            elif self.lens[e] and self.seqs[e] == self.ord_q[self.oh]:
+                return self.size - (self.wp - self.offs[e]) % self.size
+            self.oh = (self.oh + 1) & (ORDER - 1)
+            self.oc -= 1
+        self.wp = 0
+        return self.size
+
+    def _drop(self, e):
+        self.buffered -= audiocodec.samples_in(self.codec, self.lens[e])
+        self.lens[e] = 0
+
     def _skip_to(self, seq):
-        # The ring is full up to a packet we must store: the oldest turns go.
+        # Turns before seq go unplayed (the ring or the table is full).
         while rtp.seq_diff(seq, self.next_seq) > 0:
-            s = self.next_seq & (self.nslots - 1)
-            if self.lens[s] and self.seqs[s] == self.next_seq:
+            e = self.next_seq & (ENTRIES - 1)
+            if self.lens[e] and self.seqs[e] == self.next_seq:
                 self.skipped += 1
-                self.lens[s] = 0
+                self._drop(e)
             else:
                 self.lost += 1
             self.next_seq = (self.next_seq + 1) & 0xFFFF
@@ -199,10 +254,15 @@ class JitterBuffer:
 
     # -- playout ----------------------------------------------------------------
     def _target(self):
-        # The sink's ring takes part of the depth as playout starts: together
-        # they hold `depth`. Packets shorter than ptime: no more than the slots
-        # hold, with room left for reordering.
-        return min(self.depth, (self.nslots * 2 // 3) * self.spp)
+        # Audio arrives a packet at a time: a packet longer than 20 ms adds its
+        # length to what must be buffered before playout (the sink's ring takes
+        # part of it, together they hold it). No more than the ring keeps with
+        # two packets' room to spare, nor than the table holds of the
+        # stream's packets with room left for reordering.
+        t = self.depth + max(0, self.spp - self.chunk)
+        room = audiocodec.samples_in(self.codec, self.size
+                                     - 2 * audiocodec.bytes_for(self.codec, self.spp))
+        return min(t, room, (ENTRIES * 2 // 3) * self.spp)
 
     def read(self, out, n, conceal=False):
         """Write up to n samples of playout into out (int16); -> how many.
@@ -211,14 +271,13 @@ class JitterBuffer:
         when the sink is about to run dry (a late burst is no loss while the
         sink's ring still plays)."""
         if self.state == WAIT:
-            if self.next_seq < 0 or (rtp.seq_diff(self.highest, self.next_seq) + 1) \
-                    * self.spp < self._target():
+            if self.next_seq < 0 or self.buffered < self._target():
                 return 0
             self.state = PLAY
             self.started = True
         i = 0
         while i < n:
-            if self.pcm_pos >= self.pcm_n and not self._next_packet(conceal):
+            if self.pcm_pos >= self.pcm_n and not self._next_chunk(conceal):
                 break
             k = min(n - i, self.pcm_n - self.pcm_pos)
             _copy8(out, 2 * i, self.pcm, 2 * self.pcm_pos, 2 * k)
@@ -226,44 +285,93 @@ class JitterBuffer:
             self.pcm_pos += k
         return i
 
-    def _next_packet(self, conceal):
-        """Decode (or conceal) the next turn into pcm; False if nothing to play."""
-        # the sender ran ahead of our clock: drop a turn, keep latency
-        while rtp.seq_diff(self.highest, self.next_seq) * self.spp > 2 * self._target():
-            self._skip_to((self.next_seq + 1) & 0xFFFF)
-        seq = self.next_seq
-        s = seq & (self.nslots - 1)
+    def _next_chunk(self, conceal):
+        """Decode (or conceal) the next 20 ms into pcm; False if nothing to play."""
         self.pcm_pos = 0
-        if self.lens[s] and self.seqs[s] == seq:
-            self.pcm_n = audiocodec.decode(self.codec, self.slots, s * self.slot_bytes,
-                                           self.lens[s], self.pcm)
-            self.lens[s] = 0
-            self.next_seq = (seq + 1) & 0xFFFF
-            self._last_n = self.pcm_n
-            if self._run:  # back from concealment: ramp up from where it left off
-                _fade(self.pcm, self.pcm_n, 32768 >> min(self._run, 15), 32768)
-                self._run = 0
+        if not self.cur_len and not self._gap:
+            # the sender ran ahead of our clock: drop a turn, keep latency
+            while self.buffered > 2 * self._target():
+                self._skip_to((self.next_seq + 1) & 0xFFFF)
+            seq = self.next_seq
+            e = seq & (ENTRIES - 1)
+            if self.lens[e] and self.seqs[e] == seq:
+                self._start(e)
+            elif rtp.seq_diff(self.highest, seq) > 0:
+                self.lost += 1  # later packets are here, this one is gone
+                self.next_seq = (seq + 1) & 0xFFFF
+                self._gap = self._last_pk or self.chunk
+                if self._last_n:
+                    self.concealed += 1
+            elif not conceal:
+                self.pcm_n = 0
+                return False
+            else:
+                if self._last_n:
+                    self.concealed += 1  # a stall, the sink about to run dry
+                self._conceal()
+                return True
+        if self._gap:
+            self._gap = max(0, self._gap - (self._last_n or self.chunk))
+            self._conceal()
             return True
-        if rtp.seq_diff(self.highest, seq) > 0:
-            self.lost += 1  # later packets are here, this one is gone
-            self.next_seq = (seq + 1) & 0xFFFF
-        elif not conceal:
-            self.pcm_n = 0
-            return False
-        self._conceal()
+        self._decode()
         return True
 
+    def _start(self, e):
+        # the packet's arrival now stands for the part of it not yet decoded
+        seq = self.seqs[e]
+        for k in range(self.oc):
+            i = (self.oh + k) & (ORDER - 1)
+            if self.ord_e[i] == e and self.ord_q[i] == seq:
+                self.ord_e[i] = CUR
+                break
+        self.next_seq = (seq + 1) & 0xFFFF
+        o, n = self.offs[e], self.lens[e]
+        self.lens[e] = 0
+        self._last_pk = audiocodec.samples_in(self.codec, n)
+        if self.codec == audiocodec.DVI4:
+            r = self.ring
+            self._dvi = audiocodec.dvi4_state(r[o], r[(o + 1) % self.size],
+                                              r[(o + 2) % self.size])
+            o = (o + audiocodec.DVI4_HEADER) % self.size
+            n -= audiocodec.DVI4_HEADER
+        self.cur_off = o
+        self.cur_len = n
+
+    def _samples(self, nbytes):
+        # samples in nbytes of coded audio (no DVI4 header)
+        return 2 * nbytes if self.codec == audiocodec.DVI4 else \
+            audiocodec.samples_in(self.codec, nbytes)
+
+    def _decode(self):
+        # the next 20 ms of the packet playing, freed from the ring as it goes
+        c, o = self.codec, self.cur_off
+        nb = min(self.cur_len, self.chunk // 2 if c == audiocodec.DVI4
+                 else audiocodec.bytes_for(c, self.chunk))
+        n1 = min(nb, self.size - o)
+        st = audiocodec.decode_run(c, self.ring, o, n1, self.pcm, 0, self._dvi)
+        if nb > n1:  # the run wraps around the end of the ring
+            st = audiocodec.decode_run(c, self.ring, 0, nb - n1, self.pcm,
+                                       self._samples(n1), st)
+        self._dvi = st
+        self.cur_off = (o + nb) % self.size
+        self.cur_len -= nb
+        k = self._samples(nb)
+        self.buffered -= k
+        self.pcm_n = k
+        self._last_n = k
+        if self._run:  # back from concealment: ramp up from where it left off
+            _fade(self.pcm, k, 32768 >> min(self._run, 15), 32768)
+            self._run = 0
+
     def _conceal(self):
-        # The last packet again, 6 dB softer each time (a ramp the first time,
+        # The last 20 ms again, 6 dB softer each time (a ramp the first time,
         # so the level never steps), then silence.
-        if self._last_n:
-            self.concealed += 1  # audio made up (silence after it is not counted)
         self._run += 1
-        n = self._last_n or self.spp
-        if self._last_n and self._run > 12:
-            for i in range(len(self.pcm)):
-                self.pcm[i] = 0
+        if self._last_n and self._run <= 12:
+            _fade(self.pcm, self._last_n, 32768 if self._run == 1 else 16384, 16384)
+            self.pcm_n = self._last_n
+        else:
             self._last_n = 0
-        elif self._last_n:
-            _fade(self.pcm, n, 32768 if self._run == 1 else 16384, 16384)
-        self.pcm_n = n
+            _fade(self.pcm, self.chunk, 0, 0)  # silence
+            self.pcm_n = self.chunk

@@ -3,9 +3,6 @@
 # TLS. Same link interface as net_udp.UdpLink.
 import socket
 
-MAX_PKT = 1500
-
-
 def split_url(url):
     """'http[s]://host[:port]/path' -> (tls, host, port, path)"""
     tls = url.startswith("https://")
@@ -22,9 +19,10 @@ class HttpLink:
     Stream reads fill exactly the asked bytes, so this path allocates nothing
     per packet."""
 
-    def __init__(self, url):
+    def __init__(self, url, max_pkt):
         self.url = url
-        self.pkt = bytearray(MAX_PKT)
+        self.max_pkt = max_pkt
+        self.pkt = bytearray(max_pkt)
         self._mv = memoryview(self.pkt)
         self._len = bytearray(2)
         self._need = 0  # body bytes of the frame being read, 0 = reading length
@@ -75,7 +73,7 @@ class HttpLink:
             if not self._read(self._len, memoryview(self._len) if self._got else None, 2):
                 return 0
             n = (self._len[0] << 8) | self._len[1]
-            if n == 0 or n > MAX_PKT:
+            if n == 0 or n > self.max_pkt:
                 raise OSError("http: bad frame length %d" % n)
             self._need = n
             self._got = 0

@@ -20,9 +20,9 @@ class RtpSource:
         self.codec = sess["codec"]
         self.rate = sess["rate"]
         self.jb = JitterBuffer(audiocodec.codec_by_name(self.codec), self.rate, sess["pt"],
-                               depth_ms, sess["ptime"], arena)
+                               depth_ms, arena)
         self.hdr = rtp.Header()
-        self.link = make_link(sess, self.jb.slot_bytes)
+        self.link = make_link(sess)
         self.sink = sink  # asked how much it still has queued before concealing
         self.done = False
         self.fading = False  # set by the player: always give audio to fade over
@@ -87,13 +87,12 @@ class RtpSource:
                 "error": self.error}
 
 
-def make_link(sess, max_payload):
+def make_link(sess):
+    from .jitter import MAX_PACKET
     if sess["transport"] == "http":
         from .net_http import HttpLink
-        return HttpLink(sess["url"])
+        return HttpLink(sess["url"], MAX_PACKET)
     from .net_udp import UdpLink
-    # One byte more than the largest packet we keep tells a datagram recv()
-    # cut short, and makes recv()'s buffer exactly the size of a full packet's
-    # bytes object: the same blocks are freed and taken again every packet, so
-    # the heap does not fragment while audio plays.
-    return UdpLink(sess["addr"], sess["port"], max_payload + 12 + 1)
+    # One byte more than the longest packet accepted tells a datagram that
+    # recv() cut short.
+    return UdpLink(sess["addr"], sess["port"], MAX_PACKET + 1)

@@ -3,7 +3,7 @@
 # checked dict; errors are ValueError with a sentence naming the bad field.
 #
 #   {"transport": "udp", "addr": "239.10.0.1", "port": 5004,
-#    "codec": "DVI4", "rate": 16000, "pt": 6, "ptime": 20}
+#    "codec": "DVI4", "rate": 16000, "pt": 6}
 #   {"transport": "http", "url": "http://10.0.0.2:8000/stream/dvi4-16k", ...}
 from . import audiocodec
 
@@ -41,8 +41,6 @@ def parse_sdp(text):
             sp = v[7:].split()
             if len(sp) == 2:
                 rtpmap[sp[0]] = sp[1]
-        elif k == "a" and v.startswith("ptime:"):
-            out["ptime"] = _int(v[6:], "sdp ptime")
     if pts is None:
         raise ValueError("sdp has no m=audio line")
     for pt in pts:  # the first payload we can decode
@@ -98,11 +96,8 @@ def session(obj):
                 pt = p
     if not isinstance(pt, int) or not 0 <= pt <= 127:
         raise ValueError("pt must be a payload type 0-127 (dynamic types need it given)")
-    ptime = obj.get("ptime", 20)
-    if not isinstance(ptime, int) or not 5 <= ptime <= 60:
-        raise ValueError("ptime must be 5-60 ms")
-    out = {"transport": t, "codec": audiocodec.NAMES[codec], "rate": rate, "pt": pt,
-           "ptime": ptime}
+    # a=ptime / "ptime" are not needed: the node takes packets of any length
+    out = {"transport": t, "codec": audiocodec.NAMES[codec], "rate": rate, "pt": pt}
     if t == "udp":
         port = obj.get("port")
         if not isinstance(port, int) or not 1 <= port <= 65535:

@@ -46,13 +46,13 @@ for _ in range(reps):
     for p in pkts:
         ac.decode(codec, p, 12, plen, out)
 dt = time.ticks_diff(time.ticks_us(), t)
-jb = JitterBuffer(codec, d["rate"], d["pt"], 180, 20)
+jb = JitterBuffer(codec, d["rate"], d["pt"], 180)
 t = time.ticks_us()
 for i in range(len(pkts)):  # the whole receive path per packet, once
     p = pkts[i]
     h.parse(p, len(p)); jb.push(h, p, i * 20); jb.read(out, len(out) // 2)
 path_us = time.ticks_diff(time.ticks_us(), t) / len(pkts)
-jb = JitterBuffer(codec, d["rate"], d["pt"], 180, 20)
+jb = JitterBuffer(codec, d["rate"], d["pt"], 180)
 for p in pkts[:20]:  # warm-up: first-use allocations are not per packet
     h.parse(p, len(p)); jb.push(h, p, 0); jb.read(out, 320)
 gc.collect(); gc.disable()
