@@ -56,8 +56,8 @@ def captured(target, index: int = -1) -> tuple[int, np.ndarray]:
 FFMPEG_PAYLOADS = {  # name: (ffmpeg encoder, raw format for ffmpeg's own decode, rate)
     "PCMU": ("pcm_mulaw", "mulaw", 8000),
     "PCMA": ("pcm_alaw", "alaw", 8000),
-    # L16 at 8 kHz: 16 kHz L16 needs ~10 KB of slots, more than the 64 KB
-    # boards' audio.buffer_kb (docs/audio.md)
+    # L16 at 8 kHz: 180 ms of 16 kHz L16 plus packets in flight need ~10 KB,
+    # more than the 64 KB boards' audio.buffer_kb (docs/audio.md)
     "L16": ("pcm_s16be", "s16be", 8000),
 }
 
@@ -98,6 +98,52 @@ def test_ffmpeg_stream_plays_like_ffmpeg_decodes_it(node, target, tmp_path, payl
     assert correlation(a, b) >= 0.99, stream
     assert abs(level_db(a) - level_db(b)) <= 0.5
     assert stream["lost"] == 0 and stream["late"] == 0 and stream["bad"] == 0
+
+
+def default_sender(name: str, src: Path, port: int) -> list[str]:
+    """The command a new user types, every packetizing setting left at its
+    default: ffmpeg sends 1024 samples (128 ms) a packet, GStreamer fills its
+    1400-byte MTU (173 ms); neither writes a=ptime."""
+    if name == "ffmpeg":
+        return [*FF, "-re", "-i", str(src), "-ar", "8000", "-ac", "1", "-c:a", "pcm_mulaw",
+                "-f", "rtp", f"rtp://127.0.0.1:{port}"]
+    return ["gst-launch-1.0", "-q", "filesrc", f"location={src}", "!", "wavparse", "!",
+            "audioconvert", "!", "audioresample", "!", "audio/x-raw,rate=8000,channels=1", "!",
+            "mulawenc", "!", "rtppcmupay", "!", "udpsink", "host=127.0.0.1", f"port={port}"]
+
+
+@pytest.mark.needs("audio_capture")
+@pytest.mark.parametrize("sender", ["ffmpeg", "gstreamer"])
+def test_default_senders_long_packets_play(node, target, tmp_path, sender):
+    if sender == "gstreamer" and not shutil.which("gst-launch-1.0"):
+        pytest.skip("gst-launch-1.0 not installed (scripts/sysdeps.sh)")
+    x = speech_like(5 * 16000, seed=5)
+    src = write_wav(tmp_path / "speech.wav", x, 16000)
+    port = free_port()
+    node.request("play", {"session": {"port": port, "codec": "PCMU", "rate": 8000},
+                          "volume": 100})
+    subprocess.run(default_sender(sender, src, port), check=True, timeout=30,
+                   capture_output=True)
+    time.sleep(0.5)
+    stream = node.request("status")["stream"]
+    node.request("stop")
+    wait_idle(node)
+    # the reference: ffmpeg's own PCMU round trip of the same speech at 8 kHz
+    coded = subprocess.run([*FF, "-i", str(src), "-ar", "8000", "-ac", "1", "-c:a",
+                            "pcm_mulaw", "-f", "mulaw", "-"], capture_output=True,
+                           check=True).stdout
+    ref = np.frombuffer(subprocess.run([*FF, "-f", "mulaw", "-ar", "8000", "-ac", "1", "-i",
+                                        "-", "-f", "s16le", "-"], input=coded,
+                                       capture_output=True, check=True).stdout, "<i2")
+    rate, got = captured(target)
+    a, b = align(ref, got)
+    a, b = a[800:-800], b[800:-800]
+    assert len(a) > 4.5 * rate, "nearly all of the 5 s was played"
+    assert correlation(a, b) >= 0.99, stream
+    assert abs(level_db(a) - level_db(b)) <= 0.5
+    assert longest_zero_run(b) < 80  # no gap of 10 ms inside the speech
+    assert stream["packets"] >= 5 * 8000 // 1400, stream  # ~40 long packets, none refused
+    assert stream["bad"] == stream["lost"] == stream["late"] == stream["skipped"] == 0, stream
 
 
 def headend(tmp_path: Path, src: Path, *args: str) -> subprocess.Popen:

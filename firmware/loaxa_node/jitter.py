@@ -17,7 +17,7 @@ KEEP = True  # viper code: never unloaded (compat.unload)
 
 MAX_PACKET = 1500  # an Ethernet MTU: the longest RTP packet accepted
 MAX_PAYLOAD = MAX_PACKET - 12
-ENTRIES = 64  # packets buffered at most (power of two): 320 ms of 5 ms packets
+ENTRIES = 32  # packets buffered at most (power of two): 640 ms of 20 ms packets
 ORDER = 2 * ENTRIES  # arrivals remembered: the sequence window is 2 x ENTRIES wide
 CUR = 255  # arrival of the packet now playing (its table entry is free again)
 CHUNK_MS = 20  # decoded (and concealed) at a time

@@ -3,6 +3,7 @@
 # TLS. Same link interface as net_udp.UdpLink.
 import socket
 
+
 def split_url(url):
     """'http[s]://host[:port]/path' -> (tls, host, port, path)"""
     tls = url.startswith("https://")

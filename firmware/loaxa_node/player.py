@@ -40,8 +40,9 @@ class Player:
         self.sink = hal.audio_sink()
         self.hold_s = hold_s
         self.gain = Gain()
-        self.arena_kb = arena_kb
-        self._arena = None
+        # Stream buffers (encoded payloads, 20 ms of decoded audio): taken at
+        # boot, before anything can fragment the heap, and kept for good.
+        self._arena = bytearray(arena_kb * 1024)
         self._buf = bytearray(2 * FRAME)
         self._mv = memoryview(self._buf)
         self._task = None
@@ -56,11 +57,6 @@ class Player:
         self.on_end = None
 
     def arena(self):
-        """Stream buffers (jitter slots, one decoded packet): allocated on the
-        first stream and kept, so later streams never need a fresh block from
-        a heap that has fragmented meanwhile."""
-        if self._arena is None:
-            self._arena = bytearray(self.arena_kb * 1024)
         return self._arena
 
     def stream_stats(self):

@@ -22,6 +22,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from loaxa_node import audiocodec, audioenc, rtp, sdp
+from loaxa_node.jitter import MAX_PACKET, MAX_PAYLOAD
 
 from .errors import LoaxaError
 
@@ -38,10 +39,14 @@ class Format:
     def __post_init__(self) -> None:
         try:
             s = sdp.session({"transport": "udp", "port": 1, "codec": self.codec,
-                             "rate": self.rate, "ptime": self.ptime, "pt": self.pt})
+                             "rate": self.rate, "pt": self.pt})
         except ValueError as e:
             raise LoaxaError(f"stream format: {e}") from None
         self.codec = s["codec"]
+        c = audiocodec.codec_by_name(self.codec)
+        if self.ptime < 1 or audiocodec.bytes_for(c, self.samples) > MAX_PAYLOAD:
+            raise LoaxaError(f"stream format: ptime {self.ptime} ms does not fit a packet "
+                             f"of {MAX_PACKET} bytes at {self.codec} {self.rate} Hz")
 
     @property
     def pt(self) -> int:
@@ -56,8 +61,7 @@ class Format:
         return self.rate * self.ptime // 1000
 
     def session(self, **where: object) -> dict:
-        return {"codec": self.codec, "rate": self.rate, "pt": self.pt, "ptime": self.ptime,
-                **where}
+        return {"codec": self.codec, "rate": self.rate, "pt": self.pt, **where}
 
     def sdp(self, addr: str, port: int) -> str:
         """The SDP a standard receiver (ffplay, VLC, a node) needs."""
