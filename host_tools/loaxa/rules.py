@@ -8,12 +8,15 @@ firmware's own `loaxa_node.rules`, the code the node runs.
 
 from __future__ import annotations
 
+import datetime
 import json
 import re
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+import lunar_vn
 
 from loaxa_node import envelope, rulecheck, timeutil
 
@@ -24,7 +27,8 @@ DEFAULT_DAYS = 0b0011111  # Mon-Fri: no weekend sessions unless a rule says so
 DEFAULT_QUIET = "21:00-06:00"
 _IDENT = re.compile(r"^[\w-]{1,32}$")
 _TOP = {"version", "timezone", "quiet_hours", "emergency_volume", "zones", "limits",
-        "window", "schedule", "exception"}
+        "window", "schedule", "exception", "years"}
+LUNAR_YEARS = 5  # lunar dates resolve for this year and the next four unless `years` says
 _LIMITS = {"session_minutes", "sessions_per_day", "minutes_per_day"}
 _WINDOW = {"name", "days", "dates", "time", "overnight", "volume", "max_volume",
            "priorities", "zones"}
@@ -299,7 +303,60 @@ def _check_windows(src: _Src, table: str, wins: list[dict], quiet: list[int],
                            '(e.g. quiet_hours = "21:00-05:00")')
 
 
-def compile_text(text: str, name: str = "rules.toml") -> Compiled:
+def _years(top: _Table, this_year: int) -> range:
+    v = top.data.get("years")
+    if v is None:
+        return range(this_year, min(this_year + LUNAR_YEARS, 2034))
+    # the node counts days from 2000 in 31-bit ints (rulecheck: up to 2034)
+    allowed = 'a year like 2027 or a range like "2026..2030", from 2000 to 2033'
+    m = re.fullmatch(r"(\d{4})(?:\.\.(\d{4}))?", str(v).strip())
+    if not m:
+        raise top.fail("years", f"{v!r} is not a year or range of years", allowed)
+    a, b = int(m.group(1)), int(m.group(2) or m.group(1))
+    if not 2000 <= a <= b <= 2033:
+        raise top.fail("years", f"{v!r} is out of range", allowed)
+    return range(a, b + 1)
+
+
+def _lunar_day(month: int, day: int, year: int) -> int | None:
+    """Day number of a (non-leap) lunar date by the Vietnamese calendar
+    (UTC+7), or None when that month has only 29 days in that year."""
+    d = lunar_vn.lunar_to_solar(lunar_vn.LunarDate(day, month, year), time_zone=7.0)
+    back = lunar_vn.solar_to_lunar(d, time_zone=7.0)
+    if (back.day, back.month, back.year, back.leap) != (day, month, year, False):
+        return None
+    return timeutil.days_from_civil(d.year, d.month, d.day)
+
+
+def _lunar_dates(t: _Table, years: range) -> list[list[int]]:
+    """'lunar:MM-DD[..MM-DD]' -> one solar [first, last] per lunar year."""
+    v = str(t.data.get("dates")).strip()
+    allowed = ('"lunar:01-01..01-05" (Tết) or "lunar:03-10" (Giỗ Tổ Hùng Vương): '
+               'month-day in the Vietnamese lunar calendar')
+    m = re.fullmatch(r"lunar:(\d{2})-(\d{2})(?:\.\.(\d{2})-(\d{2}))?", v)
+    if not m:
+        raise t.fail("dates", f"{v!r} is not a lunar date", allowed)
+    m1, d1 = int(m.group(1)), int(m.group(2))
+    m2, d2 = (int(m.group(3)), int(m.group(4))) if m.group(3) else (m1, d1)
+    if not (1 <= m1 <= 12 and 1 <= m2 <= 12 and 1 <= d1 <= 30 and 1 <= d2 <= 30):
+        raise t.fail("dates", f"{v!r}: month 1-12, day 1-30", allowed)
+    out = []
+    for y in years:
+        a = _lunar_day(m1, d1, y)
+        # a range that passes the lunar new year ends in the next lunar year
+        b = _lunar_day(m2, d2, y if (m2, d2) >= (m1, d1) else y + 1)
+        if a is not None and b is not None:
+            out.append([a, b])
+    if not out:
+        raise t.fail("dates", f"{v!r} falls on no day in {years.start}-{years.stop - 1}",
+                     "day 30 exists only in the lunar months that have 30 days")
+    return out
+
+
+def compile_text(text: str, name: str = "rules.toml", this_year: int | None = None
+                 ) -> Compiled:
+    """this_year: where lunar dates start resolving when the file names no
+    `years` (default: the current year in Việt Nam)."""
     src = _Src(name, text)
     try:
         doc = tomllib.loads(text)
@@ -385,14 +442,22 @@ def compile_text(text: str, name: str = "rules.toml") -> Compiled:
                          "one window on each of its days")
         R["sch"].append(it)
     R["x"] = []
+    if this_year is None:
+        this_year = (datetime.datetime.now(datetime.UTC) + datetime.timedelta(hours=7)).year
+    years = _years(top, this_year)
     xw = 0  # [[exception.window]] tables seen so far, to find their lines
     for i, raw in enumerate(doc.get("exception", [])):
         t = _Table(src, "exception", i, f"exception[{i}]", raw, _EXCEPTION)
         x: dict[str, Any] = {"id": t.name(seen)}
-        dr = t.dates(required=True)
-        x["from"], x["to"] = min(a for a, _ in dr), max(b for _, b in dr)
-        if len(dr) > 1:
-            raise t.fail("dates", "give one range per exception", '"2027-02-05..2027-02-10"')
+        if str(raw.get("dates", "")).startswith("lunar:"):
+            # the node knows only solar dates: one exception per year, same name
+            spans = _lunar_dates(t, years)
+        else:
+            dr = t.dates(required=True)
+            if len(dr) > 1:
+                raise t.fail("dates", "give one range per exception",
+                             '"2027-02-05..2027-02-10"')
+            spans = dr
         z = t.zones(zones)
         if z:
             x["z"] = z
@@ -411,7 +476,9 @@ def compile_text(text: str, name: str = "rules.toml") -> Compiled:
                       for j, w in enumerate(sub)]
             _check_windows(src, "exception.window", x["w"], quiet, xw)
             xw += len(sub)
-        R["x"].append(x)
+        for first, last in spans:
+            R["x"].append({"id": x["id"], "from": first, "to": last,
+                           **{k: v for k, v in x.items() if k != "id"}})
     for k in ("sch", "x"):
         if not R[k]:
             del R[k]
