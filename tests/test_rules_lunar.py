@@ -34,7 +34,8 @@ def day(iso: str) -> int:
 
 
 def iso(dn: int) -> str:
-    return "%04d-%02d-%02d" % timeutil.civil_from_days(dn)
+    y, m, d = timeutil.civil_from_days(dn)
+    return f"{y:04d}-{m:02d}-{d:02d}"
 
 
 def exceptions(dates: str, years: str, **kw) -> list[dict]:
