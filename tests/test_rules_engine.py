@@ -59,6 +59,14 @@ def rule_sets(draw):
             cap[k] = draw(st.integers(1, hi))
     if cap:
         R["cap"] = cap
+    zcap = {}
+    for z in ZONES:  # a zone's own limits, tighter or looser than the commune's
+        c = {k: draw(st.integers(1, hi)) for k, hi in (("s", 120), ("n", 3), ("d", 300))
+             if draw(st.integers(0, 3)) == 0}
+        if c:
+            zcap[z] = c
+    if zcap:
+        R["zcap"] = zcap
     items = []
     for i in range(draw(st.integers(0, 3))):
         it = {"id": f"i{i}", "src": "tone:440", "k": draw(st.sampled_from(("file", "relay",
@@ -271,10 +279,14 @@ def test_caps_are_never_exceeded_over_a_simulated_week(rs, req, seed):
     """A node that starts whenever allowed and stops at `until` or at random."""
     import random
     R, base = rs
-    if req["priority"] == "emergency" or "cap" not in R:
+    # the limits in force: the commune's, tightened by the request's zones'
+    cap = dict(R.get("cap", {}))
+    for z in req["zones"]:
+        for k, v in R.get("zcap", {}).get(z, {}).items():
+            cap[k] = min(cap.get(k, v), v)
+    if req["priority"] == "emergency" or not cap:
         return
     rng = random.Random(seed)
-    cap = R["cap"]
     tz = R["tz"] * 60
     t = base * DAY - tz
     end = t + 7 * DAY
@@ -320,6 +332,25 @@ def test_caps_are_never_exceeded_over_a_simulated_week(rs, req, seed):
 
 
 # -- edge cases -------------------------------------------------------------------
+
+def test_a_zone_limit_tightens_the_communes_for_that_zone_only():
+    R = {"v": 1, "ver": "t", "tz": 0, "cap": {"d": 90, "n": 3}, "zcap": {"cho": {"d": 30}},
+         "w": [{"id": "all", "d": 127, "s": 0, "e": 1439, "vol": 70, "max": 100}]}
+    rulecheck.check(R)
+    now = t2k(2026, 11, 23, 10, 0)
+    usage = {"day": now // DAY, "n": 1, "s": 40 * 60}
+    cho = rules.evaluate(R, now, {"zones": ["cho"]}, usage)
+    assert not cho["allow"]
+    assert cho["reason"] == {"code": "minutes_per_day", "limit": 30, "zone": "cho"}
+    other = rules.evaluate(R, now, {"zones": ["thon1"]}, usage)
+    assert other["allow"] and other["until"] == now + 50 * 60  # 90 - 40 minutes left
+    # the tighter limit of two zones, and the commune's where no zone has one
+    R["zcap"]["thon1"] = {"d": 60, "n": 2}
+    both = rules.evaluate(R, now, {"zones": ["thon1", "cho"]}, dict(usage, s=0))
+    assert both["allow"] and both["until"] == now + 30 * 60
+    two = rules.evaluate(R, now, {"zones": ["thon1"]}, dict(usage, n=2, s=0))
+    assert two["reason"] == {"code": "sessions_per_day", "limit": 2, "zone": "thon1"}
+
 
 def _R(**kw):
     R = {"v": 1, "ver": "t", "tz": 420, "w": []}

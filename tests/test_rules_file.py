@@ -232,3 +232,17 @@ def test_every_engine_reason_is_worded_in_both_languages_without_english_left(co
     assert words, en
     left = words & set(re.findall(r"[a-z]{3,}", vi))
     assert not left, f"English left in {vi!r}"
+
+
+def test_zone_limits_compile_and_unknown_zones_are_refused():
+    text = GOOD + "\n[limits.zones.cho]\nminutes_per_day = 30\nsessions_per_day = 1\n"
+    if "[limits]" not in GOOD:
+        text = text.replace("[limits.zones.cho]", "[limits]\n[limits.zones.cho]")
+    R = compile_text(text).rules
+    assert R["zcap"] == {"cho": {"n": 1, "d": 30}}
+    with pytest.raises(RulesFileError) as e:
+        compile_text(text.replace("[limits.zones.cho]", "[limits.zones.nowhere]"))
+    assert "unknown zone 'nowhere'" in str(e.value)
+    with pytest.raises(RulesFileError) as e:
+        compile_text(text.replace("minutes_per_day = 30", "minutes = 30"))
+    assert "limits.zones.cho" in str(e.value)

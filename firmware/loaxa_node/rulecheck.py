@@ -4,7 +4,7 @@
 from .rules import _WIN_PRI, KINDS, PRIORITIES, RulesError
 from .timeutil import DAY
 
-_TOP = ("v", "ver", "tz", "q", "ev", "cap", "w", "sch", "x")
+_TOP = ("v", "ver", "tz", "q", "ev", "cap", "zcap", "w", "sch", "x")
 _WIN = ("id", "d", "dr", "s", "e", "vol", "max", "p", "z")
 _ITEM = ("id", "src", "k", "p", "s", "dur", "d", "dr", "z", "vol")
 _EXC = ("id", "from", "to", "z", "mute", "w")
@@ -76,10 +76,16 @@ def check(R):
     if q and not (isinstance(q, list) and len(q) == 2 and all(
             isinstance(m, int) and 0 <= m < 1440 for m in q)):
         _fail("rules.q", "quiet hours must be [start, end] minutes of the day")
-    cap = R.get("cap", {})
-    _obj(cap, "rules.cap", ("s", "n", "d"), ())
-    for k in cap:
-        _int(cap, k, 0, 1440, "rules.cap")
+    caps = [("rules.cap", R.get("cap", {}))]
+    zcap = R.get("zcap", {})
+    if not isinstance(zcap, dict):
+        _fail("rules.zcap", "must be an object of zone limits")
+    for z in zcap:
+        caps.append(("rules.zcap." + str(z), zcap[z]))
+    for where, cap in caps:
+        _obj(cap, where, ("s", "n", "d"), ())
+        for k in cap:
+            _int(cap, k, 0, 1440, where)
     for i, w in enumerate(_list(R, "w", "rules")):
         _check_win(w, "rules.w[%d]" % i)
     for i, it in enumerate(_list(R, "sch", "rules")):

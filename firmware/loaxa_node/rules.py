@@ -152,26 +152,50 @@ def _decide(R, lt, pri, kind, zones, vol, run, usage, trusted):
     if pri not in w.get("p", _WIN_PRI):
         return False, 0, {"code": "window_denies_priority", "window": w["id"],
                           "priority": pri}, None
-    cap = R.get("cap", {})
+    cap, by = _caps(R, zones)
     n, used = (usage.get("n", 0), usage.get("s", 0)) if usage.get("day") == d else (0, 0)
     left = None
     if cap.get("n") and not run and n >= cap["n"]:
-        return False, 0, {"code": "sessions_per_day", "limit": cap["n"]}, None
+        return False, 0, _limit("sessions_per_day", cap, by, "n"), None
     if cap.get("d"):
         left = cap["d"] * 60 - used
         if left <= 0:
-            return False, 0, {"code": "minutes_per_day", "limit": cap["d"]}, None
+            return False, 0, _limit("minutes_per_day", cap, by, "d"), None
         midnight = DAY - lt % DAY
         if left > midnight:  # tomorrow's budget starts at midnight
             left = midnight + cap["d"] * 60 if cap["d"] < 1440 else None
     if cap.get("s"):
         s = cap["s"] * 60 - run
         if s <= 0:
-            return False, 0, {"code": "session_minutes", "limit": cap["s"]}, None
+            return False, 0, _limit("session_minutes", cap, by, "s"), None
         left = s if left is None else min(left, s)
     v = min(w["vol"] if vol is None else vol, w["max"])
     return True, v, {"code": "window_allows", "window": w["id"], "start": _hm(w["s"]),
                      "end": _hm(w["e"]), "priority": pri, "volume": v, "cap": w["max"]}, left
+
+
+def _caps(R, zones):
+    """The commune's limits tightened by those of the request's zones; and
+    which zone set each limit that a zone tightened."""
+    cap = R.get("cap", {})
+    zcap = R.get("zcap")
+    by = {}
+    if not zcap:
+        return cap, by
+    cap = dict(cap)
+    for z in zones:
+        for k, v in zcap.get(z, {}).items():
+            if not cap.get(k) or v < cap[k]:
+                cap[k] = v
+                by[k] = z
+    return cap, by
+
+
+def _limit(code, cap, by, k):
+    r = {"code": code, "limit": cap[k]}
+    if k in by:
+        r["zone"] = by[k]
+    return r
 
 
 def _request(req):

@@ -29,7 +29,8 @@ _IDENT = re.compile(r"^[\w-]{1,32}$")
 _TOP = {"version", "timezone", "quiet_hours", "emergency_volume", "zones", "limits",
         "window", "schedule", "exception", "years"}
 LUNAR_YEARS = 5  # lunar dates resolve for this year and the next four unless `years` says
-_LIMITS = {"session_minutes", "sessions_per_day", "minutes_per_day"}
+_LIMITS = {"session_minutes", "sessions_per_day", "minutes_per_day", "zones"}
+_CAPS = (("s", "session_minutes"), ("n", "sessions_per_day"), ("d", "minutes_per_day"))
 _WINDOW = {"name", "days", "dates", "time", "overnight", "volume", "max_volume",
            "priorities", "zones"}
 _SCHEDULE = {"name", "source", "start", "minutes", "days", "dates", "zones", "priority",
@@ -393,11 +394,27 @@ def compile_text(text: str, name: str = "rules.toml", this_year: int | None = No
         raise top.fail("zones", "must be a list of names", "1-32 letters, digits, '-' or '_'")
     if "limits" in doc:
         lim = _Table(src, "limits", 0, "limits", doc["limits"], _LIMITS)
-        cap = {k: lim.num(key, 0, 0, 1440) for k, key in
-               (("s", "session_minutes"), ("n", "sessions_per_day"), ("d", "minutes_per_day"))}
+        cap = {k: lim.num(key, 0, 0, 1440) for k, key in _CAPS}
         cap = {k: v for k, v in cap.items() if v}
         if cap:
             R["cap"] = cap
+        zl = lim.data.get("zones", {})
+        if not isinstance(zl, dict):
+            raise lim.fail("zones", "must be tables [limits.zones.NAME]",
+                           "[limits.zones.cho] with session_minutes, sessions_per_day, "
+                           "minutes_per_day")
+        zcap = {}
+        for z, raw in zl.items():
+            zt = _Table(src, "limits", 0, f"limits.zones.{z}", raw,
+                        {k for k in _LIMITS if k != "zones"})
+            if z not in zones:
+                raise zt.fail(None, f"unknown zone {z!r}",
+                              "zones declared at the top: " + (", ".join(zones) or "none"))
+            c = {k: v for k, v in ((k, zt.num(key, 0, 0, 1440)) for k, key in _CAPS) if v}
+            if c:
+                zcap[z] = c
+        if zcap:
+            R["zcap"] = zcap
     seen: set[str] = set()
     wins = doc.get("window", [])
     if not isinstance(wins, list):
