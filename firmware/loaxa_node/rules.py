@@ -179,7 +179,7 @@ def _caps(R, zones):
     which zone set each limit that a zone tightened."""
     cap = R.get("cap", {})
     zcap = R.get("zcap")
-    by = {}
+    by = {}  # type: dict
     if not zcap:
         return cap, by
     cap = dict(cap)
