@@ -8,6 +8,7 @@ command -v sox >/dev/null || need+=(sox)
 # a second standard RTP sender (its payloaders' defaults differ from ffmpeg's)
 command -v gst-launch-1.0 >/dev/null || need+=(gstreamer1.0-tools gstreamer1.0-plugins-good)
 command -v mosquitto >/dev/null && [ -x "$(command -v mosquitto)" ] || need+=(mosquitto)
+command -v tmux >/dev/null || need+=(tmux)  # a real terminal for the diag monitor test
 [ ${#need[@]} -eq 0 ] && exit 0
 if [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null; then
   echo "installing system packages: ${need[*]}"

@@ -239,6 +239,7 @@ def status(node, args):
         "uptime_s": node.uptime_s(),
         "reset_cause": node.reset_cause,
         "boots": node.boot["boots"],
+        "boot_fails": node.boot["fails"],
         "safe_mode": node.safe_mode,
         "clock": {"synced": c["synced"], "local": c["local"], "source": c["source"]},
         "rules": node.rules.info() if node.rules else None,
@@ -248,6 +249,8 @@ def status(node, args):
         "playing": p.now if p else None,
         "stream": p.stream_stats() if p else None,
         "amp": p.amp if p else False,
+        "amp_fault": node.hal.amp_fault(),
+        "level": p.level if p else 0,
         "counters": {
             "console_requests": node.console.requests,
             "console_rejected": node.console.rejected,
@@ -260,7 +263,14 @@ def status(node, args):
 
 
 def version(node, args):
-    return {"fw": VERSION, "board": node.board.get("name"), "hal": node.hal.name}
+    try:
+        with open("app.ptr") as f:  # the folder main.py runs (loaxa deploy writes it)
+            app = f.read().strip()
+    except OSError:
+        app = None  # not deployed: the app came with the image (or the sim's seed)
+    v = sys.implementation.version
+    return {"fw": VERSION, "board": node.board.get("name"), "hal": node.hal.name,
+            "app": app, "micropython": "%d.%d.%d" % (v[0], v[1], v[2])}
 
 
 def heap():

@@ -40,6 +40,22 @@ def _apply(buf, n: int, g: int, target: int, step: int) -> int:
     return g
 
 
+@micropython.viper
+def peak(buf, n: int) -> int:
+    """Largest |sample| of n int16 samples: the level meter's input."""
+    p = ptr16(buf)
+    m = 0
+    i = 0
+    while i < n:
+        s = int(p[i])
+        if s >= 32768:
+            s = 65536 - s
+        if s > m:
+            m = s
+        i += 1
+    return m
+
+
 class Gain:
     """Scales int16 samples in place toward a target gain with a linear ramp."""
 

@@ -10,9 +10,10 @@ import time
 
 from . import log
 from .compat import const
-from .gain import Gain
+from .gain import Gain, peak
 
 FRAME = const(320)  # samples per sink write: 20 ms at 16 kHz
+LEVEL_FRAMES = const(25)  # the level is the peak of this many frames (0.5 s at 16 kHz)
 
 
 class ToneSource:
@@ -55,6 +56,9 @@ class Player:
         self.volume = 0
         # on_end(info, outcome, stats, ms played): the arbiter resumes and logs
         self.on_end = None
+        self.level = 0  # peak |sample| sent to the amplifier lately (status, meters)
+        self._pk = 0
+        self._frames = 0
 
     def arena(self):
         return self._arena
@@ -118,6 +122,7 @@ class Player:
                     source.fading = True
                 if n:
                     gain.apply(buf, n)
+                    self._meter(n)
                     # a slice is a new object: only cut when the frame is short
                     await sink.write(mv if n == FRAME else mv[: 2 * n])
                 # a source with nothing to give twice while fading is gone:
@@ -143,11 +148,20 @@ class Player:
             self.now = None
             self._task = None
             self._amp_task = asyncio.create_task(self._amp_off_later())
+            self.level = self._pk = self._frames = 0
             if info is not None:
                 log.info("played %s %s" % (info.get("source"), outcome))
                 if self.on_end:
                     self.on_end(info, outcome, self._last_stats, time.ticks_diff(
                         time.ticks_ms(), t0))
+
+    def _meter(self, n):
+        pk = peak(self._buf, n)
+        if pk > self._pk:
+            self._pk = pk
+        self._frames += 1
+        if self._frames >= LEVEL_FRAMES:
+            self.level, self._pk, self._frames = self._pk, 0, 0
 
     async def _amp_off_later(self):
         await asyncio.sleep(self.hold_s)

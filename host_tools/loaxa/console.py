@@ -57,6 +57,9 @@ class NodeConsole:
         self._ids = itertools.count(1)
         self._paused = threading.Event()
         self._stop = threading.Event()
+        # why the port last failed to read (cable pulled, adapter gone), None
+        # while it reads: a tool that outlives a replug reopens on it
+        self.broken: Exception | None = None
         self._reader = threading.Thread(target=self._read, name="console-reader", daemon=True)
         self._reader.start()
 
@@ -68,13 +71,15 @@ class NodeConsole:
                 continue
             try:
                 data = self.port.read(4096)
-            except (serial.SerialException, OSError, TypeError):
+            except (serial.SerialException, OSError, TypeError) as e:
                 if self._stop.is_set():
                     return
+                self.broken = e
                 time.sleep(0.05)
                 continue
             if not data:
                 continue
+            self.broken = None
             if self._log:
                 self._log.write(data)
                 self._log.flush()

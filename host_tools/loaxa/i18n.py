@@ -106,6 +106,189 @@ MESSAGES: dict[str, str] = {
     "reason.item_ended": N_("schedule item ended"),
     "error": N_("error: {msg}"),
     "hint": N_("  hint: {hint}"),
+    "ports.none": N_("no ESP32 USB-serial port found"),
+    "ports.none_hint": N_(
+        "plug the node in with a data cable (not a charging-only one), or give --port"),
+    "ports.many": N_("{n} ESP32 boards are plugged in"),
+    "ports.many_hint": N_("choose one with --port: {ports}"),
+    "diag.need_pin": N_("this needs the node's service PIN"),
+    "diag.need_pin_hint": N_("give --pin or set $LOAXA_SERVICE_PIN"),
+    "diag.no_crash": N_("the crash log is empty"),
+    "diag.no_window": N_("none open"),
+    "diag.rules_head": N_("Rules {version} at {now} for zones {zones}:"),
+    "diag.rules_window": N_("  window now:  {window}"),
+    "diag.rules_next": N_("  next change: {at}"),
+    "diag.tone": N_("Tone {freq} Hz for {seconds} s at {volume} %; level {meter}"),
+    "diag.volume": N_("volume {volume} %"),
+    "diag.volume_playing": N_("; what plays now: {volume} %"),
+    "diag.volume_range": N_("the volume is from 0 to 100"),
+    "diag.clock": N_("{local}  {trust}; {offset} s from this laptop's clock"),
+    "time.s": N_("{n} s"),
+    "time.min": N_("{n} min"),
+    "time.h": N_("{n} h"),
+    "verdict.ok": N_("ok"),
+    "verdict.warning": N_("warning"),
+    "verdict.fault": N_("FAULT"),
+    "check.console": N_("console"),
+    "check.power": N_("power, resets"),
+    "check.clock": N_("clock"),
+    "check.link": N_("network"),
+    "check.broker": N_("broker (MQTT)"),
+    "check.rules": N_("rules"),
+    "check.amp": N_("amplifier, speaker"),
+    "check.heap": N_("memory (heap)"),
+    "check.errors": N_("recent errors"),
+    "check.version": N_("versions"),
+    "doctor.head": N_("loaxa diag doctor on {port}"),
+    "doctor.next": N_("→ {next}"),
+    "doctor.verdict": N_("Verdict: {verdict} (exit code {code})."),
+    "doctor.console_ok": N_("node {node} (board {board}) answers on {port}"),
+    "doctor.console_down": N_("no answer on {port}: {error}"),
+    "doctor.console_next": N_(
+        "check the USB cable (a data cable) and that the node has power; loaxa ports "
+        "lists the boards; if it prints only >>>, press Ctrl-D in a serial terminal to "
+        "restart the application"),
+    "doctor.power_ok": N_("last reset: {cause}, boot #{boots}, running for {uptime}"),
+    "doctor.safe_mode": N_(
+        "SAFE MODE after {fails} failed boots in a row: no audio, no rules; last "
+        "crash: {last}"),
+    "doctor.safe_mode_next": N_(
+        "read the crash log (loaxa diag logs --crash), reinstall the application "
+        "(loaxa deploy), then restart the node"),
+    "doctor.watchdog": N_("last reset by the watchdog: the node hung"),
+    "doctor.watchdog_next": N_(
+        "watch it with loaxa diag monitor; if it happens again, read loaxa diag logs "
+        "--crash and reinstall the application"),
+    "doctor.brownout": N_("last reset by a brown-out: the supply voltage dropped"),
+    "doctor.brownout_next": N_(
+        "check the power supply, its cable and connectors; a weak supply sags when the "
+        "amplifier plays loud"),
+    "doctor.failed_boots": N_(
+        "{fails} failed boot(s) in a row before this one; last crash: {last}"),
+    "doctor.failed_boots_next": N_(
+        "read the crash log (loaxa diag logs --crash); one more crash on boot puts the "
+        "node in safe mode"),
+    "doctor.clock_ok": N_("trusted: {local}, set by {source} {ago} ago"),
+    "doctor.clock_never": N_(
+        "NOT trusted: never synced since power-up (shows {local}); scheduled and "
+        "relayed content will not play"),
+    "doctor.clock_stale": N_("NOT trusted: the last sync was {ago} ago; scheduled content waits"),
+    "doctor.clock_next": N_(
+        "check the network and the NTP server (config ntp.server), or set the clock "
+        "from this laptop: loaxa diag clock --set"),
+    "doctor.signal": N_(", signal {dbm} dBm (CSQ {csq})"),
+    "doctor.rssi": N_(", Wi-Fi signal {dbm} dBm"),
+    "doctor.link_ok": N_("{type} up, address {addr}, for {up}, {reconnects} reconnects"),
+    "doctor.weak_next": N_(
+        "the signal is weak: check the antenna and its cable, try another place on the "
+        "pole or another network operator's SIM"),
+    "doctor.no_reason": N_("no reason given"),
+    "doctor.link_down": N_("no network ({type}): {error}; {reconnects} reconnects so far"),
+    "doctor.link_next": N_(
+        "check the network cable or antenna and SIM (loaxa diag status shows the "
+        "signal); the node keeps trying by itself, loaxa diag monitor shows when it is "
+        "back"),
+    "doctor.broker_none": N_("not configured"),
+    "doctor.broker_missing": N_(
+        "the inventory says this node uses {url}, but no broker is configured"),
+    "doctor.broker_missing_next": N_("provision the node again (loaxa provision ... --broker URL)"),
+    "doctor.broker_unreported": N_(
+        "{url} configured, but this firmware reports no connection state"),
+    "doctor.broker_unreported_next": N_("update the application (loaxa deploy)"),
+    "doctor.broker_ok": N_("connected to {url} for {up}, {queued} events queued"),
+    "doctor.dropped": N_("; {n} events dropped"),
+    "doctor.dropped_next": N_(
+        "the connection was down long enough to lose events: check the link's "
+        "stability with loaxa diag monitor"),
+    "doctor.broker_down": N_("not connected to {url}: {error}; {reconnects} reconnects"),
+    "doctor.broker_next": N_(
+        "fix the network first; then check the broker address (config broker.url) and "
+        "that the head-end is running"),
+    "doctor.rules_off": N_("off (safe mode)"),
+    "doctor.rules_none": N_("no commune rules: only emergency broadcasts play"),
+    "doctor.rules_none_next": N_(
+        "the head-end sends the rules when the node connects; or sign them and send "
+        "them over the cable (docs/rules.md)"),
+    "doctor.rules_ok": N_("version {version}; "),
+    "doctor.window_open": N_("window {window} open"),
+    "doctor.window_closed": N_("no window open now"),
+    "doctor.next_change": N_(", next change at {at}"),
+    "doctor.tone_what": N_("test tone 1 kHz"),
+    "doctor.tone_skipped": N_("skipped (--no-tone)"),
+    "doctor.amp_fault": N_("the amplifier reports a fault ({kind})"),
+    "doctor.amp_fault_next": N_(
+        "switch the node off, check the speaker line for a short or a break and the "
+        "amplifier's supply; then loaxa diag tone"),
+    "doctor.amp_safe": N_("audio is off in safe mode"),
+    "doctor.amp_untested": N_("not tested: {why}"),
+    "doctor.amp_untested_next": N_("run loaxa diag doctor --pin PIN to play the test tone"),
+    "doctor.amp_silent": N_("the test tone produced no signal"),
+    "doctor.amp_silent_next": N_(
+        "reinstall the application (loaxa deploy); if it stays silent the audio output "
+        "of the board is faulty"),
+    "doctor.amp_ok": N_("{what} played, peak {db} dBFS"),
+    "doctor.amp_sensed": N_("; the amplifier reports no fault"),
+    "doctor.amp_listen": N_("; this board cannot sense the speaker: listen for the tone"),
+    "doctor.heap_oom": N_("the node ran out of memory (MemoryError); now "),
+    "doctor.heap": N_("{free} KB free of {total} KB ({pct} %)"),
+    "doctor.heap_next": N_(
+        "restart the node (loaxa console --pin PIN reboot); if it stays this low, "
+        "report it with loaxa diag status --json: the application needs fixing"),
+    "doctor.errors_none": N_("none since the last start"),
+    "doctor.errors": N_("{n} since the last start; last: {last}"),
+    "doctor.errors_next": N_("read them with loaxa diag logs --level error"),
+    "doctor.version": N_("firmware {fw}, app {app}, MicroPython {mpy}"),
+    "doctor.app_image": N_("from the image"),
+    "doctor.not_in_inventory": N_("; not in this laptop's inventory (nothing to compare)"),
+    "doctor.as_inventory": N_("; as the inventory expects"),
+    "doctor.app_differs": N_("; the inventory expects app {want}"),
+    "doctor.app_next": N_("install the expected application: loaxa deploy"),
+    "doctor.image_differs": N_("; the inventory expects MicroPython {want}"),
+    "doctor.image_next": N_("flash the board's pinned image: loaxa flash, then loaxa deploy"),
+    "status.node": N_("node"),
+    "status.firmware": N_("firmware"),
+    "status.uptime": N_("running"),
+    "status.uptime_v": N_("{s} s, reset: {cause}, boot #{boots}"),
+    "status.safe_mode": N_("SAFE MODE"),
+    "status.clock": N_("clock"),
+    "status.synced": N_("(trusted, from {source})"),
+    "status.network": N_("network"),
+    "status.net_up": N_("{type} up, {addr}"),
+    "status.net_down": N_("{type} DOWN: {error}"),
+    "status.broker": N_("broker"),
+    "status.broker_up": N_("connected to {url}"),
+    "status.broker_down": N_("NOT connected to {url} {error}"),
+    "status.rules_l": N_("rules"),
+    "status.rules": N_("{version}, window now: {window}"),
+    "status.volume": N_("volume"),
+    "status.playing_l": N_("playing"),
+    "status.playing": N_("{source} ({priority}, {codec}) at {volume} %"),
+    "status.level": N_("level"),
+    "status.amp": N_("amplifier"),
+    "status.amp_on": N_("on"),
+    "status.amp_off": N_("off"),
+    "status.amp_fault": N_("FAULT: {kind}"),
+    "status.amp_fine": N_("no fault sensed"),
+    "status.heap": N_("memory"),
+    "status.temperature": N_("temperature"),
+    "status.errors": N_("errors"),
+    "monitor.connecting": N_("connecting…"),
+    "monitor.connected": N_("connected to {port}"),
+    "monitor.silent": N_("the node does not answer (restarting?)"),
+    "monitor.unplugged": N_("no cable on {port}: waiting for it"),
+    "monitor.restarted": N_("the node restarted (reset: {cause}, boot #{boots})"),
+    "monitor.stale": N_("(last known)"),
+    "monitor.status": N_("status"),
+    "monitor.log": N_("log"),
+    "monitor.quit": N_("Ctrl-C quits"),
+    "cause.power_on": N_("power on"),
+    "cause.hard": N_("reset button or power glitch"),
+    "cause.soft": N_("software restart"),
+    "cause.watchdog": N_("watchdog (the node hung)"),
+    "cause.brownout": N_("brown-out (supply voltage dropped)"),
+    "cause.deepsleep": N_("wake from deep sleep"),
+    "cause.console": N_("restart from the console"),
+    "cause.factory_reset": N_("factory reset"),
     "stream.ready": N_("Streaming {source} as {codec} {rate} Hz, {ptime} ms packets."),
     "stream.udp": N_("  RTP/UDP to {dest}"),
     "stream.http": N_("  HTTP (RFC 4571) for nodes on port {port}; session: {session}"),

@@ -13,6 +13,9 @@ from pathlib import Path
 
 from serial.tools import list_ports
 
+from .errors import LoaxaError
+from .i18n import t
+
 # USB bridges found on ESP32 boards: (vid, pid) -> name
 BRIDGES = {
     (0x10C4, 0xEA60): "CP210x",
@@ -52,3 +55,16 @@ def find() -> list[Port]:
             dev = os.path.realpath(p.device)
             found.append(Port(stable.get(dev, p.device), p.device, bridge, p.serial_number or ""))
     return sorted(found, key=lambda p: p.path)
+
+
+def auto(port: str | None) -> str:
+    """--port as given, or the one ESP32 board plugged in."""
+    if port:
+        return port
+    found = find()
+    if len(found) == 1:
+        return found[0].path
+    if not found:
+        raise LoaxaError(t("ports.none"), t("ports.none_hint"))
+    raise LoaxaError(t("ports.many", n=len(found)),
+                     t("ports.many_hint", ports=", ".join(p.path for p in found)))

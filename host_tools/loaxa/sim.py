@@ -4,7 +4,8 @@ The launcher plays the parts of the board that the VM cannot:
 
 * a USB-serial bridge: a PTY that tools open with pyserial, which stays open
   across resets (like a CP210x), relayed to the node's own PTY, optionally
-  throttled to a real baud rate;
+  throttled to a real baud rate; unplug()/plug() pull and replug the cable,
+  and STATE/serial always names the current PTY (as /dev/serial/by-path does);
 * the reset circuit: soft reset (Ctrl-D at the REPL, `reboot`) restarts the VM
   with the RTC kept; a power cut (SIGKILL) restarts it with the RTC back in
   2000 and RTC memory lost;
@@ -33,7 +34,7 @@ import tty
 from pathlib import Path
 from typing import BinaryIO
 
-from loaxa_node.hal.sim import LINK_CUT_FILE
+from loaxa_node.hal.sim import AMP_FAULT_FILE, LINK_CUT_FILE
 
 from . import FIRMWARE, boards
 from .appbuild import build, write_tree
@@ -115,6 +116,7 @@ class SimNode:
         uid: str | None = None,
         seed_app: bool = True,
         modem: str | None = None,
+        amp_fault: str | None = None,
     ):
         self.state = Path(state_dir).resolve()
         self.board = boards.load(board)
@@ -125,6 +127,7 @@ class SimNode:
         self.audio_dir = Path(audio_dir).resolve() if audio_dir else self.state / "audio"
         self.uid = uid or "5a" + os.urandom(5).hex()
         self.seed_app = seed_app
+        self._amp_fault = amp_fault
         self.modem = modem  # "host:port" of the rig's modem (boards with "lte")
         self.console_log = self.state / "console.log"
         self.boots = 0
@@ -144,10 +147,36 @@ class SimNode:
         self._thread: threading.Thread | None = None
         self._running = False
         self._log: BinaryIO | None = None
+        self.tool_fd: int | None = None
+        self._tool_slave: int | None = None
+        self.url = ""
+        self._open_bridge()
+
+    def _open_bridge(self) -> None:
         self.tool_fd, self._tool_slave = pty.openpty()
         tty.setraw(self._tool_slave)
         os.set_blocking(self.tool_fd, False)
         self.url = os.ttyname(self._tool_slave)
+
+    def _close_bridge(self) -> None:
+        for fd in (self.tool_fd, self._tool_slave):
+            if fd is not None:
+                try:
+                    os.close(fd)
+                except OSError:
+                    pass
+        self.tool_fd = self._tool_slave = None
+
+    @property
+    def port_link(self) -> Path:
+        """A stable name for the console across replugs (a symlink to the PTY)."""
+        return self.state / "serial"
+
+    def _link_port(self) -> None:
+        tmp = self.state / ".serial.tmp"
+        tmp.unlink(missing_ok=True)
+        tmp.symlink_to(self.url)
+        tmp.replace(self.port_link)
 
     # -- flash ---------------------------------------------------------------
     def _prepare_flash(self) -> None:
@@ -159,6 +188,7 @@ class SimNode:
             board_file.write_text(json.dumps(self.board))
         if self.seed_app:
             compile_app(self.state / ".seed")
+        self.amp_fault(self._amp_fault)
 
     def _write_rtc(self) -> None:
         """The RTC after power-on: rtc_start now, drifting, memory cleared."""
@@ -218,6 +248,7 @@ class SimNode:
         self._prepare_flash()
         self._write_rtc()
         self._log = open(self.console_log, "ab")
+        self._link_port()
         with self._lock:
             self._spawn("power_on")
         self._running = True
@@ -240,11 +271,7 @@ class SimNode:
             self._thread.join(2)
         with self._lock:
             self._kill()
-        for fd in (self.tool_fd, self._tool_slave):
-            try:
-                os.close(fd)
-            except OSError:
-                pass
+            self._close_bridge()
         if self._log:
             self._log.close()
 
@@ -255,6 +282,32 @@ class SimNode:
 
     def link_restore(self) -> None:
         (self.state / LINK_CUT_FILE).unlink(missing_ok=True)
+
+    # -- the USB cable and the amplifier -------------------------------------------
+    def unplug(self) -> None:
+        """Pull the USB cable: the port goes away under whoever has it open
+        (reads fail as on a vanished /dev/ttyUSB0); the node runs on, and what
+        it prints meanwhile is lost."""
+        with self._lock:
+            self._close_bridge()
+            self._to_tool.clear()
+
+    def plug(self) -> str:
+        """Plug the cable back in: a new PTY, named again by port_link."""
+        with self._lock:
+            if self.tool_fd is None:
+                self._open_bridge()
+                self._link_port()
+        return self.url
+
+    def amp_fault(self, kind: str | None) -> None:
+        """Break the amplifier or speaker line as the board senses it ("short",
+        "open", "thermal"), or mend it (None)."""
+        f = self.state / AMP_FAULT_FILE
+        if kind:
+            f.write_text(kind)
+        else:
+            f.unlink(missing_ok=True)
 
     def pid(self) -> int | None:
         return self._proc.pid if self._proc else None
@@ -307,17 +360,18 @@ class SimNode:
             with self._lock:
                 node = self._node_fd
                 proc = self._proc
-            fds = [self.tool_fd] + ([node] if node is not None else [])
+                tool = self.tool_fd
+            fds = ([tool] if tool is not None else []) + ([node] if node is not None else [])
             try:
                 readable, _, _ = select.select(fds, [], [], 0.01)
             except (OSError, ValueError):
                 continue
             with self._lock:
-                if node != self._node_fd:
-                    continue  # power cut happened meanwhile
-                if self.tool_fd in readable:
+                if node != self._node_fd or tool != self.tool_fd:
+                    continue  # power cut or cable pulled meanwhile
+                if tool is not None and tool in readable:
                     try:
-                        self._from_tool(os.read(self.tool_fd, 4096))
+                        self._from_tool(os.read(tool, 4096))
                     except OSError:
                         pass
                 if node is not None and node in readable:
@@ -340,6 +394,9 @@ class SimNode:
     def _pump(self) -> None:
         if self._node_fd is not None:
             self._send(self._node_fd, self._to_node, self._tx)
+        if self.tool_fd is None:
+            self._to_tool.clear()  # no cable: the node's output goes nowhere
+            return
         self.wire_out += self._send(self.tool_fd, self._to_tool, self._rx)
 
     @staticmethod

@@ -46,6 +46,12 @@ class Hal:
     def amp(self, on):
         pass
 
+    def amp_fault(self):
+        """What the board senses on the amplifier and speaker line: None when it
+        cannot sense, False when all is well, else the fault ("fault", "short",
+        "open", "thermal")."""
+        return None
+
     def button(self):
         return False
 

@@ -25,6 +25,8 @@ class Esp32Hal(Hal):
         self._rtc = machine.RTC()
         self._wdt = None
         self._amp = self._out(pins.get("amp_enable"))
+        f = pins.get("amp_fault")  # an open-drain FAULT output (TPA31xx), low = fault
+        self._fault = None if f is None else machine.Pin(f, machine.Pin.IN, machine.Pin.PULL_UP)
         self._led = self._out(pins.get("led"))
         b = pins.get("button")
         self._button = None
@@ -81,6 +83,11 @@ class Esp32Hal(Hal):
 
     def button(self):
         return self._button is not None and self._button.value() == 0
+
+    def amp_fault(self):
+        if self._fault is None:
+            return None
+        return "fault" if self._fault.value() == 0 else False
 
     def temperature(self):
         import esp32

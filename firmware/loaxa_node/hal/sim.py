@@ -10,6 +10,7 @@ import time
 from . import Hal
 
 RTC_FILE = ".rtc.json"
+AMP_FAULT_FILE = ".amp-fault"  # the rig's injected amplifier fault: its kind, e.g. "short"
 LINK_CUT_FILE = ".link-cut"  # present while the rig has cut the host network
 PWRKEY_OFF_MS = 2500  # a press this long powers the modem off (SIM7600); shorter: on
 
@@ -85,6 +86,14 @@ class SimHal(Hal):
 
     def amp_on(self):
         return self._amp
+
+    def amp_fault(self):
+        # The sim senses like a board with a fault line, so the rig can break it.
+        try:
+            with open(AMP_FAULT_FILE) as f:
+                return f.read().strip() or "fault"
+        except OSError:
+            return False
 
     def temperature(self):
         return 40.0

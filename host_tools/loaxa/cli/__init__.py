@@ -15,7 +15,7 @@ from ..errors import LoaxaError
 from ..i18n import t
 
 SUBCOMMANDS = ("sim", "console", "rules", "flash", "deploy", "provision", "inventory",
-               "batch", "ports", "headend")
+               "batch", "ports", "headend", "diag")
 
 
 def add_port_args(p: argparse.ArgumentParser) -> None:
