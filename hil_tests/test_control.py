@@ -15,6 +15,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, Phase, given, settings
+from hypothesis import strategies as st
 
 from loaxa import rules
 from loaxa.console import NodeConsole
@@ -23,7 +25,7 @@ from loaxa.rig.broker import Broker, mosquitto_path
 from loaxa.sim import SimNode
 from loaxa.streamer import Format, Packetizer
 from loaxa.testsignals import read_wav
-from loaxa_node import timeutil
+from loaxa_node import envelope, timeutil
 
 pytestmark = pytest.mark.skipif(mosquitto_path() is None, reason="mosquitto not installed")
 
@@ -322,3 +324,180 @@ def test_power_cut_during_rules_update_leaves_old_or_new_rules(fleet):
         fleet.ctl.wait(lambda: fleet.ctl.status.get("n1", {}).get("state") == "online"
                        and fleet.ctl.status["n1"]["uptime_s"] < 30, 20, "back online")
     assert os.path.exists(sim.state / "data" / "rules.json")
+
+
+# -- hostile input ---------------------------------------------------------------
+MUTATIONS = st.sampled_from(["forged", "replayed", "stale", "tampered", "unknown_field",
+                             "not_json", "not_envelope", "wrong_kind", "bad_topic"])
+
+
+@settings(max_examples=10, deadline=None, derandomize=True, phases=[Phase.generate],
+          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@given(batch=st.lists(st.tuples(MUTATIONS, st.integers(0, 2), st.binary(max_size=40),
+                                st.integers(301, 10**8)), min_size=100, max_size=100))
+def test_forged_replayed_stale_and_tampered_commands_never_act(fleet_n1, batch):
+    fleet, con, sent = fleet_n1
+    ctl = fleet.ctl
+    key = bytes.fromhex(node_key("n1"))
+    commune = bytes.fromhex(COMMUNE_KEY)
+    topics = [("node:n1", key), ("all", commune), ("zone:thon-1", commune)]
+    for i, (how, which, junk, age) in enumerate(batch):
+        target, k = topics[which]
+        t = f"loaxa/{COMMUNE}/" + ("node/n1" if which == 0 else target.replace(":", "/")) + "/cmd"
+        body = {"cmd": "volume", "volume": 5}
+        if how == "forged":
+            env = ctl.sender.seal(os.urandom(32), "cmd", body)
+        elif how == "replayed":
+            env = dict(sent["accepted"][which])
+        elif how == "stale":
+            env = ctl.sender.seal(k, "cmd", body, ts=NOON - age if i % 2 else NOON + age)
+        elif how == "tampered":
+            env = ctl.sender.seal(k, "cmd", {"cmd": "volume", "volume": 70})
+            env["body"] = body
+        elif how == "unknown_field":
+            env = ctl.sender.seal(k, "cmd", {"cmd": "volume", "volume": 5, "loud": 1})
+        elif how == "wrong_kind":
+            env = ctl.sender.seal(k, "rules", body)
+        elif how == "not_envelope":
+            env = {"cmd": "volume", "volume": 5, "junk": junk.hex()}
+        else:
+            env = None
+        payload = junk + b"\xff{" if how == "not_json" else json.dumps(env).encode()
+        if how == "bad_topic":
+            t = f"loaxa/{COMMUNE}/node/n1/cmd/extra"  # not subscribed: never delivered
+        else:
+            sent["n"] += 1
+        ctl.publish(t, payload)
+    assert con.request("status")["broker"]["connected"]  # answers throughout
+    deadline = time.monotonic() + 20
+    while (b := con.request("status")["broker"])["messages"] < sent["m0"] + sent["n"]:
+        if time.monotonic() > deadline:
+            break
+        time.sleep(0.1)
+    assert b["messages"] - sent["m0"] == sent["n"], "the broker delivered every message"
+    assert b["cmd_refused"] == sent["n"] and b["cmd_ok"] == 2, b
+    assert not [e for e in ctl.events_of("n1", "ack") if e["cmd"] == "volume"
+                and e["result"]["volume"] == 5]
+
+
+@pytest.fixture
+def fleet_n1(fleet):
+    con = fleet.add("n1", ["thon-1"])
+    fleet.online()
+    accepted = {}
+    for which, target in enumerate(["node:n1", "all"]):
+        env = fleet.ctl.command(target, {"cmd": "volume", "volume": 60})
+        fleet.ctl.wait_event(type="ack", seq=env["seq"])
+        accepted[which] = {k: v for k, v in env.items() if k != "_sent"}
+    accepted[2] = accepted[1]
+    m0 = con.request("status")["broker"]["messages"]
+    return fleet, con, {"accepted": accepted, "n": 0, "m0": m0}
+
+
+class FakeBroker:
+    """A TCP server that answers CONNECT and SUBSCRIBE, then lets the test send
+    any bytes at all to the node's MQTT client."""
+
+    def __init__(self):
+        self.srv = socket.create_server(("127.0.0.1", 0))
+        self.url = f"mqtt://127.0.0.1:{self.srv.getsockname()[1]}"
+        self.conn: socket.socket | None = None
+        self.connects = 0
+        self.got = bytearray()
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                c, _ = self.srv.accept()
+            except OSError:
+                return
+            self.connects += 1
+            c.recv(4096)  # CONNECT
+            c.sendall(b"\x20\x02\x00\x00")
+            self.conn = c
+            threading.Thread(target=self._drain, args=(c,), daemon=True).start()
+
+    def _drain(self, c: socket.socket) -> None:
+        while True:
+            try:
+                d = c.recv(4096)
+            except OSError:
+                return
+            if not d:
+                return
+            self.got += d
+
+    def send(self, data: bytes) -> None:
+        assert self.conn is not None
+        self.conn.sendall(data)
+
+    def close(self) -> None:
+        self.srv.close()
+        if self.conn:
+            self.conn.close()
+
+
+def mqtt_len(n: int) -> bytes:
+    out = bytearray()
+    while True:
+        d, n = n & 0x7F, n >> 7
+        out.append(d | (0x80 if n else 0))
+        if not n:
+            return bytes(out)
+
+
+PACKETS = st.one_of(
+    # any well-framed packet, up to beyond the node's 2 KB limit
+    st.tuples(st.integers(0, 255), st.binary(max_size=3000)).map(
+        lambda p: bytes([p[0]]) + mqtt_len(len(p[1])) + p[1]),
+    # PUBLISH with any topic, QoS bits and payload
+    st.tuples(st.integers(0, 7), st.binary(max_size=80), st.binary(max_size=400)).map(
+        lambda p: bytes([0x30 | (p[0] << 1 & 6) | (p[0] & 1)])
+        + mqtt_len(2 + len(p[1]) + (2 if p[0] & 6 else 0) + len(p[2]))
+        + len(p[1]).to_bytes(2, "big") + p[1] + (b"\x00\x07" if p[0] & 6 else b"") + p[2]),
+    # PUBLISH whose topic length lies
+    st.tuples(st.integers(0, 65535), st.binary(max_size=60)).map(
+        lambda p: b"\x30" + mqtt_len(2 + len(p[1])) + p[0].to_bytes(2, "big") + p[1]),
+)
+
+
+@pytest.fixture
+def fake_node(tmp_path, target_name):
+    if target_name != "sim":
+        pytest.skip("runs a simulated node against a fake broker")
+    fb = FakeBroker()
+    sim = SimNode(tmp_path / "n1", heap_kb=HEAP_KB, rtc_start=NOON)
+    con = NodeConsole(sim.start(), 115200, log_path=tmp_path / "n1.log")
+    con.wait_ready(30)
+    con.request("keys.set", {"commune_key": COMMUNE_KEY, "node_key": node_key("n1")})
+    con.request("config.set", {"node_id": "n1", "commune": COMMUNE, "broker.url": fb.url})
+    deadline = time.monotonic() + 10
+    while fb.conn is None:
+        assert time.monotonic() < deadline, "the node never connected"
+        time.sleep(0.05)
+    yield fb, con
+    con.close()
+    sim.stop()
+    fb.close()
+
+
+@settings(max_examples=30, deadline=None, derandomize=True,
+          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@given(packets=st.lists(PACKETS, min_size=1, max_size=20))
+def test_malformed_packets_and_topics_leave_the_node_running(fake_node, packets):
+    fb, con = fake_node
+    for p in packets:
+        fb.send(p)
+    b = con.request("status")["broker"]
+    assert b["connected"] and fb.connects == 1, b
+    # the framing held: a valid command after the garbage still acts
+    env = envelope.seal(bytes.fromhex(node_key("n1")), "cmd", "headend",
+                        int(time.monotonic() * 1e6), 0, {"cmd": "stop"})
+    t = f"loaxa/{COMMUNE}/node/n1/cmd".encode()
+    m = json.dumps(env).encode()
+    fb.send(b"\x30" + mqtt_len(2 + len(t) + len(m)) + len(t).to_bytes(2, "big") + t + m)
+    deadline = time.monotonic() + 10
+    while con.request("status")["broker"]["cmd_ok"] < b["cmd_ok"] + 1:
+        assert time.monotonic() < deadline, "a valid command after the garbage was lost"
+        time.sleep(0.05)

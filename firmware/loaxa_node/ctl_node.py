@@ -72,7 +72,7 @@ class Control:
         out = c.info()
         out.update({"queued_events": self._qn, "dropped_events": self.dropped,
                     "cmd_ok": self.ok, "cmd_refused": self.refused,
-                    "oversized": c.oversized, "malformed": c.malformed})
+                    "messages": c.msgs, "oversized": c.oversized, "malformed": c.malformed})
         return out
 
     def _signature(self):

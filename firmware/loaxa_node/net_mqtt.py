@@ -62,6 +62,7 @@ class Proto:
         self._into = False  # the reader has readinto (MicroPython)
         self._pid = 0
         self.rx = 0  # packets received
+        self.msgs = 0  # PUBLISH handed to on_msg
         self.tx = 0  # PUBLISH sent
         self.oversized = 0
         self.malformed = 0
@@ -319,6 +320,7 @@ class Client(Proto):
                     self._warn("message of %d bytes on %r dropped (limit %d)" % (
                         n, bytes(buf[2:min(2 + tl, 66)]), len(buf)))
                 else:
+                    self.msgs += 1
                     await self.on_msg(bytes(buf[2:2 + tl]), self._mv[pos:n], b0 & 1)
         elif t == 4 and n == 2:  # PUBACK [3.4]
             if self._want and (buf[0] << 8) | buf[1] == self._want:

@@ -34,6 +34,7 @@ class Broker:
         self.exe = exe
         self.dir = Path(workdir)
         self.dir.mkdir(parents=True, exist_ok=True)
+        self.dir.chmod(0o777)  # started as root, mosquitto drops to its own user
         self.port = port or free_port()
         self.url = f"mqtt://127.0.0.1:{self.port}"
         self.conf = self.dir / "mosquitto.conf"
