@@ -103,6 +103,7 @@ MESSAGES: dict[str, str] = {
     "reason.session_minutes": N_("limit of {limit} minutes a session reached"),
     "reason.window_allows": N_(
         "window {window} ({start}-{end}) allows {priority} at {volume} % (cap {cap} %)"),
+    "reason.of_zone": N_(" (the limit of zone {zone})"),
     "reason.item_ended": N_("schedule item ended"),
     "error": N_("error: {msg}"),
     "hint": N_("  hint: {hint}"),

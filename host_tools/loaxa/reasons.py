@@ -41,7 +41,10 @@ def describe(reason: Any) -> str:
         return t("reason.outside_zones", zones=",".join(zones)) if zones else \
             t("reason.outside_windows")
     try:
-        return t("reason." + code, **kw)
+        said = t("reason." + code, **kw)
+        if code in ("sessions_per_day", "minutes_per_day", "session_minutes") and "zone" in kw:
+            said += t("reason.of_zone", zone=kw["zone"])  # the zone's own, tighter limit
+        return said
     except (KeyError, IndexError, ValueError):  # parameters a newer node renamed
         return json.dumps(reason, ensure_ascii=False)
 
