@@ -4,9 +4,14 @@ seeded faults, and the Vietnamese a technician reads."""
 from __future__ import annotations
 
 import json
+import os
 import re
+import shutil
+import subprocess
+import sys
 import time
 from contextlib import contextmanager
+from pathlib import Path
 
 import pytest
 
@@ -195,3 +200,55 @@ def test_doctor_and_rules_speak_vietnamese(node, capsys, monkeypatch):
     assert not english & words, f"English left: {english & words}"
     rc, out = diag(node, capsys, "rules")
     assert "tiếp sóng: KHÔNG ĐƯỢC PHÁT — đồng hồ chưa đáng tin (chưa đồng bộ giờ)" in out
+
+
+class Tmux:
+    """A real terminal: a private tmux server running one command."""
+
+    def __init__(self, cmd: str, width: int = 120, height: int = 45):
+        self.base = ["tmux", "-L", f"loaxa-test-{os.getpid()}"]
+        subprocess.run([*self.base, "new-session", "-d", "-s", "t", "-x", str(width), "-y",
+                        str(height), cmd], check=True)
+
+    def screen(self) -> str:
+        return subprocess.run([*self.base, "capture-pane", "-p", "-t", "t"], check=True,
+                              capture_output=True, text=True).stdout
+
+    def wait(self, pattern: str, timeout: float = 20) -> str:
+        deadline = time.monotonic() + timeout
+        while True:
+            s = self.screen()
+            if re.search(pattern, s):
+                return s
+            if time.monotonic() > deadline:
+                raise AssertionError(f"no {pattern!r} on the screen:\n{s}")
+            time.sleep(0.2)
+
+    def close(self) -> None:
+        subprocess.run([*self.base, "kill-server"], capture_output=True)
+
+
+@pytest.mark.skipif(not shutil.which("tmux"), reason="tmux not installed (scripts/sysdeps.sh)")
+def test_monitor_in_a_terminal_survives_a_reboot_and_a_cable_pull(target, target_name):
+    if target_name != "sim":
+        pytest.skip("pulling the cable needs the sim's USB bridge")
+    target.start()
+    loaxa = Path(sys.executable).parent / "loaxa"
+    term = Tmux(f"env -u COLUMNS -u LINES LANGUAGE=en {loaxa} diag monitor --port {target.node.port_link} "
+                "--interval 0.5")
+    try:
+        s = term.wait(r"running +\d+ s, reset: power on, boot #1")
+        assert "loaxa diag monitor" in s and "connected" in s and "level" in s
+        target.power_cycle()
+        s = term.wait(r"boot #2")
+        assert "the node restarted (reset: power on, boot #2)" in s
+        target.node.unplug()
+        term.wait(r"no cable on .*waiting for it")
+        time.sleep(1.5)  # the monitor keeps trying a port that is not there
+        target.node.plug()
+        s = term.wait(r"— connected to ")
+        before = int(re.search(r"running +(\d+) s", s).group(1))
+        s = term.wait(rf"running +(?!{before} s)\d+ s, reset: power on, boot #2", 10)
+        assert "Traceback" not in s
+    finally:
+        term.close()

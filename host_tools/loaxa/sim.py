@@ -367,8 +367,10 @@ class SimNode:
             except (OSError, ValueError):
                 continue
             with self._lock:
-                if node != self._node_fd or tool != self.tool_fd:
-                    continue  # power cut or cable pulled meanwhile
+                # power cut or cable pulled meanwhile (fd numbers are reused:
+                # the process tells a new VM from the old one)
+                if node != self._node_fd or proc is not self._proc or tool != self.tool_fd:
+                    continue
                 if tool is not None and tool in readable:
                     try:
                         self._from_tool(os.read(tool, 4096))

@@ -10,6 +10,7 @@ from typing import TextIO
 from rich import box
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 
 def console(stream: TextIO | None = None) -> Console:
@@ -33,7 +34,7 @@ def table(headers: Sequence[str], rows: Sequence[Sequence[object]],
         for k in range(max((len(r) for r in rows), default=0)):
             t.add_column(style="bold" if tty and k == 0 else "")
     for r in rows:
-        t.add_row(*("" if c is None else str(c) for c in r))
+        t.add_row(*(Text("" if c is None else str(c)) for c in r))  # text, never markup
     return t
 
 

@@ -127,7 +127,7 @@ class Monitor:
             stale = "" if self.state == "connected" else " " + t("monitor.stale")
             parts.append(Panel(table((), view.rows(self.st)), title=t("monitor.status") + stale,
                                title_align="left"))
-        parts.append(Panel("\n".join(list(self.log)[-LOG_LINES:]) or " ",
+        parts.append(Panel(Text("\n".join(list(self.log)[-LOG_LINES:]) or " "),
                            title=t("monitor.log"), title_align="left"))
         return Group(*parts)
 
