@@ -234,8 +234,9 @@ def test_monitor_in_a_terminal_survives_a_reboot_and_a_cable_pull(target, target
         pytest.skip("pulling the cable needs the sim's USB bridge")
     target.start()
     loaxa = Path(sys.executable).parent / "loaxa"
-    term = Tmux(f"env -u COLUMNS -u LINES LANGUAGE=en {loaxa} diag monitor --port {target.node.port_link} "
-                "--interval 0.5")
+    # the terminal's own size: pytest's COLUMNS would hold rich to 80x24
+    term = Tmux(f"env -u COLUMNS -u LINES LANGUAGE=en {loaxa} diag monitor "
+                f"--port {target.node.port_link} --interval 0.5")
     try:
         s = term.wait(r"running +\d+ s, reset: power on, boot #1")
         assert "loaxa diag monitor" in s and "connected" in s and "level" in s
