@@ -13,7 +13,9 @@ CONNECT_MS = 15000  # no first packet for this long: give up
 class RtpSource:
     kind = "rtp"
 
-    def __init__(self, sess, depth_ms, arena=None, sink=None):
+    def __init__(self, sess, depth_ms, arena=None, sink=None, once=False):
+        """once: the link's end is the stream's end (a file the head-end
+        serves), not a break to reconnect after."""
         from . import audiocodec, rtp
         from .jitter import JitterBuffer
         self.sess = sess
@@ -27,6 +29,8 @@ class RtpSource:
         self.done = False
         self.fading = False  # set by the player: always give audio to fade over
         self.error = None
+        self.once = once
+        self.ended = False  # once: the head-end closed the stream
         self.malformed = 0  # not RTP v2 / truncated (counted here, before the buffer)
         self._t0 = time.ticks_ms()
         self._last_rx = self._t0
@@ -51,6 +55,10 @@ class RtpSource:
                         n = link.poll()
                     await asyncio.sleep_ms(POLL_MS)
             except (OSError, ValueError) as e:
+                if self.once and self.jb.packets:
+                    self.ended = True
+                    link.close()
+                    return
                 self.error = str(e)
                 log.warn("stream: %s; retry in %d s" % (e, backoff))
                 link.close()
@@ -62,7 +70,8 @@ class RtpSource:
         k = self.jb.read(buf, n, self.fading or self.sink is None
                          or self.sink.queued_ms() < LOW_MS)
         idle = time.ticks_diff(time.ticks_ms(), self._last_rx)
-        if (self.jb.started and idle > IDLE_MS) or (not self.jb.started and idle > CONNECT_MS):
+        if (self.jb.started and (idle > IDLE_MS or self.ended and self.jb.depth_ms() == 0)) \
+                or (not self.jb.started and idle > CONNECT_MS):
             self.done = True  # the player fades out on what we still return
             if k == 0:
                 for i in range(2 * n):

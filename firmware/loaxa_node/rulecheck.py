@@ -4,7 +4,7 @@
 from .rules import _WIN_PRI, KINDS, PRIORITIES, RulesError
 from .timeutil import DAY
 
-_TOP = ("v", "ver", "tz", "q", "ev", "cap", "zcap", "w", "sch", "x")
+_TOP = ("v", "ver", "tz", "q", "ev", "cap", "zcap", "w", "sch", "x", "st", "fs")
 _WIN = ("id", "d", "dr", "s", "e", "vol", "max", "p", "z")
 _ITEM = ("id", "src", "k", "p", "s", "dur", "d", "dr", "z", "vol")
 _EXC = ("id", "from", "to", "z", "mute", "w")
@@ -63,6 +63,15 @@ def _check_win(w, where):
             _fail(where + ".p", "must be among " + ", ".join(_WIN_PRI))
 
 
+def _session(s, where):
+    # the sources relay:NAME and file:NAME play: what a play command would take
+    from . import sdp
+    try:
+        sdp.session(s)
+    except ValueError as e:
+        _fail(where, str(e))
+
+
 def check(R):
     """Raise RulesError naming the first malformed field of compiled rules R."""
     _obj(R, "rules", _TOP, ("v",))
@@ -86,6 +95,13 @@ def check(R):
         _obj(cap, where, ("s", "n", "d"), ())
         for k in cap:
             _int(cap, k, 0, 1440, where)
+    st = R.get("st", {})
+    if not isinstance(st, dict):
+        _fail("rules.st", "must be an object of stream sessions")
+    for name in st:
+        _session(st[name], "rules.st." + str(name))
+    if "fs" in R:
+        _session(R["fs"], "rules.fs")
     for i, w in enumerate(_list(R, "w", "rules")):
         _check_win(w, "rules.w[%d]" % i)
     for i, it in enumerate(_list(R, "sch", "rules")):

@@ -1,8 +1,9 @@
 # The node's side of the rules: the stored rule set, its console commands
 # (rules.get, rules.set signed only, rules.eval) and the scheduler task that
 # sleeps until the next instant an answer may change, then starts, stops or
-# re-levels what plays. Until the audio pipeline lands, schedule items play
-# a tone (file and relay sources have nothing to decode yet).
+# re-levels what plays. Schedule items play their source: relay:NAME the
+# stream the rules map NAME to (R["st"]), file:NAME the head-end's file
+# service (R["fs"], url + NAME, played once), tone:HZ a tone.
 import asyncio
 import gc
 import json
@@ -124,18 +125,45 @@ class RulesService:
             self._until = d["until"]
             break
 
-    async def _start(self, it, req, d, seconds):
-        from .player import ToneSource
-        gc.collect()  # the tone table wants 2 KB in one piece
+    def _source(self, it, seconds):
+        # -> (player source, codec), or None when the rules name no such stream
         kind, _, arg = it["src"].partition(":")
-        freq = int(arg) if kind == "tone" else 1000
+        p = self.node.player
+        if kind == "tone":
+            from .player import ToneSource
+            gc.collect()  # the tone table wants 2 KB in one piece
+            return ToneSource(int(arg), seconds), "sine"
+        if kind == "relay":
+            sess = self.R.get("st", {}).get(arg)
+        else:
+            sess = self.R.get("fs")
+            if sess:
+                sess = dict(sess)
+                sess["url"] = sess["url"] + arg
+        if not sess:
+            log.error("rules: %s: the rules map no stream to %s" % (it["id"], it["src"]))
+            return None
+        gc.collect()  # the stream's objects go low in the heap, not between garbage
+        from .rtpsource import RtpSource
+        return RtpSource(sess, self.node.cfg["jitter_ms"], p.arena(), p.sink,
+                         once=kind == "file"), sess["codec"]
+
+    async def _start(self, it, req, d, seconds):
+        p = self.node.player
+        try:
+            made = self._source(it, seconds)
+        except ValueError as e:  # the arena cannot hold this stream
+            log.error("rules: %s: %s" % (it["id"], e))
+            made = None
+        if made is None:
+            return
+        src, codec = made
         info = {"source": it["src"], "priority": req["priority"], "kind": req["kind"],
-                "codec": "sine", "item": it["id"], "asked": req["volume"],
+                "codec": codec, "item": it["id"], "asked": req["volume"],
                 "volume": d["volume"]}
         log.info("rules: start %s at %d %%: %s" % (it["id"], d["volume"],
                                                     json.dumps(d["reason"])))
-        p = self.node.player
-        await p.play(ToneSource(freq, seconds), d["volume"], info)
+        await p.play(src, d["volume"], info)
         now = self.node.clock.now()
         self._sess = (info, now)
         self.usage["n"] += 1

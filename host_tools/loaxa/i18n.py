@@ -294,6 +294,8 @@ MESSAGES: dict[str, str] = {
     "stream.udp": N_("  RTP/UDP to {dest}"),
     "stream.http": N_("  HTTP (RFC 4571) for nodes on port {port}; session: {session}"),
     "stream.sdp": N_("  SDP written to {path}"),
+    "files.ready": N_("Serving the audio files of {dir} to nodes on port {port} "
+                      "(GET /file/NAME). The rules' [files]: {files}"),
     "stream.progress": N_(
         "\r  {seconds:7.1f} s sent, {clients} HTTP client(s), worst lag {late:.0f} ms"),
     "stream.done": N_(

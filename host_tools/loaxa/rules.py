@@ -18,7 +18,7 @@ from typing import Any
 
 import lunar_vn
 
-from loaxa_node import envelope, rulecheck, timeutil
+from loaxa_node import envelope, rulecheck, sdp, timeutil
 
 from .errors import LoaxaError
 
@@ -27,7 +27,8 @@ DEFAULT_DAYS = 0b0011111  # Mon-Fri: no weekend sessions unless a rule says so
 DEFAULT_QUIET = "21:00-06:00"
 _IDENT = re.compile(r"^[\w-]{1,32}$")
 _TOP = {"version", "timezone", "quiet_hours", "emergency_volume", "zones", "limits",
-        "window", "schedule", "exception", "years"}
+        "window", "schedule", "exception", "years", "streams", "files"}
+_SESSION = {"transport", "url", "addr", "port", "codec", "rate", "pt"}
 LUNAR_YEARS = 5  # lunar dates resolve for this year and the next four unless `years` says
 _LIMITS = {"session_minutes", "sessions_per_day", "minutes_per_day", "zones"}
 _CAPS = (("s", "session_minutes"), ("n", "sessions_per_day"), ("d", "minutes_per_day"))
@@ -415,6 +416,21 @@ def compile_text(text: str, name: str = "rules.toml", this_year: int | None = No
                 zcap[z] = c
         if zcap:
             R["zcap"] = zcap
+    streams = doc.get("streams", {})
+    if not isinstance(streams, dict):
+        raise top.fail("streams", "must be tables [streams.NAME]", "[streams.vov1] with url, "
+                       "codec and rate (see docs/rules.md)")
+    st = {name: _session(_Table(src, "streams", 0, f"streams.{name}", raw, _SESSION))
+          for name, raw in streams.items()}
+    if st:
+        R["st"] = st
+    if "files" in doc:
+        ft = _Table(src, "files", 0, "files", doc["files"], _SESSION)
+        fs = _session(ft)
+        if fs["transport"] != "http":
+            raise ft.fail("url", "files come from the head-end over HTTP",
+                          'url = "http://HEADEND:8001/file/" (the file name is appended)')
+        R["fs"] = fs
     seen: set[str] = set()
     wins = doc.get("window", [])
     if not isinstance(wins, list):
@@ -433,6 +449,9 @@ def compile_text(text: str, name: str = "rules.toml", this_year: int | None = No
                          '"relay:NAME", "file:NAME" or "tone:HZ"')
         if kind == "tone" and not (rest.isdigit() and 50 <= int(rest) <= 8000):
             raise t.fail("source", f"{srcv!r}: tone frequency", "tone:50 to tone:8000")
+        if kind == "file" and not re.fullmatch(r"[A-Za-z0-9_.-]{1,64}", rest) or ".." in rest:
+            raise t.fail("source", f"{srcv!r}: not a file name",
+                         "file:NAME, NAME of letters, digits, '.', '-', '_'")
         it["src"], it["k"] = srcv, kind
         it["p"] = t.text("priority", "normal")
         if it["p"] not in ("priority", "normal", "test"):
@@ -501,6 +520,17 @@ def compile_text(text: str, name: str = "rules.toml", this_year: int | None = No
             del R[k]
     rulecheck.check(R)  # the node's own check: whatever we emit, it accepts
     return Compiled(R, zones)
+
+
+def _session(t: _Table) -> dict:
+    """A stream as the node's play command takes it, checked by the node's own code."""
+    s = dict(t.data)
+    if "url" in s:
+        s.setdefault("transport", "http")
+    try:
+        return sdp.session(s)
+    except ValueError as e:
+        raise t.fail(None, str(e), "see docs/audio.md, Sessions") from None
 
 
 def _covers(w: dict, it: dict) -> bool:

@@ -179,13 +179,83 @@ class HttpFanout:
             await self.server.wait_closed()
 
 
+class OneClient:
+    """One HTTP response as a Streamer output: RFC 4571 frames to one node."""
+
+    def __init__(self, w: asyncio.StreamWriter):
+        self.w = w
+
+    def send(self, pkt: bytes) -> None:
+        if self.w.is_closing():
+            raise ConnectionError("the node closed the stream")
+        self.w.write(len(pkt).to_bytes(2, "big") + pkt)
+
+
+class FileServer:
+    """GET <prefix>NAME -> the file NAME (any extension ffmpeg reads) under
+    root, as RFC 4571 RTP paced in real time, then the end of the response.
+    What a node fetches for a schedule item `file:NAME`."""
+
+    def __init__(self, root: str | os.PathLike[str], fmt: Format, prefix: str = "/file/"):
+        self.root = os.path.realpath(root)
+        self.fmt = fmt
+        self.prefix = prefix
+        self.served = 0  # responses that streamed a file to the end
+        self.server: asyncio.base_events.Server | None = None
+
+    def find(self, name: str) -> str | None:
+        if not name or not all(c.isalnum() or c in "-_." for c in name) or ".." in name:
+            return None
+        for f in sorted(os.listdir(self.root)):
+            if f == name or f.rpartition(".")[0] == name:
+                path = os.path.realpath(os.path.join(self.root, f))
+                if os.path.dirname(path) == self.root and os.path.isfile(path):
+                    return path
+        return None
+
+    async def start(self, host: str, port: int, tls: ssl.SSLContext | None = None) -> int:
+        self.server = await asyncio.start_server(self._client, host, port, ssl=tls)
+        return self.server.sockets[0].getsockname()[1]
+
+    async def _client(self, r: asyncio.StreamReader, w: asyncio.StreamWriter) -> None:
+        proc = None
+        try:
+            req = await asyncio.wait_for(r.readuntil(b"\r\n\r\n"), 10)
+            path = req.split(b" ", 2)[1].decode() if req.count(b" ") >= 2 else ""
+            name = path[len(self.prefix):] if path.startswith(self.prefix) else ""
+            f = self.find(name)
+            if f is None:
+                w.write(b"HTTP/1.0 404 Not Found\r\n\r\n")
+                return
+            w.write(b"HTTP/1.0 200 OK\r\nContent-Type: application/octet-stream\r\n"
+                    b"Cache-Control: no-store\r\n\r\n")
+            proc = ffmpeg_pcm(f, self.fmt.rate)
+            stdout = proc.stdout
+            assert stdout is not None
+            await Streamer(self.fmt, [], OneClient(w)).run(lambda n: stdout.read(n))
+            await w.drain()
+            self.served += 1
+        except (TimeoutError, OSError, asyncio.IncompleteReadError, UnicodeDecodeError):
+            pass
+        finally:
+            if proc:
+                proc.kill()
+                proc.wait()
+            w.close()
+
+    async def close(self) -> None:
+        if self.server:
+            self.server.close()
+            await self.server.wait_closed()
+
+
 @dataclass
 class Streamer:
     """Paces packets in real time from a PCM reader to every output."""
 
     fmt: Format
     udp: list[tuple[str, int]] = field(default_factory=list)
-    http: HttpFanout | None = None
+    http: HttpFanout | OneClient | None = None
     stats: Stats = field(default_factory=Stats)
     progress: Callable[[Stats], None] | None = None
 

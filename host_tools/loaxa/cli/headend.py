@@ -8,7 +8,7 @@ import json
 import sys
 
 from ..i18n import t
-from ..streamer import Format, Stats, parse_dest, stream, tls_context
+from ..streamer import FileServer, Format, Stats, parse_dest, stream, tls_context
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -45,6 +45,54 @@ def register(sub: argparse._SubParsersAction) -> None:
     s.add_argument("--loop", action="store_true", help="repeat the file until stopped")
     s.add_argument("--quiet", action="store_true", help="no progress line")
     s.set_defaults(func=run_stream)
+    f = hs.add_parser(
+        "files",
+        help="serve a folder of audio files to nodes on request (schedule items file:NAME)",
+        description="Serve every audio file in DIR over HTTP: a node GETs /file/NAME "
+        "(the file's name with or without its extension) and receives that file as RFC "
+        "4571 framed RTP in real time, then the end of the response.",
+        epilog="Example: loaxa headend files /srv/bulletins --http 8001 (the rules then "
+        'say [files] url = "http://HEADEND:8001/file/", codec = "DVI4", rate = 16000)',
+    )
+    f.add_argument("dir", help="folder of audio files")
+    f.add_argument("--http", type=int, required=True, metavar="PORT",
+                   help="port to listen on (0: any free)")
+    f.add_argument("--codec", default="DVI4", choices=("PCMU", "PCMA", "L16", "DVI4"),
+                   help="payload (default DVI4)")
+    f.add_argument("--rate", type=int, default=16000, help="sample rate (default 16000)")
+    f.add_argument("--ptime", type=int, default=20, help="packet duration in ms (default 20)")
+    f.add_argument("--bind", default="0.0.0.0", help="address to listen on")
+    f.add_argument("--tls-cert", metavar="PEM", help="serve HTTPS with this certificate")
+    f.add_argument("--tls-key", metavar="PEM", help="private key of --tls-cert")
+    f.set_defaults(func=run_files)
+
+
+def run_files(args: argparse.Namespace) -> int:
+    import os
+
+    from ..errors import LoaxaError
+
+    if not os.path.isdir(args.dir):
+        raise LoaxaError(f"no such folder: {args.dir}")
+    fmt = Format(args.codec.upper(), args.rate, args.ptime)
+    tls = tls_context(args.tls_cert, args.tls_key) if args.tls_cert else None
+    scheme = "https" if tls else "http"
+
+    async def serve() -> None:
+        srv = FileServer(args.dir, fmt)
+        port = await srv.start(args.bind, args.http, tls)
+        files = {"url": f"{scheme}://HOST:{port}/file/", "codec": fmt.codec, "rate": fmt.rate}
+        print(t("files.ready", dir=args.dir, port=port, files=json.dumps(files)), flush=True)
+        try:
+            await asyncio.Event().wait()
+        finally:
+            await srv.close()
+
+    try:
+        asyncio.run(serve())
+    except KeyboardInterrupt:
+        pass
+    return 0
 
 
 def run_stream(args: argparse.Namespace) -> int:
