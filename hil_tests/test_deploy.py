@@ -224,3 +224,25 @@ def test_deploy_rescues_a_node_boot_looping_on_a_buggy_app(node, target, tmp_pat
     deploy(node)
     status = node.wait_ready(30)
     assert not status["fw"].startswith("bug-")
+
+
+def test_a_slow_node_side_step_lives_on_its_ticks_and_silence_still_fails(node):
+    """No deadline for a whole step: ticks restart the wait, silence ends it."""
+    from loaxa.rawrepl import LinkLost, RawRepl
+
+    port = node.pause()
+    try:
+        repl = RawRepl(port)
+        repl.enter()
+        seen: list[int] = []
+        out = repl.exec("import time,sys\nfor i in range(4):\n time.sleep(1.5)\n"
+                        " sys.stdout.write('\\x06')\nprint('done')", timeout=2.5,
+                        tick=seen.append)
+        assert out.strip() == "done" and seen[-1] == 4  # 6 s of work under a 2.5 s wait
+        with pytest.raises(LinkLost, match="nothing for 2.5 s"):
+            repl.exec("import time\ntime.sleep(6)", timeout=2.5)
+        repl.read_until(b"\x04\x04", 10)  # it was only slow: let it end
+        repl.exit(soft_reset=True)
+    finally:
+        node.resume()
+    node.wait_ready(30)

@@ -9,6 +9,9 @@ Over the raw REPL (raw-paste mode: the device's own flow control) this
    device, the others are sent deflate-compressed (when that is smaller and
    the device has `deflate`) as base64 inside raw-paste programs;
 4. hashes every staged file on the device and compares with the manifest;
+   node-side steps tick once per file (rawrepl.TICK): that drives the progress
+   bar and keeps the session alive, so slow storage (an emulated node's flash)
+   takes longer but is never cut off by a fixed wait;
 5. only then writes app.ptr atomically (tmp + rename), so a power cut at any
    instant boots either the old app or the complete new one (main.py, the
    boot stub, reads app.ptr);
@@ -48,6 +51,8 @@ except ImportError:
  D=None
 B=bytearray(512)
 M=memoryview(B)
+def tk():
+ sys.stdout.write('\x06')
 def h(p):
  s=H.sha256()
  with open(p,'rb') as f:
@@ -111,6 +116,7 @@ def ux(r,z,fs):
      if not k:raise OSError(5)
      q.write(M[:k])
      n-=k
+   tk()
  os.remove(r+z)
 def cp(a,b):
  with open(a,'rb') as i,open(b,'wb') as q:
@@ -118,19 +124,24 @@ def cp(a,b):
    n=i.readinto(B)
    if not n:break
    q.write(M[:n])
+ tk()
 def rm(p):
  if x(p)&0x4000:
   for e in os.listdir(p):rm(p+'/'+e)
   os.rmdir(p)
- elif x(p):os.remove(p)
+ elif x(p):
+  os.remove(p)
+  tk()
+def t(p):
+ tk()
+ return h(p) if x(p) else ''
 def vf(d,mh,ex):
- m=d+'/manifest.json'
  b=['manifest.json']
- if x(m) and h(m)==mh:
-  b=[k for k,v in json.loads(rd(m)).items() if not x(d+'/'+k) or h(d+'/'+k)!=v]
- print(json.dumps(b+[p for p,v in ex if h(p)!=v]))
+ if t(d+'/manifest.json')==mh:
+  b=[k for k,v in json.loads(rd(d+'/manifest.json')).items() if t(d+'/'+k)!=v]
+ print(json.dumps(b+[p for p,v in ex if t(p)!=v]))
 def hs(d,n):
- print(json.dumps({k:(h(d+'/'+k) if x(d+'/'+k) else '') for k in n}))
+ print(json.dumps({k:t(d+'/'+k) for k in n}))
 def mv(a,b):
  try:
   os.rename(a,b)
@@ -142,6 +153,13 @@ def sw(p,v):
  with open(p+'.tmp','w') as f:f.write(v)
  mv(p+'.tmp',p)
 """
+
+NODE_WAIT = 60.0  # s of silence from a node-side step before the link counts as lost
+
+
+def _ignore(_ticks: int) -> None:
+    pass
+
 
 _NOISY = "run loaxa deploy again, with a shorter or better USB cable if it fails again"
 
@@ -210,14 +228,25 @@ class Deployer:
         self.verify = verify  # re-hash an app that looks current instead of trusting it
         self.report = report or (lambda label, frac, note: None)
 
-    def _json(self, code: str) -> dict:
-        out = self._json_any(code)
+    def _json(self, code: str, stage: str = "", n: int = 0) -> dict:
+        out = self._json_any(code, stage, n)
         if not isinstance(out, dict):
             raise LoaxaError(f"the device gave an unexpected answer: {out!r}")
         return out
 
-    def _json_any(self, code: str) -> object:
-        out = self.repl.exec(code, timeout=60).strip().splitlines()
+    def _step(self, code: str, stage: str = "", n: int = 0, feed=()) -> str:
+        """Run a helper that ticks once per file (n files) and report its progress.
+
+        No step has a deadline: only NODE_WAIT of silence ends it, and every
+        file done is a tick, so an emulated node's slow flash merely takes longer.
+        """
+        if stage and n:
+            self.report(stage, 0.0, f"0/{n}")
+        tick = (lambda i: self.report(stage, min(i, n) / n, f"{min(i, n)}/{n}")) if n else None
+        return self.repl.exec(code, timeout=NODE_WAIT, feed=feed, tick=tick or _ignore)
+
+    def _json_any(self, code: str, stage: str = "", n: int = 0) -> object:
+        out = self._step(code, stage, n).strip().splitlines()
         try:
             return json.loads(out[-1])
         except (IndexError, ValueError):
@@ -225,7 +254,7 @@ class Deployer:
 
     def run(self) -> DeployResult:
         t0 = time.monotonic()
-        self.repl.exec(_BASE)
+        self._step(_BASE)
         dev = self._json(_PROBE)
         files = build(self.src, mpy=dev["mpy"])
         manifest = manifest_of(files)
@@ -240,26 +269,27 @@ class Deployer:
             # Folders are named by content and were verified before the switch.
             return self._result(name, cur, len(manifest), [], [], files, t0)
 
-        self.repl.exec(_squeezed(_HELPERS) if dev["inflate"] else _HELPERS)
+        self._step(_squeezed(_HELPERS) if dev["inflate"] else _HELPERS)
         cur_man = self._json(f"print(rd({cur + '/' + MANIFEST!r}) or '{{}}')") if cur else {}
         # What the target folder already holds (an interrupted earlier deploy, or
         # the current app under --verify): only what differs is written.
         digests = {**manifest, MANIFEST: hashlib.sha256(files[MANIFEST]).hexdigest()}
-        have = self._json(f"hs({name!r},{sorted(digests)!r})") if name in dev["apps"] else {}
+        have = (self._json(f"hs({name!r},{sorted(digests)!r})", "check", len(digests))
+                if name in dev["apps"] else {})
         missing = [k for k, v in digests.items() if have.get(k) != v]
         to_copy = [k for k in missing if cur != name and cur_man.get(k) == digests[k]]
         to_send = [k for k in missing if k not in to_copy and k != MANIFEST]
         if to_send or to_copy or MANIFEST in missing:
             to_send.append(MANIFEST)  # last in the stream
         dirs = sorted({name + "/" + k.rsplit("/", 1)[0] for k in files if "/" in k} | {name})
-        self.repl.exec("\n".join(f"mk({d!r})" for d in dirs))
+        self._step("\n".join(f"mk({d!r})" for d in dirs))
         if to_copy:
-            self.repl.exec("\n".join(f"cp({cur + '/' + k!r},{name + '/' + k!r})"
-                                     for k in to_copy), timeout=60)
+            self._step("\n".join(f"cp({cur + '/' + k!r},{name + '/' + k!r})"
+                                  for k in to_copy), "copy", len(to_copy))
         items = [(f"{name}/{k}", files[k]) for k in to_send]
         if main_py:
             items.append(("main.py.new", main_py))
-        unpack = ""
+        unpack, n_files = "", len(items)
         if items and dev["inflate"]:
             co = zlib.compressobj(9, zlib.DEFLATED, ZLIB_WBITS)
             solid = b"".join(co.compress(b) for _, b in items) + co.flush()
@@ -270,20 +300,21 @@ class Deployer:
             items = [(f"{name}/{SOLID}", solid)]
         if items:
             prog, units = _stream(items)
-            self.repl.exec(prog, timeout=60, feed=_counted(units, self.report))
+            self._step(prog, feed=_counted(units, self.report))
+        self.report("send", 1.0, "")
         if unpack:
             try:
-                self.repl.exec(unpack, timeout=60)
+                self._step(unpack, "unpack", n_files)
             except DeviceError as e:  # the stream does not inflate: bytes changed on the way
                 raise LoaxaError(f"the data arrived corrupted on the node ({e.msg[-80:]}); "
                                  "the previous app stays active", _NOISY) from None
-        self.report("send", 1.0, "")
 
         # The node checks each file against the manifest, itself checked by hash,
         # and answers only with what is wrong: no hash list crosses the slow link.
         extra = [("main.py.new", hashlib.sha256(main_py).hexdigest())] if main_py else []
         mh = hashlib.sha256(files[MANIFEST]).hexdigest()
-        bad = self._json_any(f"vf({name!r},{mh!r},{extra!r})")
+        bad = self._json_any(f"vf({name!r},{mh!r},{extra!r})", "verify",
+                             len(manifest) + 1 + len(extra))
         if not isinstance(bad, list):
             raise LoaxaError(f"the device gave an unexpected answer: {bad!r}")
         if bad:
@@ -294,13 +325,13 @@ class Deployer:
             )
         self.report("verify", 1.0, "ok")
         if main_py:
-            self.repl.exec("mv('main.py.new','main.py')")
+            self._step("mv('main.py.new','main.py')")
         if cur != name:
-            self.repl.exec(f"sw('app.ptr',{name!r})")
+            self._step(f"sw('app.ptr',{name!r})")
         keep = {name, cur}
         old = [a for a in dev["apps"] if a not in keep]
         if old:
-            self.repl.exec("\n".join(f"rm({a!r})" for a in old), timeout=60)
+            self._step("\n".join(f"rm({a!r})" for a in old), "clean", len(files) * len(old))
         return self._result(name, cur, len(manifest), to_send, to_copy, files, t0)
 
     def _result(self, name, cur, n, sent, copied, files, t0) -> DeployResult:

@@ -5,20 +5,26 @@ because deploy needs two things mpremote does not give: byte counts of what
 crossed the wire, and one session for many small programs. Raw-paste mode is
 the device's own flow control: it grants a window of bytes and sends 0x01 for
 each further window it has room for, so no byte is lost on a slow UART.
+
+Every wait here is a wait for *silence*, not a deadline for the whole step: a
+program that works for minutes (hashing on an emulated node's slow flash) keeps
+the session alive by writing TICK bytes as it goes; they are stripped from its
+output and counted for the caller's progress bar (exec's `tick`).
 """
 
 from __future__ import annotations
 
 import struct
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 import serial
 
 from .errors import LoaxaError
 
 BANNER = b"raw REPL; CTRL-B to exit\r\n"
-CREDIT_WAIT = 5.0  # s
+CREDIT_WAIT = 30.0  # s of silence before a unit's credit counts as lost
+TICK = b"\x06"  # "still working": a node-side program's progress mark
 ENTER_TRIES = 3
 
 
@@ -46,13 +52,14 @@ class RawRepl:
             raise LinkLost(f"lost the serial link: {e}", _CABLE) from None
         self.tx += len(data)
 
-    def _fill(self, deadline: float, what: object) -> None:
-        """Read what the port has (at least one byte) into the buffer."""
+    def _fill(self, wait: float, what: object) -> None:
+        """Read what the port has (at least one byte within wait s) into the buffer."""
+        deadline = time.monotonic() + wait
         while True:
             if time.monotonic() > deadline:
                 tail = bytes(self._buf[-200:]).decode("utf-8", "replace")
-                raise LinkLost(f"the device stopped answering (waited for {what!r}; "
-                               f"last output {tail!r})", _CABLE)
+                raise LinkLost(f"the device stopped answering (nothing for {wait:g} s while "
+                               f"waiting for {what!r}; last output {tail!r})", _CABLE)
             try:
                 got = self.port.read(max(1, min(self.port.in_waiting, 4096)))
             except (serial.SerialException, OSError) as e:
@@ -62,19 +69,34 @@ class RawRepl:
                 self._buf += got
                 return
 
-    def read_until(self, end: bytes, timeout: float | None = None) -> bytes:
-        """Bytes up to and including `end`; what follows stays buffered."""
-        deadline = time.monotonic() + (timeout or self.timeout)
+    def read_until(self, end: bytes, timeout: float | None = None,
+                   tick: Callable[[int], None] | None = None) -> bytes:
+        """Bytes up to and including `end`; what follows stays buffered.
+
+        timeout: seconds of silence allowed (any byte restarts it). tick: called
+        with the running count of TICK bytes seen, which are dropped.
+        """
+        wait = timeout or self.timeout
+        ticks = 0
         while (i := self._buf.find(end)) < 0:
-            self._fill(deadline, end)
+            if tick and TICK in self._buf:
+                ticks += self._buf.count(TICK)
+                self._buf[:] = self._buf.replace(TICK, b"")
+                tick(ticks)
+                continue
+            self._fill(wait, end)
         out = bytes(self._buf[: i + len(end)])
         del self._buf[: i + len(end)]
+        if tick and TICK in out:
+            ticks += out.count(TICK)
+            tick(ticks)
+            out = out.replace(TICK, b"")
         return out
 
     def _read_n(self, n: int, timeout: float | None = None) -> bytes:
-        deadline = time.monotonic() + (timeout or self.timeout)
+        wait = timeout or self.timeout
         while len(self._buf) < n:
-            self._fill(deadline, f"{n} bytes")
+            self._fill(wait, f"{n} bytes")
         out = bytes(self._buf[:n])
         del self._buf[:n]
         return out
@@ -96,7 +118,7 @@ class RawRepl:
                     pass
             self.write(b"\r\x01")
             try:
-                self.read_until(BANNER + b">", 2.0)
+                self.read_until(BANNER, 2.0)  # its '>' is left for exec()
                 break
             except LinkLost:
                 if attempt == ENTER_TRIES - 1:
@@ -104,7 +126,7 @@ class RawRepl:
         if soft_reset:
             self.write(b"\x04")
             self.read_until(b"soft reboot\r\n")
-        self.read_until(BANNER)
+            self.read_until(BANNER)
 
     def exit(self, soft_reset: bool = True) -> None:
         """Leave the raw REPL; a soft reset then starts main.py (the application)."""
@@ -114,11 +136,12 @@ class RawRepl:
             self.write(b"\x04")
 
     def exec(self, code: str | bytes, timeout: float | None = None,
-             feed: Iterable[bytes] = ()) -> str:
+             feed: Iterable[bytes] = (), tick: Callable[[int], None] | None = None) -> str:
         """Run code on the device; return what it printed or raise DeviceError.
 
-        feed: binary units for a program that reads them from stdin, each sent
-        when the program asks with a 0x01 byte (see send_units).
+        timeout: seconds of silence allowed while it runs. feed: binary units for
+        a program that reads them from stdin, each sent when the program asks
+        with a 0x01 byte (see escape_units). tick: see read_until.
         """
         data = code.encode() if isinstance(code, str) else code
         self.read_until(b">")
@@ -132,15 +155,16 @@ class RawRepl:
             self.write(data + b"\x04")
             self.read_until(b"OK")
         for unit in feed:
-            # A unit takes milliseconds on any UART: a silent or chattering node
-            # (it reset: power cut, watchdog) must not hold the tool for minutes.
+            # A unit takes milliseconds on a board (seconds when a write lands on
+            # an emulated node's slow flash): a chattering node (it reset: power
+            # cut, watchdog) ends the stream at once, a silent one after CREDIT_WAIT.
             got = self._read_n(1, CREDIT_WAIT)
             if got != b"\x01":  # output: a traceback ends promptly, a reboot never
                 self._buf[:0] = got
                 timeout = CREDIT_WAIT
                 break
             self.write(unit)
-        out = self.read_until(b"\x04", timeout)[:-1]
+        out = self.read_until(b"\x04", timeout, tick)[:-1]
         err = self.read_until(b"\x04", timeout)[:-1]
         if err:
             raise DeviceError("the device raised: " + err.decode("utf-8", "replace").strip())
