@@ -2,9 +2,11 @@
 #
 # It tries the links the board declares, wired first, then Wi-Fi, then the LTE
 # modem (net.type, when set, goes first); on the sim the only link is the
-# host's network. A driver speaks its link assuming all is well and raises
-# LinkError when it is not; this layer owns reconnect: jittered exponential
-# back-off, never a reboot, never an access point (only STA_IF is ever made).
+# host's network. A driver (hal/sim.HostLink, net_netif, net_modem: each board
+# loads only its own) speaks its link assuming all is well and raises LinkError
+# when it is not; this layer owns reconnect: jittered exponential back-off,
+# never a reboot, never an access point. A driver has connect() -> address,
+# is_up(), close() and a signal attribute.
 # Consumers: node.link.is_up(), await wait_up(), on_change(cb), info().
 import asyncio
 import os
@@ -42,79 +44,6 @@ def kinds(board, cfg):
         if k in nets and k not in out and (k != "wifi" or cfg.get("net.ssid")):
             out.append(k)
     return out
-
-
-class HostLink:
-    """The sim's link: the host's network, which the rig can cut (the sim HAL
-    reads the rig's switch)."""
-
-    def __init__(self, hal):
-        self.hal = hal
-        self.signal = None
-
-    async def connect(self):
-        if not self.hal.host_link_up():
-            raise LinkError("host network cut")
-        return "127.0.0.1"
-
-    def is_up(self):
-        return self.hal.host_link_up()
-
-    def close(self):
-        pass
-
-
-class _Netif:
-    """Wi-Fi station or Ethernet through the port's network interface."""
-
-    CONNECT_S = 20
-
-    def __init__(self, nic):
-        self.nic = nic
-        self.signal = None
-
-    async def connect(self):
-        nic = self.nic
-        for _ in range(self.CONNECT_S * 4):
-            if self.is_up():
-                return nic.ifconfig()[0]
-            await asyncio.sleep_ms(250)
-        raise LinkError("no link within %d s" % self.CONNECT_S)
-
-    def is_up(self):
-        return self.nic.isconnected() and self.nic.ifconfig()[0] != "0.0.0.0"
-
-    def close(self):
-        pass
-
-
-class WifiLink(_Netif):
-    def __init__(self, hal, node):
-        _Netif.__init__(self, hal.wlan())
-        self.node = node
-
-    async def connect(self):
-        cfg = self.node.cfg
-        self.nic.active(True)
-        self.nic.connect(cfg["net.ssid"], cfg["net.password"])
-        addr = await _Netif.connect(self)
-        try:
-            self.signal = {"dbm": self.nic.status("rssi")}
-        except (OSError, ValueError):
-            self.signal = None
-        return addr
-
-    def close(self):
-        self.nic.disconnect()
-
-
-class EthLink(_Netif):
-    def __init__(self, hal):
-        _Netif.__init__(self, hal.lan())
-
-    async def connect(self):
-        self.nic.active(True)
-        return await _Netif.connect(self)
 
 
 class Link:
@@ -164,16 +93,15 @@ class Link:
         d = self._drivers.get(kind)
         if d is None:
             hal = self.node.hal
+            # each board loads only the drivers it declares
             if kind == "host":
-                d = HostLink(hal)
+                d = hal.host_link()
             elif kind == "lte":
-                # only LTE boards ever load the modem code
                 from .net_modem import Modem
                 d = Modem(self.node)
-            elif kind == "wifi":
-                d = WifiLink(hal, self.node)
             else:
-                d = EthLink(hal)
+                from .net_netif import Netif
+                d = Netif(kind, self.node)
             self._drivers[kind] = d
         return d
 

@@ -58,27 +58,11 @@ class Hal:
     def temperature(self):
         return None
 
-    # -- links (net_link, net_modem); only what the board declares is made --
-    def host_link_up(self):
-        """The sim's host network (the rig can cut it)."""
-        return False
-
-    def wlan(self):
-        raise NotImplementedError
-
-    def lan(self):
-        raise NotImplementedError
-
-    def modem_uart(self, lte):
-        """The modem's UART (board["lte"]): read, readinto (None when empty), write."""
-        raise NotImplementedError
-
-    def modem_pwrkey(self, lte, pressed):
-        raise NotImplementedError
-
-    def ppp(self, uart):
-        """A PPP interface on uart with network.PPP's API (v1.23)."""
-        raise NotImplementedError
+    # Links: a port HAL defines only those its boards can declare (each
+    # method costs heap on every node): host_link() (sim: a net_link driver
+    # for the host's network), wlan() (STA_IF only), lan(), and for "lte"
+    # modem_uart(lte) (readinto -> None when empty, write), modem_pwrkey(lte,
+    # pressed) and ppp(uart) (network.PPP's v1.23 API).
 
     def audio_sink(self):
         """A sink object (see sink.py) for this board's audio output."""

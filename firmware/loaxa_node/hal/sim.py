@@ -12,7 +12,6 @@ from . import Hal
 RTC_FILE = ".rtc.json"
 AMP_FAULT_FILE = ".amp-fault"  # the rig's injected amplifier fault: its kind, e.g. "short"
 LINK_CUT_FILE = ".link-cut"  # present while the rig has cut the host network
-PWRKEY_OFF_MS = 2500  # a press this long powers the modem off (SIM7600); shorter: on
 
 
 class SimHal(Hal):
@@ -24,9 +23,7 @@ class SimHal(Hal):
         self._amp = False
         self._led = False
         self.wdt_feeds = 0
-        self._modem = None  # the socket to the rig's modem while it is powered
-        self._modem_on = True  # like a module that powers up with the board
-        self._pressed = time.ticks_ms()
+        self._modem = None
 
     def _load_rtc(self):
         try:
@@ -98,43 +95,24 @@ class SimHal(Hal):
     def temperature(self):
         return 40.0
 
-    def host_link_up(self):
-        try:
-            os.stat(LINK_CUT_FILE)
-            return False
-        except OSError:
-            return True
+    def host_link(self):
+        return HostLink()
 
-    # The modem: LOAXA_MODEM=host:port is the rig's modem (loaxa.rig.modem);
-    # a TCP connection is one power-on of it, so the rig sees power cycles.
+    # The modem (sim-lte): the rig's, on a socket; its code loads only here
+    def _sim_modem(self):
+        if self._modem is None:
+            from .sim_modem import SimModem
+            self._modem = SimModem()
+        return self._modem
+
     def modem_uart(self, lte):
-        if self._modem is None and self._modem_on:
-            import socket
-            host, _, port = (os.getenv("LOAXA_MODEM") or "").rpartition(":")
-            s = socket.socket()
-            try:
-                s.connect(socket.getaddrinfo(host, int(port))[0][-1])
-            except (OSError, ValueError, IndexError):
-                s.close()
-                return _NoModem()
-            s.setblocking(False)
-            self._modem = s
-        return self._modem or _NoModem()
+        return self._sim_modem().uart()
 
     def modem_pwrkey(self, lte, pressed):
-        if pressed:
-            self._pressed = time.ticks_ms()
-            return
-        held = time.ticks_diff(time.ticks_ms(), self._pressed)
-        if held >= PWRKEY_OFF_MS and self._modem_on:
-            self._modem_on = False
-            if self._modem:
-                self._modem.close()
-                self._modem = None
-        elif held < PWRKEY_OFF_MS:
-            self._modem_on = True
+        self._sim_modem().pwrkey(pressed)
 
     def ppp(self, uart):
+        from .sim_modem import SimPpp
         return SimPpp(uart)
 
     def audio_sink(self):
@@ -142,49 +120,24 @@ class SimHal(Hal):
         return WavSink(os.getenv("LOAXA_AUDIO_DIR") or "audio")
 
 
+class HostLink:
+    """The sim's link driver (net_link): the host's network, which the rig
+    cuts by leaving LINK_CUT_FILE in the node's directory."""
 
-class _NoModem:
-    """A modem that is off or absent: the line is silent."""
+    signal = None
 
-    def readinto(self, buf):
-        return None
+    async def connect(self):
+        if not self.is_up():
+            from ..net_link import LinkError
+            raise LinkError("host network cut")
+        return "127.0.0.1"
 
-    def write(self, data):
-        return len(data)
+    def is_up(self):
+        try:
+            os.stat(LINK_CUT_FILE)
+            return False
+        except OSError:
+            return True
 
-
-class SimPpp:
-    """network.PPP's interface for the sim: the node's traffic goes over the
-    host's network, so the data line carries nothing; what the modem says on
-    it is the carrier: NO CARRIER, or the line closing (power off), take the
-    link down, as a real modem's hang-up ends PPP."""
-
-    def __init__(self, uart):
-        self.uart = uart
-        self._up = False
-        self._buf = bytearray(32)
-        self._tail = b""
-
-    def active(self, on=None):
-        if on is not None and not on:
-            self._up = False
-        return self._up
-
-    def connect(self, **kw):
-        self._up = True
-        self._tail = b""
-
-    def isconnected(self):
-        if self._up:
-            n = self.uart.readinto(self._buf)
-            if n == 0:
-                self._up = False  # the modem closed the line
-            elif n:
-                self._tail = (self._tail + bytes(self._buf[:n]))[-24:]
-                if b"NO CARRIER" in self._tail:
-                    self._up = False
-        return self._up
-
-    def ifconfig(self):
-        return ("127.0.0.1", "255.0.0.0", "127.0.0.1", "127.0.0.1") if self._up \
-            else ("0.0.0.0",) * 4
+    def close(self):
+        pass
