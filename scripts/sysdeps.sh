@@ -9,6 +9,8 @@ command -v sox >/dev/null || need+=(sox)
 command -v gst-launch-1.0 >/dev/null || need+=(gstreamer1.0-tools gstreamer1.0-plugins-good)
 command -v mosquitto >/dev/null && [ -x "$(command -v mosquitto)" ] || need+=(mosquitto)
 command -v tmux >/dev/null || need+=(tmux)  # a real terminal for the diag monitor test
+# the rig's LTE modem hands the node's PPP to slirp (loaxa.rig.modem); unshare is util-linux
+command -v slirp-fullbolt >/dev/null || need+=(slirp)
 [ ${#need[@]} -eq 0 ] && exit 0
 if [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null; then
   echo "installing system packages: ${need[*]}"

@@ -35,9 +35,7 @@ class Control:
         self._last = None  # what the last status published said, to see a change
         self.client = None  # type: Any  # net_mqtt.Client, made by ctl_setup
         self.base = self.me = ""  # topic prefixes (ctl_setup)
-        link = getattr(node, "link", None)
-        if link is not None:
-            link.on_change(self._link)
+        node.link.on_change(self._link)
         self.event("boot", {"reset_cause": node.reset_cause, "fw": VERSION,
                             "boots": node.boot["boots"], "safe_mode": node.safe_mode})
         log.on_error = self._error  # type: ignore[assignment]
@@ -79,10 +77,9 @@ class Control:
         node = self.node
         p = node.player
         now = p.now if p else None
-        link = getattr(node, "link", None)
         return (now and now.get("source"), now and now.get("priority"),
                 p.volume if p else None, node.arb["held"] is not None, node.cfg["volume"],
-                link.is_up() if link is not None else True,
+                node.link.is_up(),
                 node.rules.R.get("ver") if node.rules else None)
 
     # -- events -------------------------------------------------------------

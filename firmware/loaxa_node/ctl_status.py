@@ -23,7 +23,6 @@ def status(ctl):
     now = p.now if p else None
     held = node.arb["held"]
     held = held[0] if held else None
-    link = getattr(node, "link", None)
     c = ctl.client
     clock = node.clock
     return {
@@ -34,7 +33,7 @@ def status(ctl):
         "volume": p.volume if now else cfg["volume"],
         "play": "playing" if now else ("paused" if held else "stopped"),
         "playing": _brief(now), "held": _brief(held),
-        "net": link.info() if link is not None else node.hal.net_status(),
+        "net": node.link.info(),
         "temperature": node.hal.temperature(),
         "rules": node.rules.R.get("ver", "") if node.rules else None,
         "clock_synced": clock.trusted(),
