@@ -76,13 +76,14 @@ def test_without_years_the_five_years_from_this_year():
                                             "2028-01-26"]
 
 
-def test_a_day_30_only_in_years_whose_month_has_it():
+def test_day_30_is_the_last_day_of_the_month_in_years_it_has_29():
     # "30 Tết": tháng Chạp has 30 days before Tết 2023 and 2024, then 29 up to
-    # Tết 2030
+    # Tết 2030, when the eve is the 29th
     xs = exceptions("lunar:12-30", "2022..2025")
-    assert [iso(x["from"]) for x in xs] == ["2023-01-21", "2024-02-09"]
-    with pytest.raises(RulesFileError, match="falls on no day"):
-        exceptions("lunar:12-30", "2024..2029")
+    assert [iso(x["from"]) for x in xs] == ["2023-01-21", "2024-02-09", "2025-01-28",
+                                            "2026-02-16"]
+    assert all(x["from"] + 1 == _lunar_day(1, 1, y) for x, y in zip(xs, range(2023, 2027),
+                                                                     strict=True))
 
 
 @pytest.mark.parametrize("dates", ["lunar:13-01", "lunar:01-31", "lunar:1-1", "lunar:tet"])

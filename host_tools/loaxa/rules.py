@@ -320,14 +320,14 @@ def _years(top: _Table, this_year: int) -> range:
     return range(a, b + 1)
 
 
-def _lunar_day(month: int, day: int, year: int) -> int | None:
+def _lunar_day(month: int, day: int, year: int) -> int:
     """Day number of a (non-leap) lunar date by the Vietnamese calendar
-    (UTC+7), or None when that month has only 29 days in that year."""
+    (UTC+7). Day 30 of a month that has 29 that year is its 29th, as a giỗ
+    or "30 Tết" is kept on the last day of the month."""
     d = lunar_vn.lunar_to_solar(lunar_vn.LunarDate(day, month, year), time_zone=7.0)
+    dn = timeutil.days_from_civil(d.year, d.month, d.day)
     back = lunar_vn.solar_to_lunar(d, time_zone=7.0)
-    if (back.day, back.month, back.year, back.leap) != (day, month, year, False):
-        return None
-    return timeutil.days_from_civil(d.year, d.month, d.day)
+    return dn if (back.day, back.month) == (day, month) else dn - 1
 
 
 def _lunar_dates(t: _Table, years: range) -> list[list[int]]:
@@ -342,17 +342,9 @@ def _lunar_dates(t: _Table, years: range) -> list[list[int]]:
     m2, d2 = (int(m.group(3)), int(m.group(4))) if m.group(3) else (m1, d1)
     if not (1 <= m1 <= 12 and 1 <= m2 <= 12 and 1 <= d1 <= 30 and 1 <= d2 <= 30):
         raise t.fail("dates", f"{v!r}: month 1-12, day 1-30", allowed)
-    out = []
-    for y in years:
-        a = _lunar_day(m1, d1, y)
-        # a range that passes the lunar new year ends in the next lunar year
-        b = _lunar_day(m2, d2, y if (m2, d2) >= (m1, d1) else y + 1)
-        if a is not None and b is not None:
-            out.append([a, b])
-    if not out:
-        raise t.fail("dates", f"{v!r} falls on no day in {years.start}-{years.stop - 1}",
-                     "day 30 exists only in the lunar months that have 30 days")
-    return out
+    # a range that passes the lunar new year ends in the next lunar year
+    return [[_lunar_day(m1, d1, y), _lunar_day(m2, d2, y if (m2, d2) >= (m1, d1) else y + 1)]
+            for y in years]
 
 
 def compile_text(text: str, name: str = "rules.toml", this_year: int | None = None
