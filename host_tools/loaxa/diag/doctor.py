@@ -325,6 +325,11 @@ def run(con: NodeConsole, pin: str | None = None, tone: bool = True,
 
 
 def unreachable(port: str, err: LoaxaError) -> list[Check]:
+    """The checklist when the node could not be asked: silent, or out of memory."""
+    if isinstance(err, NodeError) and "MemoryError" in err.node_msg:
+        return [Check("console", OK, t("doctor.console_ok", node="?", board="?", port=port)),
+                Check("heap", FAULT, t("doctor.heap_oom") + err.node_msg, t("doctor.heap_next"),
+                      "heap.low", {"memory_error": err.node_msg})]
     return [Check("console", FAULT, t("doctor.console_down", port=port, error=err.msg),
                   t("doctor.console_next"), "console.silent")]
 
