@@ -22,12 +22,14 @@ from .appbuild import APP_SRC
 from .console import NodeConsole
 from .deploy import deploy
 from .errors import LoaxaError
-from .flash import flash
-from .inventory import Inventory
+from .flash import flash, read_mac
+from .inventory import Inventory, norm_mac
 from .progress import bars
-from .provision import Identity, provision
+from .provision import Identity, factory_write, provision
 
 STEPS = ("flash", "deploy", "provision")
+# --factory: one esptool write per board, then (check) the booted node's status
+FACTORY_STEPS = ("factory", "check")
 
 
 @dataclass
@@ -104,7 +106,7 @@ def run_batch(
     stream: TextIO | None = None,
 ) -> list[Job]:
     board_view = Board(jobs, stream)
-    if "provision" in steps:
+    if "provision" in steps or "factory" in steps:
         with Inventory(inventory) as inv:  # made once here: workers then only read it
             inv.commune_key(ident.commune)
 
@@ -128,8 +130,41 @@ def run_batch(
     return jobs
 
 
+def _factory(job, board, ident, pin, id_prefix, inv, image, force, steps, baud, flash_baud,
+             view: Board) -> None:
+    """One write of firmware + app + provisioning; then the booted node says who it is."""
+    if not job.node_id:
+        view.update(job, "mac", 0.0)
+        job.mac = norm_mac(read_mac(job.flash_port, board, flash_baud))
+        job.node_id = id_prefix + job.mac[-6:]
+    view.update(job, "factory", 0.0)
+    r = factory_write(job.flash_port, board, inv, replace(ident, node_id=job.node_id), pin,
+                      image, force=force, baud=flash_baud,
+                      report=lambda _l, f, _n: view.update(job, "factory", f))
+    job.mac = norm_mac(r.mac) or job.mac
+    job.app = inv_app(inv, job.node_id)
+    if "check" in steps:
+        view.update(job, "check", 0.5)
+        with NodeConsole(job.port, baud) as con:
+            status = con.wait_ready(60)
+        if status.get("node_id") != job.node_id or status.get("safe_mode"):
+            raise LoaxaError(f"the node booted as {status.get('node_id')!r}"
+                             f"{' in safe mode' if status.get('safe_mode') else ''}",
+                             "flash it again; if it repeats, read its log: "
+                             "loaxa console --port PORT log")
+
+
+def inv_app(inv: Inventory, node_id: str) -> str:
+    return next((n["app"] for n in inv.nodes() if n["node_id"] == node_id), "") or ""
+
+
 def _one(job, board, ident, pin, id_prefix, inventory, image, force, steps, src, baud,
          flash_baud, view: Board) -> None:
+    if "factory" in steps:
+        with Inventory(inventory) as inv:
+            _factory(job, board, ident, pin, id_prefix, inv, image, force, steps, baud,
+                     flash_baud, view)
+        return
     with Inventory(inventory) as inv:
         image_version = None
         if "flash" in steps and board.get("image"):

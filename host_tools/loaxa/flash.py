@@ -14,6 +14,7 @@ import os
 import re
 import subprocess
 import sys
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -140,16 +141,124 @@ def flash(
     baud: int = DEFAULT_BAUD,
     report: Report | None = None,
     verbose: bool = False,
+    stub: bool = True,
+    reset: bool = True,
 ) -> FlashResult:
     """Write the board's pinned image at its offset; skip it if already there."""
     path = resolve_image(board, image, force)
     pin = board["image"]
-    args = [*esptool_cmd(), "--chip", board["chip"], "--port", port, "--baud", str(baud),
-            "--after", "hard-reset", "write-flash"]
     # --skip-flashed compares the flash's MD5 first: a board that already has
     # this image costs a second, not a full write. Erasing makes that moot.
-    args += ["--erase-all"] if erase else ["--skip-flashed"]
-    args += [pin["offset"], str(path)]
+    opts = ["--erase-all"] if erase else ["--skip-flashed"]
+    text = _write(port, board, baud, [*opts, pin["offset"], str(path)], report, verbose,
+                  stub, reset)
+    mac = _MAC.search(text)
+    chip = _CHIP_TYPE.search(text)
+    return FlashResult(
+        port=port, chip=chip.group(1).strip() if chip else board["chip"],
+        mac=mac.group(1) if mac else "", version=pin["version"], sha256=sha256_file(path),
+        skipped="already in flash" in text,
+    )
+
+
+def factory(
+    port: str,
+    board: dict,
+    files: dict[str, bytes],
+    image: str | os.PathLike | None = None,
+    *,
+    force: bool = False,
+    baud: int = DEFAULT_BAUD,
+    report: Report | None = None,
+    verbose: bool = False,
+    stub: bool = True,
+    reset: bool = True,
+) -> FlashResult:
+    """One esptool write of firmware + a vfs holding files (app, provisioning).
+
+    Compressed on the wire and checked by esptool's flash hash after writing.
+    Only the filesystem's used blocks are written (LittleFS spreads ~25 of
+    them over the 2 MB partition): it never reads a block it has not
+    allocated, so what an earlier filesystem left elsewhere is harmless, and
+    erasing 2 MB would cost a board seconds for nothing. Those files hold
+    secrets: they live in a private temporary folder, removed when the write
+    ends.
+    """
+    from . import image as node_image
+
+    path = resolve_image(board, image, force)
+    pin = board["image"]
+    fw = path.read_bytes()
+    layout = bytearray(b"\xff" * node_image.FLASH_SIZE)
+    layout[node_image.FIRMWARE_OFFSET:node_image.FIRMWARE_OFFSET + len(fw)] = fw
+    vfs = node_image.partitions(layout).get("vfs")
+    if vfs is None:
+        raise LoaxaError(f"{path.name} has no vfs partition",
+                         "use the board's pinned MicroPython image (boards/*.json)")
+    blob = node_image.littlefs(files, vfs[1])
+    with tempfile.TemporaryDirectory(prefix="loaxa-factory-") as tmp:  # 0700
+        regions = [pin["offset"], str(path)]
+        for off, run in used_runs(blob, node_image.BLOCK):
+            fs_path = Path(tmp) / f"vfs-{off:06x}.bin"
+            fd = os.open(fs_path, os.O_CREAT | os.O_WRONLY | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "wb") as f:
+                f.write(run)
+            regions += [hex(vfs[0] + off), str(fs_path)]
+        text = _write(port, board, baud, regions, report, verbose, stub, reset)
+    mac = _MAC.search(text)
+    chip = _CHIP_TYPE.search(text)
+    return FlashResult(
+        port=port, chip=chip.group(1).strip() if chip else board["chip"],
+        mac=mac.group(1) if mac else "", version=pin["version"], sha256=sha256_file(path),
+        skipped=False,
+    )
+
+
+def read_mac(port: str, board: dict, baud: int = DEFAULT_BAUD, stub: bool = True,
+             reset: bool = True) -> str:
+    """The board's MAC, read by esptool (a node id may be made of it before a write)."""
+    args = [*esptool_cmd(), "--chip", board["chip"], "--port", port, "--baud", str(baud),
+            *_connect_opts(stub, reset), "read-mac"]
+    r = subprocess.run(args, capture_output=True, text=True, timeout=120)
+    out = r.stdout + r.stderr
+    mac = _MAC.search(out)
+    if r.returncode or not mac:
+        raise _explain(out, board, port)
+    return mac.group(1)
+
+
+def _connect_opts(stub: bool, reset: bool) -> list[str]:
+    opts = ["--before", "default-reset", "--after", "hard-reset"] if reset else \
+        ["--before", "no-reset", "--after", "no-reset"]
+    return opts + ([] if stub else ["--no-stub"])
+
+
+def used_runs(blob: bytes, block: int, gap: int = 2) -> list[tuple[int, bytes]]:
+    """(offset, bytes) runs of the blocks that are not erased (all 0xFF).
+
+    Runs closer than `gap` blocks are merged: an esptool region costs a
+    command round trip, a blank block only its compressed few bytes.
+    """
+    blank = b"\xff" * block
+    used = [i for i in range(len(blob) // block) if blob[i * block:(i + 1) * block] != blank]
+    runs: list[list[int]] = []
+    for i in used:
+        if runs and i - runs[-1][1] <= gap + 1:
+            runs[-1][1] = i
+        else:
+            runs.append([i, i])
+    return [(a * block, blob[a * block:(b + 1) * block]) for a, b in runs]
+
+
+def _write(port: str, board: dict, baud: int, write_args: list[str], report: Report | None,
+           verbose: bool, stub: bool, reset: bool) -> str:
+    """Run esptool write-flash; return its output or raise the explained failure.
+
+    stub=False, reset=False: the ROM loader as it is, without DTR/RTS resets
+    (QEMU in download mode, whose ROM does not come back from the stub).
+    """
+    args = [*esptool_cmd(), "--chip", board["chip"], "--port", port, "--baud", str(baud),
+            *_connect_opts(stub, reset), "write-flash", "--compress", *write_args]
     proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     assert proc.stdout
     out = bytearray()
@@ -175,12 +284,6 @@ def flash(
     text = out.decode("utf-8", "replace")
     if proc.returncode:
         raise _explain(text, board, port)
-    mac = _MAC.search(text)
-    chip = _CHIP_TYPE.search(text)
     if report:
         report("write", 1.0, "done")
-    return FlashResult(
-        port=port, chip=chip.group(1).strip() if chip else board["chip"],
-        mac=mac.group(1) if mac else "", version=pin["version"], sha256=sha256_file(path),
-        skipped="already in flash" in text,
-    )
+    return text

@@ -48,6 +48,9 @@ MESSAGES: dict[str, str] = {
     "demo.log": N_("Full console log: {path}"),
     "demo.own": N_("Run your own node: .venv/bin/loaxa sim   (then open the printed port)"),
     "flash.done": N_("{port}: flashed MicroPython {version} ({chip}, MAC {mac})."),
+    "flash.factory": N_(
+        "{port}: wrote MicroPython {version}, the app and the provisioning of {node} "
+        "(MAC {mac}); the node boots ready."),
     "flash.same": N_(
         "{port}: MicroPython {version} already on the board ({chip}, MAC {mac}); "
         "nothing written."),

@@ -1,19 +1,27 @@
 """Give a node its identity, network, broker, keys and service PIN, then self-test.
 
-Everything goes over the console protocol (config.set, keys.set, pin.set).
-Keys are generated here, stored (encrypted) in the inventory before they are
-sent, and never printed. The config is validated first with the node's own
-schema (loaxa_node.config), so a typo fails before anything is written.
+Two ways, one content: provision() goes over the console protocol (config.set,
+keys.set, pin.set) to a running node; data_files() gives the same data files
+for a factory image (`loaxa flash --factory`), written with the firmware in
+one esptool pass. Keys are generated here, stored (encrypted) in the inventory
+before they leave, and never printed. The config is validated first with the
+node's own schema (loaxa_node.config), so a typo fails before anything is
+written.
 """
 
 from __future__ import annotations
 
+import json
+import os
 from dataclasses import dataclass
 
 from loaxa_node import config
+from loaxa_node.auth import _hash as pin_hash
 
 from .console import NodeConsole
+from .deploy import PTR
 from .errors import LoaxaError, NodeError
+from .flash import FlashResult, factory
 from .inventory import Inventory
 from .progress import Report
 
@@ -48,6 +56,22 @@ class Identity:
 def _check_pin(pin: str) -> None:
     if not (pin.isdigit() and 4 <= len(pin) <= 12):
         raise LoaxaError("the service PIN must be 4-12 digits")
+
+
+def data_files(inv: Inventory, ident: Identity, pin: str) -> tuple[dict, dict[str, bytes]]:
+    """(config, files under data/) as config.set, keys.set and pin.set leave them.
+
+    The node key is made and sealed in the inventory first. The PIN is stored
+    only as the node stores it: a salted SHA-256 (loaxa_node.auth).
+    """
+    _check_pin(pin)
+    cfg = ident.config()
+    keys = {"node_key": inv.new_node_key(ident.node_id),
+            "commune_key": inv.commune_key(ident.commune)}
+    salt = os.urandom(8)
+    auth = {"salt": salt.hex(), "hash": pin_hash(salt, pin), "fails": 0}
+    return cfg, {"data/keys.json": json.dumps(keys).encode(),
+                 "data/auth.json": json.dumps(auth).encode()}
 
 
 def provision(con: NodeConsole, inv: Inventory, ident: Identity, pin: str,
@@ -89,3 +113,21 @@ def provision(con: NodeConsole, inv: Inventory, ident: Identity, pin: str,
                net=ident.net, broker=ident.broker)
     step("selftest", 1.0, "ok")
     return {"status": status, "config": back}
+
+
+def factory_write(port: str, board: dict, inv: Inventory, ident: Identity, pin: str,
+                  image: str | None = None, **esptool_opts) -> FlashResult:
+    """Flash a bare board ready to run: firmware, app and provisioning in one write.
+
+    The node boots into the app with the identity, keys and PIN that
+    provision() would have given it; the inventory records it like provision.
+    """
+    from .image import node_files
+
+    cfg, data = data_files(inv, ident, pin)
+    files = node_files(board["name"], cfg, data)
+    r = factory(port, board, files, image, **esptool_opts)
+    inv.record(ident.node_id, "factory", f"fw {r.version}", mac=r.mac or None,
+               board=board["name"], image_version=r.version, app=files[PTR].decode(),
+               commune=ident.commune, zones=ident.zones, net=ident.net, broker=ident.broker)
+    return r

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from .. import boards
 from ..appbuild import APP_SRC
-from ..batch import STEPS, Job, run_batch
+from ..batch import FACTORY_STEPS, STEPS, Job, run_batch
 from ..errors import LoaxaError
 from ..flash import DEFAULT_BAUD
 from ..i18n import t
@@ -31,8 +31,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--force", action="store_true", help="flash an image that is not the pin")
     p.add_argument("--node-ids", help="comma-separated ids, one per port in order")
     p.add_argument("--id-prefix", help="ids made of this prefix + the last 6 MAC digits")
-    p.add_argument("--steps", default=",".join(STEPS),
-                   help="which of flash,deploy,provision to run (default all)")
+    p.add_argument("--factory", action="store_true",
+                   help="one write per board of firmware + app + provisioning (loaxa flash "
+                   "--factory), then check the booted node's status; replaces the steps")
+    p.add_argument("--steps", default=None,
+                   help="which of flash,deploy,provision to run (default all; with --factory: "
+                   "factory,check)")
     p.add_argument("--baud", type=int, default=115200, help="console baud rate")
     p.add_argument("--flash-baud", type=int, default=DEFAULT_BAUD)
     p.add_argument("--src", type=Path, default=APP_SRC, help=argparse.SUPPRESS)
@@ -48,9 +52,10 @@ def run(args: argparse.Namespace) -> int:
                              "plug the boards in (data cable) and run loaxa ports")
     else:
         jobs = [Job.parse(s) for s in args.ports.split(",") if s]
-    steps = tuple(s for s in args.steps.split(",") if s)
-    if set(steps) - set(STEPS):
-        raise LoaxaError(f"unknown step in --steps {args.steps}", f"steps are {STEPS}")
+    known = FACTORY_STEPS if args.factory else STEPS
+    steps = tuple(s for s in (args.steps or ",".join(known)).split(",") if s)
+    if set(steps) - set(known):
+        raise LoaxaError(f"unknown step in --steps {args.steps}", f"steps are {known}")
     if args.node_ids:
         ids = args.node_ids.split(",")
         if len(ids) != len(jobs):
@@ -58,7 +63,7 @@ def run(args: argparse.Namespace) -> int:
                              "give one id per port, in the same order")
         for j, i in zip(jobs, ids, strict=True):
             j.node_id = i
-    elif not args.id_prefix and "provision" in steps:
+    elif not args.id_prefix and ("provision" in steps or args.factory):
         raise LoaxaError("no node ids", "give --node-ids or --id-prefix")
     ident = identity(args, "")
     run_batch(jobs, board=boards.load(args.board), ident=ident, pin=args.pin,

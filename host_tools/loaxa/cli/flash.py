@@ -1,15 +1,17 @@
-"""loaxa flash: write a board's pinned MicroPython image."""
+"""loaxa flash: write a board's pinned MicroPython image (--factory: with app and provisioning)."""
 
 from __future__ import annotations
 
 import argparse
 
 from .. import boards
+from ..errors import LoaxaError
 from ..flash import DEFAULT_BAUD, flash
 from ..i18n import t
 from ..inventory import Inventory
 from ..progress import Progress
-from . import add_inventory_arg
+from ..provision import factory_write
+from .provision import add_identity_args, identity
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -29,14 +31,34 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--baud", type=int, default=DEFAULT_BAUD,
                    help=f"flashing baud rate (default {DEFAULT_BAUD}; 115200 on flaky cables)")
     p.add_argument("--verbose", action="store_true", help="show esptool's output")
-    add_inventory_arg(p)
+    p.add_argument("--factory", action="store_true",
+                   help="one write of firmware + app + provisioning (identity, keys, PIN, "
+                   "network, config): the board boots ready; needs the provision options")
+    p.add_argument("--no-stub", action="store_true",
+                   help="talk to the ROM loader directly (QEMU in download mode)")
+    p.add_argument("--no-reset", action="store_true",
+                   help="the board is already in download mode: no DTR/RTS reset "
+                   "before or after")
+    add_identity_args(p, required=False)
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    r = flash(args.port, boards.load(args.board), args.image, erase=args.erase,
-              force=args.force, baud=args.baud, report=Progress(args.port),
-              verbose=args.verbose)
+    opts = {"force": args.force, "baud": args.baud, "report": Progress(args.port),
+            "verbose": args.verbose, "stub": not args.no_stub, "reset": not args.no_reset}
+    if args.factory:
+        if args.erase:
+            raise LoaxaError("--factory rewrites the filesystem already; drop --erase")
+        if not args.node_id:
+            raise LoaxaError("--factory needs --node-id")
+        ident = identity(args, args.node_id)
+        with Inventory(args.inventory) as inv:
+            r = factory_write(args.port, boards.load(args.board), inv, ident, args.pin,
+                              args.image, **opts)
+        print(t("flash.factory", port=r.port, node=ident.node_id, mac=r.mac,
+                version=r.version))
+        return 0
+    r = flash(args.port, boards.load(args.board), args.image, erase=args.erase, **opts)
     if r.mac:
         with Inventory(args.inventory) as inv:
             inv.flashed(r.mac, args.board, r.version)

@@ -15,17 +15,18 @@ from ..provision import Identity, provision
 from . import add_inventory_arg, add_port_args
 
 
-def add_identity_args(p: argparse.ArgumentParser, single: bool = True) -> None:
+def add_identity_args(p: argparse.ArgumentParser, single: bool = True,
+                      required: bool = True) -> None:
     if single:
-        p.add_argument("--node-id", required=True, help="node name, e.g. xa-an-binh-07")
-    p.add_argument("--commune", required=True, help="commune id, e.g. an-binh")
-    p.add_argument("--zones", required=True, help="comma-separated zones, e.g. thon-1,cho")
-    p.add_argument("--net", required=True, choices=("wifi", "eth", "lte"))
+        p.add_argument("--node-id", required=required, help="node name, e.g. xa-an-binh-07")
+    p.add_argument("--commune", required=required, help="commune id, e.g. an-binh")
+    p.add_argument("--zones", required=required, help="comma-separated zones, e.g. thon-1,cho")
+    p.add_argument("--net", required=required, choices=("wifi", "eth", "lte"))
     p.add_argument("--ssid", default="", help="Wi-Fi network name (--net wifi)")
     p.add_argument("--wifi-password", default=os.environ.get("LOAXA_WIFI_PASSWORD", ""),
                    help="Wi-Fi password (or $LOAXA_WIFI_PASSWORD, kept out of shell history)")
     p.add_argument("--apn", default="", help="LTE access point name (--net lte)")
-    p.add_argument("--broker", required=True, help="MQTT broker URL, e.g. mqtts://hq:8883")
+    p.add_argument("--broker", required=required, help="MQTT broker URL, e.g. mqtts://hq:8883")
     p.add_argument("--pin", default=os.environ.get("LOAXA_SERVICE_PIN"),
                    help="service PIN to set, 4-12 digits (or $LOAXA_SERVICE_PIN)")
     p.add_argument("--current-pin", help="the node's PIN if it was provisioned before")
@@ -33,6 +34,10 @@ def add_identity_args(p: argparse.ArgumentParser, single: bool = True) -> None:
 
 
 def identity(args: argparse.Namespace, node_id: str) -> Identity:
+    missing = [f"--{k.replace('_', '-')}" for k in ("commune", "zones", "net", "broker")
+               if not getattr(args, k)]
+    if missing:
+        raise LoaxaError(f"provisioning needs {', '.join(missing)}")
     if not args.pin:
         raise LoaxaError("no service PIN given", "pass --pin or set $LOAXA_SERVICE_PIN")
     return Identity(node_id=node_id, commune=args.commune,
