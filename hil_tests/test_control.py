@@ -7,8 +7,10 @@ from __future__ import annotations
 import json
 import math
 import os
+import shutil
 import socket
 import struct
+import subprocess
 import threading
 import time
 from pathlib import Path
@@ -501,3 +503,58 @@ def test_malformed_packets_and_topics_leave_the_node_running(fake_node, packets)
     while con.request("status")["broker"]["cmd_ok"] < b["cmd_ok"] + 1:
         assert time.monotonic() < deadline, "a valid command after the garbage was lost"
         time.sleep(0.05)
+
+
+def _cert(tmp: Path, name: str) -> tuple[Path, Path, bytes]:
+    """A self-signed certificate for localhost (its own CA): pem, key, DER."""
+    pem, key = tmp / f"{name}.pem", tmp / f"{name}.key"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes",
+                    "-subj", "/CN=localhost", "-addext", "subjectAltName=DNS:localhost",
+                    "-days", "1", "-keyout", str(key), "-out", str(pem)],
+                   check=True, capture_output=True)
+    der = subprocess.run(["openssl", "x509", "-in", str(pem), "-outform", "der"],
+                         check=True, capture_output=True).stdout
+    return pem, key, der
+
+
+@pytest.mark.skipif(not shutil.which("openssl"), reason="openssl makes the test certificate")
+def test_tls_broker_with_a_pinned_ca(tmp_path, target_name):
+    if target_name != "sim":
+        pytest.skip("runs a simulated node")
+    pem, key, der = _cert(tmp_path, "broker")
+    _, _, other = _cert(tmp_path, "other")
+    port = free_tcp()
+    conf = (f"listener {port} 127.0.0.1\ncertfile {pem}\nkeyfile {key}\n")
+    with Broker(tmp_path / "broker", extra_conf=conf):
+        url = f"mqtts://localhost:{port}"
+        nodes = []
+        try:
+            for name, ca in (("good", der), ("wrong", other)):
+                sim = SimNode(tmp_path / name, heap_kb=HEAP_KB, rtc_start=NOON)
+                con = NodeConsole(sim.start(), 115200, log_path=tmp_path / f"{name}.log")
+                nodes.append((sim, con))
+                con.wait_ready(30)
+                (sim.state / "data" / "ca.der").write_bytes(ca)
+                con.request("keys.set", {"node_key": node_key(name)})
+                con.request("config.set", {"node_id": name, "commune": COMMUNE,
+                                           "broker.url": url})
+            with Controller(url, COMMUNE, None, {"good": bytes.fromhex(node_key("good"))},
+                            ca=der) as ctl:
+                ctl.sender.ts_offset = NOON - (int(time.time()) - timeutil.UNIX_OFFSET)
+                ctl.wait(lambda: ctl.status.get("good", {}).get("state") == "online", 20,
+                         "the node with the broker's CA online over TLS")
+                env = ctl.command("node:good", {"cmd": "stop"})
+                ctl.wait_event(type="ack", seq=env["seq"])
+                b = nodes[1][1].request("status")["broker"]
+                assert not b["connected"] and b["error"], b
+                assert "wrong" not in ctl.status
+        finally:
+            for sim, con in nodes:
+                con.close()
+                sim.stop()
+
+
+def free_tcp() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]

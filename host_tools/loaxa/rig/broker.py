@@ -4,6 +4,7 @@ so a SIGKILL loses at most the last second, as a broker's crash would)."""
 
 from __future__ import annotations
 
+import os
 import shutil
 import signal
 import socket
@@ -34,7 +35,6 @@ class Broker:
         self.exe = exe
         self.dir = Path(workdir)
         self.dir.mkdir(parents=True, exist_ok=True)
-        self.dir.chmod(0o777)  # started as root, mosquitto drops to its own user
         self.port = port or free_port()
         self.url = f"mqtt://127.0.0.1:{self.port}"
         self.conf = self.dir / "mosquitto.conf"
@@ -42,6 +42,8 @@ class Broker:
             f"listener {self.port} 127.0.0.1\nallow_anonymous true\n"
             f"persistence true\npersistence_location {self.dir}/\nautosave_interval 1\n"
             f"log_dest file {self.dir}/mosquitto.log\nmax_queued_messages 10000\n"
+            # as root it would drop to its own user, who cannot reach a private tmp dir
+            + ("user root\n" if os.geteuid() == 0 else "")
             + extra_conf)
         self.proc: subprocess.Popen | None = None
 

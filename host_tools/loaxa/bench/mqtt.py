@@ -1,0 +1,232 @@
+"""The control plane (docs/control.md), against a real mosquitto on loopback.
+
+* command -> first audible sample: a signed MQTT `tone` command against the
+  same request typed on the console (the reference), 100 each, on one sim node;
+  the sim's speaker logs the wall clock of each playback's first sample;
+* heartbeat load: N lightweight nodes (the node's own MQTT client, net_mqtt, on
+  CPython asyncio: CONNECT with the will, SUBSCRIBE to the node's topics, a
+  retained QoS 1 status every PERIOD_S), up to 10,000, against one mosquitto,
+  with a head-end subscribed to every status: broker and client CPU, and the
+  publish -> receive latency;
+* the node's heap: booted, with MQTT connected, and connected while streaming.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import resource
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+from ..console import NodeConsole
+from ..control import Controller, t2k_now
+from ..rig.broker import Broker
+from ..sim import SimNode
+from . import Table
+
+COMMUNE = "bench"
+KEY = "5e" * 32
+NODE_KEY = "11" * 32
+PERIOD_S = 10  # status period of the simulated nodes (a node's is 60 s: 6x the load)
+LOAD_S = 20
+HEAP_KB = 256  # see docs/control.md, "Heap"
+
+
+def _first_times(sim: SimNode) -> list[float]:
+    log = sim.audio_dir / "timing.log"
+    return [float(line.split()[0]) for line in log.read_text().splitlines()
+            if line.split()[1:2] == ["first"]] if log.exists() else []
+
+
+def _wait_first(sim: SimNode, n: int, timeout: float = 5.0) -> float:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        t = _first_times(sim)
+        if len(t) >= n:
+            return t[n - 1]
+        time.sleep(0.002)
+    raise TimeoutError("no first sample")
+
+
+def _node(tmp: Path, broker: Broker) -> tuple[SimNode, NodeConsole]:
+    sim = SimNode(tmp / "node", heap_kb=HEAP_KB)
+    con = NodeConsole(sim.start(), 115200, log_path=tmp / "node.log")
+    con.wait_ready(30)
+    con.request("keys.set", {"commune_key": KEY, "node_key": NODE_KEY})
+    con.request("clock.set", {"time": t2k_now() + 946684800})
+    con.request("config.set", {"node_id": "n1", "commune": COMMUNE, "broker.url": broker.url})
+    return sim, con
+
+
+def latency(n: int = 100) -> Table:
+    with tempfile.TemporaryDirectory() as d, Broker(Path(d) / "broker") as broker:
+        sim, con = _node(Path(d), broker)
+        ctl = Controller(broker.url, COMMUNE, bytes.fromhex(KEY), {"n1": bytes.fromhex(NODE_KEY)})
+        try:
+            ctl.wait(lambda: ctl.status.get("n1", {}).get("state") == "online", 20, "online")
+            rows = []
+            for label in ("console (reference)", "MQTT signed command"):
+                lat = []
+                for _ in range(n):
+                    k = len(_first_times(sim)) + 1
+                    args = {"freq": 700, "seconds": 1}
+                    if label.startswith("MQTT"):
+                        t0 = ctl.command("node:n1", {"cmd": "tone", **args})["_sent"]
+                    else:
+                        t0 = time.time()
+                        con.request("tone", args)
+                    lat.append((_wait_first(sim, k) - t0) * 1000)
+                    time.sleep(1.2)  # the tone ends: each command starts from idle
+                rows.append([label, n, statistics.median(lat), max(lat)])
+            ref = rows[0][2]
+            for r in rows:
+                r.append(r[2] / ref)
+        finally:
+            ctl.close()
+            con.close()
+            sim.stop()
+    return Table("command -> first audible sample (sim node, loopback broker)",
+                 ["transport", "commands", "median ms", "worst ms", "median vs console"], rows,
+                 "first sample = the sim speaker's first write of the playback; the console "
+                 "request includes its reply")
+
+
+def _cpu_of(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+async def _load(url: str, n: int) -> tuple[float, list[float], float]:
+    from loaxa_node import net_mqtt
+    lat: list[float] = []
+    sent: dict[str, float] = {}
+
+    async def on_head(t: bytes, p: memoryview, r: int) -> None:
+        if not r:
+            d = json.loads(bytes(p))
+            lat.append((time.time() - d["sent"]) * 1000)
+
+    async def ignore(t: bytes, p: memoryview, r: int) -> None:
+        pass
+
+    head = net_mqtt.Client(url, "headend", on_head, [f"loaxa/{COMMUNE}/node/+/status"])
+    head.start()
+    clients = []
+    for i in range(n):
+        me = f"loaxa/{COMMUNE}/node/s{i}/"
+        c = net_mqtt.Client(url, f"loaxa-s{i}", ignore,
+                            [me + "cmd", me + "rules", f"loaxa/{COMMUNE}/all/cmd",
+                             f"loaxa/{COMMUNE}/all/rules"],
+                            (me + "status", '{"state": "offline"}', True, 1), max_packet=2048)
+        clients.append(c)
+        c.start()
+        if i % 200 == 199:
+            await asyncio.sleep(0.05)  # let connects proceed
+    deadline = time.monotonic() + 60 + n / 100
+    while sum(c.up for c in clients) < n or not head.up:
+        if time.monotonic() > deadline:
+            break
+        await asyncio.sleep(0.1)
+    up = sum(c.up for c in clients)
+    lat.clear()
+
+    async def beat(i: int, c: net_mqtt.Client) -> None:
+        await asyncio.sleep(PERIOD_S * i / n)
+        while True:
+            doc = {"state": "online", "node": f"s{i}", "sent": time.time(),
+                   "counters": {"cmd_ok": 0, "cmd_refused": 0}, "volume": 70,
+                   "play": "stopped", "net": {"type": "host", "up": True}}
+            sent[c.client_id] = doc["sent"]
+            try:
+                await c.publish(f"loaxa/{COMMUNE}/node/s{i}/status", json.dumps(doc), True, 1)
+            except OSError:
+                pass
+            await asyncio.sleep(PERIOD_S)
+
+    tasks = [asyncio.create_task(beat(i, c)) for i, c in enumerate(clients)]
+    t0 = time.process_time()
+    await asyncio.sleep(LOAD_S)
+    cpu = time.process_time() - t0
+    for t in tasks:
+        t.cancel()
+    for c in clients:
+        c.deinit()
+    head.deinit()
+    return cpu, lat, up
+
+
+def load(ns: tuple[int, ...] = (10, 100, 1000, 10000)) -> Table:
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, 2 * max(ns) + 1000), hard))
+    rows = []
+    for n in ns:
+        with tempfile.TemporaryDirectory() as d, Broker(
+                Path(d) / "broker", extra_conf="max_connections -1\n") as broker:
+            b0 = _cpu_of(broker.pid() or 0)
+            cpu, lat, up = asyncio.run(_load(broker.url, n))
+            bcpu = _cpu_of(broker.pid() or 0) - b0
+        lat.sort()
+        p99 = lat[int(len(lat) * 0.99)] if lat else float("nan")
+        rows.append([n, up, len(lat), len(lat) / LOAD_S, 100 * bcpu / LOAD_S,
+                     100 * cpu / LOAD_S, statistics.median(lat) if lat else float("nan"),
+                     p99, max(lat) if lat else float("nan")])
+    return Table(f"heartbeat load: N simulated nodes, a retained QoS 1 status every {PERIOD_S} s",
+                 ["N", "connected", "statuses", "per s", "broker CPU %", "clients CPU %",
+                  "median ms", "p99 ms", "worst ms"], rows,
+                 "one mosquitto and one CPython process for all clients, loopback; broker CPU "
+                 "includes the connects; latency = publish by a node -> receipt by the head-end")
+
+
+def heap() -> Table:
+    from ..streamer import Format, Packetizer
+    rows = []
+    with tempfile.TemporaryDirectory() as d, Broker(Path(d) / "broker") as broker:
+        sim, con = _node(Path(d), broker)
+        try:
+            time.sleep(2)
+            rows.append(["MQTT connected, idle", *_heap(con)])
+            import socket
+            fmt = Format("DVI4", 16000)
+            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+                s.bind(("127.0.0.1", 0))
+                port = s.getsockname()[1]
+            con.request("play", {"session": fmt.session(addr="127.0.0.1", port=port)})
+            pk = Packetizer(fmt)
+            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+                t0 = time.monotonic()
+                for i in range(150):
+                    s.sendto(pk.packet(bytes(2 * fmt.samples)), ("127.0.0.1", port))
+                    time.sleep(max(0, t0 + (i + 1) * 0.02 - time.monotonic()))
+                    if i == 120:
+                        rows.append(["MQTT connected, streaming 16 kHz DVI4", *_heap(con)])
+        finally:
+            con.close()
+            sim.stop()
+    with tempfile.TemporaryDirectory() as d:
+        sim = SimNode(Path(d) / "node", heap_kb=HEAP_KB)
+        con = NodeConsole(sim.start(), 115200, log_path=Path(d) / "node.log")
+        try:
+            con.wait_ready(30)
+            rows.insert(0, ["booted, no broker (reference)", *_heap(con)])
+        finally:
+            con.close()
+            sim.stop()
+    ref = rows[0][1]
+    for r in rows:
+        r.append(r[1] - ref)
+    return Table(f"node heap with MQTT (sim, x64 VM, {HEAP_KB} KB cap)",
+                 ["state", "allocated KB", "free KB", "vs booted KB"], rows,
+                 "the sim's usual cap is 128 KB (2x the 64 KB budget): docs/control.md")
+
+
+def _heap(con: NodeConsole) -> list[float]:
+    h = con.request("status")["heap"]
+    return [h["alloc"] / 1024, h["free"] / 1024]
+
+
+def run(args: list[str]) -> list[Table]:
+    return [heap(), latency(), load()]
