@@ -168,6 +168,9 @@ class Client(Proto):
         self.subs = subs
         self.will = will
         self.keepalive = keepalive
+        # a node starts clean (its retained rules come again); a head-end keeps its
+        # session so the broker queues the events sent while it was away
+        self.clean = True
         self.ca = ca  # DER bytes of the one CA the broker's certificate must chain to
         self.on_up = on_up
         self.on_down = on_down

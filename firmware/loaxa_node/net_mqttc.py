@@ -35,7 +35,7 @@ async def _send(c, body, first):
     await c._send(memoryview(hdr)[:_len_into(hdr, 1, len(body))], body)
 
 
-async def connect(c, clean=True):
+async def connect(c):
     tls, host, port = parse_url(c.url)
     kw = {}
     if tls:
@@ -49,7 +49,7 @@ async def connect(c, clean=True):
     c._into = hasattr(c._r, "readinto")
     # CONNECT [3.1]: protocol name, level 4, flags, keepalive; client id, will
     body = bytearray(b"\x00\x04MQTT\x04\x00")
-    flags = 0x02 if clean else 0
+    flags = 0x02 if c.clean else 0
     body.append(c.keepalive >> 8)
     body.append(c.keepalive & 0xFF)
     _str(body, c.client_id)

@@ -82,6 +82,7 @@ class Controller:
         base = f"{prefix}/{commune}/node/+/"
         self.client = net_mqtt.Client(url, client_id or f"headend-{id(self):x}", self._on_msg,
                                       [base + "status", base + "event"], ca=ca)
+        self.client.clean = False  # events sent while we reconnect wait at the broker
         self._call(self._start())
         self.wait(lambda: self.client.up, timeout, "no connection to the broker at " + url)
 
