@@ -28,6 +28,7 @@ def pytest_addoption(parser):
 
 def pytest_configure(config):
     config.addinivalue_line("markers", "needs(*caps): capabilities the target must provide")
+    config.addinivalue_line("markers", "qemu: in the subset CI runs on the emulated ESP32")
 
 
 @pytest.fixture

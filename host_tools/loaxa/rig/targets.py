@@ -89,18 +89,22 @@ class QemuTarget(Target):
     name = "qemu"
     provides = frozenset({"power_cut", "filesystem"})
 
-    def __init__(self, workdir: Path, board: str = "esp32-qemu"):
+    def __init__(self, workdir: Path, board: str = "esp32-qemu", image: Path | None = None,
+                 extra_args: tuple[str, ...] = ()):
+        """image: a flash image to boot instead of $QEMU_IMAGE; extra_args: more
+        QEMU options (the PPP tests give UART1 as a second -serial)."""
         qemu = os.environ.get("QEMU_XTENSA") or shutil.which("qemu-system-xtensa")
-        image = os.environ.get("QEMU_IMAGE")
+        src = image or os.environ.get("QEMU_IMAGE")
         if not qemu:
             raise Unavailable("qemu-system-xtensa not found (set $QEMU_XTENSA to Espressif's "
                               "QEMU build)")
-        if not image or not Path(image).is_file():
+        if not src or not Path(src).is_file():
             raise Unavailable("no ESP32 flash image (set $QEMU_IMAGE to a 4 MB image with "
                               "MicroPython ESP32_GENERIC v1.23.0 at 0x1000)")
         self.qemu = qemu
         self.image = workdir / "flash.bin"
-        shutil.copy2(image, self.image)  # the guest writes its filesystem here
+        shutil.copy2(src, self.image)  # the guest writes its filesystem here
+        self.extra_args = tuple(extra_args)
         self.proc: subprocess.Popen | None = None
         self.port = 0
 
@@ -110,7 +114,7 @@ class QemuTarget(Target):
             [self.qemu, "-nographic", "-machine", "esp32", "-m", "4M",
              "-drive", f"file={self.image},if=mtd,format=raw",
              "-serial", f"tcp:127.0.0.1:{self.port},server=on,wait=off",
-             "-monitor", "none"],
+             "-monitor", "none", *self.extra_args],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         )
         deadline = time.monotonic() + 10

@@ -1,0 +1,149 @@
+"""IP over the LTE modem path on the emulated ESP32: the stock v1.23 image's
+network.PPP (lwIP) on UART1, the node's own net_modem dialogue with the rig's
+modem (loaxa.rig.modem), which hands the line to slirp after CONNECT.
+
+The node is 10.0.2.15, the host 10.0.2.2 (slirp relays it to 127.0.0.1); a
+slirp `redir` reaches the node's UDP port. QEMU paces what the guest receives
+at about half the UART's baud: 921600 gives ~38 KB/s, a DVI4 16 kHz stream
+needs ~9 KB/s.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import time
+from pathlib import Path
+
+import pytest
+from test_audio_stream import free_port, headend
+from test_link import wait_net
+from test_sntp import SntpServer
+
+from loaxa import boards, image
+from loaxa.console import NodeConsole
+from loaxa.rig.modem import HOST, RigModem
+from loaxa.rig.strategy import NodeStrategy
+from loaxa.rig.targets import QemuTarget, Unavailable
+from loaxa.streamer import Format
+from loaxa.testsignals import speech_like, write_wav
+
+# one emulated boot serves the module; on a busy host it takes minutes
+pytestmark = [pytest.mark.qemu, pytest.mark.timeout(1800)]
+BOARD = "esp32-qemu"
+UDP_PORT = 5004  # the node's stream port, reached through slirp's redir
+
+
+def firmware_bin() -> Path:
+    """The board's pinned MicroPython image: $QEMU_FIRMWARE, else next to QEMU."""
+    name = boards.load(BOARD)["image"]["file"]
+    env = os.environ.get("QEMU_FIRMWARE")
+    if env:
+        p = Path(env)
+        return p / name if p.is_dir() else p
+    qemu = os.environ.get("QEMU_XTENSA") or shutil.which("qemu-system-xtensa")
+    if not qemu:
+        raise Unavailable("qemu-system-xtensa not found (set $QEMU_XTENSA)")
+    return Path(qemu).resolve().parent.parent / "firmware" / name
+
+
+@pytest.fixture(scope="module")
+def rig(tmp_path_factory, request):
+    """One emulated node for the module (a boot is slow under emulation) with the
+    rig's modem on its UART1 and an SNTP server on the host."""
+    if request.config.getoption("--target") != "qemu":
+        pytest.skip("PPP runs on the emulated ESP32 (--target qemu); the sim's modem "
+                    "tests are in test_link.py")
+    tmp = tmp_path_factory.mktemp("ppp")
+    try:
+        fw = firmware_bin()
+        if not fw.is_file():
+            raise Unavailable(f"no MicroPython image at {fw} (set $QEMU_FIRMWARE)")
+        modem = RigModem(ppp=True, redirects=[("udp", free_port(), UDP_PORT)],
+                         log_path=tmp / "modem.log")
+    except Unavailable as e:
+        pytest.skip(f"qemu: {e.msg}")
+    ntp = SntpServer(offset=0.0)
+    flash = image.flash_image(fw, image.node_files(BOARD, {"ntp.server": f"{HOST}:{ntp.port}"}),
+                              tmp / "node.bin")
+    t = QemuTarget(tmp, BOARD, image=flash, extra_args=(
+        "-serial", f"tcp:{modem.address}",  # UART1: the modem
+        # virtual time follows instructions: on a busy host the guest's watchdogs
+        # otherwise fire while QEMU waits for a CPU
+        "-icount", "shift=auto"))
+    s = NodeStrategy(t, lambda url: NodeConsole(url, log_path=tmp / "console.log"))
+    t0 = time.monotonic()
+    node = s.transition("app", timeout=900)  # a loaded host makes an emulated boot slow
+    yield node, modem, ntp, t0
+    s.transition("off")
+    t.stop()
+    modem.stop()
+    ntp.close()
+
+
+def test_ppp_comes_up_through_the_modem_dialogue_and_sntp_syncs_over_it(rig):
+    node, modem, ntp, t0 = rig
+    n = wait_net(node, lambda n: n["up"], 120, "PPP up")
+    print(f"PPP up {time.monotonic() - t0:.1f} s after power-on")
+    assert n["type"] == "lte" and n["addr"] == "10.0.2.15"
+    assert n["signal"] == {"csq": 20, "dbm": -73}
+    assert modem.commands[:3] == ["AT", "ATE0", "AT+CPIN?"] and modem.dials == 1
+    deadline = time.monotonic() + 60
+    while not (c := node.request("status")["clock"])["synced"]:
+        assert time.monotonic() < deadline, f"no SNTP sync over PPP: {c}"
+        time.sleep(1)
+    assert c["source"] == "ntp"
+    assert ntp.requests >= 1
+
+
+def test_udp_stream_over_ppp_plays_every_packet(rig, tmp_path):
+    node, modem, _, _ = rig
+    wait_net(node, lambda n: n["up"], 120, "PPP up")
+    host_port = modem.redirects[0][1]
+    src = write_wav(tmp_path / "s.wav", speech_like(6 * 16000, seed=5), 16000)
+    fmt = Format("DVI4", 16000)
+    node.request("play", {"session": fmt.session(addr="10.0.2.15", port=UDP_PORT),
+                          "volume": 80})
+    b0 = modem.bytes_to_node
+    t = time.monotonic()
+    proc = headend(tmp_path, src, "--udp", f"127.0.0.1:{host_port}")
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, err.decode()
+    rate = (modem.bytes_to_node - b0) / (time.monotonic() - t)
+    time.sleep(1)
+    st = node.request("status")["stream"]
+    node.request("stop")
+    print(f"UDP over PPP: {rate / 1000:.1f} KB/s on the line; stream {st}")
+    assert st["packets"] >= 6 * 50 - 5 and st["lost"] == 0 and st["late"] == 0
+
+
+def test_http_stream_over_ppp_node_initiated_plays_every_packet(rig, tmp_path):
+    node, modem, _, _ = rig
+    wait_net(node, lambda n: n["up"], 120, "PPP up")
+    src = write_wav(tmp_path / "s.wav", speech_like(6 * 16000, seed=6), 16000)
+    port = free_port(socket.SOCK_STREAM)
+    proc = headend(tmp_path, src, "--http", str(port), "--bind", "127.0.0.1",
+                   "--wait-clients", "1")
+    sess = Format("DVI4", 16000).session(transport="http", url=f"http://{HOST}:{port}/")
+    node.request("play", {"session": sess, "volume": 80})
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, err.decode()
+    time.sleep(1)
+    st = node.request("status")["stream"]
+    node.request("stop")
+    print(f"HTTP (RFC 4571) over PPP: stream {st}")
+    assert st["packets"] >= 6 * 50 - 5 and st["lost"] == 0 and st["late"] == 0
+
+
+def test_carrier_lost_over_ppp_reconnects_without_a_reboot(rig):
+    node, modem, _, _ = rig
+    wait_net(node, lambda n: n["up"], 120, "PPP up")
+    before = node.request("status")
+    modem.drop_carrier()
+    wait_net(node, lambda n: not n["up"], 30, "link down after the network ended PPP")
+    t = time.monotonic()
+    n = wait_net(node, lambda n: n["up"], 120, "PPP back")
+    print(f"PPP back {time.monotonic() - t:.1f} s after the carrier dropped")
+    assert n["addr"] == "10.0.2.15" and n["reconnects"] == before["net"]["reconnects"] + 1
+    assert node.request("status")["boots"] == before["boots"]
