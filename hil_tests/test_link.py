@@ -19,7 +19,7 @@ from loaxa.rig.targets import SimTarget
 
 
 def net(node) -> dict:
-    return node.request("status")["net"]
+    return node.request("status", timeout=60)["net"]  # an emulated node under load is slow
 
 
 def wait_net(node, pred, timeout: float, what: str) -> dict:

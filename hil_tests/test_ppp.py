@@ -90,10 +90,10 @@ def test_ppp_comes_up_through_the_modem_dialogue_and_sntp_syncs_over_it(rig):
     assert n["signal"] == {"csq": 20, "dbm": -73}
     assert modem.commands[:3] == ["AT", "ATE0", "AT+CPIN?"] and modem.dials == 1
     deadline = time.monotonic() + 60
-    while not (c := node.request("status")["clock"])["synced"]:
+    while not (c := node.request("status", timeout=60)["clock"])["synced"]:
         assert time.monotonic() < deadline, f"no SNTP sync over PPP: {c}"
         time.sleep(1)
-    assert c["source"] == "ntp"
+    assert c["source"] == "sntp"
     assert ntp.requests >= 1
 
 
@@ -104,7 +104,7 @@ def test_udp_stream_over_ppp_plays_every_packet(rig, tmp_path):
     src = write_wav(tmp_path / "s.wav", speech_like(6 * 16000, seed=5), 16000)
     fmt = Format("DVI4", 16000)
     node.request("play", {"session": fmt.session(addr="10.0.2.15", port=UDP_PORT),
-                          "volume": 80})
+                          "volume": 80}, timeout=60)
     b0 = modem.bytes_to_node
     t = time.monotonic()
     proc = headend(tmp_path, src, "--udp", f"127.0.0.1:{host_port}")
@@ -112,8 +112,8 @@ def test_udp_stream_over_ppp_plays_every_packet(rig, tmp_path):
     assert proc.returncode == 0, err.decode()
     rate = (modem.bytes_to_node - b0) / (time.monotonic() - t)
     time.sleep(1)
-    st = node.request("status")["stream"]
-    node.request("stop")
+    st = node.request("status", timeout=60)["stream"]
+    node.request("stop", timeout=60)
     print(f"UDP over PPP: {rate / 1000:.1f} KB/s on the line; stream {st}")
     assert st["packets"] >= 6 * 50 - 5 and st["lost"] == 0 and st["late"] == 0
 
@@ -126,12 +126,12 @@ def test_http_stream_over_ppp_node_initiated_plays_every_packet(rig, tmp_path):
     proc = headend(tmp_path, src, "--http", str(port), "--bind", "127.0.0.1",
                    "--wait-clients", "1")
     sess = Format("DVI4", 16000).session(transport="http", url=f"http://{HOST}:{port}/")
-    node.request("play", {"session": sess, "volume": 80})
+    node.request("play", {"session": sess, "volume": 80}, timeout=60)
     out, err = proc.communicate(timeout=60)
     assert proc.returncode == 0, err.decode()
     time.sleep(1)
-    st = node.request("status")["stream"]
-    node.request("stop")
+    st = node.request("status", timeout=60)["stream"]
+    node.request("stop", timeout=60)
     print(f"HTTP (RFC 4571) over PPP: stream {st}")
     assert st["packets"] >= 6 * 50 - 5 and st["lost"] == 0 and st["late"] == 0
 
@@ -139,11 +139,11 @@ def test_http_stream_over_ppp_node_initiated_plays_every_packet(rig, tmp_path):
 def test_carrier_lost_over_ppp_reconnects_without_a_reboot(rig):
     node, modem, _, _ = rig
     wait_net(node, lambda n: n["up"], 120, "PPP up")
-    before = node.request("status")
+    before = node.request("status", timeout=60)
     modem.drop_carrier()
     wait_net(node, lambda n: not n["up"], 30, "link down after the network ended PPP")
     t = time.monotonic()
     n = wait_net(node, lambda n: n["up"], 120, "PPP back")
     print(f"PPP back {time.monotonic() - t:.1f} s after the carrier dropped")
     assert n["addr"] == "10.0.2.15" and n["reconnects"] == before["net"]["reconnects"] + 1
-    assert node.request("status")["boots"] == before["boots"]
+    assert node.request("status", timeout=60)["boots"] == before["boots"]
