@@ -34,7 +34,7 @@ _FAILURES = (
     (_WRONG_CHIP, None, None),  # handled with the names filled in
     # 0xC1 (stub) and 0x07 (ROM) are the loaders' "bad data checksum" codes
     (re.compile(r"checksum|MD5 of file does not match|Hash of data does not match|"
-                r"result was 01C1|result was 0107", re.I),
+                r"result was 01C1|result was 0107|Serial data stream stopped", re.I),
      "the data arrived corrupted on the way to the board",
      "try a lower baud (--baud 115200) and a shorter, better USB cable"),
     (re.compile(r"Failed to connect|No serial data received|Invalid head of packet|"
