@@ -7,23 +7,22 @@ read back through the ROM path and opened as the LittleFS the node mounts.
 from __future__ import annotations
 
 import json
-import re
 import random
+import re
 import struct
 import tempfile
 from pathlib import Path
 
 import pytest
 from esp32_mock_bootloader import mock_bootloader
-from loaxa_node.auth import _hash as pin_hash
+from test_flash import read_back
 
 from loaxa import boards
 from loaxa.cli import main
 from loaxa.flash import sha256_file
 from loaxa.image import read_littlefs
 from loaxa.inventory import Inventory
-
-from test_flash import read_back
+from loaxa_node.auth import _hash as pin_hash
 
 VFS = (0x200000, 0x200000)
 
