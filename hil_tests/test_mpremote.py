@@ -9,6 +9,7 @@ import pytest
 MPREMOTE = Path(sys.executable).parent / "mpremote"
 
 
+@pytest.mark.qemu_ci  # cheap over socket:// on the emulated ESP32 (docs/hil.md)
 @pytest.mark.needs("filesystem")
 def test_mpremote_runs_code_then_ctrl_d_brings_the_app_back(node, strategy):
     port = node.pause()  # one user of the port at a time
