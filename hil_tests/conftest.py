@@ -1,7 +1,7 @@
 """HIL plugin: one option picks the target; every test runs unchanged on each.
 
   pytest hil_tests --target sim                 # default; real MicroPython VM
-  pytest hil_tests --target qemu                # needs $QEMU_XTENSA, $QEMU_IMAGE
+  pytest hil_tests --target qemu                # needs QEMU ($QEMU_XTENSA or PATH), $QEMU_FIRMWARE
   pytest hil_tests --target serial --port /dev/ttyUSB0
 
 Tests declare what they need with @pytest.mark.needs("audio_capture", ...);
@@ -28,7 +28,9 @@ def pytest_addoption(parser):
 
 def pytest_configure(config):
     config.addinivalue_line("markers", "needs(*caps): capabilities the target must provide")
-    config.addinivalue_line("markers", "qemu: in the subset CI runs on the emulated ESP32")
+    config.addinivalue_line("markers", "qemu: part of the qemu stage of `make test`, the "
+                            "subset CI runs on the emulated ESP32 (whole CI run under 30 min: "
+                            "docs/hil.md)")
 
 
 @pytest.fixture
@@ -43,11 +45,19 @@ def sim_options() -> dict:
 
 
 @pytest.fixture
-def target(request, tmp_path, target_name, sim_options):
+def qemu_options() -> dict:
+    """Override in a test module to start QEMU differently: extra `args`, `uarts`
+    (UART1... on sockets: target.uart_url(1)), `files` and `config` on the flash
+    before the first boot, `app=False` for the bare image (loaxa.rig.qemu.QemuNode)."""
+    return {}
+
+
+@pytest.fixture
+def target(request, tmp_path, target_name, sim_options, qemu_options):
+    options = {"sim": sim_options, "qemu": qemu_options}.get(target_name, {})
     try:
         t = make_target(target_name, tmp_path, request.config.getoption("--board"),
-                        request.config.getoption("--port"),
-                        **(sim_options if target_name == "sim" else {}))
+                        request.config.getoption("--port"), **options)
     except Unavailable as e:
         pytest.skip(f"{target_name}: {e.msg}")
     marker = request.node.get_closest_marker("needs")
@@ -55,13 +65,14 @@ def target(request, tmp_path, target_name, sim_options):
         if cap not in t.provides:
             pytest.skip(t.why_not(cap))
     yield t
-    t.stop()
+    t.close()
 
 
 @pytest.fixture
 def strategy(request, target, tmp_path):
     baud = request.config.getoption("--baud")
-    s = NodeStrategy(target, lambda url: NodeConsole(url, baud, log_path=tmp_path / "console.log"))
+    s = NodeStrategy(target, lambda url: NodeConsole(url, baud, log_path=tmp_path / "console.log",
+                                                     slowdown=target.slowdown))
     yield s
     s.transition("off")
 

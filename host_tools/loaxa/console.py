@@ -34,6 +34,7 @@ class NodeConsole:
         baud: int = 115200,
         log_path: str | Path | None = None,
         dsrdtr: bool = False,
+        slowdown: float = 1.0,
     ):
         try:
             self.port = serial.serial_for_url(url, baudrate=baud, timeout=0.05, do_not_open=True)
@@ -48,6 +49,9 @@ class NodeConsole:
                 "check the USB cable and the port name (loaxa ports lists them)",
             ) from None
         self.url = url
+        # Every timeout is stretched by this: an emulated node (QEMU) boots and
+        # writes its flash several times slower than a board.
+        self.slowdown = slowdown
         self.log_path = Path(log_path) if log_path else None
         self._log = open(self.log_path, "ab") if self.log_path else None
         self._buf = bytearray()
@@ -143,6 +147,7 @@ class NodeConsole:
         unterminated tail (a prompt such as `>>> `)."""
         rx = re.compile(pattern)
         start = self.mark() if since is None else since
+        timeout *= self.slowdown
         deadline = time.monotonic() + timeout
         with self._cond:
             while True:
@@ -194,12 +199,13 @@ class NodeConsole:
 
     def wait_ready(self, timeout: float = 20.0) -> dict:
         """Poll `status` until the application answers."""
+        timeout *= self.slowdown
         deadline = time.monotonic() + timeout
         last: Exception | None = None
         while time.monotonic() < deadline:
             try:
                 left = deadline - time.monotonic()
-                return self.request("status", timeout=min(2.0, max(0.1, left)))
+                return self.request("status", timeout=min(2.0, max(0.1, left / self.slowdown)))
             except NodeTimeout as e:
                 last = e
         raise NodeTimeout(f"the node did not answer status within {timeout:g} s\n{last}")

@@ -2,30 +2,31 @@
 
 from __future__ import annotations
 
-import os
+import hashlib
 import shutil
-import socket
-import subprocess
 import time
 from pathlib import Path
 
 import serial
 
+from ..appbuild import write_tree
 from ..errors import LoaxaError
 from ..sim import SimNode
+from .qemu import QemuNode
+from .qemu import Unavailable as QemuUnavailable
 
 # What a test may need; a target that cannot provide it skips, saying why.
 CAPABILITIES = ("audio_capture", "power_cut", "rtc_control", "uart_throttle", "filesystem",
                 "link_control")
 
 
-class Unavailable(LoaxaError):
-    """This target cannot run here (missing binary, image or port)."""
+Unavailable = QemuUnavailable  # this target cannot run here (missing binary, image or port)
 
 
 class Target:
     name = "?"
     provides: frozenset[str] = frozenset()
+    slowdown = 1.0  # how much longer than a board everything takes (console timeouts)
 
     def start(self) -> str:
         """Power on; return the console's pyserial URL."""
@@ -36,6 +37,10 @@ class Target:
 
     def stop(self) -> None:
         pass
+
+    def close(self) -> None:
+        """Release everything (stop() only powers off)."""
+        self.stop()
 
     def why_not(self, capability: str) -> str:
         return f"target {self.name} cannot provide {capability}"
@@ -72,68 +77,93 @@ class SimTarget(Target):
         self.node.stop()
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 class QemuTarget(Target):
-    """Espressif's QEMU with a flash image holding MicroPython (+ the app).
+    """The stock MicroPython image on Espressif's QEMU ESP32, the app on its flash.
 
-    Needs $QEMU_XTENSA (qemu-system-xtensa of the esp-develop line) and
-    $QEMU_IMAGE (a 4 MB flash image); neither is in a registry reachable from
-    CI, so without them every qemu test skips, naming what is missing.
+    The flash is built on the host exactly as deploy + config.set leave it
+    (loaxa.image); power cycles kill QEMU and start it again on the same
+    flash file. `state` is the node's filesystem as a folder: read from the
+    flash when asked, and what a test changes in it is written back at the
+    next power cycle, as if the flash had been edited with the power off.
     """
 
     name = "qemu"
+    # No I2S (a counting null sink: nothing to capture), the RTC always starts
+    # in 2000, no Wi-Fi/Ethernet, and the UART receive pace is QEMU's, not the
+    # baud's: those tests skip.
     provides = frozenset({"power_cut", "filesystem"})
+    # The emulated flash is far slower than a board's (every read stops both
+    # CPUs, which QEMU pays dearly for), more so on a busy host: console
+    # timeouts stretch by the first boot's time against a board's.
+    BOARD_BOOT_S = 3.0
+    slowdown = 4.0  # at least; raised after the first boot
 
-    def __init__(self, workdir: Path, board: str = "esp32-qemu", image: Path | None = None,
-                 extra_args: tuple[str, ...] = ()):
-        """image: a flash image to boot instead of $QEMU_IMAGE; extra_args: more
-        QEMU options (the PPP tests give UART1 as a second -serial)."""
-        qemu = os.environ.get("QEMU_XTENSA") or shutil.which("qemu-system-xtensa")
-        src = image or os.environ.get("QEMU_IMAGE")
-        if not qemu:
-            raise Unavailable("qemu-system-xtensa not found (set $QEMU_XTENSA to Espressif's "
-                              "QEMU build)")
-        if not src or not Path(src).is_file():
-            raise Unavailable("no ESP32 flash image (set $QEMU_IMAGE to a 4 MB image with "
-                              "MicroPython ESP32_GENERIC v1.23.0 at 0x1000)")
-        self.qemu = qemu
-        self.image = workdir / "flash.bin"
-        shutil.copy2(src, self.image)  # the guest writes its filesystem here
-        self.extra_args = tuple(extra_args)
-        self.proc: subprocess.Popen | None = None
-        self.port = 0
+    def __init__(self, workdir: Path, board: str = "esp32-qemu",
+                 extra_args: tuple[str, ...] = (), **options):
+        """options: QemuNode's; extra_args: more QEMU options (e.g. a second -serial)."""
+        options["args"] = (*options.get("args", ()), *extra_args)
+        try:
+            self.node = QemuNode(workdir / "qemu", board, **options)
+        except QemuUnavailable as e:
+            raise Unavailable(e.msg, e.hint) from None
+        self.boot_s: float | None = None
+        self._view: Path | None = None
+        self._view_digest: dict[str, str] = {}
+        self.url = self.node.url
+
+    def uart_url(self, n: int) -> str:
+        return self.node.uart_url(n)
+
+    @property
+    def state(self) -> Path:
+        view = self.node.workdir / "fs"
+        if view.exists():
+            shutil.rmtree(view)
+        files = self.node.files()
+        write_tree(files, view)
+        self._view, self._view_digest = view, _digests(files)
+        return view
+
+    def _apply_edits(self) -> None:
+        """Carry what a test changed in `state` onto the (powered-off) flash."""
+        if self._view is None:
+            return
+        now = {p.relative_to(self._view).as_posix(): p.read_bytes()
+               for p in self._view.rglob("*") if p.is_file()}
+        changed = {k: v for k, v in now.items() if _digests({k: v})[k] != self._view_digest.get(k)}
+        gone = set(self._view_digest) - set(now)
+        self._view = None
+        if changed or gone:
+            files = self.node.files()
+            files.update(changed)
+            for k in gone:
+                files.pop(k, None)
+            self.node.write_files(files)
 
     def start(self) -> str:
-        self.port = _free_port()
-        self.proc = subprocess.Popen(
-            [self.qemu, "-nographic", "-machine", "esp32", "-m", "4M",
-             "-drive", f"file={self.image},if=mtd,format=raw",
-             "-serial", f"tcp:127.0.0.1:{self.port},server=on,wait=off",
-             "-monitor", "none", *self.extra_args],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        )
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            try:
-                socket.create_connection(("127.0.0.1", self.port), 0.2).close()
-                break
-            except OSError:
-                time.sleep(0.1)
-        return f"socket://127.0.0.1:{self.port}"
+        self._apply_edits()
+        t0 = time.monotonic()
+        url = self.node.start()
+        # Returns once the boot is over, so a console's usual timeouts hold.
+        if self.node.wait_output((b"loaxa: ", b" ready\r\n", b">>> "), 300) and \
+                self.node.boots == 1:
+            self.boot_s = time.monotonic() - t0
+            self.slowdown = max(self.slowdown, self.boot_s / self.BOARD_BOOT_S)
+        return url
 
     def power_cycle(self) -> None:
-        self.stop()
+        self.node.stop()
         self.start()
 
     def stop(self) -> None:
-        if self.proc and self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait()
+        self.node.stop()
+
+    def close(self) -> None:
+        self.node.close()
+
+
+def _digests(files: dict[str, bytes]) -> dict[str, str]:
+    return {k: hashlib.sha256(v).hexdigest() for k, v in files.items()}
 
 
 class SerialTarget(Target):
@@ -161,11 +191,12 @@ class SerialTarget(Target):
 
 
 def make_target(name: str, workdir: Path, board: str | None, port: str | None,
-                **sim_options) -> Target:
+                **options) -> Target:
+    """options: SimNode's for the sim, QemuNode's for qemu (see each)."""
     if name == "sim":
-        return SimTarget(workdir, board or "sim", **sim_options)
+        return SimTarget(workdir, board or "sim", **options)
     if name == "qemu":
-        return QemuTarget(workdir, board or "esp32-qemu")
+        return QemuTarget(workdir, board or "esp32-qemu", **options)
     if name == "serial":
         return SerialTarget(port)
     raise LoaxaError(f"unknown target {name!r}", "use sim, qemu or serial")
