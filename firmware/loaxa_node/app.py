@@ -8,8 +8,8 @@ import gc
 import sys
 import time
 
-from . import VERSION, config, log, storage
-from .compat import loaded, unload_new
+from . import VERSION, log, storage
+from .compat import loaded, unload, unload_new
 
 SAFE_MODE_AFTER = 3  # failed boots in a row (crash or watchdog)
 HEALTHY_AFTER_S = 30  # a boot that ran this long counts as good
@@ -48,7 +48,10 @@ class Node:
         storage.ensure_dir()
         self.board, _ = storage.read_json("board.json", SIM_BOARD)
         stored, src = storage.read_json("config.json", {})
+        from . import config
         self.cfg, dropped = config.load(stored)
+        del config
+        unload("config")  # the schema is needed again only by config.set
         log.level = log.LEVELS[self.cfg["log_level"]]
         from . import hal as hal_mod
         self.hal = hal_mod.load(self.board)

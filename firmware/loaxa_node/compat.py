@@ -7,31 +7,14 @@
 # the same unsigned semantics.
 try:
     import micropython
-    from micropython import const
-
-    ptr8 = ptr16 = ptr32 = None  # viper resolves these names at compile time
 except ImportError:
+    # CPython's stand-ins live in their own module: a device never loads it,
+    # so their bytecode costs no RAM there.
+    from .compat_cpython import const, micropython, ptr8, ptr16, ptr32  # type: ignore # noqa: F401
+else:
+    from micropython import const  # noqa: F401
 
-    class _Decorators:
-        @staticmethod
-        def native(f):
-            return f
-
-        viper = native
-
-    micropython = _Decorators()  # type: ignore[assignment]
-
-    def const(x):  # type: ignore[misc]
-        return x
-
-    def ptr8(b):
-        return memoryview(b).cast("B")
-
-    def ptr16(b):
-        return memoryview(b).cast("B").cast("H")
-
-    def ptr32(b):
-        return memoryview(b).cast("B").cast("I")
+    ptr8 = ptr16 = ptr32 = None  # type: ignore  # viper resolves these at compile time
 
 
 def unload(*names):

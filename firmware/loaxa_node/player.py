@@ -35,6 +35,21 @@ class ToneSource:
         return n
 
 
+def tone_maker(freq, seconds):
+    """The arbiter's make() for a tone. Factories live beside their source: one
+    defined in a request's module would keep that module's code in RAM for as
+    long as the arbiter holds it (the whole broadcast)."""
+    return lambda: ToneSource(freq, seconds)
+
+
+def stream_maker(sess, depth_ms, player):
+    """The arbiter's make() for an RTP stream; its code loads when it is made."""
+    def make():
+        from .rtpsource import RtpSource
+        return RtpSource(sess, depth_ms, player.arena(), player.sink)
+    return make
+
+
 class Player:
     def __init__(self, hal, hold_s=5, arena_kb=4):
         self.hal = hal

@@ -93,9 +93,9 @@ async def tone(node, args):
     if node.player is None:
         raise CmdError("safe_mode", "audio is off in safe mode")
     from .ctl_arb import play
-    from .player import ToneSource
+    from .player import tone_maker
     await play(node, {"source": "tone:%d" % freq, "priority": "test", "codec": "sine"},
-               lambda: ToneSource(freq, secs), vol)
+               tone_maker(freq, secs), vol)
     return {"freq": freq, "seconds": secs, "volume": vol}
 
 

@@ -48,14 +48,10 @@ async def play(node, args):
     for k in LABELS + ("kind", "until"):
         if args.get(k) is not None:
             info[k] = args[k]
-    player = node.player
-
-    def make():
-        from .rtpsource import RtpSource
-        return RtpSource(sess, node.cfg["jitter_ms"], player.arena(), player.sink)
-
     from .ctl_arb import play as arbitrate
-    vol = await arbitrate(node, info, make, vol)
+    from .player import stream_maker
+    vol = await arbitrate(node, info, stream_maker(sess, node.cfg["jitter_ms"], node.player),
+                          vol)
     return {"playing": info, "volume": vol}
 
 
@@ -118,8 +114,8 @@ async def emergency(node, args):
         if args.get(k) is not None:
             info[k] = args[k]
     from .ctl_arb import play as arbitrate
-    from .player import ToneSource
-    vol = await arbitrate(node, info, lambda: ToneSource(freq, secs),
+    from .player import tone_maker
+    vol = await arbitrate(node, info, tone_maker(freq, secs),
                           arg(args, "volume", int, node.cfg["volume"], 0, 100))
     return {"playing": info, "volume": vol}
 
