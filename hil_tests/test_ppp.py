@@ -3,9 +3,7 @@ network.PPP (lwIP) on UART1, the node's own net_modem dialogue with the rig's
 modem (loaxa.rig.modem), which hands the line to slirp after CONNECT.
 
 The node is 10.0.2.15, the host 10.0.2.2 (slirp relays it to 127.0.0.1).
-Streams over PPP are not here yet: a UDP stream through slirp's redir reached
-no packet to the node, and an HTTP stream from 10.0.2.2 ended in a guest
-watchdog reset (docs/network.md, open points).
+Streams over PPP are not here yet (docs/network.md, open points).
 """
 
 from __future__ import annotations
