@@ -59,7 +59,7 @@ demo: venv
 test: venv sysdeps
 	$(MAKE) --no-print-directory lint
 	$(PY) -m pytest -q $(ARGS)
-	$(PY) -m pytest -q hil_tests --target qemu -m qemu -p no:cacheprovider $(QEMU_ARGS) \
+	$(PY) -m pytest -q hil_tests --target qemu -m qemu -p no:cacheprovider --timeout 1200 $(QEMU_ARGS) \
 	  || [ $$? -eq 5 ]
 
 lint: venv $(STUBS)/.installed

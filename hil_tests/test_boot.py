@@ -16,6 +16,7 @@ STATUS_TYPES = {
 }
 
 
+@pytest.mark.qemu  # the app boots on the stock ESP32 image and answers
 def test_status_has_every_field_typed(node):
     st = node.request("status")
     for key, kind in STATUS_TYPES.items():
