@@ -71,7 +71,7 @@ def slirp_command(redirects: list[tuple[str, int, int]]) -> list[str]:
     """slirp as a PPP peer. It takes its own address from the hostname and
     refuses loopback, so it runs in its own UTS namespace named 10.0.2.2;
     `slirp-fullbolt`, as plain `slirp` exits after "SLiRP Ready"
-    (../shared/qemu/README facts)."""
+    (measured; docs/network.md)."""
     exe = shutil.which("slirp-fullbolt")
     if not exe:
         raise Unavailable("slirp-fullbolt not found (apt-get install slirp; "
