@@ -34,21 +34,37 @@ def arg(args, key, kind, default=None, lo=None, hi=None):
     return v
 
 
-def parse(line):
-    """bytes line (no newline) -> (id, command, args dict). Raises CmdError."""
-    try:
-        text = line.decode()
-    except UnicodeError:
-        raise CmdError("syntax", "not text; requests look like: @1 status")
-    if not text.startswith("@"):
+def request_id(line):
+    """The id of a request line (bytes), read before the rest and with a few
+    bytes of heap: an answer must carry it even when the node has no room
+    left to read the request itself (then it says MemoryError under that id)."""
+    if not line.startswith(b"@"):
         raise CmdError("syntax", "requests look like: @1 status  or  @2 config.get {}")
-    head, _, rest = text.partition(" ")
-    rid = head[1:]
-    if not 1 <= len(rid) <= 8 or not all(c.isalpha() or c.isdigit() for c in rid):
+    end = line.find(b" ")
+    end = end if end > 0 else len(line)
+    ok = 2 <= end <= 9
+    # by index: a generator over the id needs a 640-byte block, which a node
+    # at its heap cap may not have (then every request failed as "@? err")
+    i = 1
+    while ok and i < end:
+        c = line[i]
+        ok = 48 <= c <= 57 or 97 <= c | 32 <= 122  # a digit or an ASCII letter
+        i += 1
+    if not ok:
         raise CmdError("syntax", "request id must be 1-8 letters or digits")
+    return line[1:end].decode()
+
+
+def parse(line, rid):
+    """The rest of a request line after its id -> (command, args dict). Raises CmdError."""
+    end = line.find(b" ")
+    try:
+        rest = line[end + 1:].decode() if end > 0 else ""
+    except UnicodeError:
+        raise CmdError("syntax", "not text; requests look like: @1 status", rid)
     cmd, _, body = rest.strip().partition(" ")
     if not cmd:
-        raise CmdError("syntax", "missing command after @" + rid)
+        raise CmdError("syntax", "missing command after @" + rid, rid)
     args = {}
     body = body.strip()
     if body:
@@ -58,7 +74,7 @@ def parse(line):
             raise CmdError("bad_json", "arguments are not valid JSON", rid)
         if not isinstance(args, dict):
             raise CmdError("bad_json", "arguments must be a JSON object", rid)
-    return rid, cmd, args
+    return cmd, args
 
 
 def reply(rid, ok, body):
@@ -108,7 +124,8 @@ class Console:
             return
         rid = "?"
         try:
-            rid, cmd, args = parse(line)
+            rid = request_id(line)
+            cmd, args = parse(line, rid)
             self.requests += 1
             result = await self.dispatch(cmd, args)
             reply(rid, True, {} if result is None else result)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -297,6 +298,24 @@ def run(con: NodeConsole, pin: str | None = None, tone: bool = True,
             return con.request(cmd, args)
 
     st = ask("status")
+    try:
+        return _checks(con, st, ask, oom, pin, tone, inventory)
+    except NodeError as e:
+        if "MemoryError" not in e.node_msg:
+            raise
+    # No room on the node to answer the rest twice in a row: what status said
+    # is what there is, and the heap check says why.
+    return [_console(st, con.url), power(st, ""),
+            heap(st.get("heap", {}), (st.get("errors") or []) + oom, "")]
+
+
+def _console(st: dict, port: str) -> Check:
+    return Check("console", OK, t("doctor.console_ok", node=st.get("node_id", "?"),
+                                   board=st.get("board", "?"), port=port))
+
+
+def _checks(con: NodeConsole, st: dict, ask: Callable[..., dict], oom: list[str],
+            pin: str | None, tone: bool, inventory: str | None) -> list[Check]:
     ver = ask("version")
     clk = ask("clock.get")
     cfg = ask("config.get", {"keys": ["net.type", "broker.url", "zones"]})
@@ -310,8 +329,7 @@ def run(con: NodeConsole, pin: str | None = None, tone: bool = True,
         (None, t("doctor.tone_skipped") if not tone else None)
     tz = (R or {}).get("tz", 420)
     return [
-        Check("console", OK, t("doctor.console_ok", node=st.get("node_id"),
-                                board=st.get("board"), port=con.url)),
+        _console(st, con.url),
         power(st, crash),
         clock(clk),
         link(st.get("net"), cfg),
@@ -327,7 +345,7 @@ def run(con: NodeConsole, pin: str | None = None, tone: bool = True,
 def unreachable(port: str, err: LoaxaError) -> list[Check]:
     """The checklist when the node could not be asked: silent, or out of memory."""
     if isinstance(err, NodeError) and "MemoryError" in err.node_msg:
-        return [Check("console", OK, t("doctor.console_ok", node="?", board="?", port=port)),
+        return [_console({}, port),
                 Check("heap", FAULT, t("doctor.heap_oom") + err.node_msg, t("doctor.heap_next"),
                       "heap.low", {"memory_error": err.node_msg})]
     return [Check("console", FAULT, t("doctor.console_down", port=port, error=err.msg),
