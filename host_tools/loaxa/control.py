@@ -64,8 +64,16 @@ class Controller:
     def __init__(self, url: str, commune: str, commune_key: bytes | None = None,
                  node_keys: dict[str, bytes] | None = None, prefix: str = "loaxa",
                  sender: str = "headend", client_id: str | None = None, ca: bytes | None = None,
-                 timeout: float = 10.0):
+                 timeout: float = 10.0,
+                 on_doc: Callable[[str, str, dict, float], None] | None = None,
+                 keep: bool = True, persistent: bool = True):
+        """on_doc(channel, node, doc, rx) is called for every status and event
+        document; keep=False keeps no history here (a long-running head-end
+        keeps it in its store instead); persistent=False for a short-lived
+        client (one CLI call) whose session the broker need not keep."""
         self.url = url
+        self.on_doc = on_doc
+        self.keep = keep
         self.commune = commune
         self.prefix = prefix
         self.commune_key = commune_key
@@ -82,7 +90,8 @@ class Controller:
         base = f"{prefix}/{commune}/node/+/"
         self.client = net_mqtt.Client(url, client_id or f"headend-{id(self):x}", self._on_msg,
                                       [base + "status", base + "event"], ca=ca)
-        self.client.clean = False  # events sent while we reconnect wait at the broker
+        # events sent while we reconnect wait at the broker
+        self.client.clean = not persistent
         self._call(self._start())
         self.wait(lambda: self.client.up, timeout, "no connection to the broker at " + url)
 
@@ -95,18 +104,22 @@ class Controller:
     async def _on_msg(self, t: bytes, payload: memoryview, retained: int) -> None:
         name = t.decode()
         data = bytes(payload)
+        rx = time.time()
+        try:
+            doc = json.loads(data)
+        except ValueError:
+            doc = None
+        parts = name.split("/")
+        if self.on_doc and isinstance(doc, dict) and len(parts) >= 2:
+            self.on_doc(parts[-1], parts[-2], doc, rx)
         with self._cond:
-            self.received.append((time.time(), name, data))
-            try:
-                doc = json.loads(data)
-            except ValueError:
-                doc = None
-            parts = name.split("/")
+            if self.keep:
+                self.received.append((rx, name, data))
             if isinstance(doc, dict) and len(parts) >= 2:
                 if parts[-1] == "status":
                     self.status[parts[-2]] = doc
-                elif parts[-1] == "event":
-                    doc["_rx"] = time.time()
+                elif parts[-1] == "event" and self.keep:
+                    doc["_rx"] = rx
                     self.events.append(doc)
             self._cond.notify_all()
 

@@ -297,6 +297,12 @@ MESSAGES: dict[str, str] = {
     "stream.udp": N_("  RTP/UDP to {dest}"),
     "stream.http": N_("  HTTP (RFC 4571) for nodes on port {port}; session: {session}"),
     "stream.sdp": N_("  SDP written to {path}"),
+    "headend.serving": N_("Head-end running. Web page and API: {web} ; MQTT broker: {broker} ; "
+                          "files for nodes: {files}"),
+    "headend.user": N_("User {name} saved with role {role}."),
+    # TRANSLATORS: column headers of the node table, separated by |
+    "headend.nodes_cols": N_("node|zones|state|last seen|playing|volume|firmware"),
+    "headend.ago": N_("{s} s ago"),
     "files.ready": N_("Serving the audio files of {dir} to nodes on port {port} "
                       "(GET /file/NAME). The rules' [files]: {files}"),
     "stream.progress": N_(

@@ -1,4 +1,7 @@
-"""loaxa headend: the commune head-end. `stream` turns a file or station into RTP."""
+"""loaxa headend: the commune head-end. `serve` runs it (docs/headend.md); `nodes`,
+`broadcast`, `emergency`, `rules push`, `report` and `user` call the same library
+as its API, on the store `serve` keeps in --data; `stream` and `files` turn a
+file or station into RTP."""
 
 from __future__ import annotations
 
@@ -65,6 +68,206 @@ def register(sub: argparse._SubParsersAction) -> None:
     f.add_argument("--tls-cert", metavar="PEM", help="serve HTTPS with this certificate")
     f.add_argument("--tls-key", metavar="PEM", help="private key of --tls-cert")
     f.set_defaults(func=run_files)
+    _register_operator(hs)
+
+
+def _data_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--data", default=None, help="the head-end's folder (default "
+                   "$LOAXA_HEADEND or ~/.local/share/loaxa/headend)")
+
+
+def _register_operator(hs: argparse._SubParsersAction) -> None:
+    from . import add_inventory_arg
+
+    s = hs.add_parser(
+        "serve", help="run the head-end: web page and API, MQTT broker, file server",
+        description="One command: the API and web page on --port, an embedded MQTT broker "
+        "on --mqtt-port (or --broker URL for mosquitto), the media folder served to nodes, "
+        "commands signed with the inventory's keys, and every status and event the nodes "
+        "send kept in the store.",
+        epilog="Example: loaxa headend serve --commune an-phu --media /srv/bulletins "
+        "--public-host 192.168.1.10")
+    _data_arg(s)
+    add_inventory_arg(s)
+    s.add_argument("--commune", required=True, help="the commune this head-end runs")
+    s.add_argument("--bind", default="0.0.0.0", help="address to listen on")
+    s.add_argument("--port", type=int, default=8080, help="web page and API (default 8080)")
+    s.add_argument("--broker", metavar="URL",
+                   help="mqtt(s)://host[:port] of an external broker (default: embedded)")
+    s.add_argument("--mqtt-port", type=int, default=1883,
+                   help="port of the embedded broker (default 1883)")
+    s.add_argument("--media", metavar="DIR", help="folder of audio files to broadcast")
+    s.add_argument("--files-port", type=int, default=8001,
+                   help="port nodes fetch media files from (default 8001)")
+    s.add_argument("--public-host", default="127.0.0.1",
+                   help="this machine's address as nodes reach it")
+    s.add_argument("--prefix", default="loaxa", help="MQTT topic prefix (default loaxa)")
+    s.add_argument("--tls-cert", metavar="PEM", help="serve HTTPS with this certificate")
+    s.add_argument("--tls-key", metavar="PEM", help="private key of --tls-cert")
+    s.set_defaults(func=run_serve)
+
+    u = hs.add_parser("user", help="add a user or change a password or role",
+                      description="The password is read from standard input (one line).")
+    _data_arg(u)
+    u.add_argument("name")
+    u.add_argument("--role", required=True, choices=("viewer", "operator", "admin"))
+    u.set_defaults(func=run_user)
+
+    n = hs.add_parser("nodes", help="the node table: online, last seen, playing, volume")
+    _data_arg(n)
+    n.add_argument("--json", action="store_true", help="print JSON")
+    n.set_defaults(func=run_nodes)
+
+    b = hs.add_parser("broadcast", help="play a file of the media folder on chosen zones")
+    _data_arg(b)
+    b.add_argument("file", help="name of a file in the head-end's --media folder")
+    b.add_argument("--zones", default="", help="comma-separated zones (default: all)")
+    b.add_argument("--priority", default="normal", choices=("test", "normal", "priority"))
+    b.add_argument("--title", default="", help="title for the play log")
+    b.set_defaults(func=run_broadcast)
+
+    e = hs.add_parser("emergency", help="start or end an emergency on every node")
+    _data_arg(e)
+    e.add_argument("action", choices=("start", "stop"))
+    e.add_argument("--file", help="a media file to play (default: a siren)")
+    e.add_argument("--title", default="")
+    e.set_defaults(func=run_emergency)
+
+    r = hs.add_parser("rules", help="push the commune's rules, checked and signed")
+    rs = r.add_subparsers(dest="rules_cmd", metavar="ACTION", required=True)
+    rp = rs.add_parser("push", help="check FILE, sign it with the commune key, publish it")
+    _data_arg(rp)
+    rp.add_argument("file")
+    rp.set_defaults(func=run_rules_push)
+
+    rep = hs.add_parser("report", help="broadcast minutes per zone and day")
+    _data_arg(rep)
+    rep.add_argument("--from", dest="start", required=True, metavar="YYYY-MM-DD")
+    rep.add_argument("--to", dest="end", required=True, metavar="YYYY-MM-DD")
+    rep.add_argument("--format", default="csv", choices=("csv", "json"))
+    rep.set_defaults(func=run_report)
+
+
+def _data(args: argparse.Namespace) -> str:
+    import os
+    from pathlib import Path
+
+    return str(args.data or os.environ.get("LOAXA_HEADEND") or (
+        Path(os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share")
+        / "loaxa" / "headend"))
+
+
+def _open(args: argparse.Namespace):  # type: ignore[no-untyped-def]
+    from ..headend.server import open_headend
+
+    return open_headend(_data(args))
+
+
+def _actor() -> tuple[str, str]:
+    """Who may open the head-end's files may do anything: the CLI acts as admin,
+    named after the account (the audit log says who)."""
+    from ..inventory import who
+
+    return ("cli:" + who(), "admin")
+
+
+def run_serve(args: argparse.Namespace) -> int:
+    import os
+
+    from ..headend.server import serve
+
+    if (args.tls_cert is None) != (args.tls_key is None):
+        from ..errors import LoaxaError
+
+        raise LoaxaError("give both --tls-cert and --tls-key")
+    serve(_data(args), args.inventory or os.environ.get("LOAXA_INVENTORY"), args.commune,
+          args.bind, args.port, args.broker, args.mqtt_port, args.media, args.files_port,
+          args.public_host, args.prefix,
+          (args.tls_cert, args.tls_key) if args.tls_cert else None)
+    return 0
+
+
+def run_user(args: argparse.Namespace) -> int:
+    he = _open(args)
+    password = sys.stdin.readline().rstrip("\n")
+    he.store.add_user(args.name, password, args.role, _actor()[0])
+    print(t("headend.user", name=args.name, role=args.role))
+    return 0
+
+
+def run_nodes(args: argparse.Namespace) -> int:
+    from ..term import print_table
+
+    rows = _open(args).nodes(_actor())
+    if args.json:
+        print(json.dumps(rows, ensure_ascii=False, indent=2))
+        return 0
+    table = []
+    for n in rows:
+        st = n["status"] or {}
+        playing = st.get("playing") or {}
+        table.append((n["node_id"], " ".join(n["zones"]), n["state"],
+                      _ago(n["last_seen"]), playing.get("title") or playing.get("source") or "",
+                      st.get("volume", ""), st.get("fw", "")))
+    print_table(t("headend.nodes_cols").split("|"), table)
+    return 0
+
+
+def _ago(ts: float | None) -> str:
+    import time
+
+    return "-" if ts is None else t("headend.ago", s=int(time.time() - ts))
+
+
+def _print(doc: object) -> None:
+    print(json.dumps(doc, ensure_ascii=False))
+
+
+def run_broadcast(args: argparse.Namespace) -> int:
+    he = _open(args)
+    zones = [z.strip() for z in args.zones.split(",") if z.strip()] or None
+    try:
+        _print(he.broadcast(_actor(), args.file, zones, args.priority, args.title))
+    finally:
+        he.close()
+    return 0
+
+
+def run_emergency(args: argparse.Namespace) -> int:
+    he = _open(args)
+    try:
+        _print(he.emergency(_actor(), args.action, args.file, args.title))
+    finally:
+        he.close()
+    return 0
+
+
+def run_rules_push(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    he = _open(args)
+    try:
+        _print(he.push_rules(_actor(), Path(args.file).read_text(encoding="utf-8"),
+                             Path(args.file).name))
+    finally:
+        he.close()
+    return 0
+
+
+def run_report(args: argparse.Namespace) -> int:
+    from datetime import date
+
+    from ..errors import LoaxaError
+
+    try:
+        start, end = date.fromisoformat(args.start), date.fromisoformat(args.end)
+    except ValueError as e:
+        raise LoaxaError(f"bad date: {e}", "YYYY-MM-DD") from None
+    he = _open(args)
+    rep = he.report(_actor(), start, end)
+    print(he.report_csv(rep) if args.format == "csv" else
+          json.dumps(rep, ensure_ascii=False, indent=2), end="")
+    return 0
 
 
 def run_files(args: argparse.Namespace) -> int:

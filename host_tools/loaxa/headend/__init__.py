@@ -1,0 +1,1 @@
+"""The commune head-end (docs/headend.md): store, operator actions, API, serve."""

@@ -1,0 +1,140 @@
+"""`loaxa headend serve`: the store, the MQTT broker (embedded amqtt unless
+--broker names one), the file server nodes fetch broadcasts from, the
+controller that signs commands and files what nodes report, and the API on
+one port (docs/headend.md)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+from pathlib import Path
+from typing import Any
+
+from ..control import Controller
+from ..errors import LoaxaError
+from ..i18n import t
+from ..inventory import Inventory
+from .service import Headend
+from .store import Store
+
+STORE = "headend.sqlite"
+
+
+class Loop:
+    """An asyncio loop in a thread, for the broker and the file server while
+    uvicorn owns the main thread's loop."""
+
+    def __init__(self) -> None:
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, name="headend-io",
+                                       daemon=True)
+        self.thread.start()
+
+    def run(self, coro: Any, timeout: float = 15) -> Any:
+        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
+
+    def stop(self) -> None:
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(5)
+
+
+class EmbeddedBroker:
+    """amqtt with anonymous clients on one TCP listener (the nodes' MQTT 3.1.1
+    client, docs/control.md)."""
+
+    def __init__(self, loop: Loop, host: str, port: int):
+        self.io = loop
+        self.url = f"mqtt://{'127.0.0.1' if host == '0.0.0.0' else host}:{port}"
+        self.cfg = {"listeners": {"default": {"type": "tcp", "bind": f"{host}:{port}"}},
+                    "plugins": {"amqtt.plugins.authentication.AnonymousAuthPlugin":
+                                {"allow_anonymous": True}}}
+        self.broker: Any = None
+
+    def start(self) -> EmbeddedBroker:
+        from amqtt.broker import Broker
+
+        logging.getLogger("amqtt").setLevel(logging.WARNING)  # one line a packet otherwise
+
+        async def up() -> Any:
+            b = Broker(self.cfg)
+            await b.start()
+            return b
+        try:
+            self.broker = self.io.run(up())
+        except Exception as e:
+            raise LoaxaError(f"the embedded MQTT broker did not start: {e}",
+                             "is the port taken? use --mqtt-port or --broker") from None
+        return self
+
+    def stop(self) -> None:
+        if self.broker is not None:
+            self.io.run(self.broker.shutdown())
+
+
+def open_headend(data: str | Path) -> Headend:
+    """The head-end `serve` left in data: the CLI's way in. Commands go out
+    through the same broker with the same keys."""
+    store = Store(Path(data) / STORE)
+    cfg = store.setting("serve")
+    if cfg is None:
+        return Headend(store)
+    return Headend(store, lambda: connect(cfg, None), cfg.get("media"), cfg.get("files_url"))
+
+
+def connect(cfg: dict, he: Headend | None, client_id: str | None = None) -> Controller:
+    with Inventory(cfg["inventory"]) as inv:
+        ckey = bytes.fromhex(inv.commune_key(cfg["commune"]))
+        keys = {}
+        for n in inv.nodes():
+            if n["commune"] == cfg["commune"]:
+                try:
+                    keys[n["node_id"]] = bytes.fromhex(inv.node_key(n["node_id"]))
+                except LoaxaError:
+                    pass  # a node not yet provisioned has no key: zone and all reach it
+    # only serve files what nodes report; a CLI just sends
+    return Controller(cfg["broker"], cfg["commune"], ckey, keys, prefix=cfg["prefix"],
+                      client_id=client_id, on_doc=he.ingest if he else None, keep=False,
+                      persistent=he is not None)
+
+
+def serve(data: str | Path, inventory: str | None, commune: str, host: str, port: int,
+          broker: str | None, mqtt_port: int, media: str | None, files_port: int,
+          public_host: str, prefix: str = "loaxa",
+          tls: tuple[str, str] | None = None) -> None:
+    import uvicorn
+
+    from .app import create_app
+
+    store = Store(Path(data) / STORE)
+    with Inventory(inventory) as inv:
+        store.sync_nodes([n for n in inv.nodes() if n["commune"] == commune])
+        inv_path = str(inv.path)
+    io = Loop()
+    emb = None if broker else EmbeddedBroker(io, host, mqtt_port).start()
+    url = broker or (emb.url if emb else "")
+    he = Headend(store, media=media)
+    if he.files is not None:
+        fport = io.run(he.files.start(host, files_port))
+        he.files_url = f"http://{public_host}:{fport}/file/"
+    files_url = he.files_url
+    cfg = {"broker": url, "commune": commune, "inventory": inv_path, "prefix": prefix,
+           "media": media, "files_url": files_url}
+    store.set_setting("serve", cfg)
+    he.connect = lambda: connect(cfg, he, "loaxa-headend")
+    _ = he.ctl  # connect now: status and events are filed from the start
+    app = create_app(he)
+    config = uvicorn.Config(app, host=host, port=port, log_level="warning",
+                            ssl_certfile=tls[0] if tls else None,
+                            ssl_keyfile=tls[1] if tls else None)
+    scheme = "https" if tls else "http"
+    print(t("headend.serving", web=f"{scheme}://{public_host}:{port}/", broker=url,
+            files=files_url or "-"), flush=True)
+    try:
+        uvicorn.Server(config).run()
+    finally:
+        he.close()
+        if emb:
+            emb.stop()
+        io.stop()
+        store.close()

@@ -1,0 +1,242 @@
+"""What an operator can do, once: the API, the web page and the CLI all call
+these (docs/headend.md). Every call names who acts; every action, refused or
+done, goes into the audit log; a refused one changes nothing else."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from collections.abc import Callable
+from datetime import date, datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
+
+from loaxa_node import timeutil
+
+from .. import rules
+from ..control import Controller
+from ..errors import LoaxaError
+from ..streamer import FileServer, Format
+from .store import ROLES, Store
+
+PRIORITIES = ("test", "normal", "priority")  # emergency has its own call
+SIREN_HZ = 1200
+
+
+class Denied(LoaxaError):
+    """The actor's role may not do this."""
+
+
+Actor = tuple[str, str]  # (user, role)
+
+
+def allowed(role: str, need: str) -> bool:
+    """Roles are ordered: an admin may do what an operator may, an operator
+    what a viewer may."""
+    return ROLES.index(role) >= ROLES.index(need) if role in ROLES else False
+
+
+class Headend:
+    def __init__(self, store: Store, connect: Callable[[], Controller] | None = None,
+                 media: str | Path | None = None, files_url: str | None = None,
+                 fmt: Format | None = None, tz_min: int = 420):
+        self.store = store
+        self.connect = connect
+        self._ctl: Controller | None = None
+        self.files = FileServer(media, fmt or Format()) if media else None
+        self.files_url = files_url
+        self.fmt = fmt or Format()
+        self.tz_min = tz_min
+
+    @property
+    def ctl(self) -> Controller:
+        if self._ctl is None:
+            if self.connect is None:
+                raise LoaxaError("this head-end has no broker", "start `loaxa headend serve`")
+            self._ctl = self.connect()
+        return self._ctl
+
+    def close(self) -> None:
+        if self._ctl is not None:
+            self._ctl.close()
+            self._ctl = None
+
+    # -- what nodes report (the controller's on_doc) ------------------------------
+    def ingest(self, channel: str, node: str, doc: dict, rx: float) -> None:
+        if channel == "status":
+            self.store.ingest_status(node, doc, rx)
+        elif channel == "event":
+            self.store.ingest_event(node, doc, rx)
+
+    # -- guard ------------------------------------------------------------------
+    def _check(self, actor: Actor, need: str, action: str, detail: dict) -> None:
+        if not allowed(actor[1], need):
+            self.store.audit(actor[0], action, detail, f"refused: needs {need}")
+            raise Denied(f"{action} needs the {need} role; {actor[0]} is {actor[1]}")
+
+    def _refuse(self, actor: Actor, action: str, detail: dict, msg: str,
+                hint: str | None = None) -> LoaxaError:
+        self.store.audit(actor[0], action, detail, "refused: " + msg)
+        return LoaxaError(msg, hint)
+
+    def _send(self, actor: Actor, action: str, kind: str, target: str, body: dict,
+              detail: dict, rules_body: dict | None = None) -> dict:
+        """Record, publish (QoS 1: returns once the broker has it), then mark sent.
+        The row is committed before publishing and its end after: a crash in
+        between leaves `sending`, never a sent command the store does not know."""
+        bid = self.store.begin_broadcast(actor[0], kind, target, body)
+        try:
+            if rules_body is not None:
+                env = self.ctl.rules(target, rules_body)
+            else:
+                if body["cmd"] == "play" or body.get("action") == "start":
+                    body = {**body, "bulletin": f"b{bid}"}  # names it in the play log
+                env = self.ctl.command(target, body)
+        except Exception as e:
+            self.store.end_broadcast(bid, None, "failed", actor[0], action,
+                                     {**detail, "error": str(e)})
+            raise LoaxaError(f"{action} was not sent: {e}",
+                             "is the broker running? see `loaxa headend serve`") from None
+        self.store.end_broadcast(bid, env["seq"], "sent", actor[0], action, detail)
+        return {"id": bid, "seq": env["seq"], "target": target, "state": "sent",
+                "bulletin": body.get("bulletin")}
+
+    # -- nodes ------------------------------------------------------------------
+    def nodes(self, actor: Actor) -> list[dict]:
+        self._check(actor, "viewer", "nodes", {})
+        return self.store.nodes()
+
+    # -- broadcast --------------------------------------------------------------
+    def _zones(self, actor: Actor, action: str, detail: dict, zones: list[str]) -> list[str]:
+        known = self.store.zones()
+        bad = sorted(set(zones) - known)
+        if bad:
+            raise self._refuse(actor, action, detail, f"unknown zones {', '.join(bad)}",
+                               "known: " + (", ".join(sorted(known)) or "none"))
+        return zones
+
+    def _file_session(self, actor: Actor, action: str, detail: dict, name: str) -> dict:
+        if self.files is None or self.files_url is None:
+            raise self._refuse(actor, action, detail, "this head-end serves no files",
+                               "start it with --media DIR")
+        if self.files.find(name) is None:
+            raise self._refuse(actor, action, detail, f"no file {name!r} in {self.files.root}")
+        return self.fmt.session(transport="http", url=self.files_url + name)
+
+    def broadcast(self, actor: Actor, file: str, zones: list[str] | None = None,
+                  priority: str = "normal", title: str = "") -> dict:
+        """Play a file of the media folder on every node of zones (all: None)."""
+        detail = {"file": file, "zones": zones, "priority": priority, "title": title}
+        self._check(actor, "operator", "broadcast", detail)
+        if priority not in PRIORITIES:
+            raise self._refuse(actor, "broadcast", detail, f"unknown priority {priority!r}",
+                               "one of " + ", ".join(PRIORITIES) + "; emergencies: emergency")
+        body: dict[str, Any] = {"cmd": "play", "kind": "file", "priority": priority,
+                                "session": self._file_session(actor, "broadcast", detail, file),
+                                "source": file, "title": title or file}
+        if zones:
+            body["zones"] = self._zones(actor, "broadcast", detail, zones)
+        return self._send(actor, "broadcast", "play", "all", body, detail)
+
+    def emergency(self, actor: Actor, action: str, file: str | None = None,
+                  title: str = "") -> dict:
+        """Start (a file, or a siren) or stop the emergency on every node."""
+        detail = {"action": action, "file": file, "title": title}
+        self._check(actor, "operator", "emergency", detail)
+        body: dict[str, Any] = {"cmd": "emergency", "action": action}
+        if action == "start":
+            if file:
+                body["session"] = self._file_session(actor, "emergency", detail, file)
+            else:
+                body["tone"] = SIREN_HZ
+            if title:
+                body["title"] = title
+        elif action != "stop":
+            raise self._refuse(actor, "emergency", detail, f"unknown action {action!r}",
+                               "start or stop")
+        return self._send(actor, "emergency", "emergency", "all", body, detail)
+
+    # -- rules ------------------------------------------------------------------
+    def push_rules(self, actor: Actor, text: str, name: str = "rules.toml") -> dict:
+        """Check, then sign and publish (retained) the commune's rules."""
+        detail = {"name": name, "size": len(text)}
+        self._check(actor, "admin", "rules.push", detail)
+        try:
+            compiled = rules.compile_text(text, name).rules
+        except LoaxaError as e:
+            raise self._refuse(actor, "rules.push", detail, e.msg, e.hint) from None
+        detail["version"] = compiled.get("ver")
+        r = self._send(actor, "rules.push", "rules", "all", {"version": compiled.get("ver")},
+                       detail, rules_body=compiled)
+        self.store.set_setting("rules", {"text": text, "name": name, "seq": r["seq"]})
+        return {**r, "version": compiled.get("ver")}
+
+    # -- report -----------------------------------------------------------------
+    def report(self, actor: Actor, start: date, end: date) -> dict:
+        """Broadcast time per zone and local day, from the nodes' play logs: the
+        union of the zone's nodes' play intervals (two nodes playing the same
+        broadcast count once), days [start, end] inclusive."""
+        detail = {"from": start.isoformat(), "to": end.isoformat()}
+        self._check(actor, "viewer", "report", detail)
+        if end < start:
+            raise self._refuse(actor, "report", detail, "the report ends before it starts")
+        tz = timezone(timedelta(minutes=self.tz_min))
+        t0 = datetime(start.year, start.month, start.day, tzinfo=tz).timestamp()
+        t1 = datetime(end.year, end.month, end.day, tzinfo=tz).timestamp() + 86400
+        zones_of = {n["node_id"]: n["zones"] for n in self.store.nodes()}
+        plays, spans = [], {}  # type: ignore[var-annotated]
+        for e in self.store.events("play"):
+            dur = (e.get("duration_ms") or 0) / 1000
+            a = (e["start"] + timeutil.UNIX_OFFSET if isinstance(e.get("start"), int)
+                 else e["_rx"] - dur)  # a node without trusted time: it ended when it said
+            b = a + dur
+            if b <= t0 or a >= t1 or dur <= 0:
+                continue
+            plays.append({"node": e["node"], "zones": zones_of.get(e["node"], []),
+                          "start": datetime.fromtimestamp(a, tz).isoformat(timespec="seconds"),
+                          "seconds": round(dur, 1), "title": e.get("title"),
+                          "priority": e.get("priority"), "outcome": e.get("outcome"),
+                          "bulletin": e.get("bulletin")})
+            for z in zones_of.get(e["node"], []):
+                spans.setdefault(z, []).append((max(a, t0), min(b, t1)))
+        per: dict[tuple[str, str], float] = {}
+        for z, iv in spans.items():
+            for a, b in _union(iv):
+                while a < b:  # split at local midnights
+                    day = datetime.fromtimestamp(a, tz).date()
+                    midnight = datetime(day.year, day.month, day.day, tzinfo=tz).timestamp()
+                    cut = min(b, midnight + 86400)
+                    per[(z, day.isoformat())] = per.get((z, day.isoformat()), 0) + cut - a
+                    a = cut
+        rows = [{"zone": z, "day": d, "seconds": round(s, 1), "minutes": round(s / 60, 2)}
+                for (z, d), s in sorted(per.items())]
+        self.store.audit(actor[0], "report", detail, "ok")
+        return {"from": detail["from"], "to": detail["to"], "zones": rows, "plays": plays}
+
+    @staticmethod
+    def report_csv(rep: dict) -> str:
+        out = io.StringIO()
+        w = csv.DictWriter(out, fieldnames=["zone", "day", "minutes", "seconds"])
+        w.writeheader()
+        for r in rep["zones"]:
+            w.writerow(r)
+        return out.getvalue()
+
+    def audit_log(self, actor: Actor, limit: int = 100) -> list[dict]:
+        self._check(actor, "admin", "audit", {})
+        return self.store.audit_log(limit)
+
+
+def _union(iv: list[tuple[float, float]]) -> list[tuple[float, float]]:
+    out: list[tuple[float, float]] = []
+    for a, b in sorted(iv):
+        if out and a <= out[-1][1]:
+            out[-1] = (out[-1][0], max(out[-1][1], b))
+        else:
+            out.append((a, b))
+    return out
+
+
+def dump(doc: Any) -> str:
+    return json.dumps(doc, ensure_ascii=False, indent=2)

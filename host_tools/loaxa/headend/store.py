@@ -1,0 +1,269 @@
+"""The head-end's state in one SQLite file (docs/headend.md, "Store").
+
+Numbered migrations (PRAGMA user_version) bring any older file up to date at
+open. WAL with synchronous=FULL and one transaction per call, committed before
+the call returns: what the API or CLI acknowledged survives a SIGKILL or a
+power cut. Safe to share between threads (one connection behind a lock) and
+between processes (SQLite's own locking: the CLI and `serve` open it together).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import sqlite3
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+
+from ..errors import LoaxaError
+
+ROLES = ("viewer", "operator", "admin")
+SESSION_S = 12 * 3600
+
+# Append only: a released migration is never edited, the next one fixes it.
+MIGRATIONS = (
+    """
+    CREATE TABLE settings (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+    CREATE TABLE nodes (
+      node_id TEXT PRIMARY KEY, commune TEXT, zones TEXT NOT NULL DEFAULT '[]',
+      state TEXT NOT NULL DEFAULT 'unknown', last_seen REAL, status TEXT);
+    CREATE TABLE users (
+      name TEXT PRIMARY KEY, pw_hash TEXT NOT NULL, role TEXT NOT NULL,
+      created_by TEXT NOT NULL, created_at REAL NOT NULL);
+    CREATE TABLE sessions (
+      token TEXT PRIMARY KEY, user TEXT NOT NULL REFERENCES users(name) ON DELETE CASCADE,
+      expires REAL NOT NULL);
+    CREATE TABLE audit (
+      id INTEGER PRIMARY KEY, at REAL NOT NULL, who TEXT NOT NULL, action TEXT NOT NULL,
+      detail TEXT NOT NULL, result TEXT NOT NULL);
+    CREATE TABLE broadcasts (
+      id INTEGER PRIMARY KEY, at REAL NOT NULL, who TEXT NOT NULL, kind TEXT NOT NULL,
+      target TEXT NOT NULL, body TEXT NOT NULL, seq INTEGER, state TEXT NOT NULL);
+    CREATE TABLE events (
+      id INTEGER PRIMARY KEY, node TEXT NOT NULL, boot INTEGER, n INTEGER, type TEXT,
+      rx REAL NOT NULL, doc TEXT NOT NULL, UNIQUE (node, boot, n));
+    CREATE INDEX events_type ON events (type, node);
+    CREATE TABLE status (
+      id INTEGER PRIMARY KEY, node TEXT NOT NULL, rx REAL NOT NULL, state TEXT,
+      doc TEXT NOT NULL);
+    CREATE INDEX status_node ON status (node, rx);
+    """,
+)
+
+
+def _hasher() -> PasswordHasher:
+    return PasswordHasher()  # argon2id with the library's current recommended cost
+
+
+class Store:
+    def __init__(self, path: str | os.PathLike):
+        self.path = Path(path)
+        self._lock = threading.RLock()
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            os.close(os.open(self.path, os.O_CREAT | os.O_RDWR, 0o600))
+            self.db = sqlite3.connect(self.path, timeout=30, check_same_thread=False,
+                                      isolation_level=None)
+            self.db.execute("PRAGMA journal_mode=WAL")
+            self.db.execute("PRAGMA synchronous=FULL")
+            self.db.execute("PRAGMA foreign_keys=ON")
+            self._migrate()
+        except (OSError, sqlite3.Error) as e:
+            raise LoaxaError(f"cannot open the head-end store {self.path}: {e}",
+                             "give another folder with --data") from None
+
+    def _migrate(self) -> None:
+        with self.tx() as db:
+            have = db.execute("PRAGMA user_version").fetchone()[0]
+            if have > len(MIGRATIONS):
+                raise LoaxaError(f"{self.path} was written by a newer head-end "
+                                 f"(schema {have}, this one knows {len(MIGRATIONS)})",
+                                 "upgrade loaxa")
+            for i in range(have, len(MIGRATIONS)):
+                for stmt in MIGRATIONS[i].split(";"):
+                    if stmt.strip():
+                        db.execute(stmt)
+                db.execute(f"PRAGMA user_version={i + 1}")
+
+    def _read(self, q: str, args: tuple | list = ()) -> list[tuple]:
+        """Reads take the lock too: another thread's open transaction is not theirs."""
+        with self._lock:
+            return self.db.execute(q, args).fetchall()
+
+    @property
+    def version(self) -> int:
+        return int(self._read("PRAGMA user_version")[0][0])
+
+    @contextmanager
+    def tx(self) -> Iterator[sqlite3.Connection]:
+        """One transaction, committed (and on disk) when the block ends."""
+        with self._lock:
+            self.db.execute("BEGIN IMMEDIATE")
+            try:
+                yield self.db
+            except BaseException:
+                self.db.execute("ROLLBACK")
+                raise
+            self.db.execute("COMMIT")
+
+    def close(self) -> None:
+        self.db.close()
+
+    # -- settings ---------------------------------------------------------------
+    def set_setting(self, key: str, value: Any) -> None:
+        with self.tx() as db:
+            db.execute("INSERT OR REPLACE INTO settings VALUES (?,?)", (key, json.dumps(value)))
+
+    def setting(self, key: str, default: Any = None) -> Any:
+        rows = self._read("SELECT value FROM settings WHERE key=?", (key,))
+        return json.loads(rows[0][0]) if rows else default
+
+    # -- users and sessions -------------------------------------------------------
+    def add_user(self, name: str, password: str, role: str, by: str) -> None:
+        if role not in ROLES:
+            raise LoaxaError(f"unknown role {role!r}", "one of " + ", ".join(ROLES))
+        if not name or not name.isprintable() or len(name) > 64:
+            raise LoaxaError(f"bad user name {name!r}")
+        if len(password) < 8:
+            raise LoaxaError("the password is shorter than 8 characters")
+        pw = _hasher().hash(password)
+        with self.tx() as db:
+            db.execute("INSERT INTO users VALUES (?,?,?,?,?) ON CONFLICT(name) DO UPDATE SET "
+                       "pw_hash=excluded.pw_hash, role=excluded.role",
+                       (name, pw, role, by, time.time()))
+            self._audit(db, by, "user.set", {"user": name, "role": role}, "ok")
+
+    def login(self, name: str, password: str) -> tuple[str, str] | None:
+        """(session token, role), or None for a wrong name or password."""
+        rows = self._read("SELECT pw_hash, role FROM users WHERE name=?", (name,))
+        row = rows[0] if rows else None
+        if row is None:
+            _hasher().hash(password)  # the same cost as a wrong password: no user probing
+            return None
+        try:
+            _hasher().verify(row[0], password)
+        except (VerificationError, InvalidHashError):
+            return None
+        token = secrets.token_urlsafe(32)
+        with self.tx() as db:
+            db.execute("DELETE FROM sessions WHERE expires < ?", (time.time(),))
+            db.execute("INSERT INTO sessions VALUES (?,?,?)",
+                       (token, name, time.time() + SESSION_S))
+            self._audit(db, name, "login", {}, "ok")
+        return token, row[1]
+
+    def session(self, token: str) -> tuple[str, str] | None:
+        """(user, role) of a live session."""
+        rows = self._read(
+            "SELECT s.user, u.role FROM sessions s JOIN users u ON u.name = s.user "
+            "WHERE s.token=? AND s.expires >= ?", (token, time.time()))
+        return (rows[0][0], rows[0][1]) if rows else None
+
+    def logout(self, token: str) -> None:
+        with self.tx() as db:
+            db.execute("DELETE FROM sessions WHERE token=?", (token,))
+
+    # -- audit ------------------------------------------------------------------
+    @staticmethod
+    def _audit(db: sqlite3.Connection, who: str, action: str, detail: dict,
+               result: str) -> None:
+        db.execute("INSERT INTO audit (at, who, action, detail, result) VALUES (?,?,?,?,?)",
+                   (time.time(), who, action, json.dumps(detail, ensure_ascii=False), result))
+
+    def audit(self, who: str, action: str, detail: dict, result: str) -> None:
+        with self.tx() as db:
+            self._audit(db, who, action, detail, result)
+
+    def audit_log(self, limit: int = 100) -> list[dict]:
+        cur = self._read("SELECT at, who, action, detail, result FROM audit "
+                         "ORDER BY id DESC LIMIT ?", (limit,))
+        return [{"at": r[0], "who": r[1], "action": r[2], "detail": json.loads(r[3]),
+                 "result": r[4]} for r in cur]
+
+    # -- nodes ------------------------------------------------------------------
+    def sync_nodes(self, nodes: list[dict]) -> None:
+        """The technicians' inventory is the source of node identities."""
+        with self.tx() as db:
+            for n in nodes:
+                db.execute("INSERT INTO nodes (node_id, commune, zones) VALUES (?,?,?) "
+                           "ON CONFLICT(node_id) DO UPDATE SET commune=excluded.commune, "
+                           "zones=excluded.zones",
+                           (n["node_id"], n.get("commune"), json.dumps(n.get("zones") or [])))
+
+    def nodes(self) -> list[dict]:
+        cur = self._read("SELECT node_id, commune, zones, state, last_seen, status "
+                         "FROM nodes ORDER BY node_id")
+        return [{"node_id": r[0], "commune": r[1], "zones": json.loads(r[2]), "state": r[3],
+                 "last_seen": r[4], "status": json.loads(r[5]) if r[5] else None}
+                for r in cur]
+
+    def zones(self) -> set[str]:
+        return {z for n in self.nodes() for z in n["zones"]}
+
+    # -- what nodes report --------------------------------------------------------
+    def ingest_status(self, node: str, doc: dict, rx: float) -> None:
+        state = str(doc.get("state", "unknown"))
+        with self.tx() as db:
+            db.execute("INSERT INTO status (node, rx, state, doc) VALUES (?,?,?,?)",
+                       (node, rx, state, json.dumps(doc, ensure_ascii=False)))
+            # a node the inventory does not know is kept, shown, and not commanded by id
+            db.execute("INSERT INTO nodes (node_id, zones) VALUES (?, ?) "
+                       "ON CONFLICT(node_id) DO NOTHING",
+                       (node, json.dumps(doc.get("zones") or [])))
+            db.execute("UPDATE nodes SET state=?, last_seen=?, status=? WHERE node_id=?",
+                       (state, rx, json.dumps(doc, ensure_ascii=False), node))
+
+    def ingest_event(self, node: str, doc: dict, rx: float) -> bool:
+        """False for a duplicate (events are sent at least once: boot+n names one)."""
+        with self.tx() as db:
+            cur = db.execute("INSERT OR IGNORE INTO events (node, boot, n, type, rx, doc) "
+                             "VALUES (?,?,?,?,?,?)",
+                             (node, doc.get("boot"), doc.get("n"), doc.get("type"), rx,
+                              json.dumps(doc, ensure_ascii=False)))
+            fresh = cur.rowcount == 1
+            if fresh:
+                db.execute("UPDATE nodes SET last_seen=? WHERE node_id=?", (rx, node))
+        return fresh
+
+    def events(self, type_: str | None = None, node: str | None = None,
+               since: float = 0) -> list[dict]:
+        q = "SELECT doc, rx FROM events WHERE rx >= ?"
+        args: list[Any] = [since]
+        if type_:
+            q += " AND type=?"
+            args.append(type_)
+        if node:
+            q += " AND node=?"
+            args.append(node)
+        return [{**json.loads(d), "_rx": rx} for d, rx in self._read(q + " ORDER BY id", args)]
+
+    # -- broadcasts -------------------------------------------------------------
+    def begin_broadcast(self, who: str, kind: str, target: str, body: dict) -> int:
+        """Recorded before it is published: after a crash a row still `sending`
+        names a command that may or may not have reached the broker."""
+        with self.tx() as db:
+            cur = db.execute("INSERT INTO broadcasts (at, who, kind, target, body, state) "
+                             "VALUES (?,?,?,?,?, 'sending')",
+                             (time.time(), who, kind, target,
+                              json.dumps(body, ensure_ascii=False)))
+            return int(cur.lastrowid or 0)
+
+    def end_broadcast(self, bid: int, seq: int | None, state: str, who: str, action: str,
+                      detail: dict) -> None:
+        with self.tx() as db:
+            db.execute("UPDATE broadcasts SET seq=?, state=? WHERE id=?", (seq, state, bid))
+            self._audit(db, who, action, {**detail, "broadcast": bid}, state)
+
+    def broadcasts(self, limit: int = 100) -> list[dict]:
+        cur = self._read("SELECT id, at, who, kind, target, body, seq, state FROM "
+                         "broadcasts ORDER BY id DESC LIMIT ?", (limit,))
+        return [{"id": r[0], "at": r[1], "who": r[2], "kind": r[3], "target": r[4],
+                 "body": json.loads(r[5]), "seq": r[6], "state": r[7]} for r in cur]

@@ -1,0 +1,245 @@
+"""The head-end's store and API (docs/headend.md), against the embedded broker:
+every endpoint, the refusals (no session, wrong role, bad input) each with a
+clear error and nothing changed, commands that reach the broker signed, and
+the report from play logs."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+import time
+from datetime import date
+
+import pytest
+from fastapi.testclient import TestClient
+
+from loaxa.control import Controller
+from loaxa.headend.app import create_app
+from loaxa.headend.server import EmbeddedBroker, Loop, connect
+from loaxa.headend.service import Headend
+from loaxa.headend.store import MIGRATIONS, Store
+from loaxa.inventory import Inventory
+from loaxa.rig.broker import free_port
+from loaxa_node import envelope, net_mqtt, timeutil
+
+COMMUNE = "an-phu"
+RULES = """
+version = "v7"
+[[window]]
+name = "day"
+days = "daily"
+time = "06:00-21:00"
+volume = 80
+"""
+
+
+class Listener:
+    """A plain MQTT client on the command and rules topics, as a node would be."""
+
+    def __init__(self, io: Loop, url: str):
+        self.got: list[tuple[str, dict, int]] = []
+        self.cond = threading.Condition()
+        self.client = net_mqtt.Client(url, "listener", self._on, [f"loaxa/{COMMUNE}/all/#"])
+
+        async def go() -> None:
+            self.client.start()
+        io.run(go())
+        self.io = io
+
+    async def _on(self, t: bytes, payload: memoryview, retained: int) -> None:
+        with self.cond:
+            self.got.append((t.decode(), json.loads(bytes(payload)), retained))
+            self.cond.notify_all()
+
+    def wait(self, n: int, timeout: float = 10) -> list[tuple[str, dict, int]]:
+        with self.cond:
+            assert self.cond.wait_for(lambda: len(self.got) >= n, timeout), self.got
+            return list(self.got)
+
+
+@pytest.fixture(scope="module")
+def rig(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("headend")
+    with Inventory(tmp / "inv.sqlite") as inv:
+        for node, zone in (("n1", "thon-1"), ("n2", "thon-2")):
+            inv.record(node, "provision", commune=COMMUNE, zones=[zone])
+            inv.new_node_key(node)
+        ckey = bytes.fromhex(inv.commune_key(COMMUNE))
+    io = Loop()
+    broker = EmbeddedBroker(io, "127.0.0.1", free_port()).start()
+    (tmp / "media").mkdir()
+    (tmp / "media" / "news.wav").write_bytes(b"RIFF")
+    store = Store(tmp / "headend.sqlite")
+    with Inventory(tmp / "inv.sqlite") as inv:
+        store.sync_nodes(list(inv.nodes()))
+    cfg = {"broker": broker.url, "commune": COMMUNE, "inventory": str(tmp / "inv.sqlite"),
+           "prefix": "loaxa"}
+    he = Headend(store, media=tmp / "media", files_url="http://127.0.0.1:8001/file/")
+    he.connect = lambda: connect(cfg, he, "headend-test")
+    for name, role in (("vien", "viewer"), ("oanh", "operator"), ("an", "admin")):
+        store.add_user(name, f"{name}-secret", role, "test")
+    listener = Listener(io, broker.url)
+    node = Controller(broker.url, COMMUNE, client_id="fake-node")  # publishes as nodes do
+    client = TestClient(create_app(he))
+    yield {"he": he, "store": store, "client": client, "listener": listener, "node": node,
+           "ckey": ckey, "tmp": tmp}
+    client.close()
+    node.close()
+    he.close()
+    broker.stop()
+    io.stop()
+
+
+def login(client: TestClient, user: str) -> dict:
+    r = client.post("/api/login", json={"user": user, "password": f"{user}-secret"})
+    assert r.status_code == 200, r.text
+    return {"Authorization": "Bearer " + r.json()["token"]}
+
+
+def counts(store: Store) -> tuple[int, int]:
+    return (len(store.broadcasts()), len(store.setting("rules") or {}))
+
+
+def test_store_migrates_hashes_passwords_and_keeps_what_it_committed(tmp_path):
+    s = Store(tmp_path / "h.sqlite")
+    assert s.version == len(MIGRATIONS)
+    s.add_user("lan", "mat-khau-dai", "operator", "test")
+    s.close()
+    db = sqlite3.connect(tmp_path / "h.sqlite")
+    pw = db.execute("SELECT pw_hash FROM users").fetchone()[0]
+    assert pw.startswith("$argon2id$") and "mat-khau-dai" not in pw
+    db.execute("PRAGMA user_version=99")
+    db.commit()
+    db.close()
+    with pytest.raises(Exception, match="newer head-end"):
+        Store(tmp_path / "h.sqlite")
+    db = sqlite3.connect(tmp_path / "h.sqlite")
+    db.execute("PRAGMA user_version=1")
+    db.commit()
+    db.close()
+    s = Store(tmp_path / "h.sqlite")
+    assert s.login("lan", "wrong-password") is None and s.login("nobody", "x" * 8) is None
+    token, role = s.login("lan", "mat-khau-dai") or ("", "")
+    assert role == "operator" and s.session(token) == ("lan", "operator")
+    with pytest.raises(Exception, match="unknown role"):
+        s.add_user("x", "12345678", "root", "test")
+    with pytest.raises(Exception, match="shorter than 8"):
+        s.add_user("x", "short", "viewer", "test")
+    assert [a["action"] for a in s.audit_log()] == ["login", "user.set"]
+
+
+def test_no_session_wrong_role_and_bad_input_change_nothing(rig):
+    c, store = rig["client"], rig["store"]
+    before = counts(store)
+    for method, path, body in (("get", "/api/nodes", None),
+                               ("post", "/api/broadcast", {"file": "news"}),
+                               ("post", "/api/emergency", {"action": "start"}),
+                               ("post", "/api/rules", {"text": RULES}),
+                               ("get", "/api/report?from=2026-01-01&to=2026-01-02", None)):
+        r = c.request(method, path, json=body)
+        assert r.status_code == 401 and r.json()["error"] == "not logged in", (path, r.text)
+    assert c.post("/api/login", json={"user": "oanh", "password": "guess"}).status_code == 401
+    viewer, oper = login(c, "vien"), login(c, "oanh")
+    r = c.post("/api/broadcast", json={"file": "news"}, headers=viewer)
+    assert r.status_code == 403 and "operator role" in r.json()["error"]
+    r = c.post("/api/rules", json={"text": RULES}, headers=oper)
+    assert r.status_code == 403 and "admin role" in r.json()["error"]
+    r = c.post("/api/broadcast", json={"file": "news", "zones": ["thon-9"]}, headers=oper)
+    assert r.status_code == 400 and "unknown zones thon-9" in r.json()["error"]
+    r = c.post("/api/broadcast", json={"file": "missing"}, headers=oper)
+    assert r.status_code == 400 and "no file 'missing'" in r.json()["error"]
+    r = c.post("/api/broadcast", json={"file": "news", "priority": "emergency"}, headers=oper)
+    assert r.status_code == 422 and r.json()["error"].startswith("bad input: priority")
+    r = c.post("/api/broadcast", json={"file": "news", "volume": 100}, headers=oper)
+    assert r.status_code == 422 and "volume" in r.json()["error"]
+    r = c.post("/api/rules", json={"text": "version = 3\n"}, headers=login(c, "an"))
+    assert r.status_code == 400 and "version" in r.json()["error"]
+    assert counts(store) == before
+    audit = [(a["who"], a["action"], a["result"].split(":")[0]) for a in store.audit_log(8)]
+    assert audit == [("an", "rules.push", "refused"), ("an", "login", "ok"),
+                     ("oanh", "broadcast", "refused"), ("oanh", "broadcast", "refused"),
+                     ("oanh", "rules.push", "refused"), ("vien", "broadcast", "refused"),
+                     ("oanh", "login", "ok"), ("vien", "login", "ok")]
+
+
+def test_broadcast_emergency_and_rules_reach_the_broker_signed(rig):
+    c, store, lis, ckey = rig["client"], rig["store"], rig["listener"], rig["ckey"]
+    n0 = len(lis.got)
+    oper, admin = login(c, "oanh"), login(c, "an")
+    r = c.post("/api/broadcast", json={"file": "news", "zones": ["thon-1"], "title": "Tin"},
+               headers=oper)
+    assert r.status_code == 200, r.text
+    sent = r.json()
+    assert sent["state"] == "sent" and sent["bulletin"] == f"b{sent['id']}"
+    assert c.post("/api/emergency", json={"action": "start", "title": "Bão"},
+                  headers=oper).status_code == 200
+    assert c.post("/api/emergency", json={"action": "stop"}, headers=oper).status_code == 200
+    r = c.post("/api/rules", json={"text": RULES}, headers=admin)
+    assert r.status_code == 200 and r.json()["version"] == "v7"
+    got = lis.wait(n0 + 4)[n0:]
+    topics = [g[0] for g in got]
+    assert topics == [f"loaxa/{COMMUNE}/all/cmd"] * 3 + [f"loaxa/{COMMUNE}/all/rules"]
+    play = envelope.open_(got[0][1], ckey, "cmd")
+    assert play["cmd"] == "play" and play["zones"] == ["thon-1"]
+    assert play["session"]["url"] == "http://127.0.0.1:8001/file/news"
+    assert envelope.open_(got[1][1], ckey, "cmd") == {"cmd": "emergency", "action": "start",
+                                                      "tone": 1200, "title": "Bão",
+                                                      "bulletin": f"b{sent['id'] + 1}"}
+    assert envelope.open_(got[2][1], ckey, "cmd") == {"cmd": "emergency", "action": "stop"}
+    assert envelope.open_(got[3][1], ckey, "rules")["ver"] == "v7"
+    seqs = [g[1]["seq"] for g in got]
+    assert seqs == sorted(seqs) and len(set(seqs)) == 4
+    assert [b["state"] for b in store.broadcasts()[:4]] == ["sent"] * 4
+    assert store.setting("rules")["text"] == RULES
+    r = c.get("/api/audit", headers=admin)
+    assert [a["action"] for a in r.json()[:4]] == ["rules.push", "emergency", "emergency",
+                                                  "broadcast"]
+    assert c.get("/api/audit", headers=oper).status_code == 403
+
+
+def test_nodes_and_report_come_from_what_nodes_publish(rig):
+    c, node, store = rig["client"], rig["node"], rig["store"]
+    start = timeutil.t2k(2026, 11, 23, 2, 0)  # 09:00 in Việt Nam
+    node.publish(f"loaxa/{COMMUNE}/node/n1/status", json.dumps(
+        {"state": "online", "node": "n1", "zones": ["thon-1"], "volume": 70}), retain=True)
+    events = [("n1", 1, 90_000, start), ("n2", 1, 60_000, start + 30),
+              ("n1", 2, 30_000, start + 60),  # overlaps the first: counted once
+              ("n1", 2, 30_000, start + 60)]  # a duplicate (sent again): dropped
+    for i, (n, num, ms, t0) in enumerate(events):
+        node.publish(f"loaxa/{COMMUNE}/node/{n}/event", json.dumps(
+            {"type": "play", "node": n, "boot": 3, "n": num, "t": t0, "start": t0,
+             "duration_ms": ms, "outcome": "done", "title": f"bản tin {i}"}))
+    deadline = time.monotonic() + 10
+    while len(store.events("play")) < 3 or store.nodes()[0]["state"] != "online":
+        assert time.monotonic() < deadline, store.events("play")
+        time.sleep(0.05)
+    time.sleep(0.3)
+    assert len(store.events("play")) == 3
+    viewer = login(c, "vien")
+    nodes = c.get("/api/nodes", headers=viewer).json()
+    assert [(n["node_id"], n["state"]) for n in nodes] == [("n1", "online"), ("n2", "unknown")]
+    assert nodes[0]["status"]["volume"] == 70 and nodes[0]["last_seen"]
+    r = c.get("/api/report?from=2026-11-23&to=2026-11-23", headers=viewer)
+    assert r.status_code == 200
+    assert r.json()["zones"] == [
+        {"zone": "thon-1", "day": "2026-11-23", "seconds": 90.0, "minutes": 1.5},
+        {"zone": "thon-2", "day": "2026-11-23", "seconds": 60.0, "minutes": 1.0}]
+    assert len(r.json()["plays"]) == 3
+    r = c.get("/api/report?from=2026-11-23&to=2026-11-23&format=csv", headers=viewer)
+    assert r.headers["content-type"].startswith("text/csv")
+    assert r.text.splitlines() == ["zone,day,minutes,seconds", "thon-1,2026-11-23,1.5,90.0",
+                                   "thon-2,2026-11-23,1.0,60.0"]
+    assert c.get("/api/report?from=2026-11-24&to=2026-11-24",
+                 headers=viewer).json()["zones"] == []
+    r = c.get("/api/report?from=2026-11-24&to=2026-11-23", headers=viewer)
+    assert r.status_code == 400 and "ends before it starts" in r.json()["error"]
+    r = c.get("/api/report?from=yesterday&to=2026-11-23", headers=viewer)
+    assert r.status_code == 422 and "from" in r.json()["error"]
+    assert date  # the report's days are local dates
+
+
+def test_openapi_describes_every_endpoint(rig):
+    paths = rig["client"].get("/openapi.json").json()["paths"]
+    assert set(paths) == {"/api/login", "/api/logout", "/api/nodes", "/api/broadcast",
+                          "/api/emergency", "/api/rules", "/api/report", "/api/audit"}
