@@ -7,8 +7,10 @@ import json
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
+import threading
 import time
 from contextlib import contextmanager
 from pathlib import Path
@@ -276,3 +278,65 @@ def test_monitor_in_a_terminal_survives_a_reboot_and_a_cable_pull(target, target
         assert "Traceback" not in s
     finally:
         term.close()
+
+
+class Follow:
+    """`loaxa diag logs -f` in its own process, as a technician runs it."""
+
+    def __init__(self, port: str):
+        loaxa = Path(sys.executable).parent / "loaxa"
+        env = dict(os.environ, LANGUAGE="en")
+        self.proc = subprocess.Popen([str(loaxa), "diag", "logs", "-f", "-n", "3", "--port", port],
+                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                     env=env)
+        self.out: list[str] = []
+        self._t = threading.Thread(target=lambda: self.out.extend(self.proc.stdout), daemon=True)
+        self._t.start()
+
+    def wait(self, pattern: str, timeout: float = 20) -> None:
+        deadline = time.monotonic() + timeout
+        while not any(re.search(pattern, ln) for ln in self.out):
+            assert self.proc.poll() is None, f"logs -f ended: {self.proc.stderr.read()}"
+            assert time.monotonic() < deadline, f"no {pattern!r} in:\n{''.join(self.out)}"
+            time.sleep(0.1)
+
+    def end(self, timeout: float = 10) -> tuple[int, str]:
+        rc = self.proc.wait(timeout)
+        self._t.join(2)
+        return rc, self.proc.stderr.read()
+
+
+def test_logs_follow_shows_new_lines_across_a_reboot_and_ends_on_ctrl_c(target, target_name):
+    if target_name != "sim":
+        pytest.skip("the sim's USB bridge keeps the port while the node reboots")
+    target.start()
+    f = Follow(target.node.port_link)
+    try:
+        f.wait(r"^\d+ (debug|info|warn|error) ")  # the last lines first
+        seen = len(f.out)
+        target.power_cycle()  # a new boot logs while we follow
+        f.wait(r"reset: power_on, boot #2")
+        assert any("boot #2" in ln for ln in f.out[seen:])
+        f.proc.send_signal(signal.SIGINT)  # Ctrl-C
+        rc, err = f.end()
+        assert rc == 0 and "Traceback" not in err, err
+    finally:
+        if f.proc.poll() is None:
+            f.proc.kill()
+
+
+def test_logs_follow_says_when_the_cable_is_pulled(target, target_name):
+    if target_name != "sim":
+        pytest.skip("pulling the cable needs the sim's USB bridge")
+    target.start()
+    f = Follow(target.node.port_link)
+    try:
+        f.wait(r"^\d+ (debug|info|warn|error) ")
+        target.node.unplug()
+        rc, err = f.end()
+        assert rc == 2 and "Traceback" not in err, err
+        assert "was pulled; stopped following" in err and "loaxa diag monitor" in err
+    finally:
+        if f.proc.poll() is None:
+            f.proc.kill()
+        target.node.plug()

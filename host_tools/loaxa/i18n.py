@@ -118,6 +118,9 @@ MESSAGES: dict[str, str] = {
     "diag.need_pin": N_("this needs the node's service PIN"),
     "diag.need_pin_hint": N_("give --pin or set $LOAXA_SERVICE_PIN"),
     "diag.no_crash": N_("the crash log is empty"),
+    "diag.follow_lost": N_("the cable to {port} was pulled; stopped following"),
+    "diag.follow_lost_hint": N_("plug it back in and run the command again; loaxa diag "
+                                "monitor waits for the cable by itself"),
     "diag.no_window": N_("none open"),
     "diag.rules_head": N_("Rules {version} at {now} for zones {zones}:"),
     "diag.rules_window": N_("  window now:  {window}"),

@@ -108,6 +108,8 @@ def _logs(args: argparse.Namespace, con: NodeConsole) -> int:
         return 0
     try:
         while True:
+            if con.broken:  # a log of a node one cannot see is no log: say so and stop
+                raise LoaxaError(t("diag.follow_lost", port=con.url), t("diag.follow_lost_hint"))
             lines = con.lines_since(mark)
             mark += len(lines)
             for ln in lines:
