@@ -323,6 +323,28 @@ def test_broker_lost_mid_broadcast_nodes_come_back_and_audio_goes_on(fleet, brok
         assert longest_zero_run(x[rate // 10:]) < rate // 10, f"a gap in {wav}"
 
 
+def test_play_log_queued_while_the_broker_is_away_survives_a_power_cut(fleet, broker):
+    con = fleet.add("n1", ["thon-1"])
+    fleet.online()
+    sim = fleet.nodes["n1"][0]
+    boots = con.request("status")["boots"]
+    broker.kill()
+    fleet.ctl.wait(lambda: not con.request("status")["broker"]["connected"], 10, "broker gone")
+    con.request("tone", {"freq": 500, "seconds": 0.5})
+    fleet.ctl.wait(lambda: con.request("status")["playing"] is None, 10, "tone ends")
+    assert con.request("status")["broker"]["queued_events"] >= 1
+    sim.power_cut()
+    con.wait_ready(30)
+    broker.start()
+    # the tone's play log from the boot before the cut arrives with the node's return
+    plays = fleet.ctl.wait(lambda: [e for e in fleet.ctl.events_of("n1", "play")
+                                    if e["boot"] == boots], 30, "play log from before the cut")
+    assert plays[0]["outcome"] == "done" and plays[0]["duration_ms"] >= 400
+    fleet.ctl.wait_event(timeout=10, type="boot", node="n1", boots=boots + 1)
+    fleet.ctl.wait(lambda: con.request("status")["broker"]["queued_events"] == 0, 10, "sent")
+    assert not os.path.exists(sim.state / "data" / "events.txt")
+
+
 def test_power_cut_during_rules_update_leaves_old_or_new_rules(fleet):
     con = fleet.add("n1", ["thon-1"])
     fleet.online()

@@ -17,6 +17,10 @@ from .net_mqtt import LinkError
 
 HEARTBEAT_S = const(60)
 QUEUE = const(16)  # events kept while the broker is away; ~150 B each
+# The queue on flash while it holds events the broker has not taken, one JSON
+# text a line: a power cut then loses none of them (written only when an event
+# cannot go out at once, so a connected node does not wear its flash per event).
+EVENTS_FILE = "events.txt"
 
 
 class Control:
@@ -27,6 +31,10 @@ class Control:
         self._qn = 0
         self.dropped = 0
         self._n = 0
+        self._saved = False  # EVENTS_FILE holds the queue
+        for text in storage.read_lines(EVENTS_FILE):  # what a power cut left unsent
+            self._put(text)
+        self._saved = self._qn > 0
         self.ok = 0  # commands and rule sets acted on
         self.refused = 0
         self.seq, _ = storage.read_json("cmdseq.json", {})  # sender -> last command seq
@@ -93,7 +101,13 @@ class Control:
         fields["n"] = self._n
         fields["t"] = node.clock.now() if node.clock.trusted() else None
         fields["ms"] = time.ticks_diff(time.ticks_ms(), node._t0)
-        text = json.dumps(fields)
+        self._put(json.dumps(fields))
+        c = self.client
+        if c is None or not c.up:
+            self._save()
+        self._kick.set()
+
+    def _put(self, text):
         if self._qn == QUEUE:
             self._q[self._qh] = None
             self._qh = (self._qh + 1) % QUEUE
@@ -101,7 +115,18 @@ class Control:
             self.dropped += 1
         self._q[(self._qh + self._qn) % QUEUE] = text
         self._qn += 1
-        self._kick.set()
+
+    def _save(self):
+        try:
+            storage.write_parts(EVENTS_FILE, self._lines())
+            self._saved = True
+        except OSError as e:  # a full flash must not stop the node: the queue is still in RAM
+            log.warn("events not saved: %r" % (e,))
+
+    def _lines(self):
+        for i in range(self._qn):
+            yield self._q[(self._qh + i) % QUEUE]
+            yield b"\n"
 
     def refuse(self, code, msg, topic, env=None, reason=None):
         self.refused += 1
@@ -128,11 +153,17 @@ class Control:
                 try:
                     await c.publish(self.me + "event", text, False, 1)
                 except LinkError:
+                    self._save()
                     break  # kept; sent after the reconnect
                 if self._qn and self._q[self._qh] is text:  # not dropped meanwhile
                     self._q[self._qh] = None
                     self._qh = (self._qh + 1) % QUEUE
                     self._qn -= 1
+            # At least once: a power cut before this resends what went out (the
+            # head-end dedups on boot + n).
+            if self._saved and not self._qn:
+                storage.remove(EVENTS_FILE)
+                self._saved = False
 
     async def _heartbeat(self):
         age = 0

@@ -41,10 +41,16 @@ def ensure_dir(d=DATA_DIR):
 
 
 def write_bytes(name, data):
+    write_parts(name, (data,))
+
+
+def write_parts(name, parts):
+    """write_bytes of the parts one after another, without joining them in RAM."""
     p = path(name)
     tmp = p + ".tmp"
     with open(tmp, "wb") as f:
-        f.write(data)
+        for d in parts:
+            f.write(d.encode() if isinstance(d, str) else d)
         f.flush()
     _sync()
     if _exists(p):
@@ -75,6 +81,18 @@ def read_json(name, default=None, check=None):
         except (OSError, ValueError, TypeError, KeyError):
             pass
     return default, "default"
+
+
+def read_lines(name):
+    """The lines (without their ends) of the newest complete copy of NAME, or []."""
+    p = path(name)
+    for fn in (p, p + ".bak"):
+        try:
+            with open(fn) as f:
+                return [ln.rstrip("\n") for ln in f if ln.strip()]
+        except OSError:
+            pass
+    return []
 
 
 def remove(name):
