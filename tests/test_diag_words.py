@@ -37,3 +37,13 @@ def test_a_node_out_of_memory_is_a_heap_fault_not_a_dead_console(monkeypatch):
     silent = unreachable("/dev/ttyUSB0", NodeTimeout("no answer"))
     assert [(c.key, c.verdict, c.code) for c in silent] == [("console", "fault",
                                                              "console.silent")]
+
+
+def test_the_crash_log_tail_is_cut_to_whole_entries():
+    tail = ("plete\nMemoryError: x\n\ncrash: Traceback (most recent call last):\n  File ...\n"
+            "MemoryError: y\n\nboot failed: OSError: 5\n")
+    assert view.crash_entries(tail) == [
+        "crash: Traceback (most recent call last):\n  File ...\nMemoryError: y",
+        "boot failed: OSError: 5"]
+    assert view.crash_entries("MemoryError only\n") == ["MemoryError only"]
+    assert view.crash_entries("  \n") == []

@@ -100,7 +100,7 @@ def _logs(args: argparse.Namespace, con: NodeConsole) -> int:
     if args.json:
         _out(got)
     elif args.crash:
-        print(got["crash"].rstrip() or t("diag.no_crash"))
+        print("\n\n".join(view.crash_entries(got["crash"])) or t("diag.no_crash"))
     else:
         for e in got["lines"]:
             print(f"{e['ms']} {e['level']} {view.log_message(e['msg'])}")

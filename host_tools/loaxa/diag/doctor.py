@@ -185,10 +185,7 @@ def amp(st: dict, tone: dict | None, tone_error: str | None) -> Check:
 
 
 def _last_crash(crash: str) -> str:
-    """The last entry of the crash log (entries start with "crash:" or "boot failed:")."""
-    text = crash.strip()
-    at = max(text.rfind("crash:"), text.rfind("boot failed:"))
-    return text[at:] if at >= 0 else text
+    return (view.crash_entries(crash) or [""])[-1]
 
 
 def heap(h: dict, errs: list[str], crash: str) -> Check:

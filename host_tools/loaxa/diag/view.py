@@ -24,6 +24,20 @@ def log_message(msg: str) -> str:
         return msg
 
 
+_CRASH_ENTRY = re.compile(r"^(crash|boot failed): ", re.M)
+
+
+def crash_entries(crash: str) -> list[str]:
+    """The crash log's entries, oldest first (each starts "crash:" or "boot failed:").
+    The node sends the log's last 1 KB: text before the first entry is the cut-off
+    end of an older one and is dropped, unless it is all there is."""
+    text = crash.strip()
+    starts = [m.start() for m in _CRASH_ENTRY.finditer(text)]
+    if not starts:
+        return [text] if text else []
+    return [text[a:b].strip() for a, b in zip(starts, [*starts[1:], len(text)], strict=True)]
+
+
 def log_line(line: str) -> str:
     """A console log line `<ms> <level> <message>` with its reason worded."""
     ms, _, rest = line.partition(" ")
