@@ -42,11 +42,12 @@ def tone_maker(freq, seconds):
     return lambda: ToneSource(freq, seconds)
 
 
-def stream_maker(sess, depth_ms, player):
-    """The arbiter's make() for an RTP stream; its code loads when it is made."""
+def stream_maker(sess, depth_ms, player, once=False):
+    """The arbiter's make() for an RTP stream; its code loads when it is made.
+    once: the end of the link ends the play (a file), not a break to rejoin."""
     def make():
         from .rtpsource import RtpSource
-        return RtpSource(sess, depth_ms, player.arena(), player.sink)
+        return RtpSource(sess, depth_ms, player.arena(), player.sink, once=once)
     return make
 
 

@@ -50,8 +50,11 @@ async def play(node, args):
             info[k] = args[k]
     from .ctl_arb import play as arbitrate
     from .player import stream_maker
-    vol = await arbitrate(node, info, stream_maker(sess, node.cfg["jitter_ms"], node.player),
-                          vol)
+    # a file (the head-end's /file/NAME) ends with its response, as a
+    # schedule item's does (rulesvc); live and relay streams rejoin
+    make = stream_maker(sess, node.cfg["jitter_ms"], node.player,
+                        once=args.get("kind") == "file")
+    vol = await arbitrate(node, info, make, vol)
     return {"playing": info, "volume": vol}
 
 
