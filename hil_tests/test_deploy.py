@@ -226,7 +226,7 @@ def test_deploy_rescues_a_node_boot_looping_on_a_buggy_app(node, target, tmp_pat
     assert not status["fw"].startswith("bug-")
 
 
-@pytest.mark.qemu_ci  # ~20 s anywhere; a full deploy to QEMU takes minutes (make bench)
+@pytest.mark.qemu  # one boot + a soft reset on qemu; a full deploy there: make bench
 def test_a_slow_node_side_step_lives_on_its_ticks_and_silence_still_fails(node):
     """No deadline for a whole step: ticks restart the wait, silence ends it."""
     from loaxa.rawrepl import LinkLost, RawRepl
