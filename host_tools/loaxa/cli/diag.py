@@ -201,7 +201,8 @@ def _rules(args: argparse.Namespace, con: NodeConsole) -> int:
     if args.json:
         _out(res)
         return 0
-    print(t("diag.rules_head", version=got["version"], now=clk["local"][:19].replace("T", " "),
+    version = t("diag.rules_builtin") if got["version"] in view.NO_RULES else got["version"]
+    print(t("diag.rules_head", version=version, now=clk["local"][:19].replace("T", " "),
             zones=",".join(zones) or "-"))
     print(t("diag.rules_window", window=got["window"] or t("diag.no_window")))
     print(t("diag.rules_next", at=res["next_change"][:16].replace("T", " ")))

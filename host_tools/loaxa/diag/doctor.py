@@ -149,7 +149,7 @@ def rules(info: dict | None, R: dict | None, now: int | None, zones: list[str],
     if info is None:
         return Check("rules", FAULT, t("doctor.rules_off"), t("doctor.safe_mode_next"),
                      "power.safe_mode", facts)
-    if info.get("version") in ("default", "", None):
+    if info.get("version") in view.NO_RULES:
         return Check("rules", FAULT, t("doctor.rules_none"), t("doctor.rules_none_next"),
                      "rules.none", facts)
     window = info.get("window")
@@ -307,7 +307,7 @@ def run(con: NodeConsole, pin: str | None = None, tone: bool = True,
 
 
 def _console(st: dict, port: str) -> Check:
-    return Check("console", OK, t("doctor.console_ok", node=st.get("node_id", "?"),
+    return Check("console", OK, t("doctor.console_ok", node=view.node_name(st),
                                    board=st.get("board", "?"), port=port))
 
 
@@ -319,7 +319,7 @@ def _checks(con: NodeConsole, st: dict, ask: Callable[..., dict], oom: list[str]
     crash = ask("log", {"n": 1}).get("crash", "") if st.get("boot_fails") or \
         st.get("safe_mode") else ""  # the log on flash is history unless this boot follows it
     R = None
-    if st.get("rules") and st["rules"].get("version") not in ("default", "", None):
+    if st.get("rules") and st["rules"].get("version") not in view.NO_RULES:
         R = ask("rules.get").get("rules")
     record, expected_broker = _inventory(st, inventory)
     tone_seen, tone_error = _tone(con, pin) if tone and not st.get("safe_mode") else \

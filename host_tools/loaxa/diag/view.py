@@ -102,16 +102,26 @@ def _amp(st: dict) -> str:
     return on + ("" if f is None else ", " + t("status.amp_fine"))
 
 
+UNNAMED = "unset"  # the node_id of a node not provisioned yet (firmware config.py)
+NO_RULES = ("default", "", None)  # rules versions of a node without the commune's rules
+
+
+def node_name(st: dict[str, Any]) -> str:
+    n = st.get("node_id", "?")
+    return t("status.unnamed") if n == UNNAMED else str(n)
+
+
 def rows(st: dict[str, Any]) -> list[tuple[str, str]]:
     c = st.get("clock", {})
     r = st.get("rules") or {}
     h = st.get("heap", {})
     clock = c.get("local", "?")[:19].replace("T", " ") + " " + (
         t("status.synced", source=c.get("source")) if c.get("synced") else t("demo.unsynced"))
-    rules = (t("status.rules", version=r.get("version"), window=r.get("window") or "-")
-             if r else t("doctor.rules_off"))
+    rules = (t("doctor.rules_off") if not r else t("doctor.rules_none")
+             if r.get("version") in NO_RULES else
+             t("status.rules", version=r.get("version"), window=r.get("window") or "-"))
     return [
-        (t("status.node"), f"{st.get('node_id')}  ({st.get('board')}, {st.get('uid')})"),
+        (t("status.node"), f"{node_name(st)}  ({st.get('board')}, {st.get('uid')})"),
         (t("status.firmware"), str(st.get("fw"))),
         (t("status.uptime"), t("status.uptime_v", s=st.get("uptime_s"),
                                cause=cause(st.get("reset_cause")), boots=st.get("boots"))
