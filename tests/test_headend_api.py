@@ -242,4 +242,31 @@ def test_nodes_and_report_come_from_what_nodes_publish(rig):
 def test_openapi_describes_every_endpoint(rig):
     paths = rig["client"].get("/openapi.json").json()["paths"]
     assert set(paths) == {"/api/login", "/api/logout", "/api/nodes", "/api/broadcast",
-                          "/api/emergency", "/api/rules", "/api/report", "/api/audit"}
+                          "/api/emergency", "/api/rules", "/api/report", "/api/audit",
+                          "/api/stream"}
+
+
+def test_web_page_speaks_vietnamese_unless_asked_and_lists_nodes_live(rig):
+    c = TestClient(create_app(rig["he"]))
+    page = c.get("/")
+    assert page.status_code == 200 and 'lang="vi"' in page.text and "Đăng nhập" in page.text
+    assert "Log in" in c.get("/", headers={"Accept-Language": "en-GB,en;q=0.8"}).text
+    r = c.post("/login", data={"user": "oanh", "password": "wrong"}, follow_redirects=False)
+    assert r.status_code == 303 and r.headers["location"] == "/?bad=1"
+    assert "Sai tên người dùng hoặc mật khẩu." in c.get("/?bad=1").text
+    r = c.post("/login", data={"user": "vien", "password": "vien-secret"})
+    page = c.get("/").text
+    assert "Các cụm loa" in page and 'id="node-n1"' in page and 'id="node-n2"' in page
+    assert "Phát một tệp" not in page  # a viewer gets no broadcast form
+    assert 'viewport' in page  # phone-width screens
+    with c.stream("GET", "/api/stream?lang=en") as s:
+        assert s.headers["content-type"].startswith("text/event-stream")
+        lines = []
+        for line in s.iter_lines():
+            lines.append(line)
+            if line == "" and len(lines) > 1:
+                break
+    assert lines[0] == "event: nodes" and 'id="node-n1"' in "".join(lines)
+    c.post("/logout")
+    assert "Đăng nhập" in c.get("/").text
+    assert TestClient(create_app(rig["he"])).get("/api/stream").status_code == 401

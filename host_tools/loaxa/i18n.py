@@ -308,6 +308,29 @@ MESSAGES: dict[str, str] = {
     # TRANSLATORS: column headers of the node table, separated by |
     "headend.nodes_cols": N_("node|zones|state|last seen|playing|volume|firmware"),
     "headend.ago": N_("{s} s ago"),
+    "web.title": N_("Commune loudspeakers"),
+    "web.login": N_("Log in"),
+    "web.logout": N_("Log out"),
+    "web.user": N_("User name"),
+    "web.password": N_("Password"),
+    "web.bad_login": N_("Wrong user name or password."),
+    "web.signed_in": N_("{user} ({role})"),
+    "web.nodes": N_("Loudspeaker nodes"),
+    # TRANSLATORS: column headers of the web page's node table, separated by |
+    "web.cols": N_("Node|Zones|State|Last seen|Playing|Volume|Signal|Firmware"),
+    "web.state.online": N_("online"),
+    "web.state.offline": N_("offline"),
+    "web.state.unknown": N_("not heard from"),
+    "web.live": N_("Updates by itself."),
+    "web.broadcast": N_("Broadcast a file"),
+    "web.file": N_("File"),
+    "web.zones": N_("Zones (empty: all)"),
+    "web.priority": N_("Priority"),
+    "web.send": N_("Broadcast"),
+    "web.emergency": N_("Emergency"),
+    "web.emergency_start": N_("Start the emergency warning"),
+    "web.emergency_stop": N_("End the emergency"),
+    "web.done": N_("Sent."),
     "files.ready": N_("Serving the audio files of {dir} to nodes on port {port} "
                       "(GET /file/NAME). The rules' [files]: {files}"),
     "stream.progress": N_(
@@ -338,4 +361,9 @@ def catalogue(code: str | None = None) -> gettext.NullTranslations:
 
 
 def t(key: str, **kw: object) -> str:
-    return catalogue().gettext(MESSAGES[key]).format(**kw)
+    return t_in(lang(), key, **kw)
+
+
+def t_in(code: str, key: str, **kw: object) -> str:
+    """t() in a given language: the web page speaks its reader's, not $LANG."""
+    return catalogue(code).gettext(MESSAGES[key]).format(**kw)

@@ -137,4 +137,7 @@ def create_app(he: Headend) -> FastAPI:
     def audit(who: Who, limit: int = 100) -> list[dict]:
         return he.audit_log(who, limit)
 
+    from .web import add_web
+
+    add_web(app, he)
     return app

@@ -1,0 +1,104 @@
+"""The operator's web page: server-rendered (Jinja), Vietnamese unless the
+browser asks for English first (?lang= overrides), the node table kept live
+by server-sent events carrying the re-rendered rows (docs/headend.md)."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+from fastapi import FastAPI, Form, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response, StreamingResponse
+from jinja2 import Environment, FileSystemLoader, select_autoescape
+
+from ..i18n import t_in
+from .app import COOKIE, NotLoggedIn, actor, token_of
+from .service import Headend, allowed
+
+ENV = Environment(loader=FileSystemLoader(Path(__file__).with_name("templates")),
+                  autoescape=select_autoescape())
+POLL_S = 1.0  # how often the stream looks for news in the store
+
+
+def page_lang(request: Request) -> str:
+    q = request.query_params.get("lang")
+    if q in ("vi", "en"):
+        return q
+    for part in request.headers.get("accept-language", "").split(","):
+        code = part.split(";")[0].strip().lower()
+        if code.startswith("vi"):
+            return "vi"
+        if code.startswith("en"):
+            return "en"
+    return "vi"
+
+
+def _globals(code: str) -> dict:
+    def ago(ts: float | None) -> str:
+        return "-" if ts is None else t_in(code, "headend.ago", s=int(time.time() - ts))
+
+    def state(s: str) -> str:
+        return t_in(code, "web.state." + s) if s in ("online", "offline") else \
+            t_in(code, "web.state.unknown")
+    return {"_": lambda key, **kw: t_in(code, key, **kw), "ago": ago, "state": state,
+            "lang": code}
+
+
+def rows(he: Headend, code: str) -> str:
+    tpl = ENV.get_template("row.html")
+    return "".join(tpl.render(n=n, **_globals(code)) for n in he.store.nodes())
+
+
+def add_web(app: FastAPI, he: Headend) -> None:
+    @app.get("/", response_class=HTMLResponse, include_in_schema=False)
+    def index(request: Request) -> HTMLResponse:
+        code = page_lang(request)
+        ctx = _globals(code)
+        try:
+            user, role = actor(request)
+        except NotLoggedIn:
+            return HTMLResponse(ENV.get_template("index.html").render(
+                user=None, bad=request.query_params.get("bad"), **ctx))
+        return HTMLResponse(ENV.get_template("index.html").render(
+            user=user, role=role, nodes=he.nodes((user, role)),
+            cols=t_in(code, "web.cols").split("|"), can_operate=allowed(role, "operator"),
+            **ctx))
+
+    @app.post("/login", include_in_schema=False)
+    def login(user: str = Form(...), password: str = Form(...)) -> Response:
+        got = he.store.login(user, password)
+        if got is None:
+            return RedirectResponse("/?bad=1", 303)
+        r = RedirectResponse("/", 303)
+        r.set_cookie(COOKIE, got[0], httponly=True, samesite="strict")
+        return r
+
+    @app.post("/logout", include_in_schema=False)
+    def logout(request: Request) -> Response:
+        he.store.logout(token_of(request))
+        r = RedirectResponse("/", 303)
+        r.delete_cookie(COOKIE)
+        return r
+
+    @app.get("/api/stream")
+    async def stream(request: Request) -> StreamingResponse:
+        """Server-sent events: `nodes` with the table's rendered rows, now and
+        whenever a node's state or status changes."""
+        actor(request)
+        code = page_lang(request)
+
+        async def events() -> AsyncIterator[str]:
+            last = None
+            while True:
+                body = rows(he, code)
+                if body != last:
+                    last = body
+                    yield "event: nodes\n" + "".join(
+                        "data: " + ln + "\n" for ln in body.splitlines() or [""]) + "\n"
+                if await request.is_disconnected():
+                    return
+                await asyncio.sleep(POLL_S)
+        return StreamingResponse(events(), media_type="text/event-stream",
+                                 headers={"Cache-Control": "no-store"})
