@@ -262,9 +262,9 @@ def test_zone_play_reaches_only_that_zone(fleet):
                                         "session": FMT.session(addr="0.0.0.0", port=port)})
         ack = fleet.ctl.wait_event(type="ack", seq=env["seq"])
         assert ack["node"] == "n2"
-        time.sleep(1)
+        # status follows a change within about 1 s (its heartbeat loop looks every second)
+        fleet.ctl.wait(lambda: fleet.ctl.status["n2"]["play"] == "playing", 5, "n2 plays")
         assert fleet.ctl.status["n1"]["play"] == "stopped"
-        assert fleet.ctl.status["n2"]["play"] == "playing"
     finally:
         tone.stop()
     assert not [e for e in fleet.ctl.events_of("n1") if e.get("seq") == env["seq"]]
@@ -343,6 +343,44 @@ def test_play_log_queued_while_the_broker_is_away_survives_a_power_cut(fleet, br
     fleet.ctl.wait_event(timeout=10, type="boot", node="n1", boots=boots + 1)
     fleet.ctl.wait(lambda: con.request("status")["broker"]["queued_events"] == 0, 10, "sent")
     assert not os.path.exists(sim.state / "data" / "events.txt")
+
+
+def test_plays_over_mqtt_count_against_the_rules_limits(fleet):
+    con = fleet.add("n1", ["thon-1"])
+    fleet.online()
+    lim = rules.compile_text(RULES.format(version="lim") + "[limits]\nsessions_per_day = 1\n")
+    fleet.ctl.rules("node:n1", lim.rules, retain=False)
+    fleet.ctl.wait(lambda: fleet.ctl.status["n1"]["rules"] == "lim", 10, "rules lim")
+    port = free_udp()
+    tone = Tone([port])
+    try:
+        env = fleet.ctl.command("node:n1", {"cmd": "play", "bulletin": "b1",
+                                            "session": FMT.session(addr="0.0.0.0", port=port)})
+        fleet.ctl.wait_event(type="ack", seq=env["seq"])
+        time.sleep(1)
+        env = fleet.ctl.command("node:n1", {"cmd": "stop"})
+        fleet.ctl.wait_event(type="ack", seq=env["seq"])
+        # the day's one session is spent: a second play is refused, with the rules' reason
+        env = fleet.ctl.command("node:n1", {"cmd": "play", "bulletin": "b2",
+                                            "session": FMT.session(addr="0.0.0.0", port=port)})
+        r = fleet.ctl.wait_event(type="refused", seq=env["seq"])
+    finally:
+        tone.stop()
+    assert r["code"] == "not_allowed" and r["reason"]["code"] == "sessions_per_day", r
+    assert con.request("status")["playing"] is None
+
+
+def test_volume_set_over_mqtt_stays_after_a_reboot(fleet):
+    con = fleet.add("n1", ["thon-1"])
+    fleet.online()
+    env = fleet.ctl.command("node:n1", {"cmd": "volume", "volume": 55})
+    fleet.ctl.wait_event(type="ack", seq=env["seq"])
+    fleet.nodes["n1"][0].power_cut()
+    con.wait_ready(30)
+    assert con.request("config.get")["volume"] == 55
+    fleet.ctl.wait(lambda: fleet.ctl.status["n1"].get("state") == "online"
+                   and fleet.ctl.status["n1"]["uptime_s"] < 30
+                   and fleet.ctl.status["n1"]["volume"] == 55, 20, "status after the reboot")
 
 
 def test_power_cut_during_rules_update_leaves_old_or_new_rules(fleet):

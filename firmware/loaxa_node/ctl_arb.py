@@ -31,6 +31,8 @@ async def play(node, info, make, volume):
     cur = node.player.now
     if cur is not None and rank(cur) > rank(info):
         raise CmdError("busy", "a %s broadcast is playing" % cur.get("priority"))
+    if "kind" in info:
+        info["asked"] = volume  # what the scheduler's passes re-level it from
     volume = allowed(node, info, volume)
     until = info.get("until")
     if until is not None and until <= node.clock.now():
@@ -62,6 +64,8 @@ async def _start(node, info, make, volume):
         unload_new(before)
     a["cur"], a["make"], a["vol"] = info, make, volume
     await p.play(src, volume, info)
+    if "kind" in info and node.rules is not None:
+        node.rules.started(info)  # the rules' limits count it
     if a["timer"]:
         a["timer"].cancel()
         a["timer"] = None

@@ -17,7 +17,7 @@ COMMANDS = {
     "play": ("stream.play", ("session", "priority", "kind", "zones", "until", "volume",
                              "bulletin", "title", "source")),
     "stop": ("stream.stop", ("bulletin", "priority")),
-    "volume": ("stream.volume", ("volume",)),
+    "volume": ("ctl_cmd.volume", ("volume",)),
     "tone": ("service.tone", ("freq", "seconds", "volume")),
     "emergency": ("stream.emergency", ("action", "session", "tone", "until", "volume",
                                        "bulletin", "title", "source")),
@@ -122,6 +122,8 @@ async def _command(ctl, scope, env, key):
         if not isinstance(ch, dict):
             raise CmdError("bad_args", "config: set must be an object of key: value")
         args = ch
+    elif name == "play":
+        args.setdefault("kind", "live")  # the head-end's plays are the rules' to govern
     elif name == "time":
         args = {"ts": env["ts"]}
     mod, _, fn = handler.rpartition(".")
@@ -141,3 +143,16 @@ def time_hint(node, args):
     c.set(args["ts"], 0, "headend")
     log.info("clock set from the head-end's signed time")
     return {"set": True}
+
+
+def volume(node, args):
+    """The head-end sets the node's volume: it ramps what plays (as the
+    console's `volume`) and stays the default for new plays, reboots too."""
+    from .service import config_set
+    from .stream import volume as ramp
+    r = ramp(node, args)
+    now = node.player.now if node.player else None
+    if now is not None and "kind" in now:
+        now["asked"] = r["volume"]  # the scheduler's next pass keeps it (within the rules)
+    config_set(node, {"volume": r["volume"]})
+    return r

@@ -164,9 +164,19 @@ class RulesService:
         log.info("rules: start %s at %d %%: %s" % (it["id"], d["volume"],
                                                     json.dumps(d["reason"])))
         await p.play(src, d["volume"], info)
+        self.started(info)
+
+    def started(self, info):
+        """A rule-governed broadcast began playing (a schedule item, a play
+        over MQTT): it counts against the day's limits from now. Emergencies
+        do not count; a resumed broadcast is not a new session."""
         now = self.node.clock.now()
+        self._account(now)  # closes the session it replaced
+        if info.get("priority") == "emergency":
+            return
         self._sess = (info, now)
-        self.usage["n"] += 1
+        if not info.get("resumed"):
+            self.usage["n"] += 1
         storage.write_json("usage.json", self.usage)
 
     async def _pass(self):
