@@ -17,6 +17,17 @@ else:
     ptr8 = ptr16 = ptr32 = None  # type: ignore  # viper resolves these at compile time
 
 
+def backoff_ms(fails, first, longest):
+    """The pause before retry number `fails` (1 for the first): d doubles from
+    first up to longest, and the pause is drawn from [d/2, d], so nodes that
+    lost the same tower or broker do not come back in step, and it never
+    collapses to zero. Small ints only: nothing is kept between calls."""
+    import os
+    d = min(longest, first << min(fails - 1, 16))
+    r = os.urandom(2)
+    return d // 2 + ((r[0] << 8) | r[1]) * (d // 2) // 65535
+
+
 def unload(*names):
     """Drop loaxa_node submodules needed only for a moment (parsing rules, a
     session) and give their RAM back. Modules that set KEEP stay: those with

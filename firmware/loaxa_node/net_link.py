@@ -9,10 +9,10 @@
 # is_up(), close() and a signal attribute.
 # Consumers: node.link.is_up(), await wait_up(), on_change(cb), info().
 import asyncio
-import os
 import time
 
 from . import log
+from .compat import backoff_ms
 
 BACKOFF_MS = (2000, 300000)  # first and longest wait after every link failed
 CHECK_MS = 1000  # how often an up link is looked at
@@ -22,15 +22,6 @@ ORDER = ("eth", "wifi", "lte")  # DESIGN section 7: prefer a wired link
 
 class LinkError(OSError):
     """The link failed: no carrier, no answer, refused. The manager retries."""
-
-
-def backoff_ms(fails):
-    """Wait before attempt fails+1: doubling from BACKOFF_MS[0] up to [1], of
-    which the upper half is random, so nodes that lost the same tower do not
-    come back in step (and the wait never collapses to zero)."""
-    hi = min(BACKOFF_MS[1], BACKOFF_MS[0] << min(fails - 1, 12))
-    r = os.urandom(2)
-    return hi // 2 + ((r[0] << 8) | r[1]) * (hi // 2) // 65535
 
 
 def kinds(board, cfg):
@@ -155,7 +146,7 @@ class Link:
                 if fails == 0 and self._ups:
                     break  # a link that was up and fell: back to the best one
             fails += 1
-            wait = backoff_ms(fails)
+            wait = backoff_ms(fails, *BACKOFF_MS)
             log.info("link: retry in %d ms" % wait)
             await asyncio.sleep_ms(wait)
 

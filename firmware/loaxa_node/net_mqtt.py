@@ -12,10 +12,9 @@
 # Pure asyncio on both interpreters: the host's control tool and the benches
 # run this same client under CPython.
 import asyncio
-import os
 import time
 
-from .compat import loaded, unload_new
+from .compat import backoff_ms, loaded, unload_new
 
 # Resident once loaded, even when a request loaded it (config.set of the
 # broker): a second copy imported later by the modules that use it would
@@ -228,7 +227,7 @@ class Client(Proto):
                 raise LinkError("publish failed")
 
     async def _run(self):
-        delay = BACKOFF_MS[0]
+        fails = 0  # attempts since the last connection that got its CONNACK
         while True:
             link = self.link
             if link is not None and not link.is_up():
@@ -254,7 +253,7 @@ class Client(Proto):
                 self.up_ms = self._last_rx = _ms()
                 self.connects += 1
                 self.error = None
-                delay = BACKOFF_MS[0]
+                fails = 0
                 self._tasks = [asyncio.create_task(self._receive()),
                                asyncio.create_task(self._pinger())]
                 if self.on_up:
@@ -274,9 +273,8 @@ class Client(Proto):
                 if self.on_down:
                     self.on_down(self.error)
             # jittered: a commune's nodes coming back together do not reconnect in step
-            r = os.urandom(2)
-            await asyncio.sleep((delay // 2 + ((r[0] << 8) | r[1]) % (delay // 2 + 1)) / 1000)
-            delay = min(delay * 2, BACKOFF_MS[1])
+            fails += 1
+            await asyncio.sleep(backoff_ms(fails, *BACKOFF_MS) / 1000)
 
     async def _pinger(self):
         # PINGREQ [3.12] at half the keepalive; a broker silent for 1.5 of it is gone [3.1.2.10]
