@@ -18,15 +18,15 @@ OTHER_KEY = "a7" * 32
 
 # A commune that broadcasts 05:30-06:15 every day; a tone stands in for the
 # provincial relay until the audio pipeline lands.
-RULES = """
-version = "{version}"
+MORNING = """
 quiet_hours = "21:00-05:00"
 [[window]]
 name = "morning"
 days = "daily"
 time = "05:30-06:15"
 volume = 60
-max_volume = 80
+"""
+RULES = 'version = "{version}"' + MORNING + """max_volume = 80
 [[schedule]]
 name = "bell"
 source = "tone:1000"
@@ -48,9 +48,10 @@ def signed(version="v1", seq=1, key=KEY, body=None):
     return rules.sign(R, bytes.fromhex(key), "headend", seq, 0)
 
 
-def provision(node, version="v1", seq=1):
+def provision(node, version="v1", seq=1, body=None):
+    """The commune's key on the node, then its rules (RULES, or body), signed."""
     node.request("keys.set", {"commune_key": KEY})
-    return node.request("rules.set", signed(version, seq))
+    return node.request("rules.set", signed(version, seq, body=body))
 
 
 def local_iso(t):

@@ -10,22 +10,14 @@ from pathlib import Path
 
 import pytest
 from test_audio_stream import captured, free_port, pytestmark  # noqa: F401
-from test_node_rules import EDGE, KEY, local_iso, wait_idle
+from test_node_rules import EDGE, MORNING, local_iso, provision, wait_idle
 
 from loaxa import rules
 from loaxa.testsignals import align, correlation, level_db, speech_like, write_wav
 from loaxa_node import gain
 
 CLI = str(Path(sys.executable).parent / "loaxa")
-RULES = """
-version = "sources"
-quiet_hours = "21:00-05:00"
-[[window]]
-name = "morning"
-days = "daily"
-time = "05:30-06:15"
-volume = 60
-[files]
+RULES = 'version = "sources"' + MORNING + """[files]
 url = "http://127.0.0.1:{http}/file/"
 codec = "DVI4"
 rate = 16000
@@ -63,8 +55,7 @@ def test_schedule_item_plays_its_source_at_the_window_volume(node, target, tmp_p
     relay = None
     try:
         R = rules.compile_text(RULES.format(http=http, udp=udp, source=source)).rules
-        node.request("keys.set", {"commune_key": KEY})
-        node.request("rules.set", rules.sign(R, bytes.fromhex(KEY), "headend", 1, 0))
+        provision(node, body=R)
         node.request("clock.set", {"time": local_iso(EDGE - 1)})
         deadline = time.monotonic() + 5
         while not (playing := node.request("status")["playing"]):
