@@ -92,8 +92,11 @@ def connect(cfg: dict, he: Headend | None, client_id: str | None = None) -> Cont
                     keys[n["node_id"]] = bytes.fromhex(inv.node_key(n["node_id"]))
                 except LoaxaError:
                     pass  # a node not yet provisioned has no key: zone and all reach it
-    # only serve files what nodes report; a CLI just sends
+    # only serve files what nodes report; a CLI just sends, under its own sender
+    # name: nodes keep sequences per sender, so the CLI's and serve's millisecond
+    # sequences can never collide
     return Controller(cfg["broker"], cfg["commune"], ckey, keys, prefix=cfg["prefix"],
+                      sender="headend" if he else "headend-cli",
                       client_id=client_id, on_doc=he.ingest if he else None, keep=False,
                       persistent=he is not None)
 
