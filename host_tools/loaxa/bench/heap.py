@@ -60,7 +60,8 @@ mp.runPython(fs.readFileSync(%(script)s, "utf8"));
 
 
 def run(argv: list[str]) -> list[Table]:
-    return [_module_table()]
+    """ARGS=noqemu leaves out the emulated ESP32's table (a boot takes minutes)."""
+    return [_module_table(), *([] if "noqemu" in argv else [_qemu_table()])]
 
 
 def _module_table() -> Table:
@@ -137,3 +138,108 @@ def _kb(v: int | None) -> object:
 
 def _ratio(a: int | None, b: int | None) -> object:
     return "n/a" if not a or not b else a / b
+
+
+# -- the emulated ESP32 (QEMU, the stock image) -------------------------------
+
+RULES = """
+version = "bench"
+quiet_hours = "21:00-05:00"
+[[window]]
+name = "morning"
+days = "daily"
+time = "05:30-06:15"
+volume = 60
+max_volume = 80
+[[schedule]]
+name = "bell"
+source = "tone:1000"
+start = "05:30"
+minutes = 1
+days = "daily"
+"""
+MEM_INFO = ("import gc, micropython\ngc.collect()\nprint('H', gc.mem_alloc(), gc.mem_free())\n"
+            "micropython.mem_info()")
+ROUND_TRIPS = 20
+
+
+def _qemu_table() -> Table:
+    """The app on the emulated ESP32 with the rig's LTE modem: GC heap as the
+    node reports it (`status`, collected first), then from the REPL after
+    Ctrl-C (the app's modules stay imported) for the largest free block."""
+    import time
+
+    from .. import rules
+    from ..console import NodeConsole
+    from ..errors import NodeTimeout
+    from ..rawrepl import RawRepl
+    from ..rig.modem import RigModem
+    from ..rig.qemu import ICOUNT
+    from ..rig.strategy import NodeStrategy
+    from ..rig.targets import QemuTarget, Unavailable
+
+    title = f"GC heap on the emulated ESP32 (stock v1.23 image, QEMU {' '.join(ICOUNT)})"
+    headers = ["state", "used KB", "free KB", "largest free KB", "note"]
+    with tempfile.TemporaryDirectory(prefix="loaxa-bench-heap-") as t:
+        tmp = Path(t)
+        try:
+            modem = RigModem(ppp=True, log_path=tmp / "modem.log")
+        except Unavailable as e:
+            return Table(title, headers, [], f"skipped: {e.msg}")
+        try:
+            target = QemuTarget(tmp, "esp32-qemu", extra_args=("-serial", f"tcp:{modem.address}"))
+        except Unavailable as e:
+            modem.stop()
+            return Table(title, headers, [], f"skipped: {e.msg}")
+        s = NodeStrategy(target, lambda url: NodeConsole(url, log_path=tmp / "console.log"))
+        rows: list[list[object]] = []
+        try:
+            t0 = time.monotonic()
+            node = s.transition("app", timeout=900)
+            assert node is not None  # "app" always yields the console
+            boot = time.monotonic() - t0
+
+            def row(state: str, note: str = "") -> None:
+                h = node.request("status", timeout=60)["heap"]
+                rows.append([state, h["alloc"] / 1024, h["free"] / 1024, "", note])
+
+            row("booted", f"boot to ready {boot:.0f} s")
+            deadline = time.monotonic() + 300
+            while not node.request("status", timeout=60)["net"]["up"]:
+                if time.monotonic() > deadline:
+                    break
+                time.sleep(2)
+            row("PPP up (LTE modem, lwIP)")
+            t1 = time.monotonic()
+            for _ in range(ROUND_TRIPS):
+                node.request("version", timeout=60)
+            rtt = (time.monotonic() - t1) / ROUND_TRIPS
+            key = "5e" * 32
+            env = rules.sign(rules.compile_text(RULES).rules, bytes.fromhex(key), "headend", 1, 0)
+            try:
+                node.request("keys.set", {"commune_key": key}, timeout=60)
+                node.request("rules.set", env, timeout=60)
+                row("with the rules service (one signed rule set)")
+            except NodeTimeout:  # seen on qemu (docs/hil.md); Ctrl-C below still works
+                rows.append(["with the rules service", "n/a", "", "", "rules.set: no answer"])
+            port = node.pause()
+            try:
+                repl = RawRepl(port, timeout=60)
+                repl.enter(soft_reset=False)  # keep the app's heap as it is
+                out = repl.exec(MEM_INFO, timeout=60)
+            finally:
+                node.resume()
+            used, free = next((int(p[1]), int(p[2])) for p in
+                              (ln.split() for ln in out.splitlines()) if p and p[0] == "H")
+            # mem_info: "max free sz: N" in 16-byte blocks
+            largest = next(int(ln.split("max free sz:")[1].split()[0]) for ln in
+                           out.splitlines() if "max free sz:" in ln) * 16
+            rows.append(["REPL after Ctrl-C (app modules imported)", used / 1024, free / 1024,
+                         largest / 1024, ""])
+        finally:
+            s.transition("off")
+            target.close()
+            modem.stop()
+    return Table(title, headers, rows,
+                 f"console round trip (`version`, {ROUND_TRIPS} in a row): {rtt * 1000:.0f} ms."
+                 " Host times under icount depend on the host's load.")
