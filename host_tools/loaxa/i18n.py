@@ -360,10 +360,10 @@ def catalogue(code: str | None = None) -> gettext.NullTranslations:
     return _catalogues[code]
 
 
-def t(key: str, **kw: object) -> str:
+def t(key: str, /, **kw: object) -> str:
     return t_in(lang(), key, **kw)
 
 
-def t_in(code: str, key: str, **kw: object) -> str:
+def t_in(code: str, key: str, /, **kw: object) -> str:
     """t() in a given language: the web page speaks its reader's, not $LANG."""
     return catalogue(code).gettext(MESSAGES[key]).format(**kw)
