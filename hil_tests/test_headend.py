@@ -7,8 +7,6 @@ head-end right after an acknowledged broadcast loses nothing."""
 from __future__ import annotations
 
 import os
-import signal
-import socket
 import subprocess
 import sys
 import time
@@ -20,7 +18,9 @@ import pytest
 
 from loaxa.console import NodeConsole
 from loaxa.inventory import Inventory
-from loaxa.rig.broker import Broker, free_port, mosquitto_path
+from loaxa.rig import process
+from loaxa.rig.broker import Broker, mosquitto_path
+from loaxa.rig.process import free_port
 from loaxa.sim import SimNode
 from loaxa.testsignals import read_wav
 from loaxa_node import timeutil
@@ -38,18 +38,6 @@ volume = 80
 """
 TONE_HZ, TONE_S = 440, 3
 LOAXA = str(Path(sys.executable).parent / "loaxa")  # the command operators run
-
-
-def wait_port(port: int, proc: subprocess.Popen, timeout: float = 30) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        assert proc.poll() is None, "the head-end exited"
-        try:
-            socket.create_connection(("127.0.0.1", port), 0.2).close()
-            return
-        except OSError:
-            time.sleep(0.1)
-    raise AssertionError(f"nothing listens on {port}")
 
 
 class Headend:
@@ -81,21 +69,14 @@ class Headend:
             cmd += ["--broker", self.broker]
         self.log = open(self.tmp / "headend.log", "ab")
         self.proc = subprocess.Popen(cmd, env=self.env, stdout=self.log, stderr=self.log)
-        wait_port(self.port, self.proc)
+        process.wait_listening(self.proc, self.port, "the head-end", 30)
         return self
 
     def kill(self) -> None:
-        assert self.proc is not None
-        self.proc.send_signal(signal.SIGKILL)
-        self.proc.wait()
+        process.kill(self.proc)
 
     def stop(self) -> None:
-        if self.proc and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.kill()
+        process.stop(self.proc, 10)
 
 
 def node_up(tmp: Path, he: Headend, name: str, zone: str, keys: tuple[str, str]

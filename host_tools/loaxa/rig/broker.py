@@ -6,24 +6,17 @@ from __future__ import annotations
 
 import os
 import shutil
-import signal
-import socket
 import subprocess
-import time
 from pathlib import Path
 
 from ..errors import LoaxaError
+from . import process
+from .process import free_port
 
 
 def mosquitto_path() -> str | None:
     return shutil.which("mosquitto") or (
         "/usr/sbin/mosquitto" if Path("/usr/sbin/mosquitto").exists() else None)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class Broker:
@@ -50,31 +43,15 @@ class Broker:
     def start(self, timeout: float = 5.0) -> Broker:
         self.proc = subprocess.Popen([self.exe, "-c", str(self.conf)],
                                      stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise LoaxaError("mosquitto exited: " + self.proc.stderr.read().decode()
-                                 if self.proc.stderr else "")
-            try:
-                socket.create_connection(("127.0.0.1", self.port), 0.2).close()
-                return self
-            except OSError:
-                time.sleep(0.05)
-        raise LoaxaError(f"mosquitto did not listen on port {self.port}")
+        process.wait_listening(self.proc, self.port, "mosquitto", timeout)
+        return self
 
     def kill(self) -> None:
         """SIGKILL: the broker vanishes without a word, as on a crash."""
-        if self.proc and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGKILL)
-            self.proc.wait()
+        process.kill(self.proc)
 
     def stop(self) -> None:
-        if self.proc and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(5)
-            except subprocess.TimeoutExpired:
-                self.kill()
+        process.stop(self.proc, 5)
         self.proc = None
 
     def pid(self) -> int | None:

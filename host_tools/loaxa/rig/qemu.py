@@ -25,6 +25,7 @@ from .. import boards
 from .. import image as flashimage
 from ..errors import LoaxaError
 from ..flash import sha256_file
+from .process import free_port
 
 
 class Unavailable(LoaxaError):
@@ -67,12 +68,6 @@ def find_firmware(board: dict, qemu: str) -> Path:
                           f"(SHA-256 {pin['sha256'][:12]}...)",
                           "use the exact file named in the board definition")
     return path
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class Relay:
