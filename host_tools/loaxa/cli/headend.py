@@ -158,9 +158,12 @@ def _data(args: argparse.Namespace) -> str:
 
 
 def _open(args: argparse.Namespace):  # type: ignore[no-untyped-def]
+    """The head-end's files, for one CLI call: closed (its broker session too) on the way out."""
+    from contextlib import closing
+
     from ..headend.server import open_headend
 
-    return open_headend(_data(args))
+    return closing(open_headend(_data(args)))
 
 
 def _actor() -> tuple[str, str]:
@@ -188,9 +191,9 @@ def run_serve(args: argparse.Namespace) -> int:
 
 
 def run_user(args: argparse.Namespace) -> int:
-    he = _open(args)
     password = sys.stdin.readline().rstrip("\n")
-    he.store.add_user(args.name, password, args.role, _actor()[0])
+    with _open(args) as he:
+        he.store.add_user(args.name, password, args.role, _actor()[0])
     print(t("headend.user", name=args.name, role=args.role))
     return 0
 
@@ -198,7 +201,8 @@ def run_user(args: argparse.Namespace) -> int:
 def run_nodes(args: argparse.Namespace) -> int:
     from ..term import print_table
 
-    rows = _open(args).nodes(_actor())
+    with _open(args) as he:
+        rows = he.nodes(_actor())
     if args.json:
         print(json.dumps(rows, ensure_ascii=False, indent=2))
         return 0
@@ -224,33 +228,24 @@ def _print(doc: object) -> None:
 
 
 def run_broadcast(args: argparse.Namespace) -> int:
-    he = _open(args)
     zones = [z.strip() for z in args.zones.split(",") if z.strip()] or None
-    try:
+    with _open(args) as he:
         _print(he.broadcast(_actor(), args.file, zones, args.priority, args.title))
-    finally:
-        he.close()
     return 0
 
 
 def run_emergency(args: argparse.Namespace) -> int:
-    he = _open(args)
-    try:
+    with _open(args) as he:
         _print(he.emergency(_actor(), args.action, args.file, args.title))
-    finally:
-        he.close()
     return 0
 
 
 def run_rules_push(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    he = _open(args)
-    try:
-        _print(he.push_rules(_actor(), Path(args.file).read_text(encoding="utf-8"),
-                             Path(args.file).name))
-    finally:
-        he.close()
+    text = Path(args.file).read_text(encoding="utf-8")
+    with _open(args) as he:
+        _print(he.push_rules(_actor(), text, Path(args.file).name))
     return 0
 
 
@@ -263,10 +258,10 @@ def run_report(args: argparse.Namespace) -> int:
         start, end = date.fromisoformat(args.start), date.fromisoformat(args.end)
     except ValueError as e:
         raise LoaxaError(f"bad date: {e}", "YYYY-MM-DD") from None
-    he = _open(args)
-    rep = he.report(_actor(), start, end)
-    print(he.report_csv(rep) if args.format == "csv" else
-          json.dumps(rep, ensure_ascii=False, indent=2), end="")
+    with _open(args) as he:
+        rep = he.report(_actor(), start, end)
+        print(he.report_csv(rep) if args.format == "csv" else
+              json.dumps(rep, ensure_ascii=False, indent=2), end="")
     return 0
 
 
