@@ -145,6 +145,12 @@ class Tone:
         self.sock.close()
 
 
+def acked(ctl: Controller, target: str, body: dict) -> dict:
+    """Send a signed command and wait for the node's ack of it."""
+    env = ctl.command(target, body)
+    return ctl.wait_event(type="ack", seq=env["seq"])
+
+
 def free_udp() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
         s.bind(("127.0.0.1", 0))
@@ -180,8 +186,7 @@ def test_commands_are_signed_acked_and_zone_addressed(fleet):
     assert st["zones"] == ["thon-1"] and st["rules"] == "v1" and st["play"] == "stopped"
     assert st["net"]["up"] and st["fw"] and "temperature" in st
     # a tone to zone thon-2 reaches n2 only
-    env = fleet.ctl.command("zone:thon-2", {"cmd": "tone", "freq": 500, "seconds": 1})
-    ack = fleet.ctl.wait_event(type="ack", seq=env["seq"])
+    ack = acked(fleet.ctl, "zone:thon-2", {"cmd": "tone", "freq": 500, "seconds": 1})
     assert ack["node"] == "n2" and ack["cmd"] == "tone"
     time.sleep(0.5)
     assert not fleet.ctl.events_of("n1", "ack")
@@ -192,8 +197,7 @@ def test_commands_are_signed_acked_and_zone_addressed(fleet):
     r = fleet.ctl.wait_event(type="refused", node="n1", seq=bad["seq"])
     assert r["code"] == "bad_signature"
     # config only with the node key, and zones re-subscribe at once
-    env = fleet.ctl.command("node:n1", {"cmd": "config", "set": {"zones": ["thon-2"]}})
-    fleet.ctl.wait_event(type="ack", seq=env["seq"])
+    acked(fleet.ctl, "node:n1", {"cmd": "config", "set": {"zones": ["thon-2"]}})
     fleet.ctl.wait(lambda: fleet.ctl.status["n1"].get("zones") == ["thon-2"], 10, "new zones")
     time.sleep(0.5)  # the re-subscription
     env = fleet.ctl.command("zone:thon-2", {"cmd": "volume", "volume": 55})
@@ -211,10 +215,9 @@ def test_emergency_preempts_every_node_with_a_fade_then_the_broadcast_resumes(fl
     tone = Tone(ports)
     try:
         for name, port in zip(fleet.nodes, ports, strict=True):
-            env = fleet.ctl.command(f"node:{name}", {
+            acked(fleet.ctl, f"node:{name}", {
                 "cmd": "play", "session": FMT.session(addr="0.0.0.0", port=port),
                 "priority": "normal", "bulletin": "news-1", "title": "Tin sáng"})
-            fleet.ctl.wait_event(type="ack", seq=env["seq"])
         time.sleep(1.5)
         env = fleet.ctl.command("all", {"cmd": "emergency", "action": "start",
                                         "tone": SIREN_HZ, "title": "Bão số 9"})
@@ -276,9 +279,8 @@ def test_broker_lost_mid_broadcast_nodes_come_back_and_audio_goes_on(fleet, brok
     port = free_udp()
     tone = Tone([port])
     try:
-        env = fleet.ctl.command("node:n1", {"cmd": "play", "bulletin": "b1",
-                                            "session": FMT.session(addr="0.0.0.0", port=port)})
-        fleet.ctl.wait_event(type="ack", seq=env["seq"])
+        acked(fleet.ctl, "node:n1", {"cmd": "play", "bulletin": "b1",
+                                     "session": FMT.session(addr="0.0.0.0", port=port)})
         fleet.ctl.rules("all", fleet.rules("v2"))  # retained: survives the broker's restart
         fleet.ctl.wait(lambda: fleet.ctl.status["n1"]["rules"] == "v2", 10, "rules v2")
         time.sleep(1.5)  # the broker saves its retained messages every second
@@ -354,12 +356,10 @@ def test_plays_over_mqtt_count_against_the_rules_limits(fleet):
     port = free_udp()
     tone = Tone([port])
     try:
-        env = fleet.ctl.command("node:n1", {"cmd": "play", "bulletin": "b1",
-                                            "session": FMT.session(addr="0.0.0.0", port=port)})
-        fleet.ctl.wait_event(type="ack", seq=env["seq"])
+        acked(fleet.ctl, "node:n1", {"cmd": "play", "bulletin": "b1",
+                                     "session": FMT.session(addr="0.0.0.0", port=port)})
         time.sleep(1)
-        env = fleet.ctl.command("node:n1", {"cmd": "stop"})
-        fleet.ctl.wait_event(type="ack", seq=env["seq"])
+        acked(fleet.ctl, "node:n1", {"cmd": "stop"})
         # the day's one session is spent: a second play is refused, with the rules' reason
         env = fleet.ctl.command("node:n1", {"cmd": "play", "bulletin": "b2",
                                             "session": FMT.session(addr="0.0.0.0", port=port)})
@@ -373,8 +373,7 @@ def test_plays_over_mqtt_count_against_the_rules_limits(fleet):
 def test_volume_set_over_mqtt_stays_after_a_reboot(fleet):
     con = fleet.add("n1", ["thon-1"])
     fleet.online()
-    env = fleet.ctl.command("node:n1", {"cmd": "volume", "volume": 55})
-    fleet.ctl.wait_event(type="ack", seq=env["seq"])
+    acked(fleet.ctl, "node:n1", {"cmd": "volume", "volume": 55})
     fleet.nodes["n1"][0].power_cut()
     con.wait_ready(30)
     assert con.request("config.get")["volume"] == 55
@@ -619,8 +618,7 @@ def test_tls_broker_with_a_pinned_ca(tmp_path, target_name):
                 ctl.sender.ts_offset = NOON - (int(time.time()) - timeutil.UNIX_OFFSET)
                 ctl.wait(lambda: ctl.status.get("good", {}).get("state") == "online", 20,
                          "the node with the broker's CA online over TLS")
-                env = ctl.command("node:good", {"cmd": "stop"})
-                ctl.wait_event(type="ack", seq=env["seq"])
+                acked(ctl, "node:good", {"cmd": "stop"})
                 b = nodes[1][1].request("status")["broker"]
                 assert not b["connected"] and b["error"], b
                 assert "wrong" not in ctl.status
