@@ -340,37 +340,36 @@ class Follow:
         return rc, self.proc.stderr.read()
 
 
-def test_logs_follow_shows_new_lines_across_a_reboot_and_ends_on_ctrl_c(target, target_name):
+@pytest.fixture
+def follow(target, target_name):
+    """`logs -f` on a started node, its last lines already shown."""
     if target_name != "sim":
-        pytest.skip("the sim's USB bridge keeps the port while the node reboots")
+        pytest.skip("rebooting and pulling the cable under `logs -f` need the sim's USB bridge")
     target.start()
     f = Follow(target.node.port_link)
     try:
         f.wait(r"^\d+ (debug|info|warn|error) ")  # the last lines first
-        seen = len(f.out)
-        target.power_cycle()  # a new boot logs while we follow
-        f.wait(r"reset: power_on, boot #2")
-        assert any("boot #2" in ln for ln in f.out[seen:])
-        f.proc.send_signal(signal.SIGINT)  # Ctrl-C
-        rc, err = f.end()
-        assert rc == 0 and "Traceback" not in err, err
+        yield f
     finally:
         if f.proc.poll() is None:
             f.proc.kill()
 
 
-def test_logs_follow_says_when_the_cable_is_pulled(target, target_name):
-    if target_name != "sim":
-        pytest.skip("pulling the cable needs the sim's USB bridge")
-    target.start()
-    f = Follow(target.node.port_link)
+def test_logs_follow_shows_new_lines_across_a_reboot_and_ends_on_ctrl_c(target, follow):
+    seen = len(follow.out)
+    target.power_cycle()  # a new boot logs while we follow
+    follow.wait(r"reset: power_on, boot #2")
+    assert any("boot #2" in ln for ln in follow.out[seen:])
+    follow.proc.send_signal(signal.SIGINT)  # Ctrl-C
+    rc, err = follow.end()
+    assert rc == 0 and "Traceback" not in err, err
+
+
+def test_logs_follow_says_when_the_cable_is_pulled(target, follow):
+    target.node.unplug()
     try:
-        f.wait(r"^\d+ (debug|info|warn|error) ")
-        target.node.unplug()
-        rc, err = f.end()
-        assert rc == 2 and "Traceback" not in err, err
-        assert "was pulled; stopped following" in err and "loaxa diag monitor" in err
+        rc, err = follow.end()
     finally:
-        if f.proc.poll() is None:
-            f.proc.kill()
         target.node.plug()
+    assert rc == 2 and "Traceback" not in err, err
+    assert "was pulled; stopped following" in err and "loaxa diag monitor" in err
