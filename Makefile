@@ -70,7 +70,8 @@ lint: venv $(STUBS)/.installed
 hil: venv
 	$(PY) -m pytest -q hil_tests --target $(TARGET) $(if $(PORT),--port $(PORT)) $(ARGS)
 
-bench: venv sysdeps
+bench: venv
+	@bash scripts/sysdeps.sh bench
 	$(PY) -m loaxa.bench $(ARGS)
 
 flash: venv

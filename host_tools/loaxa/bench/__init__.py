@@ -11,7 +11,7 @@ import importlib
 import sys
 from dataclasses import dataclass, field
 
-BENCHES: tuple[str, ...] = ("rules", "audio", "deploy", "heap", "mqtt", "factory")
+BENCHES: tuple[str, ...] = ("rules", "audio", "deploy", "heap", "mqtt", "factory", "headend")
 
 
 @dataclass

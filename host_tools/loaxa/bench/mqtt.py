@@ -5,9 +5,10 @@
   the sim's speaker logs the wall clock of each playback's first sample;
 * heartbeat load: N lightweight nodes (the node's own MQTT client, net_mqtt, on
   CPython asyncio: CONNECT with the will, SUBSCRIBE to the node's topics, a
-  retained QoS 1 status every PERIOD_S), up to 10,000, against one mosquitto,
-  with a head-end subscribed to every status: broker and client CPU, and the
-  publish -> receive latency;
+  retained QoS 1 status every PERIOD_S), up to 10,000, against one broker
+  (mosquitto here; bench/headend.py runs the same load against the head-end's
+  embedded amqtt), with a head-end subscribed to every status: broker and
+  client CPU, the publish -> receive latency and the statuses lost;
 * the node's heap: booted, with MQTT connected, and connected while streaming.
 """
 
@@ -20,7 +21,10 @@ import resource
 import statistics
 import tempfile
 import time
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 from pathlib import Path
+from typing import Any
 
 from ..console import NodeConsole
 from ..control import Controller, t2k_now
@@ -33,6 +37,7 @@ KEY = "5e" * 32
 NODE_KEY = "11" * 32
 PERIOD_S = 10  # status period of the simulated nodes (a node's is 60 s: 6x the load)
 LOAD_S = 20
+DRAIN_S = 5  # after the last beat, for statuses still on their way to the head-end
 HEAP_KB = 256  # see docs/control.md, "Heap"
 
 
@@ -100,13 +105,14 @@ def _cpu_of(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-async def _load(url: str, n: int) -> tuple[float, list[float], float]:
+async def _load(url: str, n: int) -> tuple[float, list[float], float, int]:
     from loaxa_node import net_mqtt
     lat: list[float] = []
+    acked = [0]  # statuses the broker PUBACKed: each one owed to the head-end
 
     async def on_head(t: bytes, p: memoryview, r: int) -> None:
-        if not r:
-            d = json.loads(bytes(p))
+        d = json.loads(bytes(p))
+        if not r and "sent" in d:  # not a will: a node that lost its connection
             lat.append((time.time() - d["sent"]) * 1000)
 
     async def ignore(t: bytes, p: memoryview, r: int) -> None:
@@ -143,6 +149,7 @@ async def _load(url: str, n: int) -> tuple[float, list[float], float]:
                    "play": "stopped", "net": {"type": "host", "up": True}}
             try:
                 await c.publish(f"loaxa/{COMMUNE}/node/s{i}/status", json.dumps(doc), True, 1)
+                acked[0] += 1
             except OSError:
                 pass
             await asyncio.sleep(PERIOD_S)
@@ -153,32 +160,45 @@ async def _load(url: str, n: int) -> tuple[float, list[float], float]:
     cpu = time.process_time() - t0
     for t in tasks:
         t.cancel()
+    deadline = time.monotonic() + DRAIN_S
+    while len(lat) < acked[0] and time.monotonic() < deadline:
+        await asyncio.sleep(0.1)
     for c in clients:
         c.deinit()
     head.deinit()
-    return cpu, lat, up
+    return cpu, lat, up, acked[0] - len(lat)
 
 
-def load(ns: tuple[int, ...] = (10, 100, 1000, 10000)) -> Table:
+def mosquitto(workdir: Path) -> Broker:
+    return Broker(workdir, extra_conf="max_connections -1\n")
+
+
+def load(ns: tuple[int, ...] = (10, 100, 1000, 10000),
+         broker: Callable[[Path], AbstractContextManager[Any]] = mosquitto,
+         name: str = "mosquitto") -> Table:
+    """broker(workdir) is a context manager giving a running broker with .url
+    and .pid() (the process whose CPU is counted)."""
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, 2 * max(ns) + 1000), hard))
     rows: list[list[object]] = []
     for n in ns:
-        with tempfile.TemporaryDirectory() as d, Broker(
-                Path(d) / "broker", extra_conf="max_connections -1\n") as broker:
-            b0 = _cpu_of(broker.pid() or 0)
-            cpu, lat, up = asyncio.run(_load(broker.url, n))
-            bcpu = _cpu_of(broker.pid() or 0) - b0
+        with tempfile.TemporaryDirectory() as d, broker(Path(d) / "broker") as b:
+            b0 = _cpu_of(b.pid() or 0)
+            cpu, lat, up, lost = asyncio.run(_load(b.url, n))
+            bcpu = _cpu_of(b.pid() or 0) - b0
         lat.sort()
         p99 = lat[int(len(lat) * 0.99)] if lat else float("nan")
-        rows.append([n, up, len(lat), len(lat) / LOAD_S, 100 * bcpu / LOAD_S,
+        rows.append([n, up, len(lat), lost, len(lat) / LOAD_S, 100 * bcpu / LOAD_S,
                      100 * cpu / LOAD_S, statistics.median(lat) if lat else float("nan"),
                      p99, max(lat) if lat else float("nan")])
-    return Table(f"heartbeat load: N simulated nodes, a retained QoS 1 status every {PERIOD_S} s",
-                 ["N", "connected", "statuses", "per s", "broker CPU %", "clients CPU %",
-                  "median ms", "p99 ms", "worst ms"], rows,
-                 "one mosquitto and one CPython process for all clients, loopback; broker CPU "
-                 "includes the connects; latency = publish by a node -> receipt by the head-end")
+    return Table(f"heartbeat load on {name}: N simulated nodes, a retained QoS 1 status "
+                 f"every {PERIOD_S} s",
+                 ["N", "connected", "statuses", "lost", "per s", "broker CPU %",
+                  "clients CPU %", "median ms", "p99 ms", "worst ms"], rows,
+                 f"one {name} and one CPython process for all clients, loopback; broker CPU "
+                 "includes the connects; latency = publish by a node -> receipt by the "
+                 "head-end; lost = PUBACKed by the broker, not received within "
+                 f"{DRAIN_S} s of the last beat")
 
 
 def heap() -> Table:

@@ -1,0 +1,308 @@
+"""The commune head-end (docs/headend.md, "Measurements"), each against a reference
+in the same run:
+
+* fan-out: one live stream to N HTTP clients by `loaxa headend stream --http`
+  against icecast2 serving the same audio bitrate (64 kbit/s) to the same N
+  clients: server CPU per stream-second per client, worst lag, bytes/s;
+* the heartbeat load of bench/mqtt.py against the head-end's embedded amqtt
+  and against mosquitto;
+* the web page in Debian's chromium (headless, driven over its DevTools pipe):
+  first-contentful-paint and bytes transferred of each page, against the same
+  HTML saved to a file and served by python's http.server.
+
+`make bench ARGS=headend` (add `--small` for N = 10, 100 only).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from ..errors import LoaxaError
+from ..rig import process
+from ..rig.process import free_port
+from ..testsignals import speech_like, write_wav
+from . import Table
+from . import mqtt as mqtt_bench
+from .mqtt import _cpu_of
+
+LOAXA = str(Path(sys.executable).parent / "loaxa")
+FF = ["ffmpeg", "-nostdin", "-hide_banner", "-loglevel", "error"]
+WARM_S = 4  # after the last client connected: icecast's burst and the connects are over
+MEASURE_S = 20
+SAMPLE_S = 0.25
+ENOUGH_CPU = 0.5  # of one core: the embedded broker's share of the head-end's process
+# bytes/s of the stream itself: DVI4 16 kHz in 20 ms packets is 164 bytes of payload
+# + 12 of RTP header + 2 of RFC 4571 framing, 50 a second; MP3 at 64 kbit/s
+HEADEND_BPS = 50 * (164 + 12 + 2)
+ICECAST_BPS = 64000 // 8
+
+# N clients in one process (asyncio protocols: one callback per received chunk,
+# so the clients cost little next to the server). Each GETs the stream and its
+# received byte count is sampled every SAMPLE_S. A client in real time keeps
+# t - bytes/rate constant; its lag is how far that grew past its own best.
+SWARM = """
+import asyncio, json, resource, sys, time
+port, path, n, rate, warm, measure, step = sys.argv[1:8]
+n, rate, warm, measure, step = int(n), int(rate), float(warm), float(measure), float(step)
+soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, n + 100), hard))
+
+class Client(asyncio.Protocol):
+    def __init__(self):
+        self.head = b""
+        self.body = 0
+        self.closed = False
+    def connection_made(self, tr):
+        tr.write(("GET %s HTTP/1.0\\r\\nHost: 127.0.0.1\\r\\n\\r\\n" % path).encode())
+    def data_received(self, data):
+        if self.head is not None:
+            self.head += data
+            i = self.head.find(b"\\r\\n\\r\\n")
+            if i < 0:
+                return
+            if not self.head.startswith((b"HTTP/1.0 200", b"HTTP/1.1 200")):
+                raise SystemExit("refused: " + self.head[:80].decode(errors="replace"))
+            data = self.head[i + 4:]
+            self.head = None
+        self.body += len(data)
+    def connection_lost(self, exc):
+        self.closed = True
+
+async def main():
+    loop = asyncio.get_running_loop()
+    cs = []
+    for i in range(n):
+        c = Client()
+        await loop.create_connection(lambda: c, "127.0.0.1", int(port))
+        cs.append(c)
+    await asyncio.sleep(warm)
+    print("start", flush=True)
+    t0 = time.monotonic()
+    cpu0 = time.process_time()
+    b0 = [c.body for c in cs]
+    worst = [0.0] * n
+    best = [None] * n
+    k = 0
+    while True:
+        k += 1
+        await asyncio.sleep(max(0, t0 + k * step - time.monotonic()))
+        t = time.monotonic() - t0
+        for i, c in enumerate(cs):
+            a = t - (c.body - b0[i]) / rate
+            if best[i] is None or a < best[i]:
+                best[i] = a
+            worst[i] = max(worst[i], a - best[i])
+        if t >= measure:
+            break
+    cpu = time.process_time() - cpu0
+    print("end", flush=True)
+    print(json.dumps({"lag_ms": [1000 * w for w in worst], "closed": sum(c.closed for c in cs),
+                      "bps": [(c.body - b0[i]) / t for i, c in enumerate(cs)],
+                      "seconds": t, "cpu": cpu}), flush=True)
+
+asyncio.run(main())
+"""
+
+
+def _swarm(port: int, path: str, n: int, rate: int, server_pid: int) -> dict:
+    """Run the clients; the server's CPU is read when they start and end measuring."""
+    p = subprocess.Popen([sys.executable, "-c", SWARM, str(port), path, str(n), str(rate),
+                          str(WARM_S), str(MEASURE_S), str(SAMPLE_S)],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    assert p.stdout is not None and p.stderr is not None
+    try:
+        cpu = []
+        for want in ("start", "end"):
+            line = p.stdout.readline().strip()
+            if line != want:
+                p.wait(10)
+                raise LoaxaError(f"the client swarm failed: {line} {p.stderr.read()[-400:]}")
+            cpu.append(_cpu_of(server_pid))
+        out = json.loads(p.stdout.readline())
+        p.wait(30)
+    finally:
+        process.kill(p)
+    out["server_cpu"] = cpu[1] - cpu[0]
+    return out
+
+
+def _wait_http(port: int, path: str, timeout: float = 15) -> None:
+    """Until GET path answers 200 (icecast's mount exists once its source is up)."""
+    import socket
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection(("127.0.0.1", port), 1) as s:
+                s.sendall(f"GET {path} HTTP/1.0\r\n\r\n".encode())
+                if s.recv(16).startswith((b"HTTP/1.0 200", b"HTTP/1.1 200")):
+                    return
+        except OSError:
+            pass
+        time.sleep(0.2)
+    raise LoaxaError(f"nothing streams on port {port} {path}")
+
+
+ICECAST_XML = """<icecast>
+  <limits><clients>{clients}</clients><sources>2</sources>
+    <source-timeout>10</source-timeout></limits>
+  <authentication><source-password>loaxa-bench</source-password>
+    <admin-user>admin</admin-user><admin-password>loaxa-bench</admin-password></authentication>
+  <hostname>127.0.0.1</hostname>
+  <listen-socket><port>{port}</port><bind-address>127.0.0.1</bind-address></listen-socket>
+  <fileserve>0</fileserve>
+  <paths><basedir>/usr/share/icecast2</basedir><logdir>{logs}</logdir>
+    <webroot>/usr/share/icecast2/web</webroot><adminroot>/usr/share/icecast2/admin</adminroot>
+  </paths>
+  <logging><accesslog>access.log</accesslog><errorlog>error.log</errorlog>
+    <loglevel>2</loglevel></logging>
+  <security><chroot>0</chroot>{owner}</security>
+</icecast>
+"""
+
+
+def _fanout_headend(src: Path, n: int) -> dict:
+    port = free_port()
+    p = subprocess.Popen([LOAXA, "headend", "stream", str(src), "--codec", "DVI4",
+                          "--rate", "16000", "--http", str(port), "--bind", "127.0.0.1",
+                          "--loop", "--quiet"],
+                         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        process.wait_listening(p, port, "loaxa headend stream", 15)
+        return _swarm(port, "/", n, HEADEND_BPS, p.pid)
+    finally:
+        process.stop(p, 5)
+
+
+def _fanout_icecast(src: Path, n: int, tmp: Path) -> dict:
+    exe = shutil.which("icecast2")
+    if exe is None:
+        raise LoaxaError("icecast2 is not installed", "run `make bench` (it installs it)")
+    port = free_port()
+    logs = tmp / "icecast"
+    logs.mkdir(exist_ok=True)
+    os.chmod(tmp, 0o755)
+    os.chmod(logs, 0o777)
+    # icecast refuses to run as root unless told which user to become
+    owner = "<changeowner><user>nobody</user><group>nogroup</group></changeowner>" \
+        if os.geteuid() == 0 else ""
+    conf = tmp / "icecast.xml"
+    conf.write_text(ICECAST_XML.format(clients=n + 20, port=port, logs=logs, owner=owner))
+    ice = subprocess.Popen([exe, "-c", str(conf)], stdout=subprocess.DEVNULL,
+                           stderr=subprocess.PIPE)
+    source = None
+    try:
+        process.wait_listening(ice, port, "icecast2", 15)
+        source = subprocess.Popen(
+            [*FF, "-re", "-stream_loop", "-1", "-i", str(src), "-ac", "1", "-ar", "16000",
+             "-c:a", "libmp3lame", "-b:a", "64k", "-content_type", "audio/mpeg", "-f", "mp3",
+             f"icecast://source:loaxa-bench@127.0.0.1:{port}/live"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        _wait_http(port, "/live")
+        return _swarm(port, "/live", n, ICECAST_BPS, ice.pid)
+    finally:
+        process.stop(source, 5)
+        process.stop(ice, 5)
+
+
+def fanout(ns: tuple[int, ...]) -> Table:
+    rows: list[list[object]] = []
+    with tempfile.TemporaryDirectory() as d:
+        src = write_wav(Path(d) / "speech.wav", speech_like(30 * 16000), 16000)
+        for n in ns:
+            he = _fanout_headend(src, n)
+            ic = _fanout_icecast(src, n, Path(d))
+            per = [r["server_cpu"] / (r["seconds"] * n) for r in (he, ic)]
+            rows.append([n, 1e6 * per[0], 1e6 * per[1], per[0] / per[1] if per[1] else
+                         float("inf"), max(he["lag_ms"]), max(ic["lag_ms"]),
+                         statistics.mean(he["bps"]), statistics.mean(ic["bps"]),
+                         he["closed"] + ic["closed"], round(100 * he["cpu"] / he["seconds"]),
+                         round(100 * ic["cpu"] / ic["seconds"])])
+    return Table(f"fan-out: one live stream to N HTTP clients, {MEASURE_S} s each "
+                 "(head-end = `loaxa headend stream --http`, reference = icecast2)",
+                 ["N", "he CPU us", "ice CPU us", "he / ice", "he lag ms", "ice lag ms",
+                  "he B/s", "ice B/s", "clients dropped", "swarm CPU % he",
+                  "swarm CPU % ice"], rows,
+                 "he = head-end, ice = icecast2; CPU us = server CPU microseconds per "
+                 "stream-second per client; "
+                 f"same audio bitrate: DVI4 16 kHz as RFC 4571 RTP ({HEADEND_BPS} B/s with "
+                 f"headers) vs MP3 64 kbit/s ({ICECAST_BPS} B/s) from ffmpeg -re; server CPU "
+                 "only (the head-end's ffmpeg decoder and icecast's ffmpeg source excluded); "
+                 "lag = how far a client fell behind its own best t - bytes/rate, worst client; "
+                 "`headend serve` has no live-stream fan-out yet (docs/headend.md, Not yet): "
+                 "`headend stream` is that fan-out")
+
+
+class AmqttProcess:
+    """The head-end's embedded broker (loaxa.headend.server.EmbeddedBroker, the
+    same amqtt set-up `serve` runs) alone in a process, so its CPU is its own."""
+
+    CODE = """
+import resource, sys, threading
+soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+from loaxa.headend.server import EmbeddedBroker, Loop
+EmbeddedBroker(Loop(), "127.0.0.1", int(sys.argv[1])).start()
+threading.Event().wait()
+"""
+
+    def __init__(self, workdir: Path):
+        self.port = free_port()
+        self.url = f"mqtt://127.0.0.1:{self.port}"
+        self.proc: subprocess.Popen | None = None
+
+    def pid(self) -> int | None:
+        return self.proc.pid if self.proc else None
+
+    def __enter__(self) -> AmqttProcess:
+        self.proc = subprocess.Popen([sys.executable, "-c", self.CODE, str(self.port)],
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        process.wait_listening(self.proc, self.port, "amqtt", 30)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        process.stop(self.proc, 5)
+
+
+def brokers(ns: tuple[int, ...]) -> list[Table]:
+    emb = mqtt_bench.load(ns, AmqttProcess, "amqtt (embedded)")
+    ref = mqtt_bench.load(ns, mqtt_bench.mosquitto, "mosquitto (reference)")
+    col = {h: i for i, h in enumerate(emb.headers)}
+    rows: list[list[object]] = []
+    for e, m in zip(emb.rows, ref.rows, strict=True):
+        def get(r: list[object], h: str) -> float:
+            return float(r[col[h]])  # type: ignore[arg-type]
+        ecpu, mcpu = get(e, "broker CPU %"), get(m, "broker CPU %")
+        why = [w for w, bad in (
+            ("connects", get(e, "connected") < get(e, "N")),
+            ("lost", get(e, "lost") > 0),
+            ("CPU", ecpu >= 100 * ENOUGH_CPU),
+            ("latency", not get(e, "p99 ms") < 1000 * mqtt_bench.PERIOD_S)) if bad]
+        nodes = 60 // mqtt_bench.PERIOD_S * int(get(e, "N"))
+        rows.append([e[0], nodes, ecpu, mcpu, ecpu / mcpu if mcpu else
+                     float("inf"), get(e, "p99 ms"), get(m, "p99 ms"), int(get(e, "lost")),
+                     int(get(m, "lost")), "no: " + ", ".join(why) if why else "yes"])
+    cmp = Table("embedded amqtt vs mosquitto at the heartbeat load",
+                ["N", "as nodes at 60 s", "amqtt CPU %", "mosquitto CPU %", "amqtt / mosquitto",
+                 "amqtt p99 ms", "mosquitto p99 ms", "amqtt lost", "mosquitto lost",
+                 "amqtt enough"], rows,
+                f"a status every {mqtt_bench.PERIOD_S} s is {60 // mqtt_bench.PERIOD_S}x a "
+                "node's 60 s heartbeat; enough = "
+                f"every node connected, nothing lost, p99 below the {mqtt_bench.PERIOD_S} s "
+                f"period and broker CPU below {100 * ENOUGH_CPU:.0f} % of a core (in `serve` "
+                "the broker shares one Python process with the API and the controller)")
+    return [emb, ref, cmp]
+
+
+def run(argv: list[str]) -> list[Table]:
+    small = "--small" in argv
+    tables = [fanout((10, 100) if small else (10, 100, 1000))]
+    tables += brokers((10, 100) if small else (10, 100, 1000, 3000, 10000))
+    return tables
