@@ -331,6 +331,10 @@ MESSAGES: dict[str, str] = {
     "web.emergency_start": N_("Start the emergency warning"),
     "web.emergency_stop": N_("End the emergency"),
     "web.done": N_("Sent."),
+    "web.report": N_("Report for the province"),
+    "web.from": N_("From"),
+    "web.to": N_("To"),
+    "web.csv": N_("Download the report (CSV)"),
     "files.ready": N_("Serving the audio files of {dir} to nodes on port {port} "
                       "(GET /file/NAME). The rules' [files]: {files}"),
     "stream.progress": N_(

@@ -7,6 +7,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import os
 from collections.abc import Callable
 from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
@@ -102,6 +103,17 @@ class Headend:
         return {"id": bid, "seq": env["seq"], "target": target, "state": "sent",
                 "bulletin": body.get("bulletin")}
 
+    def media(self) -> list[str]:
+        """The names a broadcast may give: the media folder's files, without extension."""
+        if self.files is None:
+            return []
+        return sorted({f.rpartition(".")[0] or f for f in os.listdir(self.files.root)
+                       if self.files.find(f)})
+
+    def today(self) -> date:
+        """The commune's day (UTC+7 in Việt Nam), which the report counts in."""
+        return datetime.now(timezone(timedelta(minutes=self.tz_min))).date()
+
     # -- nodes ------------------------------------------------------------------
     def nodes(self, actor: Actor) -> list[dict]:
         self._check(actor, "viewer", "nodes", {})
@@ -185,7 +197,12 @@ class Headend:
         t0 = datetime(start.year, start.month, start.day, tzinfo=tz).timestamp()
         t1 = datetime(end.year, end.month, end.day, tzinfo=tz).timestamp() + 86400
         zones_of = {n["node_id"]: n["zones"] for n in self.store.nodes()}
-        plays, spans = [], {}  # type: ignore[var-annotated]
+        plays: list[dict] = []
+        spans: dict[str, list[tuple[float, float]]] = {}
+        # The nodes of a zone play one broadcast together; their starts are whole
+        # seconds, so a union of their intervals would stretch it by up to one:
+        # a zone's broadcast counts once, as its longest play.
+        heard: dict[tuple[str, str], tuple[float, float]] = {}
         for e in self.store.events("play"):
             dur = (e.get("duration_ms") or 0) / 1000
             a = (e["start"] + timeutil.UNIX_OFFSET if isinstance(e.get("start"), int)
@@ -199,7 +216,14 @@ class Headend:
                           "priority": e.get("priority"), "outcome": e.get("outcome"),
                           "bulletin": e.get("bulletin")})
             for z in zones_of.get(e["node"], []):
-                spans.setdefault(z, []).append((max(a, t0), min(b, t1)))
+                if e.get("bulletin"):
+                    had = heard.get((z, e["bulletin"]))
+                    if had is None or had[1] - had[0] < b - a:
+                        heard[(z, e["bulletin"])] = (a, b)
+                else:
+                    spans.setdefault(z, []).append((max(a, t0), min(b, t1)))
+        for (z, _), (a, b) in heard.items():
+            spans.setdefault(z, []).append((max(a, t0), min(b, t1)))
         per: dict[tuple[str, str], float] = {}
         for z, iv in spans.items():
             for a, b in _union(iv):

@@ -36,6 +36,8 @@ def page_lang(request: Request) -> str:
 
 
 def _globals(code: str) -> dict:
+    """What every template uses: the language's texts and the table's column labels
+    (the phone layout shows each value under its label)."""
     def ago(ts: float | None) -> str:
         return "-" if ts is None else t_in(code, "headend.ago", s=int(time.time() - ts))
 
@@ -43,7 +45,7 @@ def _globals(code: str) -> dict:
         return t_in(code, "web.state." + s) if s in ("online", "offline") else \
             t_in(code, "web.state.unknown")
     return {"_": lambda key, **kw: t_in(code, key, **kw), "ago": ago, "state": state,
-            "lang": code}
+            "lang": code, "cols": t_in(code, "web.cols").split("|")}
 
 
 def rows(he: Headend, code: str) -> str:
@@ -62,9 +64,9 @@ def add_web(app: FastAPI, he: Headend) -> None:
             return HTMLResponse(ENV.get_template("index.html").render(
                 user=None, bad=request.query_params.get("bad"), **ctx))
         return HTMLResponse(ENV.get_template("index.html").render(
-            user=user, role=role, nodes=he.nodes((user, role)),
-            cols=t_in(code, "web.cols").split("|"), can_operate=allowed(role, "operator"),
-            **ctx))
+            user=user, role=role, nodes=he.nodes((user, role)), media=he.media(),
+            zones=sorted(he.store.zones()), today=he.today().isoformat(),
+            can_operate=allowed(role, "operator"), **ctx))
 
     @app.post("/login", include_in_schema=False)
     def login(user: str = Form(...), password: str = Form(...)) -> Response:

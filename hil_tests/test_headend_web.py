@@ -1,0 +1,226 @@
+"""The head-end's web page in a real browser (Debian's chromium, headless, driven
+by Selenium through Debian's chromedriver; docs/headend.md): an operator logs in,
+sees three simulated nodes online in two zones, broadcasts to one zone (that
+zone's speakers play the file, the other's do not), starts and ends an
+emergency, and downloads the report, whose minutes equal what the speakers
+played. Screenshots at phone and desktop widths are kept in the test's tmp dir,
+and at phone width the node table must fit the screen."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import time
+
+import pytest
+from test_headend import (
+    COMMUNE,
+    RULES,
+    TONE_HZ,
+    TONE_S,
+    Headend,
+    api,
+    node_up,
+    played_s,
+    poll,
+    wavs,
+)
+
+from loaxa.headend.service import SIREN_HZ
+from loaxa.i18n import t_in
+from loaxa.inventory import Inventory
+
+NODES = (("n1", "thon-1"), ("n2", "thon-1"), ("n3", "thon-2"))
+PHONE, DESKTOP = (390, 844), (1366, 768)
+CHROMIUM, DRIVER = shutil.which("chromium"), shutil.which("chromedriver")
+
+
+def vi(key: str) -> str:
+    return t_in("vi", key)
+
+
+@pytest.fixture(scope="module")
+def rig(request, tmp_path_factory):
+    """One head-end (embedded broker), three sim nodes, the rules of the day pushed."""
+    if request.config.getoption("--target") != "sim":
+        pytest.skip("the web page test runs simulated nodes")
+    if not (CHROMIUM and DRIVER):
+        pytest.skip("Debian's chromium and chromium-driver are not installed "
+                    "(make sysdeps installs them)")
+    t0 = time.monotonic()
+    tmp = tmp_path_factory.mktemp("web")
+    (tmp / "media").mkdir()
+    subprocess.run(["sox", "-n", "-r", "16000", "-c", "1", "-b", "16",
+                    str(tmp / "media" / "news.wav"), "synth", str(TONE_S), "sine",
+                    str(TONE_HZ), "vol", "0.5"], check=True)
+    keys = {}
+    with Inventory(tmp / "inv.sqlite") as inv:
+        for name, zone in NODES:
+            inv.record(name, "provision", commune=COMMUNE, zones=[zone])
+            keys[name] = (inv.commune_key(COMMUNE), inv.new_node_key(name))
+    he = Headend(tmp, None)
+    he.cli("user", "oanh", "--role", "operator", stdin="oanh-secret\n")
+    he.cli("user", "an", "--role", "admin", stdin="an-secret-pw\n")
+    he.start()
+    nodes = {}
+    try:
+        for name, zone in NODES:
+            nodes[name] = node_up(tmp, he, name, zone, keys[name])
+        admin = api(he, "an", "an-secret-pw")
+        assert admin.post("/api/rules", json={"text": RULES.format(version="web")}
+                          ).status_code == 200
+        poll("the rules in force on every node", lambda: all(
+            (n["status"] or {}).get("rules") == "web" for n in admin.get("/api/nodes").json()))
+        print(f"\nweb rig up in {time.monotonic() - t0:.1f} s")
+        yield tmp, he, {k: v[0] for k, v in nodes.items()}
+    finally:
+        for sim, con in nodes.values():
+            con.close()
+            sim.stop()
+        he.stop()
+
+
+@pytest.fixture(scope="module")
+def browser(rig):
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    tmp = rig[0]
+    opts = webdriver.ChromeOptions()
+    opts.binary_location = CHROMIUM
+    for a in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+              "--accept-lang=vi", f"--window-size={DESKTOP[0]},{DESKTOP[1]}"):
+        opts.add_argument(a)
+    # Service(DRIVER): Debian's driver matches Debian's browser; nothing is downloaded
+    drv = webdriver.Chrome(service=Service(DRIVER, log_output=str(tmp / "chromedriver.log")),
+                           options=opts)
+    drv.execute_cdp_cmd("Browser.setDownloadBehavior",
+                        {"behavior": "allow", "downloadPath": str(tmp / "downloads")})
+    drv.implicitly_wait(0)
+    yield drv
+    drv.quit()
+
+
+def width(drv, size: tuple[int, int], phone: bool) -> None:  # type: ignore[no-untyped-def]
+    """The viewport of a phone (mobile, its viewport meta honoured) or a desktop."""
+    drv.execute_cdp_cmd("Emulation.setDeviceMetricsOverride", {
+        "width": size[0], "height": size[1], "deviceScaleFactor": 2 if phone else 1,
+        "mobile": phone})
+
+
+def until(what: str, fn, timeout: float = 30):  # type: ignore[no-untyped-def]
+    """poll, tolerant of an element the SSE update replaced while it was read."""
+    from selenium.common.exceptions import StaleElementReferenceException
+
+    def safe():  # type: ignore[no-untyped-def]
+        try:
+            return fn()
+        except StaleElementReferenceException:
+            return None
+    return poll(what, safe, timeout)
+
+
+def cells(drv, col: int) -> dict[str, str]:  # type: ignore[no-untyped-def]
+    """node id -> the text of one column of the live node table."""
+    from selenium.webdriver.common.by import By
+
+    return {r.find_elements(By.TAG_NAME, "td")[0].text:
+            r.find_elements(By.TAG_NAME, "td")[col].text
+            for r in drv.find_elements(By.CSS_SELECTOR, "#nodes tbody tr")}
+
+
+def result(drv) -> str:  # type: ignore[no-untyped-def]
+    return drv.find_element("id", "result").text
+
+
+def test_the_page_runs_the_network_in_a_browser(rig, browser):
+    from selenium.webdriver.common.by import By
+
+    tmp, he, sims = rig
+    drv = browser
+    t0 = time.monotonic()
+    day = he_today()
+    admin = api(he, "an", "an-secret-pw")
+
+    def plays() -> list[str]:
+        return sorted(p["node"] for p in
+                      admin.get(f"/api/report?from={day}&to={day}").json()["plays"])
+    width(drv, DESKTOP, False)
+    drv.get(f"http://127.0.0.1:{he.port}/")
+    assert drv.find_element(By.TAG_NAME, "h2").text == vi("web.login")  # Vietnamese first
+    drv.find_element(By.NAME, "user").send_keys("oanh")
+    drv.find_element(By.NAME, "password").send_keys("oanh-secret")
+    drv.find_element(By.CSS_SELECTOR, "form[action='/login'] button").click()
+    online = vi("web.state.online")
+    until("three nodes online on the page",
+          lambda: cells(drv, 2) == {"n1": online, "n2": online, "n3": online})
+    assert cells(drv, 1) == {"n1": "thon-1", "n2": "thon-1", "n3": "thon-2"}
+    drv.save_screenshot(str(tmp / "desktop.png"))
+
+    # a broadcast to thon-1 from the form
+    form = drv.find_element(By.ID, "broadcast")
+    assert [o.text for o in form.find_elements(By.CSS_SELECTOR, "select[name=file] option")
+            ] == ["news"]
+    form.find_element(By.CSS_SELECTOR, "input[value='thon-1']").click()
+    form.find_element(By.TAG_NAME, "button").click()
+    until("the page says sent", lambda: result(drv) == vi("web.done"))
+    until("thon-1's play logs", lambda: plays() == ["n1", "n2"])
+    assert len(wavs(sims["n1"])) == len(wavs(sims["n2"])) == 1 and not wavs(sims["n3"])
+    for n in ("n1", "n2"):
+        s, hz = played_s(wavs(sims[n])[0])
+        assert abs(s - TONE_S) < 0.5 and abs(hz - TONE_HZ) < 20, (n, s, hz)
+    news_s = played_s(wavs(sims["n1"])[0])[0]
+
+    # the emergency: every node, shown on the page while it sounds, then ended
+    drv.find_element(By.CSS_SELECTOR, "#emergency button[value=start]").click()
+    until("the emergency on every row", lambda: all(cells(drv, 4).values()))
+    time.sleep(2)  # a siren long enough to measure
+    drv.find_element(By.CSS_SELECTOR, "#emergency button[value=stop]").click()
+    until("the page says sent", lambda: result(drv) == vi("web.done"))
+    until("the emergency gone from every row", lambda: not any(cells(drv, 4).values()))
+    until("every speaker's siren logged", lambda: plays() == ["n1", "n1", "n2", "n2", "n3"])
+    assert [len(wavs(sims[n])) for n in sims] == [2, 2, 1]
+    siren = {}
+    for n, sim in sims.items():
+        siren[n], hz = played_s(wavs(sim)[-1])
+        assert abs(hz - SIREN_HZ) < 30 and siren[n] > 1.5, (n, siren[n], hz)
+
+    # the report, downloaded from its link, equals what the speakers played
+    drv.find_element(By.ID, "csv").click()
+    got = until("the CSV downloaded", lambda: sorted((tmp / "downloads").glob("*.csv")))
+    assert got[0].name == f"loaxa-{day}-{day}.csv"
+    rows = [ln.split(",") for ln in got[0].read_text().splitlines()]
+    assert rows[0] == ["zone", "day", "minutes", "seconds"]
+    per = {r[0]: float(r[3]) for r in rows[1:]}
+    assert sorted(per) == ["thon-1", "thon-2"] and all(r[1] == day for r in rows[1:])
+    assert abs(per["thon-1"] - (news_s + siren["n1"])) <= 2.0, (per, news_s, siren)  # ±1 s each
+    assert abs(per["thon-2"] - siren["n3"]) <= 1.0, (per, siren)
+    print(f"\nweb page test {time.monotonic() - t0:.1f} s")
+
+
+def test_the_page_fits_a_phone(rig, browser):
+    from selenium.webdriver.common.by import By
+
+    tmp, he, _ = rig
+    drv = browser
+    width(drv, PHONE, True)
+    drv.get(f"http://127.0.0.1:{he.port}/")
+    if drv.find_elements(By.NAME, "password"):  # run alone: log in first
+        drv.find_element(By.NAME, "user").send_keys("oanh")
+        drv.find_element(By.NAME, "password").send_keys("oanh-secret")
+        drv.find_element(By.CSS_SELECTOR, "form[action='/login'] button").click()
+    until("three rows", lambda: len(cells(drv, 0)) == 3)
+    drv.save_screenshot(str(tmp / "phone.png"))
+    fit = drv.execute_script("""
+        var t = document.getElementById('nodes'), d = document.documentElement;
+        return [d.scrollWidth, d.clientWidth, t.scrollWidth, t.clientWidth,
+                t.getBoundingClientRect().right, window.innerWidth];""")
+    page_w, view_w, table_w, table_box, right, inner = fit
+    assert view_w == PHONE[0] and inner == PHONE[0], fit  # the viewport meta took effect
+    assert page_w <= view_w and table_w <= table_box and right <= inner, \
+        f"the node table scrolls sideways on a phone: {fit}"
+    width(drv, DESKTOP, False)
+
+
+def he_today() -> str:
+    return time.strftime("%Y-%m-%d", time.gmtime(time.time() + 7 * 3600))  # Việt Nam's day
