@@ -301,8 +301,242 @@ def brokers(ns: tuple[int, ...]) -> list[Table]:
     return [emb, ref, cmp]
 
 
+class Chromium:
+    """Debian's chromium, headless, driven over its DevTools pipe (fds 3 and 4,
+    NUL-terminated JSON): no driver or browser download, nothing but the package."""
+
+    def __init__(self, profile: Path):
+        exe = shutil.which("chromium")
+        if exe is None:
+            raise LoaxaError("chromium is not installed", "run `make bench` (it installs it)")
+        import fcntl
+        a, self._w = os.pipe()
+        self._r, b = os.pipe()
+        # above 9 (bash, not sh, takes such fds): moving them to 3 and 4 cannot
+        # overwrite one with the other
+        cmd_r, resp_w = fcntl.fcntl(a, fcntl.F_DUPFD, 10), fcntl.fcntl(b, fcntl.F_DUPFD, 10)
+        os.close(a)
+        os.close(b)
+        args = [exe, "--headless=new", "--remote-debugging-pipe", f"--user-data-dir={profile}",
+                "--no-first-run", "--disable-gpu", "--disable-extensions",
+                "--window-size=1280,800", "--accept-lang=vi-VN,vi",
+                *(["--no-sandbox"] if os.geteuid() == 0 else [])]
+        # bash puts the pipes where chromium looks for them
+        self.proc = subprocess.Popen(
+            ["bash", "-c", f'exec "$@" 3<&{cmd_r} 4>&{resp_w} {cmd_r}<&- {resp_w}>&-', "bash",
+             *args], pass_fds=(cmd_r, resp_w), stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL)
+        os.close(cmd_r)
+        os.close(resp_w)
+        self._buf = b""
+        self._id = 0
+        self.events: list[dict] = []
+
+    def _next(self, deadline: float) -> dict:
+        import select
+        while b"\0" not in self._buf:
+            if not select.select([self._r], [], [], max(0, deadline - time.monotonic()))[0]:
+                raise LoaxaError("chromium did not answer in time")
+            chunk = os.read(self._r, 1 << 16)
+            if not chunk:
+                raise LoaxaError("chromium closed its DevTools pipe")
+            self._buf += chunk
+        raw, _, self._buf = self._buf.partition(b"\0")
+        return json.loads(raw)
+
+    def call(self, method: str, params: dict | None = None, session: str | None = None,
+             timeout: float = 30) -> dict:
+        self._id += 1
+        msg: dict = {"id": self._id, "method": method, "params": params or {}}
+        if session:
+            msg["sessionId"] = session
+        os.write(self._w, json.dumps(msg).encode() + b"\0")
+        deadline = time.monotonic() + timeout
+        while True:
+            m = self._next(deadline)
+            if m.get("id") == self._id:
+                if "error" in m:
+                    raise LoaxaError(f"chromium: {method}: {m['error'].get('message')}")
+                return m.get("result", {})
+            self.events.append(m)
+
+    def wait_event(self, method: str, session: str, timeout: float = 30) -> dict:
+        deadline = time.monotonic() + timeout
+        while True:
+            for i, m in enumerate(self.events):
+                if m.get("method") == method and m.get("sessionId") == session:
+                    return self.events.pop(i)
+            self.events.append(self._next(deadline))
+
+    # Paint and navigation timing of the page as loaded: first-contentful-paint,
+    # the first byte, and the bytes of the document and every subresource served
+    # (an open EventSource is not finished, so the live updates are not counted, nor
+    # is the static copy's 404 for it).
+    TIMING = """new Promise(done => { const look = () => {
+      const p = performance.getEntriesByName('first-contentful-paint')[0];
+      if (!p) return setTimeout(look, 20);
+      const nav = performance.getEntriesByType('navigation')[0];
+      const rs = performance.getEntriesByType('resource').filter(r => r.responseStatus == 200);
+      done({fcp: p.startTime, ttfb: nav.responseStart, doc: nav.transferSize,
+            bytes: nav.transferSize + rs.reduce((a, r) => a + r.transferSize, 0),
+            resources: rs.map(r => r.name)});
+    }; look(); })"""
+
+    def load(self, url: str, cookie: tuple[str, str] | None) -> dict:
+        """One cold load in a fresh tab: cache off, the session cookie if given."""
+        target = self.call("Target.createTarget", {"url": "about:blank"})["targetId"]
+        s = self.call("Target.attachToTarget", {"targetId": target, "flatten": True})[
+            "sessionId"]
+        try:
+            self.call("Page.enable", session=s)
+            self.call("Network.enable", session=s)
+            self.call("Network.setCacheDisabled", {"cacheDisabled": True}, session=s)
+            self.call("Network.clearBrowserCookies", session=s)
+            if cookie:
+                self.call("Network.setCookie", {"name": cookie[0], "value": cookie[1],
+                                                "url": url}, session=s)
+            self.call("Page.navigate", {"url": url}, session=s)
+            self.wait_event("Page.loadEventFired", s)
+            r = self.call("Runtime.evaluate", {"expression": self.TIMING, "awaitPromise": True,
+                                               "returnByValue": True}, session=s)
+            return r["result"]["value"]
+        finally:
+            self.call("Target.closeTarget", {"targetId": target})
+
+    def close(self) -> None:
+        os.close(self._w)
+        process.stop(self.proc, 5)
+        os.close(self._r)
+
+
+WEB_COMMUNE = "an-phu"
+WEB_NODES = 40  # a commune's network: 40 loudspeaker nodes in 4 hamlets
+WEB_LOADS = 5
+
+
+def _web_headend(tmp: Path) -> tuple[subprocess.Popen, int]:
+    """`loaxa headend serve` as an operator starts it, its node table filled by
+    WEB_NODES retained statuses published to its embedded broker."""
+    import asyncio
+
+    from ..inventory import Inventory
+    with Inventory(tmp / "inv.sqlite") as inv:
+        for i in range(WEB_NODES):
+            inv.record(f"loa-{i:02d}", "provision", commune=WEB_COMMUNE,
+                       zones=[f"thon-{i % 4 + 1}"])
+    env = dict(os.environ, LOAXA_INVENTORY=str(tmp / "inv.sqlite"),
+               LOAXA_HEADEND=str(tmp / "data"), LANG="C")
+    subprocess.run([LOAXA, "headend", "user", "an", "--role", "admin"], env=env,
+                   input="an-secret-pw\n", text=True, check=True, capture_output=True)
+    port, mqtt, files = free_port(), free_port(), free_port()
+    log = open(tmp / "headend.log", "ab")  # noqa: SIM115 (the process keeps it)
+    p = subprocess.Popen([LOAXA, "headend", "serve", "--commune", WEB_COMMUNE, "--bind",
+                          "127.0.0.1", "--port", str(port), "--mqtt-port", str(mqtt),
+                          "--files-port", str(files)], env=env, stdout=log, stderr=log)
+    process.wait_listening(p, port, "the head-end", 30)
+
+    async def statuses() -> None:
+        from loaxa_node import net_mqtt
+
+        async def ignore(t: bytes, m: memoryview, r: int) -> None:
+            pass
+        c = net_mqtt.Client(f"mqtt://127.0.0.1:{mqtt}", "bench-web", ignore)
+        c.start()
+        while not c.up:
+            await asyncio.sleep(0.05)
+        for i in range(WEB_NODES):
+            doc = {"state": "online", "node": f"loa-{i:02d}", "fw": "0.9.0", "volume": 70,
+                   "zones": [f"thon-{i % 4 + 1}"], "net": {"type": "lte", "signal": -71},
+                   "playing": {"title": "Bản tin sáng", "source": "file:news"} if i % 3 else {}}
+            await c.publish(f"loaxa/{WEB_COMMUNE}/node/loa-{i:02d}/status", json.dumps(doc),
+                            True, 1)
+        c.deinit()
+    asyncio.run(statuses())
+    return p, port
+
+
+def _pages() -> list[str]:
+    """The web page's paths: the app's GET routes outside the API and its docs."""
+    from fastapi.routing import APIRoute
+
+    from ..headend.app import create_app
+    from ..headend.service import Headend
+    from ..headend.store import Store
+    with tempfile.TemporaryDirectory() as d:
+        store = Store(Path(d) / "s.sqlite")
+        app = create_app(Headend(store))
+        store.close()
+    skip = {app.docs_url, app.redoc_url, app.openapi_url, app.swagger_ui_oauth2_redirect_url}
+    return [r.path for r in app.routes if isinstance(r, APIRoute) and "GET" in (r.methods or ())
+            and not r.path.startswith("/api/") and "{" not in r.path and r.path not in skip]
+
+
+def web() -> Table:
+    import httpx
+    rows: list[list[object]] = []
+    with tempfile.TemporaryDirectory() as d:
+        tmp = Path(d)
+        he, port = _web_headend(tmp)
+        ref_dir = tmp / "static"
+        ref_dir.mkdir()
+        ref_port = free_port()
+        ref = subprocess.Popen([sys.executable, "-m", "http.server", str(ref_port), "--bind",
+                                "127.0.0.1", "--directory", str(ref_dir)],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        browser = Chromium(tmp / "profile")
+        try:
+            process.wait_listening(ref, ref_port, "http.server", 10)
+            base = f"http://127.0.0.1:{port}"
+            with httpx.Client(base_url=base, timeout=30) as api:
+                r = api.post("/api/login", json={"user": "an", "password": "an-secret-pw"})
+                r.raise_for_status()
+                token = r.json()["token"]
+                deadline = time.monotonic() + 20  # until the statuses are filed
+                while sum(n.get("state") == "online" for n in api.get("/api/nodes").json()) \
+                        < WEB_NODES and time.monotonic() < deadline:
+                    time.sleep(0.2)
+                cookies = {"loaxa_session": token}
+                pages = [("login", "/", None)] + [
+                    ("nodes" if path == "/" else path.strip("/"), path,
+                     ("loaxa_session", token)) for path in _pages()]
+                for name, path, cookie in pages:
+                    got = [browser.load(base + path, cookie) for _ in range(WEB_LOADS)]
+                    # the reference: the same document (Vietnamese, as the browser asks)
+                    # and subresources as files
+                    fname = f"{name}.html"
+                    html = httpx.get(base + path, cookies=cookies if cookie else None).content
+                    (ref_dir / fname).write_bytes(html)
+                    for res in got[0]["resources"]:
+                        rel = httpx.URL(res).path
+                        if res.startswith(base) and rel.strip("/"):
+                            out = ref_dir / rel.strip("/")
+                            out.parent.mkdir(parents=True, exist_ok=True)
+                            out.write_bytes(api.get(rel, cookies=cookies).content)
+                    sref = [browser.load(f"http://127.0.0.1:{ref_port}/{fname}", None)
+                            for _ in range(WEB_LOADS)]
+                    fcp = [statistics.median(x["fcp"] for x in g) for g in (got, sref)]
+                    rows.append([f"{name} ({path})", fcp[0], fcp[1], fcp[0] / fcp[1],
+                                 statistics.median(x["ttfb"] for x in got),
+                                 statistics.median(x["ttfb"] for x in sref),
+                                 got[0]["bytes"], sref[0]["bytes"], len(html)])
+        finally:
+            browser.close()
+            process.stop(ref, 5)
+            process.stop(he, 10)
+    return Table(f"web page: first-contentful-paint in headless chromium, median of {WEB_LOADS} "
+                 "cold loads (reference = the same HTML as a file from python's http.server)",
+                 ["page", "head-end FCP ms", "static FCP ms", "head-end / static",
+                  "head-end TTFB ms", "static TTFB ms", "head-end bytes", "static bytes",
+                  "HTML bytes"], rows,
+                 f"`loaxa headend serve` with {WEB_NODES} nodes online, in Vietnamese, logged in "
+                 "as admin "
+                 "except on the login page; bytes = the Performance API's transferSize of the "
+                 "document and its finished subresources (headers included; the live-update "
+                 "stream stays open and is not counted); cache off, a fresh tab per load")
+
+
 def run(argv: list[str]) -> list[Table]:
     small = "--small" in argv
     tables = [fanout((10, 100) if small else (10, 100, 1000))]
     tables += brokers((10, 100) if small else (10, 100, 1000, 3000, 10000))
-    return tables
+    return [*tables, web()]
