@@ -4,6 +4,7 @@ loss, forged commands, malformed packets, power cuts during rule updates."""
 
 from __future__ import annotations
 
+import base64
 import json
 import math
 import os
@@ -23,7 +24,9 @@ from hypothesis import strategies as st
 from loaxa import rules
 from loaxa.console import NodeConsole
 from loaxa.control import Controller
+from loaxa.errors import NodeError
 from loaxa.rig.broker import Broker, mosquitto_path
+from loaxa.rig.process import free_port
 from loaxa.sim import SimNode
 from loaxa.streamer import Format, Packetizer
 from loaxa.testsignals import longest_zero_run, read_wav
@@ -600,7 +603,7 @@ def test_tls_broker_with_a_pinned_ca(tmp_path, target_name):
         pytest.skip("runs a simulated node")
     pem, key, der = _cert(tmp_path, "broker")
     _, _, other = _cert(tmp_path, "other")
-    port = free_tcp()
+    port = free_port()
     conf = (f"listener {port} 127.0.0.1\ncertfile {pem}\nkeyfile {key}\n")
     with Broker(tmp_path / "broker", extra_conf=conf):
         url = f"mqtts://localhost:{port}"
@@ -611,8 +614,17 @@ def test_tls_broker_with_a_pinned_ca(tmp_path, target_name):
                 con = NodeConsole(sim.start(), 115200, log_path=tmp_path / f"{name}.log")
                 nodes.append((sim, con))
                 con.wait_ready(30)
-                (sim.state / "data" / "ca.der").write_bytes(ca)
-                con.request("keys.set", {"node_key": node_key(name)})
+                # not a certificate: refused, and the key given with it is not stored either
+                with pytest.raises(NodeError, match="not a DER certificate") as e:
+                    con.request("keys.set", {"node_key": node_key(name),
+                                             "broker_ca": base64.b64encode(pem.read_bytes())
+                                             .decode()})
+                assert e.value.code == "bad_args"
+                data = sim.state / "data"
+                assert not (data / "keys.json").exists() and not (data / "ca.der").exists()
+                back = con.request("keys.set", {"node_key": node_key(name),
+                                                "broker_ca": base64.b64encode(ca).decode()})
+                assert back == {"keys": ["node_key"], "broker_ca": len(ca)}
                 con.request("config.set", {"node_id": name, "commune": COMMUNE,
                                            "broker.url": url})
             with Controller(url, COMMUNE, None, {"good": bytes.fromhex(node_key("good"))},
@@ -628,9 +640,3 @@ def test_tls_broker_with_a_pinned_ca(tmp_path, target_name):
             for sim, con in nodes:
                 con.close()
                 sim.stop()
-
-
-def free_tcp() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]

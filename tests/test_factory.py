@@ -9,7 +9,9 @@ from __future__ import annotations
 import json
 import random
 import re
+import shutil
 import struct
+import subprocess
 import tempfile
 from pathlib import Path
 
@@ -51,16 +53,29 @@ def board(tmp_path, monkeypatch):
     return b
 
 
+def _ca(tmp_path: Path) -> tuple[Path, Path, bytes]:
+    """A broker CA as openssl makes one: its PEM, its key, its DER."""
+    pem, key = tmp_path / "ca.crt", tmp_path / "ca.key"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
+                    "ec_paramgen_curve:prime256v1", "-nodes", "-subj", "/CN=hq", "-days", "1",
+                    "-keyout", str(key), "-out", str(pem)], check=True, capture_output=True)
+    der = subprocess.run(["openssl", "x509", "-in", str(pem), "-outform", "der"],
+                         check=True, capture_output=True).stdout
+    return pem, key, der
+
+
+@pytest.mark.skipif(not shutil.which("openssl"), reason="openssl makes the broker CA")
 def test_factory_image_holds_app_identity_keys_and_pin_and_no_secret_leaks(
         board, tmp_path, capsys):
     inv_path = tmp_path / "inv.sqlite"
+    ca_pem, _, ca_der = _ca(tmp_path)
     before = set(Path(tempfile.gettempdir()).glob("loaxa-factory-*"))
     with mock_bootloader(chip="esp32") as mock:
         rc = main(["flash", "--factory", "--port", mock.url(), "--board", board["name"],
                    "--node-id", "ab-09", "--commune", "an-binh", "--zones", "thon-2",
                    "--net", "wifi", "--ssid", "xa", "--wifi-password", "mat-khau-9",
-                   "--broker", "mqtt://hq:1883", "--pin", "97531", "--inventory",
-                   str(inv_path), "--verbose"])
+                   "--broker", "mqtts://hq:8883", "--broker-ca", str(ca_pem),
+                   "--pin", "97531", "--inventory", str(inv_path), "--verbose"])
         out = capsys.readouterr()
         assert rc == 0, out.err
         # esptool's own account of the regions it wrote, each read back by the ROM path
@@ -81,6 +96,7 @@ def test_factory_image_holds_app_identity_keys_and_pin_and_no_secret_leaks(
     cfg = json.loads(files["data/config.json"])
     assert (cfg["node_id"], cfg["zones"], cfg["net.ssid"]) == ("ab-09", ["thon-2"], "xa")
     keys = json.loads(files["data/keys.json"])
+    assert files["data/ca.der"] == ca_der  # what the node pins for mqtts://
     auth = json.loads(files["data/auth.json"])
     assert auth["hash"] == pin_hash(bytes.fromhex(auth["salt"]), "97531")
     with Inventory(inv_path) as inv:
@@ -106,6 +122,22 @@ def test_factory_refuses_incomplete_provisioning_before_writing(board, tmp_path,
                    "--net", "eth", "--pin", "1234", "--inventory", str(tmp_path / "i.db")])
     assert rc != 0
     assert "--broker" in capsys.readouterr().err
+
+
+@pytest.mark.skipif(not shutil.which("openssl"), reason="openssl makes the broker CA")
+def test_factory_refuses_a_broker_ca_that_is_not_a_certificate(board, tmp_path, capsys):
+    _, key, _ = _ca(tmp_path)
+    with mock_bootloader(chip="esp32") as mock:
+        rc = main(["flash", "--factory", "--port", mock.url(), "--board", board["name"],
+                   "--node-id", "ab-11", "--commune", "an-binh", "--zones", "thon-2",
+                   "--net", "eth", "--broker", "mqtts://hq:8883", "--broker-ca", str(key),
+                   "--pin", "1234", "--inventory", str(tmp_path / "i.db")])
+    assert rc != 0
+    err = capsys.readouterr().err
+    assert "is not a certificate" in err and "not its key" in err
+    if (tmp_path / "i.db").exists():
+        with Inventory(tmp_path / "i.db") as inv:
+            assert not inv.nodes(), "a refused write made an inventory row"
 
 
 def test_batch_factory_writes_every_board_in_parallel_one_failing(board, tmp_path, capsys):

@@ -102,6 +102,7 @@ async def tone(node, args):
 def keys_set(node, args):
     # Keys are written by provisioning and never read back over the console.
     keys, _ = storage.read_json("keys.json", {})
+    given = False
     for name in ("node_key", "commune_key"):
         if name in args:
             k = args[name]
@@ -109,10 +110,50 @@ def keys_set(node, args):
                     c not in "0123456789abcdef" for c in k):
                 raise CmdError("bad_args", name + " must be 64 lowercase hex digits")
             keys[name] = k
-    if not keys:
-        raise CmdError("bad_args", "give node_key and/or commune_key")
-    storage.write_json("keys.json", keys)
-    return {"keys": sorted(keys)}
+            given = True
+    ca = _broker_ca(args.get("broker_ca"))
+    if not given and ca is None:
+        raise CmdError("bad_args", "give node_key, commune_key and/or broker_ca")
+    # everything is checked before anything is written: a bad field changes nothing
+    if given:
+        storage.write_json("keys.json", keys)
+    if ca is not None:
+        _set_broker_ca(node, ca)
+    out = {"keys": sorted(keys)}  # type: dict
+    if ca is not None:
+        out["broker_ca"] = len(ca)
+    return out
+
+
+def _broker_ca(v):
+    """The DER bytes of a base64 broker_ca argument ("" removes the pin: b""), or None."""
+    if v is None:
+        return None
+    if not isinstance(v, str):
+        raise CmdError("bad_args", "broker_ca must be the CA certificate as base64 DER")
+    if not v:
+        return b""
+    from binascii import a2b_base64
+    try:
+        der = a2b_base64(v)
+    except ValueError:
+        der = b""
+    # a DER certificate is one SEQUENCE with a two-byte long length (0x30 0x82)
+    if len(der) < 64 or der[0] != 0x30 or der[1] != 0x82 or (der[2] << 8 | der[3]) + 4 != len(der):
+        raise CmdError("bad_args", "broker_ca is not a DER certificate in base64")
+    return der
+
+
+def _set_broker_ca(node, der):
+    from .ctl_setup import CA_FILE
+    if der:
+        storage.write_bytes(CA_FILE, der)
+    else:
+        storage.remove(CA_FILE)
+    c = node.control.client if node.control else None
+    if c is not None:  # the next TLS handshake pins the new CA
+        c.ca = der or None
+        c.kick("broker CA changed", True)
 
 
 def reboot(node, args):

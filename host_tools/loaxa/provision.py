@@ -11,9 +11,12 @@ written.
 
 from __future__ import annotations
 
+import base64
 import json
 import os
+import ssl
 from dataclasses import dataclass
+from pathlib import Path
 
 from loaxa_node import config
 from loaxa_node.auth import _hash as pin_hash
@@ -36,6 +39,7 @@ class Identity:
     ssid: str = ""
     password: str = ""
     apn: str = ""
+    broker_ca: bytes = b""  # DER; the node pins it for mqtts://
 
     def config(self) -> dict:
         cfg = {"node_id": self.node_id, "commune": self.commune, "zones": self.zones,
@@ -51,6 +55,23 @@ class Identity:
         if self.net == "wifi" and not self.ssid:
             raise LoaxaError("a Wi-Fi node needs --ssid (and --wifi-password)")
         return cfg
+
+
+def read_ca(path: str) -> bytes:
+    """A CA certificate file, PEM or DER, as the DER bytes the node pins."""
+    try:
+        data = Path(path).read_bytes()
+    except OSError as e:
+        raise LoaxaError(f"cannot read the broker CA {path}: {e.strerror}") from None
+    if b"-----BEGIN CERTIFICATE-----" in data:
+        try:
+            return ssl.PEM_cert_to_DER_cert(data.decode("ascii", "replace"))
+        except ValueError:
+            pass
+    elif data[:2] == b"\x30\x82":
+        return data
+    raise LoaxaError(f"{path} is not a certificate (PEM or DER)",
+                     "give the CA's certificate, e.g. the broker's ca.crt, not its key")
 
 
 def _check_pin(pin: str) -> None:
@@ -70,8 +91,11 @@ def data_files(inv: Inventory, ident: Identity, pin: str) -> tuple[dict, dict[st
             "commune_key": inv.commune_key(ident.commune)}
     salt = os.urandom(8)
     auth = {"salt": salt.hex(), "hash": pin_hash(salt, pin), "fails": 0}
-    return cfg, {"data/keys.json": json.dumps(keys).encode(),
-                 "data/auth.json": json.dumps(auth).encode()}
+    files = {"data/keys.json": json.dumps(keys).encode(),
+             "data/auth.json": json.dumps(auth).encode()}
+    if ident.broker_ca:
+        files["data/ca.der"] = ident.broker_ca
+    return cfg, files
 
 
 def provision(con: NodeConsole, inv: Inventory, ident: Identity, pin: str,
@@ -93,7 +117,10 @@ def provision(con: NodeConsole, inv: Inventory, ident: Identity, pin: str,
     step("keys", 0.4, "")
     node_key = inv.new_node_key(ident.node_id)
     commune_key = inv.commune_key(ident.commune)
-    con.request("keys.set", {"node_key": node_key, "commune_key": commune_key})
+    keys = {"node_key": node_key, "commune_key": commune_key}
+    if ident.broker_ca:
+        keys["broker_ca"] = base64.b64encode(ident.broker_ca).decode()
+    con.request("keys.set", keys)
     step("pin", 0.5, "")
     con.request("pin.set", {"pin": pin})
     step("selftest", 0.6, "tone")

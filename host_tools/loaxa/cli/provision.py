@@ -11,7 +11,7 @@ from ..errors import LoaxaError
 from ..i18n import t
 from ..inventory import Inventory
 from ..progress import Progress
-from ..provision import Identity, provision
+from ..provision import Identity, provision, read_ca
 from . import add_inventory_arg, add_port_args
 
 
@@ -27,6 +27,9 @@ def add_identity_args(p: argparse.ArgumentParser, single: bool = True,
                    help="Wi-Fi password (or $LOAXA_WIFI_PASSWORD, kept out of shell history)")
     p.add_argument("--apn", default="", help="LTE access point name (--net lte)")
     p.add_argument("--broker", required=required, help="MQTT broker URL, e.g. mqtts://hq:8883")
+    p.add_argument("--broker-ca", metavar="FILE",
+                   help="the CA certificate (PEM or DER) an mqtts:// broker's certificate must "
+                   "chain to; the node trusts that CA only")
     p.add_argument("--pin", default=os.environ.get("LOAXA_SERVICE_PIN"),
                    help="service PIN to set, 4-12 digits (or $LOAXA_SERVICE_PIN)")
     p.add_argument("--current-pin", help="the node's PIN if it was provisioned before")
@@ -43,7 +46,7 @@ def identity(args: argparse.Namespace, node_id: str) -> Identity:
     return Identity(node_id=node_id, commune=args.commune,
                     zones=[z for z in args.zones.split(",") if z], net=args.net,
                     broker=args.broker, ssid=args.ssid, password=args.wifi_password,
-                    apn=args.apn)
+                    apn=args.apn, broker_ca=read_ca(args.broker_ca) if args.broker_ca else b"")
 
 
 def register(sub: argparse._SubParsersAction) -> None:
