@@ -2,7 +2,8 @@
 against a real mosquitto (docs/headend.md): rules pushed and a file broadcast
 through the API reach the zone's node (its speaker plays the file, the other
 zone's does not), the report equals what was played, and a SIGKILL of the
-head-end right after an acknowledged broadcast loses nothing."""
+head-end right after an acknowledged broadcast loses nothing, and a node's
+power cut is an offline period of its length in the report."""
 
 from __future__ import annotations
 
@@ -37,6 +38,7 @@ time = "00:00-24:00"
 volume = 80
 """
 TONE_HZ, TONE_S = 440, 3
+OFF_S = 3  # a power cut's length
 LOAXA = str(Path(sys.executable).parent / "loaxa")  # the command operators run
 
 
@@ -203,6 +205,20 @@ def test_broadcast_through_the_api_reaches_the_zone_and_survives_a_sigkill(heade
     poll("the second play in the report", lambda: len(report()["plays"]) == 2, 60)
     assert len(wavs(n1)) == 2 and not wavs(n2)
     assert played_s(wavs(n1)[1])[0] > TONE_S - 0.5
+
+    # a power cut on n2: its will says offline at once, its status on boot ends it
+    def state(node: str) -> str:
+        return next(n["state"] for n in admin.get("/api/nodes").json() if n["node_id"] == node)
+    cut = time.time()
+    n2.power_cut(OFF_S)
+    poll("n2 offline", lambda: state("n2") == "offline", 10)
+    poll("n2 back", lambda: state("n2") == "online", 60)
+    off = time.time() - cut
+    by_node = {n["node"]: n for n in report()["nodes"]}
+    assert by_node["n1"]["offline"] == [] and by_node["n1"]["uptime_pct"] == 100.0
+    [period] = by_node["n2"]["offline"]
+    assert period["cause"] == "will" and abs(period["seconds"] - off) < 2.0, (period, off)
+    assert abs(by_node["n2"]["online_s"] + period["seconds"] - by_node["n2"]["observed_s"]) < 0.2
 
 
 def he_broadcasts(he: Headend) -> list[dict]:

@@ -2,9 +2,10 @@
 by Selenium through Debian's chromedriver; docs/headend.md): an operator logs in,
 sees three simulated nodes online in two zones, broadcasts to one zone (that
 zone's speakers play the file, the other's do not), starts and ends an
-emergency, and downloads the report, whose minutes equal what the speakers
-played. Screenshots at phone and desktop widths are kept in the test's tmp dir,
-and at phone width the node table must fit the screen."""
+emergency, downloads the report, whose minutes equal what the speakers
+played, and opens its printable page. Screenshots at phone and desktop widths
+are kept in the test's tmp dir, and at phone width the node table must fit the
+screen."""
 
 from __future__ import annotations
 
@@ -189,12 +190,29 @@ def test_the_page_runs_the_network_in_a_browser(rig, browser):
     drv.find_element(By.ID, "csv").click()
     got = until("the CSV downloaded", lambda: sorted((tmp / "downloads").glob("*.csv")))
     assert got[0].name == f"loaxa-{day}-{day}.csv"
-    rows = [ln.split(",") for ln in got[0].read_text().splitlines()]
+    zones, uptime, _ = got[0].read_text().split("\n\n")
+    rows = [ln.split(",") for ln in zones.splitlines()]
     assert rows[0] == ["zone", "day", "minutes", "seconds"]
     per = {r[0]: float(r[3]) for r in rows[1:]}
     assert sorted(per) == ["thon-1", "thon-2"] and all(r[1] == day for r in rows[1:])
     assert abs(per["thon-1"] - (news_s + siren["n1"])) <= 2.0, (per, news_s, siren)  # ±1 s each
     assert abs(per["thon-2"] - siren["n3"]) <= 1.0, (per, siren)
+    assert [ln.split(",")[0] for ln in uptime.splitlines()[1:]] == ["n1", "n2", "n3"]
+
+    # the printable report, opened from its link, says the same
+    drv.find_element(By.ID, "print").click()
+    drv.switch_to.window(drv.window_handles[-1])
+    until("the printable report", lambda: drv.find_elements(By.CSS_SELECTOR, "#zones tbody tr"))
+    assert drv.find_element(By.TAG_NAME, "h1").text == t_in(
+        "vi", "web.rep.title", start=day, end=day)
+    printed = {r.find_elements(By.TAG_NAME, "td")[0].text:
+               float(r.find_elements(By.TAG_NAME, "td")[3].text)
+               for r in drv.find_elements(By.CSS_SELECTOR, "#zones tbody tr")}
+    assert printed == per
+    assert len(drv.find_elements(By.CSS_SELECTOR, "#uptime tbody tr")) == 3
+    drv.save_screenshot(str(tmp / "report.png"))
+    drv.close()
+    drv.switch_to.window(drv.window_handles[0])
     print(f"\nweb page test {time.monotonic() - t0:.1f} s")
 
 

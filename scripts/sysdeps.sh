@@ -9,15 +9,14 @@ command -v sox >/dev/null || need+=(sox)
 command -v gst-launch-1.0 >/dev/null || need+=(gstreamer1.0-tools gstreamer1.0-plugins-good)
 command -v mosquitto >/dev/null && [ -x "$(command -v mosquitto)" ] || need+=(mosquitto)
 command -v tmux >/dev/null || need+=(tmux)  # a real terminal for the diag monitor test
-# the rig's LTE modem hands the node's PPP to slirp (loaxa.rig.modem); unshare is util-linux
 # Debian's browser and its matching driver, for the head-end page's browser test
 command -v chromium >/dev/null || need+=(chromium)
 command -v chromedriver >/dev/null || need+=(chromium-driver)
+# the rig's LTE modem hands the node's PPP to slirp (loaxa.rig.modem); unshare is util-linux
 command -v slirp-fullbolt >/dev/null || need+=(slirp)
 # `make bench` only (CI does not pay for them): the references its benches run against
 if [ "${1:-}" = bench ]; then
   command -v icecast2 >/dev/null || need+=(icecast2)  # fan-out vs the head-end's HTTP stream
-  command -v chromium >/dev/null || need+=(chromium)  # the web page's first paint
 fi
 [ ${#need[@]} -eq 0 ] && exit 0
 if [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null; then

@@ -228,8 +228,11 @@ def test_nodes_and_report_come_from_what_nodes_publish(rig):
     assert len(r.json()["plays"]) == 3
     r = c.get("/api/report?from=2026-11-23&to=2026-11-23&format=csv", headers=viewer)
     assert r.headers["content-type"].startswith("text/csv")
-    assert r.text.splitlines() == ["zone,day,minutes,seconds", "thon-1,2026-11-23,1.5,90.0",
-                                   "thon-2,2026-11-23,1.0,60.0"]
+    zones, uptime, offline = r.text.split("\n\n")
+    assert zones.splitlines() == ["zone,day,minutes,seconds", "thon-1,2026-11-23,1.5,90.0",
+                                  "thon-2,2026-11-23,1.0,60.0"]
+    assert uptime.splitlines()[0] == "node,zones,uptime_pct,online_s,observed_s,offline_periods"
+    assert offline.splitlines() == ["node,offline_from,offline_to,seconds,cause"]
     assert c.get("/api/report?from=2026-11-24&to=2026-11-24",
                  headers=viewer).json()["zones"] == []
     r = c.get("/api/report?from=2026-11-24&to=2026-11-23", headers=viewer)
@@ -237,6 +240,37 @@ def test_nodes_and_report_come_from_what_nodes_publish(rig):
     r = c.get("/api/report?from=yesterday&to=2026-11-23", headers=viewer)
     assert r.status_code == 422 and "from" in r.json()["error"]
     assert date  # the report's days are local dates
+
+
+def test_uptime_and_offline_periods_come_from_the_will_and_heartbeat_gaps(tmp_path):
+    store = Store(tmp_path / "headend.sqlite")
+    store.sync_nodes([{"node_id": "n1", "zones": ["thon-1"]},
+                      {"node_id": "n2", "zones": ["thon-2"]}])
+    he = Headend(store)
+    nine = timeutil.t2k(2026, 11, 20, 2, 0) + timeutil.UNIX_OFFSET  # 09:00 in Việt Nam
+    for node, at, state in (("n1", 0, "online"), ("n1", 60, "online"),
+                            ("n1", 120, "offline"),  # its will: the connection dropped
+                            ("n1", 600, "online"), ("n1", 660, "online"),
+                            ("n1", 1260, "online"),  # 10 min silent, no will
+                            ("n2", 0, "online")):
+        store.ingest_status(node, {"state": state, "node": node}, nine + at)
+    rep = he.report(("an", "admin"), date(2026, 11, 20), date(2026, 11, 20))
+    n1, n2 = rep["nodes"]
+    end = 15 * 3600 - 1260  # from the last status to midnight: silent
+    assert [(o["from"][11:], o["seconds"], o["cause"]) for o in n1["offline"]] == [
+        ("09:02:00+07:00", 480.0, "will"), ("09:12:00+07:00", 540.0, "silent"),
+        ("09:22:00+07:00", end - 60.0, "silent")]
+    assert n1["observed_s"] == 15 * 3600 and n1["online_s"] == 15 * 3600 - 1020 - end + 60
+    assert n2["offline"][0]["from"][11:] == "09:01:00+07:00"  # one heartbeat after it
+    # the day before n1's first status counts nothing, nor against it
+    assert he.report(("an", "admin"), date(2026, 11, 19), date(2026, 11, 19)
+                     )["nodes"][0] == {"node": "n1", "zones": ["thon-1"], "observed_s": 0.0,
+                                       "online_s": 0.0, "uptime_pct": None, "offline": []}
+    csv = he.report_csv(rep).split("\n\n")
+    assert csv[1].splitlines()[1] == f"n1,thon-1,{n1['uptime_pct']},{n1['online_s']},54000.0,3"
+    assert csv[2].splitlines()[1] == ("n1,2026-11-20T09:02:00+07:00,"
+                                      "2026-11-20T09:10:00+07:00,480.0,will")
+    store.close()
 
 
 def test_openapi_describes_every_endpoint(rig):

@@ -335,6 +335,26 @@ MESSAGES: dict[str, str] = {
     "web.from": N_("From"),
     "web.to": N_("To"),
     "web.csv": N_("Download the report (CSV)"),
+    "web.print": N_("Printable report"),
+    "web.rep.title": N_("Broadcast report, {start} to {end}"),
+    "web.rep.zones": N_("Broadcast time per zone and day"),
+    # TRANSLATORS: column headers, separated by |
+    "web.rep.zone_cols": N_("Zone|Day|Minutes|Seconds"),
+    "web.rep.nodes": N_("Node uptime"),
+    # TRANSLATORS: column headers, separated by |
+    "web.rep.node_cols": N_("Node|Zones|Uptime|Online (s)|Observed (s)|Offline periods"),
+    "web.rep.offline": N_("Offline periods"),
+    # TRANSLATORS: column headers, separated by |
+    "web.rep.offline_cols": N_("Node|From|To|Seconds|Cause"),
+    "web.rep.cause.will": N_("connection lost"),
+    "web.rep.cause.silent": N_("no heartbeat"),
+    "web.rep.plays": N_("Each broadcast"),
+    # TRANSLATORS: column headers, separated by |
+    "web.rep.play_cols": N_("Start|Node|Zones|Seconds|Title|Priority|Outcome"),
+    "web.rep.none": N_("None."),
+    "web.rep.made": N_("Made at {at} by {user}."),
+    "web.rep.print": N_("Print"),
+    "web.rep.back": N_("Back"),
     "files.ready": N_("Serving the audio files of {dir} to nodes on port {port} "
                       "(GET /file/NAME). The rules' [files]: {files}"),
     "stream.progress": N_(

@@ -8,6 +8,7 @@ import csv
 import io
 import json
 import os
+import time
 from collections.abc import Callable
 from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
@@ -23,6 +24,8 @@ from .store import ROLES, Store
 
 PRIORITIES = ("test", "normal", "priority")  # emergency has its own call
 SIREN_HZ = 1200
+HEARTBEAT_S = 60  # a node sends its status at least this often (docs/control.md)
+SILENT_S = 1.5 * HEARTBEAT_S  # a node silent longer was offline, will or not
 
 
 class Denied(LoaxaError):
@@ -211,7 +214,7 @@ class Headend:
             if b <= t0 or a >= t1 or dur <= 0:
                 continue
             plays.append({"node": e["node"], "zones": zones_of.get(e["node"], []),
-                          "start": datetime.fromtimestamp(a, tz).isoformat(timespec="seconds"),
+                          "start": _iso(a, tz),
                           "seconds": round(dur, 1), "title": e.get("title"),
                           "priority": e.get("priority"), "outcome": e.get("outcome"),
                           "bulletin": e.get("bulletin")})
@@ -235,21 +238,62 @@ class Headend:
                     a = cut
         rows = [{"zone": z, "day": d, "seconds": round(s, 1), "minutes": round(s / 60, 2)}
                 for (z, d), s in sorted(per.items())]
+        nodes = [self._uptime(n, t0, min(t1, time.time()), tz) for n in self.store.nodes()]
         self.store.audit(actor[0], "report", detail, "ok")
-        return {"from": detail["from"], "to": detail["to"], "zones": rows, "plays": plays}
+        return {"from": detail["from"], "to": detail["to"], "zones": rows, "plays": plays,
+                "nodes": nodes}
+
+    def _uptime(self, node: dict, t0: float, t1: float, tz: timezone) -> dict:
+        """A node's time online in [t0, t1) from its status history: offline from
+        its last will (`offline`, sent by the broker the moment the connection
+        drops) or, when it fell silent without one, from one heartbeat after its
+        last status, until the next status says it is back. Time before its first
+        status is not counted: it was not in service yet."""
+        hist = self.store.status_history(node["node_id"], t0, t1)
+        down: list[tuple[float, float, str]] = []
+        start = None
+        for i, (rx, state) in enumerate(hist):
+            nxt = hist[i + 1][0] if i + 1 < len(hist) else t1
+            if start is None:
+                start = max(rx, t0)
+            if state == "offline":
+                down.append((max(rx, t0), nxt, "will"))
+            elif nxt - rx > SILENT_S:
+                down.append((max(rx + HEARTBEAT_S, t0), nxt, "silent"))
+        down = [d for d in down if d[1] > d[0]]
+        observed = t1 - start if start is not None else 0.0
+        off = sum(b - a for a, b, _ in down)
+        return {"node": node["node_id"], "zones": node["zones"],
+                "observed_s": round(observed, 1), "online_s": round(observed - off, 1),
+                "uptime_pct": round(100 * (observed - off) / observed, 2) if observed else None,
+                "offline": [{"from": _iso(a, tz), "to": _iso(b, tz), "seconds": round(b - a, 1),
+                             "cause": cause} for a, b, cause in down]}
 
     @staticmethod
     def report_csv(rep: dict) -> str:
+        """The zones' minutes, then the nodes' uptime, then each offline period:
+        three tables, each with its header, a blank line between them."""
         out = io.StringIO()
-        w = csv.DictWriter(out, fieldnames=["zone", "day", "minutes", "seconds"])
-        w.writeheader()
-        for r in rep["zones"]:
-            w.writerow(r)
+        w = csv.writer(out, lineterminator="\n")
+        w.writerow(["zone", "day", "minutes", "seconds"])
+        w.writerows([r["zone"], r["day"], r["minutes"], r["seconds"]] for r in rep["zones"])
+        w.writerow([])
+        w.writerow(["node", "zones", "uptime_pct", "online_s", "observed_s", "offline_periods"])
+        w.writerows([n["node"], " ".join(n["zones"]), n["uptime_pct"], n["online_s"],
+                     n["observed_s"], len(n["offline"])] for n in rep["nodes"])
+        w.writerow([])
+        w.writerow(["node", "offline_from", "offline_to", "seconds", "cause"])
+        w.writerows([n["node"], o["from"], o["to"], o["seconds"], o["cause"]]
+                    for n in rep["nodes"] for o in n["offline"])
         return out.getvalue()
 
     def audit_log(self, actor: Actor, limit: int = 100) -> list[dict]:
         self._check(actor, "admin", "audit", {})
         return self.store.audit_log(limit)
+
+
+def _iso(ts: float, tz: timezone) -> str:
+    return datetime.fromtimestamp(ts, tz).isoformat(timespec="seconds")
 
 
 def _union(iv: list[tuple[float, float]]) -> list[tuple[float, float]]:

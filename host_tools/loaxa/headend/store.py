@@ -233,6 +233,14 @@ class Store:
                 db.execute("UPDATE nodes SET last_seen=? WHERE node_id=?", (rx, node))
         return fresh
 
+    def status_history(self, node: str, t0: float, t1: float) -> list[tuple[float, str]]:
+        """(rx, state) of the node's statuses in [t0, t1), led by the last one before
+        t0 (the state the period starts in)."""
+        before = self._read("SELECT rx, state FROM status WHERE node=? AND rx < ? "
+                            "ORDER BY rx DESC LIMIT 1", (node, t0))
+        return before + self._read("SELECT rx, state FROM status WHERE node=? AND rx >= ? "
+                                   "AND rx < ? ORDER BY rx", (node, t0, t1))
+
     def events(self, type_: str | None = None, node: str | None = None,
                since: float = 0) -> list[dict]:
         q = "SELECT doc, rx FROM events WHERE rx >= ?"

@@ -7,12 +7,14 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncIterator
+from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 
 from fastapi import FastAPI, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response, StreamingResponse
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 
+from ..errors import LoaxaError
 from ..i18n import t_in
 from .app import COOKIE, NotLoggedIn, actor, token_of
 from .service import Headend, allowed
@@ -67,6 +69,26 @@ def add_web(app: FastAPI, he: Headend) -> None:
             user=user, role=role, nodes=he.nodes((user, role)), media=he.media(),
             zones=sorted(he.store.zones()), today=he.today().isoformat(),
             can_operate=allowed(role, "operator"), **ctx))
+
+    @app.get("/report", response_class=HTMLResponse, include_in_schema=False)
+    def report(request: Request) -> Response:
+        """The report as a page to print (or save as PDF) for the province."""
+        code = page_lang(request)
+        try:
+            who = actor(request)
+        except NotLoggedIn:
+            return RedirectResponse(f"/?lang={code}", 303)
+        try:
+            start = date.fromisoformat(request.query_params.get("from") or "")
+            end = date.fromisoformat(request.query_params.get("to") or "")
+        except ValueError as e:
+            raise LoaxaError(f"bad date: {e}", "from=YYYY-MM-DD&to=YYYY-MM-DD") from None
+        rep = he.report(who, start, end)
+        made = datetime.now(timezone(timedelta(minutes=he.tz_min))).isoformat(
+            sep=" ", timespec="minutes")
+        return HTMLResponse(ENV.get_template("report.html").render(
+            rep=rep, user=who[0], made=made,
+            commune=(he.store.setting("serve") or {}).get("commune", ""), **_globals(code)))
 
     @app.post("/login", include_in_schema=False)
     def login(user: str = Form(...), password: str = Form(...)) -> Response:
