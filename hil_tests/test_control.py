@@ -25,7 +25,7 @@ from loaxa import rules
 from loaxa.console import NodeConsole
 from loaxa.control import Controller
 from loaxa.errors import NodeError
-from loaxa.rig.broker import Broker, mosquitto_path
+from loaxa.rig.broker import Amqtt, Broker, mosquitto_path
 from loaxa.rig.process import free_port
 from loaxa.sim import SimNode
 from loaxa.streamer import Format, Packetizer
@@ -103,11 +103,18 @@ class Fleet:
 
 
 @pytest.fixture
-def broker(tmp_path, target_name):
+def broker(request, tmp_path, target_name):
+    """mosquitto, or the head-end's embedded amqtt for tests marked on_both_brokers."""
     if target_name != "sim":
         pytest.skip("the control suites run several simulated nodes")
-    with Broker(tmp_path / "broker") as b:
+    kind = getattr(request, "param", "mosquitto")
+    with (Amqtt() if kind == "amqtt" else Broker(tmp_path / "broker")) as b:
         yield b
+
+
+# The node's protocol against both brokers a commune may run (DESIGN section 5):
+# the commands, the emergency and the zones; the rest runs on mosquitto only.
+on_both_brokers = pytest.mark.parametrize("broker", ["mosquitto", "amqtt"], indirect=True)
 
 
 @pytest.fixture
@@ -181,6 +188,7 @@ def rms(x: np.ndarray) -> float:
     return float(np.sqrt(np.mean(x.astype(float) ** 2))) if len(x) else 0.0
 
 
+@on_both_brokers
 def test_commands_are_signed_acked_and_zone_addressed(fleet):
     a = fleet.add("n1", ["thon-1"])
     fleet.add("n2", ["thon-2"])
@@ -207,9 +215,11 @@ def test_commands_are_signed_acked_and_zone_addressed(fleet):
     fleet.ctl.wait(lambda: len([e for e in fleet.ctl.events if e.get("seq") == env["seq"]
                                 and e["type"] == "ack"]) == 2, 10, "both acks")
     b = a.request("status")["broker"]
-    assert b["connected"] and b["cmd_refused"] == 1 and b["cmd_ok"] >= 2
+    refused = [(e["code"], e["topic"]) for e in fleet.ctl.events_of("n1", "refused")]
+    assert b["connected"] and b["cmd_refused"] == 1 and b["cmd_ok"] >= 2, refused
 
 
+@on_both_brokers
 def test_emergency_preempts_every_node_with_a_fade_then_the_broadcast_resumes(fleet):
     cons = [fleet.add("n1", ["thon-1"]), fleet.add("n2", ["thon-1"]),
             fleet.add("n3", ["thon-2"])]
@@ -257,6 +267,7 @@ def test_emergency_preempts_every_node_with_a_fade_then_the_broadcast_resumes(fl
         assert log and log[0]["outcome"] == "preempted" and log[0]["priority"] == "normal"
 
 
+@on_both_brokers
 def test_zone_play_reaches_only_that_zone(fleet):
     fleet.add("n1", ["thon-1"])
     fleet.add("n2", ["thon-2"])

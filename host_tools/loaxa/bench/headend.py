@@ -27,6 +27,7 @@ from pathlib import Path
 
 from ..errors import LoaxaError
 from ..rig import process
+from ..rig.broker import Amqtt
 from ..rig.process import free_port
 from ..testsignals import speech_like, write_wav
 from . import Table
@@ -240,39 +241,8 @@ def fanout(ns: tuple[int, ...]) -> Table:
                  "`headend stream` is that fan-out")
 
 
-class AmqttProcess:
-    """The head-end's embedded broker (loaxa.headend.server.EmbeddedBroker, the
-    same amqtt set-up `serve` runs) alone in a process, so its CPU is its own."""
-
-    CODE = """
-import resource, sys, threading
-soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
-from loaxa.headend.server import EmbeddedBroker, Loop
-EmbeddedBroker(Loop(), "127.0.0.1", int(sys.argv[1])).start()
-threading.Event().wait()
-"""
-
-    def __init__(self, workdir: Path):
-        self.port = free_port()
-        self.url = f"mqtt://127.0.0.1:{self.port}"
-        self.proc: subprocess.Popen | None = None
-
-    def pid(self) -> int | None:
-        return self.proc.pid if self.proc else None
-
-    def __enter__(self) -> AmqttProcess:
-        self.proc = subprocess.Popen([sys.executable, "-c", self.CODE, str(self.port)],
-                                     stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-        process.wait_listening(self.proc, self.port, "amqtt", 30)
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        process.stop(self.proc, 5)
-
-
 def brokers(ns: tuple[int, ...]) -> list[Table]:
-    emb = mqtt_bench.load(ns, AmqttProcess, "amqtt (embedded)")
+    emb = mqtt_bench.load(ns, Amqtt, "amqtt (embedded)")
     ref = mqtt_bench.load(ns, mqtt_bench.mosquitto, "mosquitto (reference)")
     col = {h: i for i, h in enumerate(emb.headers)}
     rows: list[list[object]] = []

@@ -56,8 +56,20 @@ class EmbeddedBroker:
 
         logging.getLogger("amqtt").setLevel(logging.WARNING)  # one line a packet otherwise
 
+        class OwnRetained(Broker):
+            # amqtt 0.12.1, on every CONNECT, sends the client the retained messages
+            # matching every filter any client subscribed to, not only its own: a
+            # reconnecting node got each node's retained status (and other zones'
+            # rules) and refused them as bad_topic. Retained messages go only to a
+            # session that holds the filter [MQTT-3.3.1-6].
+            async def _publish_retained_messages_for_subscription(
+                    self, subscription: tuple[str, int], session: Any) -> None:
+                if any(s is session for s, _ in self._subscriptions.get(subscription[0], ())):
+                    await super()._publish_retained_messages_for_subscription(
+                        subscription, session)
+
         async def up() -> Any:
-            b = Broker(self.cfg)
+            b = OwnRetained(self.cfg)
             await b.start()
             return b
         try:

@@ -1,12 +1,14 @@
-"""A real mosquitto for the rig: started on a free loopback port, killable and
-restartable on the same port, retained messages persisted (saved every second,
-so a SIGKILL loses at most the last second, as a broker's crash would)."""
+"""Real MQTT brokers for the rig, each in its own process on a free loopback port,
+killable and restartable on the same port: mosquitto (retained messages persisted,
+saved every second, so a SIGKILL loses at most the last second, as a broker's crash
+would) and the head-end's embedded amqtt (what `loaxa headend serve` runs)."""
 
 from __future__ import annotations
 
 import os
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 from ..errors import LoaxaError
@@ -19,31 +21,22 @@ def mosquitto_path() -> str | None:
         "/usr/sbin/mosquitto" if Path("/usr/sbin/mosquitto").exists() else None)
 
 
-class Broker:
-    def __init__(self, workdir: Path, port: int | None = None, extra_conf: str = ""):
-        exe = mosquitto_path()
-        if exe is None:
-            raise LoaxaError("mosquitto is not installed",
-                             "run `make sysdeps` or `apt-get install mosquitto`")
-        self.exe = exe
-        self.dir = Path(workdir)
-        self.dir.mkdir(parents=True, exist_ok=True)
+class _BrokerProcess:
+    what = "broker"
+    start_timeout = 5.0
+
+    def __init__(self, port: int | None = None):
         self.port = port or free_port()
         self.url = f"mqtt://127.0.0.1:{self.port}"
-        self.conf = self.dir / "mosquitto.conf"
-        self.conf.write_text(
-            f"listener {self.port} 127.0.0.1\nallow_anonymous true\n"
-            f"persistence true\npersistence_location {self.dir}/\nautosave_interval 1\n"
-            f"log_dest file {self.dir}/mosquitto.log\nmax_queued_messages 10000\n"
-            # as root it would drop to its own user, who cannot reach a private tmp dir
-            + ("user root\n" if os.geteuid() == 0 else "")
-            + extra_conf)
         self.proc: subprocess.Popen | None = None
 
-    def start(self, timeout: float = 5.0) -> Broker:
-        self.proc = subprocess.Popen([self.exe, "-c", str(self.conf)],
-                                     stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-        process.wait_listening(self.proc, self.port, "mosquitto", timeout)
+    def argv(self) -> list[str]:
+        raise NotImplementedError
+
+    def start(self) -> _BrokerProcess:
+        self.proc = subprocess.Popen(self.argv(), stdout=subprocess.DEVNULL,
+                                     stderr=subprocess.PIPE)
+        process.wait_listening(self.proc, self.port, self.what, self.start_timeout)
         return self
 
     def kill(self) -> None:
@@ -57,8 +50,55 @@ class Broker:
     def pid(self) -> int | None:
         return self.proc.pid if self.proc else None
 
-    def __enter__(self) -> Broker:
+    def __enter__(self):
         return self.start()
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+class Broker(_BrokerProcess):
+    what = "mosquitto"
+
+    def __init__(self, workdir: Path, port: int | None = None, extra_conf: str = ""):
+        exe = mosquitto_path()
+        if exe is None:
+            raise LoaxaError("mosquitto is not installed",
+                             "run `make sysdeps` or `apt-get install mosquitto`")
+        super().__init__(port)
+        self.exe = exe
+        self.dir = Path(workdir)
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self.conf = self.dir / "mosquitto.conf"
+        self.conf.write_text(
+            f"listener {self.port} 127.0.0.1\nallow_anonymous true\n"
+            f"persistence true\npersistence_location {self.dir}/\nautosave_interval 1\n"
+            f"log_dest file {self.dir}/mosquitto.log\nmax_queued_messages 10000\n"
+            # as root it would drop to its own user, who cannot reach a private tmp dir
+            + ("user root\n" if os.geteuid() == 0 else "")
+            + extra_conf)
+
+    def argv(self) -> list[str]:
+        return [self.exe, "-c", str(self.conf)]
+
+
+class Amqtt(_BrokerProcess):
+    """The head-end's embedded broker (loaxa.headend.server.EmbeddedBroker, the
+    same amqtt set-up `serve` runs) alone in a process, so its CPU is its own and
+    a test can kill it. Retained messages live in its memory only."""
+    what = "amqtt"
+    start_timeout = 30.0
+    CODE = """
+import resource, sys, threading
+soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+from loaxa.headend.server import EmbeddedBroker, Loop
+EmbeddedBroker(Loop(), "127.0.0.1", int(sys.argv[1])).start()
+threading.Event().wait()
+"""
+
+    def __init__(self, workdir: Path | None = None, port: int | None = None):
+        super().__init__(port)
+
+    def argv(self) -> list[str]:
+        return [sys.executable, "-c", self.CODE, str(self.port)]
