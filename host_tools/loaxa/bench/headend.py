@@ -273,8 +273,8 @@ def brokers(ns: tuple[int, ...]) -> list[Table]:
                  "mosquitto lost+unacked",
                  "amqtt enough"], rows,
                 f"a status every {mqtt_bench.PERIOD_S} s is {60 // mqtt_bench.PERIOD_S}x a "
-                "node's 60 s heartbeat; enough = "
-                f"every node connected, nothing lost or unacked, p99 below the {mqtt_bench.PERIOD_S} s "
+                "node's 60 s heartbeat; enough = every node connected, nothing lost or "
+                f"unacked, p99 below the {mqtt_bench.PERIOD_S} s "
                 f"period and broker CPU below {100 * ENOUGH_CPU:.0f} % of a core (in `serve` "
                 "the broker shares one Python process with the API and the controller)")
     return [emb, ref, cmp]
