@@ -34,7 +34,7 @@ import tty
 from pathlib import Path
 from typing import BinaryIO
 
-from loaxa_node.hal.sim import AMP_FAULT_FILE, LINK_CUT_FILE
+from loaxa_node.hal.sim import AMP_FAULT_FILE, HOG_FILE, LINK_CUT_FILE
 
 from . import FIRMWARE, boards
 from .appbuild import build, write_tree
@@ -308,6 +308,15 @@ class SimNode:
             f.write_text(kind)
         else:
             f.unlink(missing_ok=True)
+
+    def leak(self, free_kb: int | None) -> None:
+        """Hold the node's GC heap until only free_kb KB are left, within a second
+        (the HAL checks at each watchdog feed), as a leak would; None mends it."""
+        f = self.state / HOG_FILE
+        if free_kb is None:
+            f.unlink(missing_ok=True)
+        else:
+            f.write_text(str(free_kb))
 
     def pid(self) -> int | None:
         return self._proc.pid if self._proc else None

@@ -12,6 +12,7 @@ from . import Hal
 RTC_FILE = ".rtc.json"
 AMP_FAULT_FILE = ".amp-fault"  # the rig's injected amplifier fault: its kind, e.g. "short"
 LINK_CUT_FILE = ".link-cut"  # present while the rig has cut the host network
+HOG_FILE = ".hog"  # the rig's injected memory leak: KB of GC heap to leave free
 
 
 class SimHal(Hal):
@@ -24,6 +25,7 @@ class SimHal(Hal):
         self._led = False
         self.wdt_feeds = 0
         self._modem = None
+        self._hog = []  # what the injected leak holds
 
     def _load_rtc(self):
         try:
@@ -74,6 +76,24 @@ class SimHal(Hal):
 
     def wdt_feed(self):
         self.wdt_feeds += 1
+        self._leak()
+
+    def _leak(self):
+        # A leak the rig can inject and mend, as a board's firmware bug would
+        # hold RAM: the heap faults of the node then do not hang on its size.
+        try:
+            with open(HOG_FILE) as f:
+                keep = int(f.read() or 0) * 1024
+        except (OSError, ValueError):
+            if self._hog:
+                self._hog = []
+            return
+        import gc
+        try:
+            while gc.mem_free() > keep + 1024:
+                self._hog.append(bytearray(1024))
+        except MemoryError:  # fragmented: what is held is the leak
+            pass
 
     def led(self, on):
         self._led = on

@@ -17,7 +17,7 @@ from .qemu import Unavailable as QemuUnavailable
 
 # What a test may need; a target that cannot provide it skips, saying why.
 CAPABILITIES = ("audio_capture", "power_cut", "rtc_control", "uart_throttle", "filesystem",
-                "link_control")
+                "link_control", "memory_leak")
 
 
 Unavailable = QemuUnavailable  # this target cannot run here (missing binary, image or port)
