@@ -10,6 +10,14 @@ from . import log
 from .compat import const
 
 MAX_LINE = const(4096)
+# Flow for long lines: after each WINDOW bytes of one line the console has
+# taken in, it writes one CREDIT byte, and the host sends no more than WINDOW
+# bytes of a line ahead of its credits. The ESP32 port's stdin ring holds 259
+# bytes (plus the UART's 128-byte FIFO) and drops what comes beyond while the
+# app is busy elsewhere (a flash write, an import): a ~700-byte rules.set line
+# lost bytes that way. Short lines get no credit and pay nothing.
+WINDOW = const(256)
+CREDIT = "\x11"  # XON: harmless to a terminal, never part of a line
 
 
 class CmdError(Exception):
@@ -98,6 +106,7 @@ class Console:
     async def _line(self, reader):
         """Next line as bytes, or None if it was too long (rest discarded)."""
         n = 0
+        k = 0  # bytes of this line since the last credit
         over = False
         buf = self._buf
         while True:
@@ -114,6 +123,10 @@ class Console:
                 n += 1
             else:
                 over = True
+            k += 1
+            if k == WINDOW:
+                k = 0
+                sys.stdout.write(CREDIT)
 
     async def handle(self, line):
         if line is None:

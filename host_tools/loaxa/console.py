@@ -21,6 +21,11 @@ import serial
 from .errors import LoaxaError, NodeError, NodeTimeout
 
 _ANSI = re.compile(rb"\x1b\[[0-9;]*[A-Za-z]")
+# The node's console credits each WINDOW bytes of a line it has taken in with
+# one CREDIT byte; a long request goes out a window at a time against them
+# (firmware console.py: a board's stdin ring drops bytes beyond ~259).
+WINDOW = 256
+CREDIT = b"\x11"
 
 
 def clean(b: bytes) -> str:
@@ -58,6 +63,10 @@ class NodeConsole:
         self._lines: deque[str] = deque(maxlen=2000)
         self._cond = threading.Condition()
         self._seen = 0  # count of lines ever received
+        self._credits = 0  # CREDIT bytes ever received
+        # False after a long line's credit did not come (a node without flow):
+        # later lines go out whole instead of waiting again; a credit resets it
+        self._flow = True
         self._ids = itertools.count(1)
         self._paused = threading.Event()
         self._stop = threading.Event()
@@ -88,6 +97,11 @@ class NodeConsole:
                 self._log.write(data)
                 self._log.flush()
             with self._cond:
+                credits = data.count(CREDIT)
+                if credits:
+                    self._credits += credits
+                    self._flow = True
+                    data = data.replace(CREDIT, b"")
                 self._buf += data
                 while True:
                     i = self._buf.find(b"\n")
@@ -180,6 +194,26 @@ class NodeConsole:
     def ctrl_d(self) -> None:
         self.write(b"\x04")
 
+    def _send_line(self, line: bytes, timeout: float) -> None:
+        """line and its newline, a WINDOW at a time, each after the node's
+        credit for the one before (a short line goes out at once)."""
+        data = line + b"\n"
+        with self._cond:
+            credits = self._credits
+        for i in range(0, len(data), WINDOW):
+            self.write(data[i:i + WINDOW])
+            if i + WINDOW >= len(data):
+                return
+            credits += 1
+            deadline = time.monotonic() + timeout * self.slowdown
+            with self._cond:
+                while self._flow and self._credits < credits:
+                    left = deadline - time.monotonic()
+                    if left <= 0:
+                        self._flow = False  # a node without flow: the rest unpaced
+                        break
+                    self._cond.wait(min(left, 0.1))
+
     def request(self, command: str, args: dict | None = None, timeout: float = 10.0) -> dict:
         """Send one request; return the `ok` body or raise NodeError for `err`."""
         rid = format(next(self._ids) % 10**8)
@@ -187,7 +221,7 @@ class NodeConsole:
         if args is not None:
             line += " " + json.dumps(args, separators=(",", ":"))
         since = self.mark()
-        self.write(line.encode() + b"\n")
+        self._send_line(line.encode(), timeout)
         m = self.expect(rf"^@{rid} (ok|err) (.*)$", timeout=timeout, since=since)
         try:
             body = json.loads(m.group(2))
