@@ -2,15 +2,22 @@
 against a real mosquitto (docs/headend.md): rules pushed and a file broadcast
 through the API reach the zone's node (its speaker plays the file, the other
 zone's does not), the report equals what was played, and a SIGKILL of the
-head-end right after an acknowledged broadcast loses nothing, and a node's
+head-end right after an acknowledged broadcast loses nothing, one during a
+rules push leaves the API, the broker and the nodes on one set, and a node's
 power cut is an offline period of its length in the report."""
 
 from __future__ import annotations
 
+import json
 import os
+import signal
+import sqlite3
 import subprocess
 import sys
+import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
@@ -52,6 +59,7 @@ class Headend:
         self.env = dict(os.environ, LOAXA_INVENTORY=str(tmp / "inv.sqlite"),
                         LOAXA_HEADEND=str(tmp / "data"), LANG="C")
         self.proc: subprocess.Popen | None = None
+        self.mosq: Broker | None = None
 
     @property
     def url(self) -> str:
@@ -124,6 +132,7 @@ def headend(request, tmp_path, target_name):
             inv.record(name, "provision", commune=COMMUNE, zones=[zone])
             keys[name] = (inv.commune_key(COMMUNE), inv.new_node_key(name))
     he = Headend(tmp_path, mosq.url if mosq else None)
+    he.mosq = mosq
     he.cli("user", "an", "--role", "admin", stdin="an-secret-pw\n")
     he.cli("user", "oanh", "--role", "operator", stdin="oanh-secret\n")
     he.start()
@@ -199,7 +208,8 @@ def test_broadcast_through_the_api_reaches_the_zone_and_survives_a_sigkill(heade
     assert rows[sent["id"]]["state"] == "sent" and rows[sent["id"]]["seq"] == sent["seq"]
     audit = [(a["who"], a["action"], a["result"]) for a in admin.get("/api/audit").json()
              if a["action"] not in ("login", "report")]
-    assert audit[:3] == [("oanh", "broadcast", "sent"), ("oanh", "broadcast", "sent"),
+    assert audit[:4] == [("headend", "rules.restore", "sent"),  # the start republished
+                         ("oanh", "broadcast", "sent"), ("oanh", "broadcast", "sent"),
                          ("an", "rules.push", "sent")]
     # the node fetches the file once the head-end is back, and its play log arrives
     poll("the second play in the report", lambda: len(report()["plays"]) == 2, 60)
@@ -229,3 +239,112 @@ def he_broadcasts(he: Headend) -> list[dict]:
         return s.broadcasts()
     finally:
         s.close()
+
+
+def retained_rules(he: Headend) -> str | None:
+    """The version of the rules the broker keeps retained for every node, as a node
+    that connects now receives them (None: nothing retained)."""
+    from loaxa.headend.server import Loop
+    from loaxa_node import envelope, net_mqtt
+
+    got: list[bytes] = []
+    rules = f"loaxa/{COMMUNE}/all/rules"
+
+    async def on(t: bytes, payload: memoryview, retained: int) -> None:
+        if t.decode() == rules:  # amqtt also hands a new subscriber others' retained
+            got.append(bytes(payload))
+    io = Loop()
+    client = net_mqtt.Client(he.url, "retained-check", on, [rules])
+
+    async def go() -> None:
+        client.start()
+
+    async def stop() -> None:
+        client.deinit()
+    try:
+        io.run(go())
+        deadline = time.monotonic() + 3  # a retained message comes right after SUBACK
+        while not got and time.monotonic() < deadline:
+            time.sleep(0.05)
+        io.run(stop())
+    finally:
+        io.stop()
+    if not got or not got[0]:
+        return None
+    with Inventory(he.tmp / "inv.sqlite") as inv:
+        ckey = bytes.fromhex(inv.commune_key(COMMUNE))
+    return str(envelope.open_(json.loads(got[0]), ckey, "rules")["ver"])
+
+
+@contextmanager
+def push_held(he: Headend) -> Iterator[None]:
+    """Hold a rules push between the operator's request and its answer. With
+    mosquitto the broker is frozen (SIGSTOP): the push is recorded `sending` and
+    published into a socket nobody reads. The embedded broker lives in the
+    head-end's process, so there the store's write lock is taken: the request is
+    in, checked, and waits to be recorded."""
+    if he.mosq is not None:
+        he.mosq.proc.send_signal(signal.SIGSTOP)  # type: ignore[union-attr]
+        try:
+            yield
+        finally:
+            he.mosq.proc.send_signal(signal.SIGCONT)  # type: ignore[union-attr]
+    else:
+        db = sqlite3.connect(he.tmp / "data" / "headend.sqlite", isolation_level=None)
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            yield
+        finally:
+            db.execute("ROLLBACK")
+            db.close()
+
+
+def test_a_sigkill_during_a_rules_push_leaves_one_rules_set_in_force(headend):
+    he, _ = headend
+    admin = api(he, "an", "an-secret-pw")
+    poll("both nodes online", lambda: [n["state"] for n in admin.get("/api/nodes").json()]
+         == ["online", "online"])
+
+    def nodes_rules() -> list:
+        return [(n["status"] or {}).get("rules") for n in admin.get("/api/nodes").json()]
+    assert admin.post("/api/rules", json={"text": RULES.format(version="v1")}
+                      ).status_code == 200
+    poll("v1 on both nodes", lambda: nodes_rules() == ["v1", "v1"])
+
+    answer: list = []
+
+    def push_v2() -> None:
+        try:
+            answer.append(admin.post("/api/rules", json={"text": RULES.format(version="v2")}))
+        except httpx.HTTPError as e:
+            answer.append(e)
+    with push_held(he):
+        pusher = threading.Thread(target=push_v2)
+        pusher.start()
+        if he.mosq is not None:
+            poll("the push recorded, not acknowledged", lambda: any(
+                b["kind"] == "rules" and b["state"] == "sending" for b in he_broadcasts(he)))
+        else:
+            pusher.join(1.0)
+            assert not answer, "the push went through the store's lock"
+        he.kill()
+        pusher.join(30)
+    assert isinstance(answer[0], httpx.HTTPError), answer  # never acknowledged
+    he.start()
+    admin = api(he, "an", "an-secret-pw")
+    in_force = admin.get("/api/rules").json()
+    assert in_force["version"] == "v1", in_force  # the last acknowledged set
+    assert retained_rules(he) == "v1"
+    poll("both nodes on v1", lambda: nodes_rules() == ["v1", "v1"], 30)
+    rows = [b for b in he_broadcasts(he) if b["kind"] == "rules"]
+    assert [b["state"] for b in rows] == (["interrupted", "sent"] if he.mosq else ["sent"])
+
+    # an acknowledged push survives a SIGKILL right after its answer
+    r = admin.post("/api/rules", json={"text": RULES.format(version="v3")})
+    assert r.status_code == 200, r.text
+    he.kill()
+    he.start()
+    admin = api(he, "an", "an-secret-pw")
+    assert admin.get("/api/rules").json()["version"] == "v3"
+    assert retained_rules(he) == "v3"
+    poll("both nodes on v3", lambda: nodes_rules() == ["v3", "v3"], 30)

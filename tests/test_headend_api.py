@@ -136,6 +136,7 @@ def test_no_session_wrong_role_and_bad_input_change_nothing(rig):
                                ("post", "/api/broadcast", {"file": "news"}),
                                ("post", "/api/emergency", {"action": "start"}),
                                ("post", "/api/rules", {"text": RULES}),
+                               ("get", "/api/rules", None),
                                ("get", "/api/report?from=2026-01-01&to=2026-01-02", None)):
         r = c.request(method, path, json=body)
         assert r.status_code == 401 and r.json()["error"] == "not logged in", (path, r.text)
@@ -196,6 +197,8 @@ def test_broadcast_emergency_and_rules_reach_the_broker_signed(rig):
     assert [a["action"] for a in r.json()[:4]] == ["rules.push", "emergency", "emergency",
                                                   "broadcast"]
     assert c.get("/api/audit", headers=oper).status_code == 403
+    r = c.get("/api/rules", headers=login(c, "vien"))
+    assert r.json() == {"version": "v7", "name": "rules.toml", "seq": seqs[3], "text": RULES}
 
 
 def test_nodes_and_report_come_from_what_nodes_publish(rig):

@@ -123,6 +123,10 @@ def create_app(he: Headend) -> FastAPI:
     def push_rules(body: Rules, who: Who) -> dict:
         return he.push_rules(who, body.text, body.name)
 
+    @app.get("/api/rules")
+    def rules_in_force(who: Who) -> dict:
+        return he.rules_in_force(who)
+
     @app.get("/api/report", response_model=None)
     def report(who: Who, start: Annotated[date, Query(alias="from")],
                end: Annotated[date, Query(alias="to")],

@@ -138,6 +138,7 @@ def serve(data: str | Path, inventory: str | None, commune: str, host: str, port
     store.set_setting("serve", cfg)
     he.connect = lambda: connect(cfg, he, "loaxa-headend")
     _ = he.ctl  # connect now: status and events are filed from the start
+    he.recover()
     app = create_app(he)
     config = uvicorn.Config(app, host=host, port=port, log_level="warning",
                             ssl_certfile=tls[0] if tls else None,

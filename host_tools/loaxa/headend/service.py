@@ -17,7 +17,7 @@ from typing import Any
 from loaxa_node import timeutil
 
 from .. import rules
-from ..control import Controller
+from ..control import Controller, topic
 from ..errors import LoaxaError
 from ..streamer import FileServer, Format
 from .store import ROLES, Store
@@ -85,7 +85,8 @@ class Headend:
         return LoaxaError(msg, hint)
 
     def _send(self, actor: Actor, action: str, kind: str, target: str, body: dict,
-              detail: dict, rules_body: dict | None = None) -> dict:
+              detail: dict, rules_body: dict | None = None,
+              settings: dict | None = None) -> dict:
         """Record, publish (QoS 1: returns once the broker has it), then mark sent.
         The row is committed before publishing and its end after: a crash in
         between leaves `sending`, never a sent command the store does not know."""
@@ -102,7 +103,9 @@ class Headend:
                                      {**detail, "error": str(e)})
             raise LoaxaError(f"{action} was not sent: {e}",
                              "is the broker running? see `loaxa headend serve`") from None
-        self.store.end_broadcast(bid, env["seq"], "sent", actor[0], action, detail)
+        if settings is not None:
+            settings = {k: {**v, "seq": env["seq"]} for k, v in settings.items()}
+        self.store.end_broadcast(bid, env["seq"], "sent", actor[0], action, detail, settings)
         return {"id": bid, "seq": env["seq"], "target": target, "state": "sent",
                 "bulletin": body.get("bulletin")}
 
@@ -183,9 +186,39 @@ class Headend:
             raise self._refuse(actor, "rules.push", detail, e.msg, e.hint) from None
         detail["version"] = compiled.get("ver")
         r = self._send(actor, "rules.push", "rules", "all", {"version": compiled.get("ver")},
-                       detail, rules_body=compiled)
-        self.store.set_setting("rules", {"text": text, "name": name, "seq": r["seq"]})
+                       detail, rules_body=compiled, settings={"rules": {
+                           "text": text, "name": name, "version": compiled.get("ver")}})
         return {**r, "version": compiled.get("ver")}
+
+    def rules_in_force(self, actor: Actor) -> dict:
+        """The last acknowledged push: what the broker keeps retained for every node."""
+        self._check(actor, "viewer", "rules", {})
+        r = self.store.setting("rules")
+        return {"version": r.get("version"), "name": r["name"], "seq": r["seq"],
+                "text": r["text"]} if r else {"version": None}
+
+    def recover(self) -> dict:
+        """At a start, before anything else is sent. A command a crash left
+        `sending` was never acknowledged: it is marked interrupted, and the rules
+        in force stay the last acknowledged ones. Those are published again,
+        retained, so that the broker holds exactly what the API states (the
+        embedded broker forgot everything; an external one may hold an
+        interrupted push); with none acknowledged yet, an interrupted push's
+        retained copy is cleared."""
+        interrupted = self.store.interrupt_sending("headend")
+        r = self.store.setting("rules")
+        if r:
+            compiled = rules.compile_text(r["text"], r["name"]).rules
+            env = self.ctl.rules("all", compiled)
+            self.store.set_setting("rules", {**r, "seq": env["seq"]})
+            self.store.audit("headend", "rules.restore",
+                             {"version": r.get("version"), "seq": env["seq"]}, "sent")
+        elif any(i["kind"] == "rules" for i in interrupted):
+            self.ctl.publish(topic(self.ctl.prefix, self.ctl.commune, "all", "rules"), b"",
+                             retain=True)
+            self.store.audit("headend", "rules.clear", {}, "sent")
+        return {"interrupted": [i["id"] for i in interrupted],
+                "rules": r.get("version") if r else None}
 
     # -- report -----------------------------------------------------------------
     def report(self, actor: Actor, start: date, end: date) -> dict:

@@ -265,10 +265,26 @@ class Store:
             return int(cur.lastrowid or 0)
 
     def end_broadcast(self, bid: int, seq: int | None, state: str, who: str, action: str,
-                      detail: dict) -> None:
+                      detail: dict, settings: dict | None = None) -> None:
+        """settings are written in the same transaction: the rules in force change
+        exactly when their push is marked sent."""
         with self.tx() as db:
             db.execute("UPDATE broadcasts SET seq=?, state=? WHERE id=?", (seq, state, bid))
+            for k, v in (settings or {}).items():
+                db.execute("INSERT OR REPLACE INTO settings VALUES (?,?)", (k, json.dumps(v)))
             self._audit(db, who, action, {**detail, "broadcast": bid}, state)
+
+    def interrupt_sending(self, who: str) -> list[dict]:
+        """At a start: the commands a crash left `sending` (recorded, maybe published,
+        never acknowledged) become `interrupted`, each said in the audit log."""
+        with self.tx() as db:
+            rows = db.execute("SELECT id, kind, body FROM broadcasts WHERE state='sending'"
+                              ).fetchall()
+            for bid, kind, body in rows:
+                db.execute("UPDATE broadcasts SET state='interrupted' WHERE id=?", (bid,))
+                self._audit(db, who, "interrupted", {"broadcast": bid, "kind": kind,
+                                                     **json.loads(body)}, "interrupted")
+        return [{"id": r[0], "kind": r[1]} for r in rows]
 
     def broadcasts(self, limit: int = 100) -> list[dict]:
         cur = self._read("SELECT id, at, who, kind, target, body, seq, state FROM "
