@@ -97,6 +97,18 @@ def login(client: TestClient, user: str) -> dict:
     return {"Authorization": "Bearer " + r.json()["token"]}
 
 
+def test_an_older_store_is_migrated_keeping_its_rows(tmp_path):
+    db = sqlite3.connect(tmp_path / "old.sqlite")
+    db.executescript(MIGRATIONS[0])
+    db.execute("INSERT INTO settings VALUES ('k', '1')")
+    db.execute("PRAGMA user_version=1")
+    db.commit()
+    db.close()
+    s = Store(tmp_path / "old.sqlite")
+    assert s.version == len(MIGRATIONS) and s.setting("k") == 1 and s.scheduled() == []
+    s.close()
+
+
 def counts(store: Store) -> tuple[int, int]:
     return (len(store.broadcasts()), len(store.setting("rules") or {}))
 
@@ -115,7 +127,7 @@ def test_store_migrates_hashes_passwords_and_keeps_what_it_committed(tmp_path):
     with pytest.raises(Exception, match="newer head-end"):
         Store(tmp_path / "h.sqlite")
     db = sqlite3.connect(tmp_path / "h.sqlite")
-    db.execute("PRAGMA user_version=1")
+    db.execute(f"PRAGMA user_version={len(MIGRATIONS)}")
     db.commit()
     db.close()
     s = Store(tmp_path / "h.sqlite")
@@ -137,6 +149,8 @@ def test_no_session_wrong_role_and_bad_input_change_nothing(rig):
                                ("post", "/api/emergency", {"action": "start"}),
                                ("post", "/api/rules", {"text": RULES}),
                                ("get", "/api/rules", None),
+                               ("get", "/api/scheduled", None),
+                               ("delete", "/api/scheduled/1", None),
                                ("get", "/api/report?from=2026-01-01&to=2026-01-02", None)):
         r = c.request(method, path, json=body)
         assert r.status_code == 401 and r.json()["error"] == "not logged in", (path, r.text)
@@ -245,6 +259,37 @@ def test_nodes_and_report_come_from_what_nodes_publish(rig):
     assert date  # the report's days are local dates
 
 
+def test_a_broadcast_at_a_time_waits_in_the_store_and_can_be_cancelled(rig):
+    c, store = rig["client"], rig["store"]
+    viewer, oper = login(c, "vien"), login(c, "oanh")
+    sent = len(store.broadcasts())
+    soon = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(time.time() + 7 * 3600 + 3600))
+    r = c.post("/api/broadcast", json={"file": "news", "zones": ["thon-2"], "at": soon},
+               headers=oper)
+    assert r.status_code == 200 and r.json()["state"] == "pending", r.text
+    sid = r.json()["id"]
+    assert r.json()["due"] == soon + "+07:00"  # no offset: the commune's time
+    assert len(store.broadcasts()) == sent  # nothing sent yet
+    listed = c.get("/api/scheduled", headers=viewer).json()
+    assert (listed[0]["id"], listed[0]["zones"], listed[0]["state"]) == (sid, ["thon-2"],
+                                                                        "pending")
+    assert c.delete(f"/api/scheduled/{sid}", headers=viewer).status_code == 403
+    for bad in ({"file": "news", "at": "2020-01-01T06:00:00"},  # passed
+                {"file": "news", "at": "soon"}, {"file": "nope", "at": soon},
+                {"file": "news", "zones": ["thon-9"], "at": soon}):
+        r = c.post("/api/broadcast", json=bad, headers=oper)
+        assert r.status_code in (400, 422) and r.json()["error"], (bad, r.text)
+    assert len(store.scheduled()) == len(listed)
+    assert c.delete(f"/api/scheduled/{sid}", headers=oper).json() == {"id": sid,
+                                                                      "state": "cancelled"}
+    r = c.delete(f"/api/scheduled/{sid}", headers=oper)
+    assert r.status_code == 400 and "cancelled, not pending" in r.json()["error"]
+    r = c.delete("/api/scheduled/999", headers=oper)
+    assert r.status_code == 400 and "no scheduled broadcast 999" in r.json()["error"]
+    rig["he"].fire_due()
+    assert len(store.broadcasts()) == sent  # a cancelled one never goes out
+
+
 def test_uptime_and_offline_periods_come_from_the_will_and_heartbeat_gaps(tmp_path):
     store = Store(tmp_path / "headend.sqlite")
     store.sync_nodes([{"node_id": "n1", "zones": ["thon-1"]},
@@ -280,7 +325,7 @@ def test_openapi_describes_every_endpoint(rig):
     paths = rig["client"].get("/openapi.json").json()["paths"]
     assert set(paths) == {"/api/login", "/api/logout", "/api/nodes", "/api/broadcast",
                           "/api/emergency", "/api/rules", "/api/report", "/api/audit",
-                          "/api/stream"}
+                          "/api/stream", "/api/scheduled", "/api/scheduled/{sid}"}
 
 
 def test_web_page_speaks_vietnamese_unless_asked_and_lists_nodes_live(rig):

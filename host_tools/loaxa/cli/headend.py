@@ -124,7 +124,19 @@ def _register_operator(hs: argparse._SubParsersAction) -> None:
     b.add_argument("--zones", default="", help="comma-separated zones (default: all)")
     b.add_argument("--priority", default="normal", choices=("test", "normal", "priority"))
     b.add_argument("--title", default="", help="title for the play log")
+    b.add_argument("--at", metavar="TIME", help="broadcast then, not now: 'YYYY-MM-DD HH:MM[:SS]' "
+                   "in the commune's time, or ISO 8601 with an offset")
     b.set_defaults(func=run_broadcast)
+
+    sc = hs.add_parser("scheduled", help="broadcasts given a time (--at), and what became of them")
+    _data_arg(sc)
+    sc.add_argument("--json", action="store_true", help="print JSON")
+    sc.set_defaults(func=run_scheduled)
+
+    c = hs.add_parser("cancel", help="cancel a scheduled broadcast before its time")
+    _data_arg(c)
+    c.add_argument("id", type=int, help="its id (loaxa headend scheduled)")
+    c.set_defaults(func=run_cancel)
 
     e = hs.add_parser("emergency", help="start or end an emergency on every node")
     _data_arg(e)
@@ -228,9 +240,38 @@ def _print(doc: object) -> None:
 
 
 def run_broadcast(args: argparse.Namespace) -> int:
+    from datetime import datetime
+
+    from ..errors import LoaxaError
+
     zones = [z.strip() for z in args.zones.split(",") if z.strip()] or None
+    try:
+        at = datetime.fromisoformat(args.at) if args.at else None
+    except ValueError:
+        raise LoaxaError(f"bad time {args.at!r}", "'YYYY-MM-DD HH:MM', e.g. "
+                         "'2026-12-24 06:30' (the commune's time)") from None
     with _open(args) as he:
-        _print(he.broadcast(_actor(), args.file, zones, args.priority, args.title))
+        _print(he.broadcast(_actor(), args.file, zones, args.priority, args.title, at))
+    return 0
+
+
+def run_scheduled(args: argparse.Namespace) -> int:
+    from ..term import print_table
+
+    with _open(args) as he:
+        rows = he.scheduled(_actor())
+    if args.json:
+        print(json.dumps(rows, ensure_ascii=False, indent=2))
+        return 0
+    print_table(t("headend.scheduled_cols").split("|"),
+                [(s["id"], s["due"], s["file"], " ".join(s["zones"] or []) or "*",
+                  s["state"], s["who"]) for s in rows])
+    return 0
+
+
+def run_cancel(args: argparse.Namespace) -> int:
+    with _open(args) as he:
+        _print(he.cancel(_actor(), args.id))
     return 0
 
 

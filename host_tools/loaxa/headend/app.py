@@ -5,7 +5,7 @@ no session a 401, a body that does not fit its model a 422 naming the field."""
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, datetime
 from typing import Annotated, Literal
 
 from fastapi import Depends, FastAPI, Query, Request
@@ -33,6 +33,8 @@ class Broadcast(Strict):
     zones: list[str] | None = Field(None, description="only these zones (default: all)")
     priority: Literal["test", "normal", "priority"] = "normal"
     title: str = Field("", max_length=80)
+    at: datetime | None = Field(None, description="broadcast then instead of now (ISO 8601; "
+                                "without an offset, the commune's time)")
 
 
 class Emergency(Strict):
@@ -113,7 +115,15 @@ def create_app(he: Headend) -> FastAPI:
 
     @app.post("/api/broadcast")
     def broadcast(body: Broadcast, who: Who) -> dict:
-        return he.broadcast(who, body.file, body.zones, body.priority, body.title)
+        return he.broadcast(who, body.file, body.zones, body.priority, body.title, body.at)
+
+    @app.get("/api/scheduled")
+    def scheduled(who: Who, limit: int = 100) -> list[dict]:
+        return he.scheduled(who, limit)
+
+    @app.delete("/api/scheduled/{sid}")
+    def cancel(sid: int, who: Who) -> dict:
+        return he.cancel(who, sid)
 
     @app.post("/api/emergency")
     def emergency(body: Emergency, who: Who) -> dict:

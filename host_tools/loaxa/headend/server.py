@@ -84,6 +84,30 @@ class EmbeddedBroker:
             self.io.run(self.broker.shutdown())
 
 
+class Ticker:
+    """Every second, sends the scheduled broadcasts whose time has come."""
+
+    def __init__(self, he: Headend):
+        self.he = he
+        self.done = threading.Event()
+        self.thread = threading.Thread(target=self._run, name="headend-schedule", daemon=True)
+
+    def start(self) -> Ticker:
+        self.thread.start()
+        return self
+
+    def _run(self) -> None:
+        while not self.done.wait(1.0):
+            try:
+                self.he.fire_due()
+            except Exception:  # the store or broker failing now must not stop later ones
+                logging.getLogger("loaxa.headend").exception("scheduled broadcasts")
+
+    def stop(self) -> None:
+        self.done.set()
+        self.thread.join(5)
+
+
 def open_headend(data: str | Path) -> Headend:
     """The head-end `serve` left in data: the CLI's way in. Commands go out
     through the same broker with the same keys."""
@@ -139,6 +163,7 @@ def serve(data: str | Path, inventory: str | None, commune: str, host: str, port
     he.connect = lambda: connect(cfg, he, "loaxa-headend")
     _ = he.ctl  # connect now: status and events are filed from the start
     he.recover()
+    ticker = Ticker(he).start()
     app = create_app(he)
     config = uvicorn.Config(app, host=host, port=port, log_level="warning",
                             ssl_certfile=tls[0] if tls else None,
@@ -149,6 +174,7 @@ def serve(data: str | Path, inventory: str | None, commune: str, host: str, port
     try:
         uvicorn.Server(config).run()
     finally:
+        ticker.stop()
         he.close()
         if emb:
             emb.stop()

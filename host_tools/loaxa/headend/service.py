@@ -26,6 +26,7 @@ PRIORITIES = ("test", "normal", "priority")  # emergency has its own call
 SIREN_HZ = 1200
 HEARTBEAT_S = 60  # a node sends its status at least this often (docs/control.md)
 SILENT_S = 1.5 * HEARTBEAT_S  # a node silent longer was offline, will or not
+LATE_S = 600  # a scheduled broadcast the head-end was down for still goes out this late
 
 
 class Denied(LoaxaError):
@@ -51,7 +52,7 @@ class Headend:
         self.files = FileServer(media, fmt or Format()) if media else None
         self.files_url = files_url
         self.fmt = fmt or Format()
-        self.tz_min = tz_min
+        self.tz = timezone(timedelta(minutes=tz_min))
 
     @property
     def ctl(self) -> Controller:
@@ -118,7 +119,7 @@ class Headend:
 
     def today(self) -> date:
         """The commune's day (UTC+7 in Việt Nam), which the report counts in."""
-        return datetime.now(timezone(timedelta(minutes=self.tz_min))).date()
+        return datetime.now(self.tz).date()
 
     # -- nodes ------------------------------------------------------------------
     def nodes(self, actor: Actor) -> list[dict]:
@@ -143,9 +144,13 @@ class Headend:
         return self.fmt.session(transport="http", url=self.files_url + name)
 
     def broadcast(self, actor: Actor, file: str, zones: list[str] | None = None,
-                  priority: str = "normal", title: str = "") -> dict:
-        """Play a file of the media folder on every node of zones (all: None)."""
+                  priority: str = "normal", title: str = "",
+                  at: datetime | None = None) -> dict:
+        """Play a file of the media folder on every node of zones (all: None), now
+        or, given at (a naive time is the commune's), then."""
         detail = {"file": file, "zones": zones, "priority": priority, "title": title}
+        if at is not None:
+            detail["at"] = at.isoformat()
         self._check(actor, "operator", "broadcast", detail)
         if priority not in PRIORITIES:
             raise self._refuse(actor, "broadcast", detail, f"unknown priority {priority!r}",
@@ -155,7 +160,62 @@ class Headend:
                                 "source": file, "title": title or file}
         if zones:
             body["zones"] = self._zones(actor, "broadcast", detail, zones)
+        if at is not None:
+            return self._schedule(actor, detail, at)
         return self._send(actor, "broadcast", "play", "all", body, detail)
+
+    # -- scheduled broadcasts -----------------------------------------------------
+    def _schedule(self, actor: Actor, detail: dict, at: datetime) -> dict:
+        due = (at if at.tzinfo else at.replace(tzinfo=self.tz)).timestamp()
+        if due <= time.time():
+            raise self._refuse(actor, "broadcast", detail,
+                               f"{_iso(due, self.tz)} has passed",
+                               "give a time to come, or none to broadcast now")
+        if due > time.time() + 366 * 86400:
+            raise self._refuse(actor, "broadcast", detail, "more than a year ahead")
+        sid = self.store.schedule(actor[0], due, {k: detail[k] for k in
+                                                  ("file", "zones", "priority", "title")})
+        return {"id": sid, "state": "pending", "due": _iso(due, self.tz)}
+
+    def scheduled(self, actor: Actor, limit: int = 100) -> list[dict]:
+        """Scheduled broadcasts, the latest due first, with their state: pending,
+        fired (its broadcast's id), cancelled, failed, missed or interrupted."""
+        self._check(actor, "viewer", "scheduled", {})
+        return [{**s, "due": _iso(s["due"], self.tz), "at": _iso(s["at"], self.tz)}
+                for s in self.store.scheduled(limit=limit)]
+
+    def cancel(self, actor: Actor, sid: int) -> dict:
+        detail = {"scheduled": sid}
+        self._check(actor, "operator", "broadcast.cancel", detail)
+        rows = self.store.scheduled(sid)
+        if not rows:
+            raise self._refuse(actor, "broadcast.cancel", detail,
+                               f"no scheduled broadcast {sid}")
+        if not self.store.settle(sid, "pending", "cancelled", actor[0], "broadcast.cancel"):
+            state = self.store.scheduled(sid)[0]["state"]
+            raise self._refuse(actor, "broadcast.cancel", detail,
+                               f"scheduled broadcast {sid} is {state}, not pending")
+        return {"id": sid, "state": "cancelled"}
+
+    def fire_due(self) -> list[dict]:
+        """Send the scheduled broadcasts whose time has come (serve calls this every
+        second). Each is claimed (pending -> firing) before it is sent, so it goes
+        out once; it then names the broadcast it became."""
+        out = []
+        for s in self.store.due(time.time()):
+            if not self.store.settle(s["id"], "pending", "firing", "headend", None):
+                continue  # cancelled or claimed meanwhile
+            try:
+                r = self.broadcast((s["who"], "operator"), s["file"], s["zones"],
+                                   s["priority"], s["title"])
+            except LoaxaError as e:
+                self.store.settle(s["id"], "firing", "failed", "headend", "broadcast.fire",
+                                  note=e.msg)
+                continue
+            self.store.settle(s["id"], "firing", "fired", "headend", "broadcast.fire",
+                              broadcast=r["id"])
+            out.append(r)
+        return out
 
     def emergency(self, actor: Actor, action: str, file: str | None = None,
                   title: str = "") -> dict:
@@ -206,6 +266,13 @@ class Headend:
         interrupted push); with none acknowledged yet, an interrupted push's
         retained copy is cleared."""
         interrupted = self.store.interrupt_sending("headend")
+        for s in self.store.scheduled(limit=1000):
+            if s["state"] == "firing":  # its broadcast, if any, is among the interrupted
+                self.store.settle(s["id"], "firing", "interrupted", "headend",
+                                  "broadcast.fire")
+            elif s["state"] == "pending" and s["due"] < time.time() - LATE_S:
+                self.store.settle(s["id"], "pending", "missed", "headend", "broadcast.fire",
+                                  note=f"the head-end was down at {_iso(s['due'], self.tz)}")
         r = self.store.setting("rules")
         if r:
             compiled = rules.compile_text(r["text"], r["name"]).rules
@@ -229,7 +296,7 @@ class Headend:
         self._check(actor, "viewer", "report", detail)
         if end < start:
             raise self._refuse(actor, "report", detail, "the report ends before it starts")
-        tz = timezone(timedelta(minutes=self.tz_min))
+        tz = self.tz
         t0 = datetime(start.year, start.month, start.day, tzinfo=tz).timestamp()
         t1 = datetime(end.year, end.month, end.day, tzinfo=tz).timestamp() + 86400
         zones_of = {n["node_id"]: n["zones"] for n in self.store.nodes()}

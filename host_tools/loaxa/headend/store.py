@@ -56,6 +56,12 @@ MIGRATIONS = (
       doc TEXT NOT NULL);
     CREATE INDEX status_node ON status (node, rx);
     """,
+    """
+    CREATE TABLE scheduled (
+      id INTEGER PRIMARY KEY, at REAL NOT NULL, who TEXT NOT NULL, due REAL NOT NULL,
+      body TEXT NOT NULL, state TEXT NOT NULL, broadcast INTEGER, note TEXT);
+    CREATE INDEX scheduled_due ON scheduled (state, due);
+    """,
 )
 
 
@@ -285,6 +291,45 @@ class Store:
                 self._audit(db, who, "interrupted", {"broadcast": bid, "kind": kind,
                                                      **json.loads(body)}, "interrupted")
         return [{"id": r[0], "kind": r[1]} for r in rows]
+
+    # -- scheduled broadcasts ----------------------------------------------------
+    def schedule(self, who: str, due: float, body: dict) -> int:
+        with self.tx() as db:
+            cur = db.execute("INSERT INTO scheduled (at, who, due, body, state) "
+                             "VALUES (?,?,?,?, 'pending')",
+                             (time.time(), who, due, json.dumps(body, ensure_ascii=False)))
+            sid = int(cur.lastrowid or 0)
+            self._audit(db, who, "broadcast.schedule", {**body, "due": due, "scheduled": sid},
+                        "scheduled")
+            return sid
+
+    def scheduled(self, sid: int | None = None, limit: int = 100) -> list[dict]:
+        q = "SELECT id, at, who, due, body, state, broadcast, note FROM scheduled"
+        rows = self._read(q + " WHERE id=?", (sid,)) if sid is not None else \
+            self._read(q + " ORDER BY due DESC LIMIT ?", (limit,))
+        return [{"id": r[0], "at": r[1], "who": r[2], "due": r[3], **json.loads(r[4]),
+                 "state": r[5], "broadcast": r[6], "note": r[7]} for r in rows]
+
+    def due(self, now: float) -> list[dict]:
+        """Pending scheduled broadcasts whose time has come, oldest first."""
+        ids = self._read("SELECT id FROM scheduled WHERE state='pending' AND due <= ? "
+                         "ORDER BY due", (now,))
+        return [self.scheduled(i[0])[0] for i in ids]
+
+    def settle(self, sid: int, frm: str, to: str, who: str, action: str | None,
+               broadcast: int | None = None, note: str | None = None) -> bool:
+        """Move one scheduled broadcast from state frm to to (audited as action, if
+        one); False if it was not in frm (fired, cancelled or claimed meanwhile:
+        two callers cannot both win)."""
+        with self.tx() as db:
+            cur = db.execute("UPDATE scheduled SET state=?, broadcast=?, note=? "
+                             "WHERE id=? AND state=?", (to, broadcast, note, sid, frm))
+            if cur.rowcount != 1:
+                return False
+            if action:
+                self._audit(db, who, action, {"scheduled": sid, "broadcast": broadcast,
+                                              "note": note}, to)
+            return True
 
     def broadcasts(self, limit: int = 100) -> list[dict]:
         cur = self._read("SELECT id, at, who, kind, target, body, seq, state FROM "

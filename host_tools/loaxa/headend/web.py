@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncIterator
-from datetime import date, datetime, timedelta, timezone
+from datetime import date, datetime
 from pathlib import Path
 
 from fastapi import FastAPI, Form, Request
@@ -22,6 +22,7 @@ from .service import Headend, allowed
 ENV = Environment(loader=FileSystemLoader(Path(__file__).with_name("templates")),
                   autoescape=select_autoescape())
 POLL_S = 1.0  # how often the stream looks for news in the store
+SCHEDULED_ROWS = 20  # the page shows the latest; the API and CLI give all
 
 
 def page_lang(request: Request) -> str:
@@ -68,7 +69,16 @@ def add_web(app: FastAPI, he: Headend) -> None:
         return HTMLResponse(ENV.get_template("index.html").render(
             user=user, role=role, nodes=he.nodes((user, role)), media=he.media(),
             zones=sorted(he.store.zones()), today=he.today().isoformat(),
+            scheduled=he.scheduled((user, role), SCHEDULED_ROWS),
             can_operate=allowed(role, "operator"), **ctx))
+
+    @app.get("/scheduled", response_class=HTMLResponse, include_in_schema=False)
+    def scheduled(request: Request) -> HTMLResponse:
+        """The scheduled broadcasts' rows, for the page to refresh its table."""
+        user, role = actor(request)
+        return HTMLResponse(ENV.get_template("scheduled.html").render(
+            scheduled=he.scheduled((user, role), SCHEDULED_ROWS),
+            can_operate=allowed(role, "operator"), **_globals(page_lang(request))))
 
     @app.get("/report", response_class=HTMLResponse, include_in_schema=False)
     def report(request: Request) -> Response:
@@ -84,7 +94,7 @@ def add_web(app: FastAPI, he: Headend) -> None:
         except ValueError as e:
             raise LoaxaError(f"bad date: {e}", "from=YYYY-MM-DD&to=YYYY-MM-DD") from None
         rep = he.report(who, start, end)
-        made = datetime.now(timezone(timedelta(minutes=he.tz_min))).isoformat(
+        made = datetime.now(he.tz).isoformat(
             sep=" ", timespec="minutes")
         return HTMLResponse(ENV.get_template("report.html").render(
             rep=rep, user=who[0], made=made,
