@@ -132,6 +132,14 @@ def cells(drv, col: int) -> dict[str, str]:  # type: ignore[no-untyped-def]
             for r in drv.find_elements(By.CSS_SELECTOR, "#nodes tbody tr")}
 
 
+def log_in(drv) -> None:  # type: ignore[no-untyped-def]
+    from selenium.webdriver.common.by import By
+
+    drv.find_element(By.NAME, "user").send_keys("oanh")
+    drv.find_element(By.NAME, "password").send_keys("oanh-secret")
+    drv.find_element(By.CSS_SELECTOR, "form[action='/login'] button").click()
+
+
 def result(drv) -> str:  # type: ignore[no-untyped-def]
     return drv.find_element("id", "result").text
 
@@ -151,9 +159,7 @@ def test_the_page_runs_the_network_in_a_browser(rig, browser):
     width(drv, DESKTOP, False)
     drv.get(f"http://127.0.0.1:{he.port}/")
     assert drv.find_element(By.TAG_NAME, "h2").text == vi("web.login")  # Vietnamese first
-    drv.find_element(By.NAME, "user").send_keys("oanh")
-    drv.find_element(By.NAME, "password").send_keys("oanh-secret")
-    drv.find_element(By.CSS_SELECTOR, "form[action='/login'] button").click()
+    log_in(drv)
     online = vi("web.state.online")
     until("three nodes online on the page",
           lambda: cells(drv, 2) == {"n1": online, "n2": online, "n3": online})
@@ -232,9 +238,7 @@ def test_scheduled_broadcasts_fire_survive_a_restart_and_cancel(rig, browser):
     before = {n: len(wavs(s)) for n, s in sims.items()}
     drv.get(f"http://127.0.0.1:{he.port}/")
     if drv.find_elements(By.NAME, "password"):  # run alone: log in first
-        drv.find_element(By.NAME, "user").send_keys("oanh")
-        drv.find_element(By.NAME, "password").send_keys("oanh-secret")
-        drv.find_element(By.CSS_SELECTOR, "form[action='/login'] button").click()
+        log_in(drv)
     form = until("the broadcast form", lambda: drv.find_elements(By.ID, "broadcast"))[0]
     due = int(time.time()) + 15  # as typed: whole seconds; room for a slow restart
     # the page: thon-2 in 15 s (a datetime-local input takes its value as typed)
@@ -291,9 +295,7 @@ def test_the_page_fits_a_phone(rig, browser):
     width(drv, PHONE, True)
     drv.get(f"http://127.0.0.1:{he.port}/")
     if drv.find_elements(By.NAME, "password"):  # run alone: log in first
-        drv.find_element(By.NAME, "user").send_keys("oanh")
-        drv.find_element(By.NAME, "password").send_keys("oanh-secret")
-        drv.find_element(By.CSS_SELECTOR, "form[action='/login'] button").click()
+        log_in(drv)
     until("three rows", lambda: len(cells(drv, 0)) == 3)
     drv.save_screenshot(str(tmp / "phone.png"))
     fit = drv.execute_script("""
@@ -303,7 +305,7 @@ def test_the_page_fits_a_phone(rig, browser):
     page_w, view_w, table_w, table_box, right, inner = fit
     assert view_w == PHONE[0] and inner == PHONE[0], fit  # the viewport meta took effect
     assert page_w <= view_w and table_w <= table_box and right <= inner, \
-        f"the node table scrolls sideways on a phone: {fit}"
+        f"the page or its node table scrolls sideways on a phone: {fit}"
     width(drv, DESKTOP, False)
 
 
