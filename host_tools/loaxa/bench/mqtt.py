@@ -110,7 +110,8 @@ async def _load(url: str, n: int, broker_cpu: Callable[[], float]) -> dict:
     its cost under load are counted apart."""
     from loaxa_node import net_mqtt
     lat: list[float] = []
-    acked = [0]  # statuses the broker PUBACKed: each one owed to the head-end
+    acked: set[tuple[str, int]] = set()  # (node, beat) the broker PUBACKed: owed to the head-end
+    got: set[tuple[str, int]] = set()
     refused = [0]  # publishes that got no PUBACK in time (the node would retry)
     c0 = broker_cpu()
 
@@ -118,6 +119,7 @@ async def _load(url: str, n: int, broker_cpu: Callable[[], float]) -> dict:
         d = json.loads(bytes(p))
         if not r and "sent" in d:  # not a will: a node that lost its connection
             lat.append((time.time() - d["sent"]) * 1000)
+            got.add((d["node"], d["beat"]))
 
     async def ignore(t: bytes, p: memoryview, r: int) -> None:
         pass
@@ -143,17 +145,20 @@ async def _load(url: str, n: int, broker_cpu: Callable[[], float]) -> dict:
         await asyncio.sleep(0.1)
     up = sum(c.up for c in clients)
     lat.clear()
+    got.clear()
 
     async def beat(i: int, c: net_mqtt.Client) -> None:
         await asyncio.sleep(PERIOD_S * i / n)
+        k = 0
         while True:
             now = time.time()
-            doc = {"state": "online", "node": f"s{i}", "sent": now,
+            k += 1
+            doc = {"state": "online", "node": f"s{i}", "sent": now, "beat": k,
                    "counters": {"cmd_ok": 0, "cmd_refused": 0}, "volume": 70,
                    "play": "stopped", "net": {"type": "host", "up": True}}
             try:
                 await c.publish(f"loaxa/{COMMUNE}/node/s{i}/status", json.dumps(doc), True, 1)
-                acked[0] += 1
+                acked.add((f"s{i}", k))
             except OSError:
                 refused[0] += 1
             await asyncio.sleep(PERIOD_S)
@@ -167,12 +172,12 @@ async def _load(url: str, n: int, broker_cpu: Callable[[], float]) -> dict:
     for t in tasks:
         t.cancel()
     deadline = time.monotonic() + DRAIN_S
-    while len(lat) < acked[0] and time.monotonic() < deadline:
+    while not acked <= got and time.monotonic() < deadline:
         await asyncio.sleep(0.1)
     for c in clients:
         c.deinit()
     head.deinit()
-    return {"cpu": cpu, "lat": lat, "up": up, "lost": acked[0] - len(lat),
+    return {"cpu": cpu, "lat": lat, "up": up, "lost": len(acked - got),
             "unacked": refused[0], "broker_connect": c1 - c0, "broker_load": c2 - c1}
 
 
