@@ -9,11 +9,9 @@ power cut is an offline period of its length in the report."""
 from __future__ import annotations
 
 import json
-import os
 import signal
 import sqlite3
 import subprocess
-import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -24,17 +22,14 @@ import httpx
 import numpy as np
 import pytest
 
-from loaxa.console import NodeConsole
 from loaxa.inventory import Inventory
-from loaxa.rig import process
 from loaxa.rig.broker import Broker, mosquitto_path
-from loaxa.rig.process import free_port
+from loaxa.rig.headend import HeadendProcess as Headend
+from loaxa.rig.headend import enrol, node_up, poll
 from loaxa.sim import SimNode
 from loaxa.testsignals import read_wav
-from loaxa_node import timeutil
 
 COMMUNE = "an-phu"
-HEAP_KB = 256  # as the control suites: link manager + MQTT client + a stream
 RULES = """
 version = "{version}"
 quiet_hours = ""
@@ -46,71 +41,6 @@ volume = 80
 """
 TONE_HZ, TONE_S = 440, 3
 OFF_S = 3  # a power cut's length
-LOAXA = str(Path(sys.executable).parent / "loaxa")  # the command operators run
-
-
-class Headend:
-    """`loaxa headend serve` as an operator starts it, in its own process."""
-
-    def __init__(self, tmp: Path, broker: str | None):
-        self.tmp = tmp
-        self.port, self.mqtt, self.files = free_port(), free_port(), free_port()
-        self.broker = broker
-        self.env = dict(os.environ, LOAXA_INVENTORY=str(tmp / "inv.sqlite"),
-                        LOAXA_HEADEND=str(tmp / "data"), LANG="C")
-        self.proc: subprocess.Popen | None = None
-        self.mosq: Broker | None = None
-
-    @property
-    def url(self) -> str:
-        return self.broker or f"mqtt://127.0.0.1:{self.mqtt}"
-
-    def cli(self, *args: str, stdin: str = "") -> str:
-        r = subprocess.run([LOAXA, "headend", *args], env=self.env,
-                           input=stdin, capture_output=True, text=True, timeout=60)
-        assert r.returncode == 0, r.stderr
-        return r.stdout
-
-    def start(self) -> Headend:
-        cmd = [LOAXA, "headend", "serve", "--commune", COMMUNE,
-               "--bind", "127.0.0.1", "--port", str(self.port), "--mqtt-port", str(self.mqtt),
-               "--media", str(self.tmp / "media"), "--files-port", str(self.files)]
-        if self.broker:
-            cmd += ["--broker", self.broker]
-        self.log = open(self.tmp / "headend.log", "ab")
-        self.proc = subprocess.Popen(cmd, env=self.env, stdout=self.log, stderr=self.log)
-        process.wait_listening(self.proc, self.port, "the head-end", 30)
-        return self
-
-    def kill(self) -> None:
-        process.kill(self.proc)
-
-    def stop(self) -> None:
-        process.stop(self.proc, 10)
-
-
-def node_up(tmp: Path, he: Headend, name: str, zone: str, keys: tuple[str, str]
-            ) -> tuple[SimNode, NodeConsole]:
-    now = int(time.time()) - timeutil.UNIX_OFFSET
-    sim = SimNode(tmp / name, heap_kb=HEAP_KB, uid="5a" + name.encode().hex()[:10],
-                  rtc_start=now)
-    con = NodeConsole(sim.start(), 115200, log_path=tmp / f"{name}.log")
-    con.wait_ready(30)
-    con.request("keys.set", {"commune_key": keys[0], "node_key": keys[1]})
-    con.request("clock.set", {"time": timeutil.iso(now)})
-    con.request("config.set", {"node_id": name, "commune": COMMUNE, "zones": [zone],
-                               "broker.url": he.url})
-    return sim, con
-
-
-def poll(what: str, fn, timeout: float = 30):  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout
-    while True:
-        r = fn()
-        if r:
-            return r
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.3)
 
 
 @pytest.fixture(params=["embedded", "mosquitto"])
@@ -126,12 +56,8 @@ def headend(request, tmp_path, target_name):
     subprocess.run(["sox", "-n", "-r", "16000", "-c", "1", "-b", "16",
                     str(tmp_path / "media" / "news.wav"), "synth", str(TONE_S), "sine",
                     str(TONE_HZ), "vol", "0.5"], check=True)
-    with Inventory(tmp_path / "inv.sqlite") as inv:
-        keys = {}
-        for name, zone in (("n1", "thon-1"), ("n2", "thon-2")):
-            inv.record(name, "provision", commune=COMMUNE, zones=[zone])
-            keys[name] = (inv.commune_key(COMMUNE), inv.new_node_key(name))
-    he = Headend(tmp_path, mosq.url if mosq else None)
+    he = Headend(tmp_path, COMMUNE, mosq.url if mosq else None)
+    keys = enrol(he.inventory, COMMUNE, {"n1": "thon-1", "n2": "thon-2"})
     he.mosq = mosq
     he.cli("user", "an", "--role", "admin", stdin="an-secret-pw\n")
     he.cli("user", "oanh", "--role", "operator", stdin="oanh-secret\n")
@@ -139,7 +65,7 @@ def headend(request, tmp_path, target_name):
     nodes = {}
     try:
         for name, zone in (("n1", "thon-1"), ("n2", "thon-2")):
-            nodes[name] = node_up(tmp_path, he, name, zone, keys[name])
+            nodes[name] = node_up(tmp_path, he.url, COMMUNE, name, zone, keys[name])
         yield he, nodes
     finally:
         for sim, con in nodes.values():

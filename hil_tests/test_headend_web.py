@@ -20,18 +20,15 @@ from test_headend import (
     RULES,
     TONE_HZ,
     TONE_S,
-    Headend,
     api,
     he_broadcasts,
-    node_up,
     played_s,
-    poll,
     wavs,
 )
 
 from loaxa.headend.service import SIREN_HZ
 from loaxa.i18n import t_in
-from loaxa.inventory import Inventory
+from loaxa.rig.headend import HeadendProcess, enrol, node_up, poll
 
 NODES = (("n1", "thon-1"), ("n2", "thon-1"), ("n3", "thon-2"))
 PHONE, DESKTOP = (390, 844), (1366, 768)
@@ -56,19 +53,15 @@ def rig(request, tmp_path_factory):
     subprocess.run(["sox", "-n", "-r", "16000", "-c", "1", "-b", "16",
                     str(tmp / "media" / "news.wav"), "synth", str(TONE_S), "sine",
                     str(TONE_HZ), "vol", "0.5"], check=True)
-    keys = {}
-    with Inventory(tmp / "inv.sqlite") as inv:
-        for name, zone in NODES:
-            inv.record(name, "provision", commune=COMMUNE, zones=[zone])
-            keys[name] = (inv.commune_key(COMMUNE), inv.new_node_key(name))
-    he = Headend(tmp, None)
+    he = HeadendProcess(tmp, COMMUNE)
+    keys = enrol(he.inventory, COMMUNE, dict(NODES))
     he.cli("user", "oanh", "--role", "operator", stdin="oanh-secret\n")
     he.cli("user", "an", "--role", "admin", stdin="an-secret-pw\n")
     he.start()
     nodes = {}
     try:
         for name, zone in NODES:
-            nodes[name] = node_up(tmp, he, name, zone, keys[name])
+            nodes[name] = node_up(tmp, he.url, COMMUNE, name, zone, keys[name])
         admin = api(he, "an", "an-secret-pw")
         assert admin.post("/api/rules", json={"text": RULES.format(version="web")}
                           ).status_code == 200

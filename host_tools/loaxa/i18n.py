@@ -33,20 +33,52 @@ MESSAGES: dict[str, str] = {
         "  python -m serial.tools.miniterm {url}\n"
         "Ctrl-C here powers the node off."),
     "sim.stopped": N_("Node powered off."),
-    "demo.boot": N_("Booting a simulated speaker node (real MicroPython VM)..."),
-    "demo.console": N_("Console on {url}"),
-    "demo.health": N_("Node health (console `status`):"),
-    "demo.rows": N_("firmware|uptime|clock|volume|playing|heap|errors"),
-    "demo.uptime": N_("{s} s, reset cause {cause}"),
-    "demo.synced": N_("synced"),
-    "demo.unsynced": N_("NOT synced: no scheduled content"),
+    "demo.title": N_("loaxa demo: a commune's head-end and three loudspeaker nodes on this "
+                     "machine, in about a minute."),
+    "demo.missing": N_("{program} is not installed; the demo needs it."),
+    "demo.install": N_("install it: sudo apt-get install {package} (or `make sysdeps` as root)"),
+    "demo.starting": N_("Starting the head-end (embedded MQTT broker, SQLite in {data}) and "
+                        "three simulated nodes (the firmware on the real MicroPython VM)..."),
+    "demo.headend": N_("Head-end up: web page {web}, broker {broker}. Each node has the "
+                       "commune's key, its own key, its zone and a set clock."),
+    "demo.online": N_("Online: {nodes}."),
+    "demo.rules": N_("Rules {version} pushed, signed with the commune key: {open} may "
+                     "broadcast {w1} (open now), {shut} {w2} (later). File: {path}"),
+    "demo.news": N_("Normal announcement “{title}” for {zone}: playing on {nodes}."),
+    "demo.refused": N_("Normal announcement for {zone}: refused by {node}: {why}."),
+    "demo.emergency": N_("Emergency “{title}”: the siren plays on {nodes}; on "
+                         "{cut} it cut into the announcement."),
+    "demo.resumed": N_("Emergency ended: “{title}” resumed on {nodes}."),
+    "demo.ended": N_("“{title}” played to its end; the play logs reached the "
+                     "head-end."),
+    "demo.news_title": N_("Vaccination day"),
+    "demo.siren_title": N_("Storm warning"),
+    "demo.table": N_("The nodes, as the head-end sees them"),
+    # TRANSLATORS: the node table's column headers, separated by |
+    "demo.cols": N_("node|zone|state|rules|heard, in order|WAV (one per node, one clock)"),
+    "demo.state.online": N_("online"),
+    "demo.state.offline": N_("offline"),
     "demo.nothing": N_("nothing"),
-    "demo.none": N_("none"),
-    "demo.heap": N_("{alloc} B used, {free} B free"),
-    "demo.tone": N_("Speaker test: 1 kHz tone for 1 s at 80 % ..."),
-    "demo.captured": N_("  captured: {path}"),
-    "demo.log": N_("Full console log: {path}"),
-    "demo.own": N_("Run your own node: .venv/bin/loaxa sim   (then open the printed port)"),
+    "demo.files": N_("Files:\n"
+                     "  report (CSV, minutes per zone and day): {csv}\n"
+                     "  the rules: {rules}\n"
+                     "  head-end log: {log}\n"
+                     "  head-end store (SQLite): {store}"),
+    "demo.story": N_(
+        "What happened:\n"
+        "  - “{news}” was for {open} only: {nodes} played it, the node of {shut} "
+        "stayed silent.\n"
+        "  - The node of {shut} refused the announcement meant for it: {why}. Every node "
+        "checks the commune's signed rules itself; {shut} may broadcast {w2}.\n"
+        "  - An emergency needs no window: the siren cut in on every node at once, at the "
+        "emergency volume; when it ended, {nodes} played “{news}” again from the start.\n"
+        "  - The report counts {m1} min for {open} and {m2} min for {shut}: what the nodes "
+        "played, from their play logs."),
+    "demo.web": N_("Open the head-end's web page: {web}  (user {user}, password {password})"),
+    "demo.done": N_("Done."),
+    "demo.enter": N_("Press Enter (or Ctrl-C) to stop the head-end and the nodes. "),
+    "demo.not_tty": N_("Not a terminal: stopping the head-end and the nodes now."),
+    "demo.stopped": N_("Stopped; the files stay where they are."),
     "flash.done": N_("{port}: flashed MicroPython {version} ({chip}, MAC {mac})."),
     "flash.factory": N_(
         "{port}: wrote MicroPython {version}, the app and the provisioning of {node} "
