@@ -12,7 +12,7 @@ ARGS ?=
 .PHONY: help venv sysdeps demo test lint bench hil flash clean catalogues
 
 help:
-	@echo "make demo    boot a simulated node and show its health"
+	@echo "make demo    a commune in a minute: head-end, three sim nodes, a broadcast, a refusal, an emergency"
 	@echo "make test    lint + unit tests + HIL suites against the sim, then the qemu subset"
 	@echo "make bench   measurements (tables), not part of CI"
 	@echo "make hil TARGET=sim|qemu|serial [PORT=/dev/ttyUSB0]"
@@ -51,7 +51,7 @@ catalogues: venv
 sysdeps:
 	@bash scripts/sysdeps.sh
 
-demo: venv
+demo: venv sysdeps
 	$(PY) -m loaxa.demo
 
 # The qemu stage runs the tests marked qemu on the emulated ESP32 (docs/hil.md);
