@@ -304,8 +304,11 @@ class Headend:
         spans: dict[str, list[tuple[float, float]]] = {}
         # The nodes of a zone play one broadcast together; their starts are whole
         # seconds, so a union of their intervals would stretch it by up to one:
-        # a zone's broadcast counts once, as its longest play.
-        heard: dict[tuple[str, str], tuple[float, float]] = {}
+        # a zone's broadcast counts once, as its longest play. A broadcast that an
+        # emergency preempted plays again when it resumes: the k-th play of a
+        # bulletin on each node is one play of the zone's.
+        heard: dict[tuple[str, str, int], tuple[float, float]] = {}
+        nth: dict[tuple[str, str], int] = {}
         for e in self.store.events("play"):
             dur = (e.get("duration_ms") or 0) / 1000
             a = (e["start"] + timeutil.UNIX_OFFSET if isinstance(e.get("start"), int)
@@ -318,14 +321,16 @@ class Headend:
                           "seconds": round(dur, 1), "title": e.get("title"),
                           "priority": e.get("priority"), "outcome": e.get("outcome"),
                           "bulletin": e.get("bulletin")})
+            if e.get("bulletin"):
+                k = nth[(e["node"], e["bulletin"])] = nth.get((e["node"], e["bulletin"]), -1) + 1
             for z in zones_of.get(e["node"], []):
                 if e.get("bulletin"):
-                    had = heard.get((z, e["bulletin"]))
+                    had = heard.get((z, e["bulletin"], k))
                     if had is None or had[1] - had[0] < b - a:
-                        heard[(z, e["bulletin"])] = (a, b)
+                        heard[(z, e["bulletin"], k)] = (a, b)
                 else:
                     spans.setdefault(z, []).append((max(a, t0), min(b, t1)))
-        for (z, _), (a, b) in heard.items():
+        for (z, _, _), (a, b) in heard.items():
             spans.setdefault(z, []).append((max(a, t0), min(b, t1)))
         per: dict[tuple[str, str], float] = {}
         for z, iv in spans.items():
