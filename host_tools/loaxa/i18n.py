@@ -60,7 +60,7 @@ MESSAGES: dict[str, str] = {
     "demo.state.offline": N_("offline"),
     "demo.nothing": N_("nothing"),
     "demo.files": N_("Files:\n"
-                     "  report (CSV, minutes per zone and day): {csv}\n"
+                     "  report (CSV: minutes per zone and day, each node's uptime): {csv}\n"
                      "  the rules: {rules}\n"
                      "  head-end log: {log}\n"
                      "  head-end store (SQLite): {store}"),
