@@ -3,13 +3,15 @@ network.PPP (lwIP) on UART1, the node's own net_modem dialogue with the rig's
 modem (loaxa.rig.modem), which hands the line to slirp after CONNECT.
 
 The node is 10.0.2.15, the host 10.0.2.2 (slirp relays it to 127.0.0.1).
-Streams over PPP are not here yet (docs/network.md, open points).
+Streams go both ways a commune's nodes get them: the node fetches the
+head-end's HTTP stream (RFC 4571) from 10.0.2.2, and UDP reaches the node
+through a slirp redirect, as through a port forward on the LTE router.
 """
 
 from __future__ import annotations
 
-import os
-import shutil
+import asyncio
+import threading
 import time
 from pathlib import Path
 
@@ -17,28 +19,22 @@ import pytest
 from test_link import wait_net
 from test_sntp import SntpServer
 
-from loaxa import boards, image
+from loaxa import streamer
 from loaxa.console import NodeConsole
-from loaxa.rig.modem import HOST, RigModem
+from loaxa.rig.modem import GUEST, HOST, RigModem
+from loaxa.rig.process import free_port
 from loaxa.rig.strategy import NodeStrategy
 from loaxa.rig.targets import QemuTarget, Unavailable
+from loaxa.testsignals import speech_like, write_wav
 
 # one emulated boot serves the module; on a busy host it takes minutes
-pytestmark = [pytest.mark.qemu, pytest.mark.timeout(1800)]
+pytestmark = pytest.mark.timeout(1800)
 BOARD = "esp32-qemu"
-
-
-def firmware_bin() -> Path:
-    """The board's pinned MicroPython image: $QEMU_FIRMWARE, else next to QEMU."""
-    name = boards.load(BOARD)["image"]["file"]
-    env = os.environ.get("QEMU_FIRMWARE")
-    if env:
-        p = Path(env)
-        return p / name if p.is_dir() else p
-    qemu = os.environ.get("QEMU_XTENSA") or shutil.which("qemu-system-xtensa")
-    if not qemu:
-        raise Unavailable("qemu-system-xtensa not found (set $QEMU_XTENSA)")
-    return Path(qemu).resolve().parent.parent / "firmware" / name
+RTP_PORT = 5004  # the node's UDP port for the redirected stream
+STREAM_S = 10  # of DVI4 16 kHz: 500 packets of 20 ms
+# a first play imports the stream's modules from the slow emulated flash:
+# 20-60 s on a board's scale of 3 s per boot (stretched by the console's slowdown)
+PLAY_S = 30
 
 
 @pytest.fixture(scope="module")
@@ -49,33 +45,34 @@ def rig(tmp_path_factory, request):
         pytest.skip("PPP runs on the emulated ESP32 (--target qemu); the sim's modem "
                     "tests are in test_link.py")
     tmp = tmp_path_factory.mktemp("ppp")
-    try:
-        fw = firmware_bin()
-        if not fw.is_file():
-            raise Unavailable(f"no MicroPython image at {fw} (set $QEMU_FIRMWARE)")
-        modem = RigModem(ppp=True, log_path=tmp / "modem.log")
-    except Unavailable as e:
-        pytest.skip(f"qemu: {e.msg}")
+    udp_port = free_port()
     ntp = SntpServer(offset=0.0)
-    flash = image.flash_image(fw, image.node_files(BOARD, {"ntp.server": f"{HOST}:{ntp.port}"}),
-                              tmp / "node.bin")
-    t = QemuTarget(tmp, BOARD, image=flash, extra_args=(
-        "-serial", f"tcp:{modem.address}",  # UART1: the modem
-        # virtual time follows instructions: on a busy host the guest's watchdogs
-        # otherwise fire while QEMU waits for a CPU
-        "-icount", "shift=auto"))
-    s = NodeStrategy(t, lambda url: NodeConsole(url, log_path=tmp / "console.log"))
+    modem = None
+    try:
+        modem = RigModem(ppp=True, redirects=[("udp", udp_port, RTP_PORT)],
+                         log_path=tmp / "modem.log")
+        t = QemuTarget(tmp, BOARD, config={"ntp.server": f"{HOST}:{ntp.port}"},
+                       extra_args=("-serial", f"tcp:{modem.address}"))  # UART1: the modem
+    except Unavailable as e:
+        if modem:
+            modem.stop()
+        ntp.close()
+        pytest.skip(f"qemu: {e.msg}")
+    # console timeouts stretch by the first boot's time, as the hil fixtures' do
+    s = NodeStrategy(t, lambda url: NodeConsole(url, log_path=tmp / "console.log",
+                                                slowdown=t.slowdown))
     t0 = time.monotonic()
     node = s.transition("app", timeout=900)  # a loaded host makes an emulated boot slow
-    yield node, modem, ntp, t0
+    yield node, modem, ntp, t0, udp_port
     s.transition("off")
-    t.stop()
+    t.close()
     modem.stop()
     ntp.close()
 
 
+@pytest.mark.qemu
 def test_ppp_comes_up_through_the_modem_dialogue_and_sntp_syncs_over_it(rig):
-    node, modem, ntp, t0 = rig
+    node, modem, ntp, t0, _ = rig
     n = wait_net(node, lambda n: n["up"], 120, "PPP up")
     print(f"PPP up {time.monotonic() - t0:.1f} s after power-on")
     assert n["type"] == "lte" and n["addr"] == "10.0.2.15"
@@ -88,3 +85,60 @@ def test_ppp_comes_up_through_the_modem_dialogue_and_sntp_syncs_over_it(rig):
     assert c["source"] == "sntp"
     assert ntp.requests >= 1
 
+
+
+def _head_end(wav: Path, fmt: streamer.Format, **outputs) -> tuple[threading.Thread, dict]:
+    """The head-end's streamer on the host, in a thread; its Stats land in the dict."""
+    out: dict = {}
+
+    def run() -> None:
+        out["stats"] = asyncio.run(streamer.stream(str(wav), fmt, **outputs))
+
+    th = threading.Thread(target=run, name="head-end", daemon=True)
+    th.start()
+    return th, out
+
+
+# Not in the qemu stage: fails on this rig (docs/network.md, open points). Measured
+# 2026-12-02: HTTP got 27 of 500 packets (then 3 s without one: the stream ended),
+# UDP's source gave up (15 s without a first packet) before the version request
+# after play was answered; play itself took 109 s to answer.
+@pytest.mark.xfail(reason="the emulated node is too slow for a real-time stream "
+                   "(docs/network.md, open points)", strict=False)
+@pytest.mark.parametrize("transport", ["http", "udp"])
+def test_a_file_streams_over_ppp_and_nothing_is_lost(rig, tmp_path, transport):
+    """What the LTE path must carry: a 10 s file from the head-end, every packet
+    played, none lost or late, on a link with no loss."""
+    node, _, _, _, udp_port = rig
+    wait_net(node, lambda n: n["up"], 120, "PPP up")
+    fmt = streamer.Format("DVI4", 16000)
+    wav = write_wav(tmp_path / "speech.wav", speech_like(STREAM_S * 16000, seed=9), 16000)
+    t1 = time.monotonic()
+    if transport == "http":  # node-initiated: the way through a carrier's NAT
+        port = free_port()
+        th, out = _head_end(wav, fmt, udp=[], http_port=port, http_host="127.0.0.1",
+                            wait_clients=1)
+        node.request("play", {"session": fmt.session(transport="http",
+                                                     url=f"http://{HOST}:{port}/")},
+                     timeout=PLAY_S)
+    else:
+        node.request("play", {"session": fmt.session(addr=GUEST, port=RTP_PORT)},
+                     timeout=PLAY_S)
+        # the answer comes before the stream's task binds its socket; the next
+        # answer comes after (one event loop): no packet goes to a closed port
+        node.request("version")
+        th, out = _head_end(wav, fmt, udp=[("127.0.0.1", udp_port)])
+    answered = time.monotonic() - t1
+    th.join(STREAM_S * 10)
+    sent = out["stats"]
+    deadline = time.monotonic() + 120
+    while (st := node.request("status"))["playing"]:  # ends 3 s after the last packet
+        assert time.monotonic() < deadline, f"still playing: {st['stream']}"
+        time.sleep(1)
+    s = st["stream"]
+    print(f"{transport}: play answered in {answered:.1f} s; sent {sent.packets} "
+          f"(dropped for a slow client {sent.dropped}); node {s}")
+    assert s["transport"] == transport
+    assert s["packets"] == sent.packets == STREAM_S * 50 and sent.dropped == 0
+    assert s["lost"] == 0 and s["late"] == 0 and s["skipped"] == 0 and s["bad"] == 0
+    assert s["underruns"] == 0

@@ -37,6 +37,14 @@ class Unavailable(LoaxaError):
 # QEMU's threads wait for a CPU (seen: TG0/TG1 watchdog resets while the app
 # imported from flash). `auto` keeps the guest's clock close to the wall's.
 ICOUNT = ("-icount", "shift=auto")
+# The emulated timer groups' watchdogs off: under icount the virtual clock
+# catches up with the host's in one step after QEMU got no CPU for a while,
+# and every guest timer of that span fires before the guest runs one
+# instruction, the interrupt watchdog's reset stage included (seen: rst:0x8
+# TG1WDT_SYS_RESET and rst:0x7 TG0WDT_SYS_RESET with no panic message, in
+# the middle of an HTTP stream over PPP). The app's own watchdog is off on
+# esp32-qemu for the same reason (boards/esp32-qemu.json).
+NO_WDT = ("-global", "driver=timer.esp32.timg,property=wdt_disable,value=true")
 SEEN_MAX = 1 << 16  # console bytes kept for wait_output (the boot's tail)
 
 
@@ -192,7 +200,7 @@ class QemuNode:
         else:
             tree = flashimage.node_files(board, config, files) if app else dict(files or {})
             flashimage.flash_image(self.firmware, tree, self.flash)
-        self.args = [*(ICOUNT if icount and "-icount" not in args else ()), *args]
+        self.args = [*(ICOUNT if icount and "-icount" not in args else ()), *NO_WDT, *args]
         self.uart_ports = [free_port() for _ in range(uarts)]
         self.relay = Relay()
         self.url = self.relay.url
