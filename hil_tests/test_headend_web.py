@@ -125,11 +125,11 @@ def cells(drv, col: int) -> dict[str, str]:  # type: ignore[no-untyped-def]
             for r in drv.find_elements(By.CSS_SELECTOR, "#nodes tbody tr")}
 
 
-def log_in(drv) -> None:  # type: ignore[no-untyped-def]
+def log_in(drv, user: str = "oanh", password: str = "oanh-secret") -> None:  # type: ignore[no-untyped-def]
     from selenium.webdriver.common.by import By
 
-    drv.find_element(By.NAME, "user").send_keys("oanh")
-    drv.find_element(By.NAME, "password").send_keys("oanh-secret")
+    drv.find_element(By.NAME, "user").send_keys(user)
+    drv.find_element(By.NAME, "password").send_keys(password)
     drv.find_element(By.CSS_SELECTOR, "form[action='/login'] button").click()
 
 
@@ -278,6 +278,42 @@ def test_scheduled_broadcasts_fire_survive_a_restart_and_cancel(rig, browser):
     r = admin.post("/api/broadcast", json={"file": "news", "at": local(time.time() - 60)})
     assert r.status_code == 400 and "has passed" in r.json()["error"]
     print(f"\nscheduled test {time.monotonic() - t0:.1f} s (sent {late:.1f} s after its time)")
+
+
+def test_the_rules_editor_shows_errors_in_place_and_pushes_signed(rig, browser):
+    from selenium.webdriver.common.by import By
+
+    tmp, he, _ = rig
+    drv = browser
+    drv.delete_all_cookies()  # the admin now
+    drv.get(f"http://127.0.0.1:{he.port}/")
+    log_in(drv, "an", "an-secret-pw")
+    ed = until("the editor", lambda: drv.find_elements(By.CSS_SELECTOR, "#rules textarea"))[0]
+    assert 'version = "web"' in ed.get_property("value")  # the rules in force
+    until("the week", lambda: len(drv.find_elements(By.CSS_SELECTOR, "#week .day")) == 7)
+    blocks = drv.find_elements(By.CSS_SELECTOR, "#week .bar i")
+    assert len(blocks) == 7 and all(b.get_attribute("title") == "00:00-24:00 all-day 80 %"
+                                    for b in blocks)
+    bad = RULES.format(version="editor").replace("00:00-24:00", "06:00-29:00")
+    drv.execute_script("arguments[0].value = arguments[1]", ed, bad)
+    drv.find_element(By.ID, "rules-check").click()
+    line = bad.splitlines().index('time = "06:00-29:00"') + 1
+    err = until("the error", lambda: drv.find_element(By.ID, "rules-error").text)
+    assert err.startswith(t_in("vi", "web.rules_line", line=line) + ': time = "06:00-29:00"'), err
+    assert drv.execute_script("var t = arguments[0]; return t.value.slice("
+                              "t.selectionStart, t.selectionEnd)", ed) == 'time = "06:00-29:00"'
+    good = RULES.format(version="editor").replace("volume = 80", "volume = 70")
+    drv.execute_script("arguments[0].value = arguments[1]", ed, good)
+    drv.find_element(By.ID, "rules-push").click()
+    until("the page says sent", lambda: result(drv) == vi("web.done"))
+    assert drv.find_element(By.ID, "rules-error").text == t_in("vi", "web.rules_ok",
+                                                               version="editor")
+    assert drv.find_elements(By.CSS_SELECTOR, "#week .bar i")[0].get_attribute(
+        "title") == "00:00-24:00 all-day 70 %"
+    admin = api(he, "an", "an-secret-pw")
+    poll("the nodes on the pushed rules", lambda: {
+        (n["status"] or {}).get("rules") for n in admin.get("/api/nodes").json()} == {"editor"})
+    drv.save_screenshot(str(tmp / "rules.png"))
 
 
 def test_the_page_fits_a_phone(rig, browser):

@@ -149,6 +149,7 @@ def test_no_session_wrong_role_and_bad_input_change_nothing(rig):
                                ("post", "/api/emergency", {"action": "start"}),
                                ("post", "/api/rules", {"text": RULES}),
                                ("get", "/api/rules", None),
+                               ("post", "/api/rules/check", {"text": RULES}),
                                ("get", "/api/scheduled", None),
                                ("delete", "/api/scheduled/1", None),
                                ("get", "/api/report?from=2026-01-01&to=2026-01-02", None)):
@@ -211,8 +212,18 @@ def test_broadcast_emergency_and_rules_reach_the_broker_signed(rig):
     assert [a["action"] for a in r.json()[:4]] == ["rules.push", "emergency", "emergency",
                                                   "broadcast"]
     assert c.get("/api/audit", headers=oper).status_code == 403
-    r = c.get("/api/rules", headers=login(c, "vien"))
+    viewer = login(c, "vien")
+    r = c.get("/api/rules", headers=viewer)
     assert r.json() == {"version": "v7", "name": "rules.toml", "seq": seqs[3], "text": RULES}
+    # the checker, for the page's editor: nothing sent, nothing stored
+    r = c.post("/api/rules/check", json={"text": RULES.replace("21:00", "25:00")},
+               headers=viewer).json()
+    assert (r["ok"], r["line"], r["key"]) == (False, 6, "window[0].time"), r
+    r = c.post("/api/rules/check", json={"text": RULES}, headers=viewer).json()
+    assert r["ok"] and r["version"] == "v7" and [len(z["days"]) for z in r["week"]] == [7]
+    assert r["week"][0]["days"][0]["blocks"] == [{"from": 360, "to": 1260, "window": "day",
+                                                  "volume": 80, "items": []}]
+    assert len(lis.got) == n0 + 4 and store.setting("rules")["seq"] == seqs[3]
 
 
 def test_nodes_and_report_come_from_what_nodes_publish(rig):
@@ -325,7 +336,8 @@ def test_openapi_describes_every_endpoint(rig):
     paths = rig["client"].get("/openapi.json").json()["paths"]
     assert set(paths) == {"/api/login", "/api/logout", "/api/nodes", "/api/broadcast",
                           "/api/emergency", "/api/rules", "/api/report", "/api/audit",
-                          "/api/stream", "/api/scheduled", "/api/scheduled/{sid}"}
+                          "/api/stream", "/api/scheduled", "/api/scheduled/{sid}",
+                          "/api/rules/check"}
 
 
 def test_web_page_speaks_vietnamese_unless_asked_and_lists_nodes_live(rig):

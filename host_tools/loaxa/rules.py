@@ -19,6 +19,7 @@ from typing import Any
 import lunar_vn
 
 from loaxa_node import envelope, rulecheck, sdp, timeutil
+from loaxa_node import rules as engine
 
 from .errors import LoaxaError
 
@@ -530,6 +531,36 @@ def _covers(w: dict, it: dict) -> bool:
         return False
     ws, we = w["s"], w["e"] if w["e"] > w["s"] else w["e"] + 1440
     return ws <= it["s"] and it["s"] + it["dur"] <= we
+
+
+def segments(R: dict, start: int, end: int, zones: list[str]) -> list[tuple]:
+    """(from, to, allowed, volume, why, window, items) for a normal live request,
+    t2k seconds from start to end: the week calendar of `loaxa rules calendar`
+    and of the head-end's page."""
+    out: list[tuple] = []
+    now = start
+    req = {"priority": "normal", "kind": "live", "zones": zones}
+    while now < end:
+        nxt = min(engine.next_change(R, now, zones), end)
+        d = engine.evaluate(R, now, req)
+        cur = engine.current(R, now, zones)
+        items = [it["id"] for it, _ in cur["items"]]
+        seg = (now, nxt, d["allow"], d["volume"], d["reason"], cur["window"], items)
+        if out and out[-1][2:] == seg[2:]:
+            out[-1] = (out[-1][0], nxt, *seg[2:])
+        else:
+            out.append(seg)
+        now = nxt
+    return out
+
+
+def week_of(R: dict, day: int) -> tuple[int, int]:
+    """(the local day number of its Monday, that Monday's midnight in t2k seconds)
+    of the week that holds the instant day, in the rules' time zone."""
+    tz = R.get("tz", 420)
+    ld = (day + tz * 60) // 86400
+    monday = ld - timeutil.weekday(ld)
+    return monday, monday * 86400 - tz * 60
 
 
 def compile_file(path: str | Path) -> Compiled:

@@ -265,7 +265,7 @@ def run_scheduled(args: argparse.Namespace) -> int:
         return 0
     print_table(t("headend.scheduled_cols").split("|"),
                 [(s["id"], s["due"], s["file"], " ".join(s["zones"] or []) or "*",
-                  s["state"], s["who"]) for s in rows])
+                  t("web.sched." + s["state"]), s["who"]) for s in rows])
     return 0
 
 

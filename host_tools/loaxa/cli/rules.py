@@ -110,25 +110,6 @@ def explain(args: argparse.Namespace) -> int:
     return 0
 
 
-def _segments(R: dict, start: int, end: int, zones: list[str]) -> list[tuple]:
-    """(from, to, allowed, volume, why, window, items) for a normal live request."""
-    out: list[tuple] = []
-    now = start
-    req = {"priority": "normal", "kind": "live", "zones": zones}
-    while now < end:
-        nxt = min(engine.next_change(R, now, zones), end)
-        d = engine.evaluate(R, now, req)
-        cur = engine.current(R, now, zones)
-        items = [it["id"] for it, _ in cur["items"]]
-        seg = (now, nxt, d["allow"], d["volume"], d["reason"], cur["window"], items)
-        if out and out[-1][2:] == seg[2:]:
-            out[-1] = (out[-1][0], nxt, *seg[2:])
-        else:
-            out.append(seg)
-        now = nxt
-    return out
-
-
 def calendar(args: argparse.Namespace) -> int:
     c = rules.compile_file(args.file)
     R = c.rules
@@ -138,15 +119,13 @@ def calendar(args: argparse.Namespace) -> int:
         day = rules.parse_time(args.week + "T12:00", tz)
     else:
         day = int(time.time()) - timeutil.UNIX_OFFSET
-    ld = (day + tz * 60) // 86400
-    monday = ld - timeutil.weekday(ld)
-    start = monday * 86400 - tz * 60
+    monday, start = rules.week_of(R, day)
     y, m, d = timeutil.civil_from_days(monday)
     print(t("rules.week", monday=f"{y:04d}-{m:02d}-{d:02d}", tz=timeutil.iso(0, tz)[-6:]))
     for zone in (c.zones or [""]):
         zones = [zone] if zone else []
         print("\n" + (t("rules.zone", zone=zone) if zone else t("rules.all_nodes")))
-        segs = _segments(R, start, start + 7 * 86400, zones)
+        segs = rules.segments(R, start, start + 7 * 86400, zones)
         for k in range(7):
             a, b = start + k * 86400, start + (k + 1) * 86400
             yy, mm, dd = timeutil.civil_from_days(monday + k)

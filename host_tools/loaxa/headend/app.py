@@ -133,6 +133,10 @@ def create_app(he: Headend) -> FastAPI:
     def push_rules(body: Rules, who: Who) -> dict:
         return he.push_rules(who, body.text, body.name)
 
+    @app.post("/api/rules/check")
+    def check_rules(body: Rules, who: Who) -> dict:
+        return he.check_rules(who, body.text, body.name)
+
     @app.get("/api/rules")
     def rules_in_force(who: Who) -> dict:
         return he.rules_in_force(who)

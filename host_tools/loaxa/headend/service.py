@@ -250,6 +250,33 @@ class Headend:
                            "text": text, "name": name, "version": compiled.get("ver")}})
         return {**r, "version": compiled.get("ver")}
 
+    def check_rules(self, actor: Actor, text: str, name: str = "rules.toml") -> dict:
+        """The checker's verdict on a rules text, changing nothing: its first error
+        with the line it is on, or the week it gives each zone (the page's editor)."""
+        self._check(actor, "viewer", "rules.check", {})
+        try:
+            c = rules.compile_text(text, name)
+        except rules.RulesFileError as e:
+            return {"ok": False, "error": e.msg, "hint": e.hint, "line": e.line, "key": e.key}
+        except LoaxaError as e:
+            return {"ok": False, "error": e.msg, "hint": e.hint, "line": None, "key": None}
+        R = c.rules
+        monday, start = rules.week_of(R, int(time.time()) - timeutil.UNIX_OFFSET)
+        week = []
+        for zone in c.zones or [""]:
+            segs = rules.segments(R, start, start + 7 * 86400, [zone] if zone else [])
+            days = []
+            for k in range(7):
+                a = start + k * 86400
+                y, m, d = timeutil.civil_from_days(monday + k)
+                days.append({"date": f"{y:04d}-{m:02d}-{d:02d}", "blocks": [
+                    {"from": (max(s0, a) - a) // 60, "to": (min(s1, a + 86400) - a) // 60,
+                     "window": wid, "volume": vol, "items": items}
+                    for s0, s1, ok, vol, _, wid, items in segs
+                    if s1 > a and s0 < a + 86400 and ok]})
+            week.append({"zone": zone or None, "days": days})
+        return {"ok": True, "version": R.get("ver"), "week": week}
+
     def rules_in_force(self, actor: Actor) -> dict:
         """The last acknowledged push: what the broker keeps retained for every node."""
         self._check(actor, "viewer", "rules", {})

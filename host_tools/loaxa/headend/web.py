@@ -70,7 +70,8 @@ def add_web(app: FastAPI, he: Headend) -> None:
             user=user, role=role, nodes=he.nodes((user, role)), media=he.media(),
             zones=sorted(he.store.zones()), today=he.today().isoformat(),
             scheduled=he.scheduled((user, role), SCHEDULED_ROWS),
-            can_operate=allowed(role, "operator"), **ctx))
+            can_operate=allowed(role, "operator"), can_admin=allowed(role, "admin"),
+            rules_text=(he.store.setting("rules") or {}).get("text", ""), **ctx))
 
     @app.get("/scheduled", response_class=HTMLResponse, include_in_schema=False)
     def scheduled(request: Request) -> HTMLResponse:
