@@ -62,6 +62,9 @@ def test_demo_tells_the_story_in_both_languages():
         assert not [f for f in other if f in out], f"{lang} output has untranslated text"
         assert "http://127.0.0.1:" in out
 
+    # the table: only n3 refused, and only once (the thon-1 broadcast never reached it)
+    refused = dict(re.findall(r"^(n\d) .* (\d+) +/\S+\.wav$", en, re.M))
+    assert refused == {"n1": "0", "n2": "0", "n3": "1"}, refused
     wavs = {Path(w).stem: heard(Path(w)) for w in re.findall(r"(/\S+/n\d\.wav)", en)}
     assert sorted(wavs) == ["n1", "n2", "n3"]
     for n in ("n1", "n2"):  # thon-1: the announcement, cut by the siren, then again

@@ -55,7 +55,7 @@ MESSAGES: dict[str, str] = {
     "demo.siren_title": N_("Storm warning"),
     "demo.table": N_("The nodes, as the head-end sees them"),
     # TRANSLATORS: the node table's column headers, separated by |
-    "demo.cols": N_("node|zone|state|rules|heard, in order|WAV (one per node, one clock)"),
+    "demo.cols": N_("node|zone|state|rules|heard, in order|refused|WAV (one per node, one clock)"),
     "demo.state.online": N_("online"),
     "demo.state.offline": N_("offline"),
     "demo.nothing": N_("nothing"),

@@ -213,7 +213,7 @@ class Story:
             rows.append((n, " ".join(row["zones"]), t("demo.state." + row["state"])
                          if row["state"] in ("online", "offline") else row["state"],
                          st.get("rules", ""), " → ".join(heard) or t("demo.nothing"),
-                         wavs.get(n, "")))
+                         len(self.events("refused", node=n)), wavs.get(n, "")))
         print_table(t("demo.cols").split("|"), rows, title=t("demo.table"))
         print()
         print(t("demo.files", csv=csv, rules=self.state / "rules.toml",
