@@ -19,10 +19,12 @@ NEWS_HZ, SIREN_HZ = 440, 1200  # the demo's announcement, the head-end's siren
 LANGS = {"en": "en_US.UTF-8", "vi": "vi_VN.UTF-8"}
 
 
-def start_demo(lang: str) -> subprocess.Popen:
+def start_demo(lang: str, tmp: Path) -> subprocess.Popen:
+    """The demo's folder goes under tmp (TMPDIR), with the test's other files."""
     return subprocess.Popen([sys.executable, "-m", "loaxa.demo"], stdin=subprocess.DEVNULL,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            env=dict(os.environ, LANG=LANGS[lang], LC_ALL="", LANGUAGE=""))
+                            env=dict(os.environ, LANG=LANGS[lang], LC_ALL="", LANGUAGE="",
+                                     TMPDIR=str(tmp)))
 
 
 def heard(wav: Path) -> dict[str, np.ndarray]:
@@ -46,8 +48,8 @@ def fragments(code: str) -> set[str]:
     return out
 
 
-def test_demo_tells_the_story_in_both_languages():
-    procs = {lang: start_demo(lang) for lang in LANGS}
+def test_demo_tells_the_story_in_both_languages(tmp_path):
+    procs = {lang: start_demo(lang, tmp_path) for lang in LANGS}
     outs = {}
     for lang, p in procs.items():
         out, err = p.communicate(timeout=240)
