@@ -32,6 +32,8 @@ from loaxa.rig.headend import HeadendProcess, enrol, node_up, poll
 
 NODES = (("n1", "thon-1"), ("n2", "thon-1"), ("n3", "thon-2"))
 PHONE, DESKTOP = (390, 844), (1366, 768)
+PLACES = {"n1": "10.3800,105.4300", "n2": "10.3810,105.4360",  # n2 east of n1
+          "n3": "10.3900,105.4200"}  # n3 north-west
 CHROMIUM, DRIVER = shutil.which("chromium"), shutil.which("chromedriver")
 
 
@@ -62,6 +64,8 @@ def rig(request, tmp_path_factory):
     try:
         for name, zone in NODES:
             nodes[name] = node_up(tmp, he.url, COMMUNE, name, zone, keys[name])
+            # where the technician mounted it; the status after the rules push says so
+            nodes[name][1].request("config.set", {"location": PLACES[name]})
         admin = api(he, "an", "an-secret-pw")
         assert admin.post("/api/rules", json={"text": RULES.format(version="web")}
                           ).status_code == 200
@@ -157,6 +161,14 @@ def test_the_page_runs_the_network_in_a_browser(rig, browser):
     until("three nodes online on the page",
           lambda: cells(drv, 2) == {"n1": online, "n2": online, "n3": online})
     assert cells(drv, 1) == {"n1": "thon-1", "n2": "thon-1", "n3": "thon-2"}
+    # the map: each node where it stands, coloured by its state
+    pins = {c.find_element(By.XPATH, "..").get_attribute("id"): (
+        float(c.get_attribute("cx")), float(c.get_attribute("cy")), c.get_attribute("class"))
+        for c in drv.find_elements(By.CSS_SELECTOR, "#map circle")}
+    assert set(pins) == {"pin-n1", "pin-n2", "pin-n3"}, pins
+    n1, n2, n3 = pins["pin-n1"], pins["pin-n2"], pins["pin-n3"]
+    assert n2[0] > n1[0] > n3[0] and n3[1] < n2[1] < n1[1], pins  # east right, north up
+    assert {p[2] for p in pins.values()} == {"online"}
     drv.save_screenshot(str(tmp / "desktop.png"))
 
     # a broadcast to thon-1 from the form

@@ -379,6 +379,8 @@ MESSAGES: dict[str, str] = {
     "web.sched.failed": N_("failed"),
     "web.sched.missed": N_("missed: the head-end was off"),
     "web.sched.interrupted": N_("interrupted"),
+    "web.map": N_("Map"),
+    "web.no_location": N_("Without a location (config location = \"lat,lon\"): {nodes}"),
     "web.rules": N_("Commune rules"),
     "web.rules_check": N_("Check"),
     "web.rules_push": N_("Push to every node, signed"),

@@ -5,6 +5,7 @@ by server-sent events carrying the re-rendered rows (docs/headend.md)."""
 from __future__ import annotations
 
 import asyncio
+import math
 import time
 from collections.abc import AsyncIterator
 from datetime import date, datetime
@@ -56,6 +57,33 @@ def rows(he: Headend, code: str) -> str:
     return "".join(tpl.render(n=n, **_globals(code)) for n in he.store.nodes())
 
 
+def node_map(nodes: list[dict]) -> dict:
+    """The nodes placed by the location their status reports ("lat,lon" in degrees):
+    points in a 100 x 60 box (north up, east right, equal distances equal on both
+    axes), and the ids of the nodes without a readable location."""
+    at, missing = {}, []
+    for n in nodes:
+        try:
+            lat, lon = (float(v) for v in ((n["status"] or {}).get("location") or "").split(","))
+            if not (-90 <= lat <= 90 and -180 <= lon <= 180):
+                raise ValueError
+            at[n["node_id"]] = (lat, lon, n["state"])
+        except ValueError:
+            missing.append(n["node_id"])
+    points = []
+    if at:
+        lats, lons = [v[0] for v in at.values()], [v[1] for v in at.values()]
+        k = math.cos(math.radians(sum(lats) / len(lats)))  # a degree east is shorter
+        span = max(max(lats) - min(lats), (max(lons) - min(lons)) * k, 0.002)
+        scale = 48 / span  # 6 units of margin all round the 60 high box
+        mid_x = (max(lons) + min(lons)) / 2 * k
+        mid_y = (max(lats) + min(lats)) / 2
+        points = [{"id": nid, "state": st, "x": round(50 + (lon * k - mid_x) * scale, 2),
+                   "y": round(30 - (lat - mid_y) * scale, 2)}
+                  for nid, (lat, lon, st) in sorted(at.items())]
+    return {"points": points, "missing": missing}
+
+
 def add_web(app: FastAPI, he: Headend) -> None:
     @app.get("/", response_class=HTMLResponse, include_in_schema=False)
     def index(request: Request) -> HTMLResponse:
@@ -70,8 +98,16 @@ def add_web(app: FastAPI, he: Headend) -> None:
             user=user, role=role, nodes=he.nodes((user, role)), media=he.media(),
             zones=sorted(he.store.zones()), today=he.today().isoformat(),
             scheduled=he.scheduled((user, role), SCHEDULED_ROWS),
+            map=node_map(he.store.nodes()),
             can_operate=allowed(role, "operator"), can_admin=allowed(role, "admin"),
             rules_text=(he.store.setting("rules") or {}).get("text", ""), **ctx))
+
+    @app.get("/map", response_class=HTMLResponse, include_in_schema=False)
+    def map_(request: Request) -> HTMLResponse:
+        """The map's SVG, for the page to refresh it when nodes change."""
+        he.nodes(actor(request))
+        return HTMLResponse(ENV.get_template("map.html").render(
+            map=node_map(he.store.nodes()), **_globals(page_lang(request))))
 
     @app.get("/scheduled", response_class=HTMLResponse, include_in_schema=False)
     def scheduled(request: Request) -> HTMLResponse:
