@@ -63,8 +63,10 @@ def port_of(node):
 
 def diag(node, capsys, *args: str) -> tuple[int, str]:
     capsys.readouterr()
+    # as slow as the rig found the node (an emulated ESP32: seconds an answer)
+    slow = ["--slow", f"{node.slowdown:g}"] if node.slowdown > 1 else []
     with port_of(node) as port:
-        rc = main(["diag", *args[:1], "--port", port, *args[1:]])
+        rc = main(["diag", *args[:1], "--port", port, *slow, *args[1:]])
     return rc, capsys.readouterr().out
 
 
@@ -86,6 +88,7 @@ def verdicts(out: str) -> dict[str, str]:
     return {c["key"]: c["verdict"] for c in json.loads(out)["checks"]}
 
 
+@pytest.mark.qemu
 def test_every_subcommand_answers(node, capsys):
     rc, out = diag(node, capsys, "status", "--json")
     assert rc == 0 and json.loads(out)["fw"]
@@ -97,7 +100,8 @@ def test_every_subcommand_answers(node, capsys):
     assert rc == 0 and "trusted, from console" in out
     rc, out = diag(node, capsys, "clock", "--json")
     c = json.loads(out)
-    assert c["synced"] and abs(c["offset_s"]) < 2.0
+    # an emulated ESP32's clock runs behind the host's when QEMU is starved of CPU
+    assert c["synced"] and abs(c["offset_s"]) < 2.0 * node.slowdown
     rc, out = diag(node, capsys, "volume", "40")
     assert rc == 0 and "volume 40 %" in out
     assert node.request("config.get", {"keys": ["volume"]}) == {"volume": 40}

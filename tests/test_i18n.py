@@ -5,8 +5,10 @@ gettext catalogue, with the same placeholders, and the compiled catalogue that
 from __future__ import annotations
 
 import gettext
+import re
 import string
 import unicodedata
+from pathlib import Path
 
 import pytest
 from babel.messages.extract import extract_from_dir
@@ -65,3 +67,12 @@ def test_language_follows_the_environment(monkeypatch, env, want):
     for k, v in env.items():
         monkeypatch.setenv(k, v)
     assert i18n.t("sim.stopped") == want
+
+
+def test_every_message_key_the_tools_name_exists():
+    # a key dropped with one command's messages must not leave another's output a KeyError
+    root = Path(i18n.__file__).parent
+    call = re.compile(r"\bt(?:_in)?\((?:\w+, )?\"([a-z_]+(?:\.[a-z_0-9]+)+)\"")
+    missing = sorted({(str(f.relative_to(root)), k) for f in root.rglob("*.py")
+                      for k in call.findall(f.read_text()) if k not in i18n.MESSAGES})
+    assert not missing

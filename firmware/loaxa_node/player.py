@@ -128,7 +128,9 @@ class Player:
         gain.set_volume(self.volume)
         outcome = "done"
         idle = 0
-        t0 = time.ticks_ms()
+        # the play log's duration counts from the first sample out: a stream's
+        # connect and jitter-buffer fill are not air time
+        t0 = None
         try:
             while True:
                 n = await source.fill(buf, FRAME)
@@ -137,6 +139,8 @@ class Player:
                     gain.fade_out()
                     source.fading = True
                 if n:
+                    if t0 is None:
+                        t0 = time.ticks_ms()
                     gain.apply(buf, n)
                     self._meter(n)
                     # a slice is a new object: only cut when the frame is short
@@ -168,8 +172,8 @@ class Player:
             if info is not None:
                 log.info("played %s %s" % (info.get("source"), outcome))
                 if self.on_end:
-                    self.on_end(info, outcome, self._last_stats, time.ticks_diff(
-                        time.ticks_ms(), t0))
+                    self.on_end(info, outcome, self._last_stats, 0 if t0 is None else
+                                time.ticks_diff(time.ticks_ms(), t0))
 
     def _meter(self, n):
         pk = peak(self._buf, n)

@@ -35,6 +35,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                         help="service PIN for tone, volume and clock --set (default "
                         "$LOAXA_SERVICE_PIN)")
     common.add_argument("--json", action="store_true", help="machine-readable output")
+    common.add_argument("--slow", type=float, default=1.0, metavar="FACTOR",
+                        help="wait FACTOR times longer for every answer: an emulated ESP32 "
+                        "under QEMU takes seconds where a board takes milliseconds")
     s = p.add_subparsers(dest="action", metavar="ACTION", required=True)
 
     s.add_parser("status", parents=[common], help="the node's health as a table")
@@ -75,10 +78,10 @@ def _out(data: object) -> None:
 def run(args: argparse.Namespace) -> int:
     port = auto(args.port)
     if args.action == "monitor":
-        return Monitor(port, args.baud, args.interval).run(args.seconds)
+        return Monitor(port, args.baud, args.interval, slowdown=args.slow).run(args.seconds)
     if args.action == "doctor":
         return _doctor(args, port)
-    with NodeConsole(port, args.baud) as con:
+    with NodeConsole(port, args.baud, slowdown=args.slow) as con:
         con.wait_ready(10)
         authorise(con, args.pin)
         return {"status": _status, "logs": _logs, "tone": _tone, "volume": _volume,
@@ -174,7 +177,7 @@ def _clock(args: argparse.Namespace, con: NodeConsole) -> int:
     if args.json:
         _out(c)
         return 0
-    trust = t("status.synced", source=c["source"]) if c["synced"] else t("demo.unsynced")
+    trust = t("status.synced", source=c["source"]) if c["synced"] else t("status.unsynced")
     print(t("diag.clock", local=c["local"], trust=trust, offset=c["offset_s"]))
     return 0
 
@@ -216,7 +219,7 @@ def _rules(args: argparse.Namespace, con: NodeConsole) -> int:
 
 def _doctor(args: argparse.Namespace, port: str) -> int:
     try:
-        con = NodeConsole(port, args.baud)
+        con = NodeConsole(port, args.baud, slowdown=args.slow)
     except LoaxaError as e:
         checks = doctor.unreachable(port, e)
     else:

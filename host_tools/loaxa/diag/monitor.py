@@ -37,8 +37,8 @@ SILENT_REOPEN_S = 5.0  # a port silent this long is reopened (some adapters need
 
 class Monitor:
     def __init__(self, port: str, baud: int = 115200, interval: float = 1.0,
-                 stream: TextIO | None = None):
-        self.port, self.baud, self.interval = port, baud, interval
+                 stream: TextIO | None = None, slowdown: float = 1.0):
+        self.port, self.baud, self.interval, self.slowdown = port, baud, interval, slowdown
         self.out = console(stream or sys.stdout)
         self.con: NodeConsole | None = None
         self.mark = 0
@@ -51,7 +51,7 @@ class Monitor:
     # -- the port ---------------------------------------------------------------
     def _open(self) -> None:
         try:
-            self.con = NodeConsole(self.port, self.baud)
+            self.con = NodeConsole(self.port, self.baud, slowdown=self.slowdown)
         except LoaxaError:
             self.state = "unplugged"
             return

@@ -116,7 +116,7 @@ def rows(st: dict[str, Any]) -> list[tuple[str, str]]:
     r = st.get("rules") or {}
     h = st.get("heap", {})
     clock = c.get("local", "?")[:19].replace("T", " ") + " " + (
-        t("status.synced", source=c.get("source")) if c.get("synced") else t("demo.unsynced"))
+        t("status.synced", source=c.get("source")) if c.get("synced") else t("status.unsynced"))
     rules = (t("doctor.rules_off") if not r else t("doctor.rules_none")
              if r.get("version") in NO_RULES else
              t("status.rules", version=r.get("version"), window=r.get("window") or "-"))
@@ -134,9 +134,9 @@ def rows(st: dict[str, Any]) -> list[tuple[str, str]]:
         (t("status.playing_l"), playing(st)),
         (t("status.level"), meter(st.get("level", 0))),
         (t("status.amp"), _amp(st)),
-        (t("status.heap"), t("demo.heap", alloc=h.get("alloc"), free=h.get("free"))),
+        (t("status.heap"), t("status.heap_use", alloc=h.get("alloc"), free=h.get("free"))),
         (t("status.temperature"), "-" if st.get("temperature") is None
          else f"{st['temperature']} °C"),
         (t("status.errors"), "; ".join(e.strip().splitlines()[-1][:80]
-                                       for e in st.get("errors") or []) or t("demo.none")),
+                                       for e in st.get("errors") or []) or t("status.none")),
     ]
