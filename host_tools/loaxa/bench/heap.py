@@ -14,6 +14,7 @@ no native emitter.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import io
 import json
@@ -24,6 +25,7 @@ from pathlib import Path
 
 from ..appbuild import cache_dir
 from ..sim import compile_app, micropython_cmd
+from ..testsignals import speech_like, write_wav
 from . import Table
 
 WASM_PKG = "@micropython/micropython-webassembly-pyscript@1.27.0"
@@ -61,7 +63,7 @@ mp.runPython(fs.readFileSync(%(script)s, "utf8"));
 
 def run(argv: list[str]) -> list[Table]:
     """ARGS=noqemu leaves out the emulated ESP32's table (a boot takes minutes)."""
-    return [_module_table(), *([] if "noqemu" in argv else [_qemu_table()])]
+    return [_module_table(), *([] if "noqemu" in argv else [_qemu_table(), _qemu_decode_table()])]
 
 
 def _module_table() -> Table:
@@ -160,7 +162,45 @@ days = "daily"
 """
 MEM_INFO = ("import gc, micropython\ngc.collect()\nprint('H', gc.mem_alloc(), gc.mem_free())\n"
             "micropython.mem_info()")
+# On the node's REPL after Ctrl-C: DVI4 decode speed in the guest's own time
+# (instructions under a fixed -icount shift), and bytes allocated per packet
+# by the whole receive path (RTP parse, jitter buffer, decode) with gc off.
+DECODE = """
+import gc, time
+from loaxa_node import audiocodec as ac, rtp
+from loaxa_node.jitter import JitterBuffer
+pkts = [bytes.fromhex(p) for p in %(pkts)r]
+codec = ac.codec_by_name("DVI4")
+out = bytearray(640)
+plen = len(pkts[0]) - 12
+t = time.ticks_us()
+for _ in range(%(reps)d):
+    for p in pkts:
+        ac.decode(codec, p, 12, plen, out)
+dt = time.ticks_diff(time.ticks_us(), t)
+h = rtp.Header()
+jb = JitterBuffer(codec, 16000, %(pt)d, 180)
+for i in range(10):  # warm-up: first-use allocations are not per packet
+    p = pkts[i]
+    h.parse(p, len(p)); jb.push(h, p, i * 20); jb.read(out, 320)
+gc.collect(); gc.disable()
+a = gc.mem_alloc()
+n = 0
+for r in range(1, 5):
+    for i in range(len(pkts)):
+        p = pkts[i]
+        h.parse(p, len(p)); jb.push(h, p, (r * len(pkts) + i) * 20); jb.read(out, 320)
+        n += 1
+per = (gc.mem_alloc() - a) / n
+gc.enable()
+print('D', dt, %(reps)d * len(pkts), per)
+"""
+DECODE_PACKETS = 25  # 0.5 s of DVI4 16 kHz: 8.6 KB of hex over the emulated UART
+DECODE_REPS = 8
+DECODE_SHIFT = 2  # 4 ns an instruction: 250 MIPS, about a 240 MHz ESP32's ceiling
+STREAM_S = 20
 ROUND_TRIPS = 20
+RTP_PORT = 5004
 
 
 def _qemu_table() -> Table:
@@ -173,17 +213,21 @@ def _qemu_table() -> Table:
     from ..console import NodeConsole
     from ..errors import NodeTimeout
     from ..rawrepl import RawRepl
-    from ..rig.modem import RigModem
+    from ..rig.modem import GUEST, RigModem
+    from ..rig.process import free_port
     from ..rig.qemu import ICOUNT
     from ..rig.strategy import NodeStrategy
     from ..rig.targets import QemuTarget, Unavailable
+    from ..streamer import Format
 
     title = f"GC heap on the emulated ESP32 (stock v1.23 image, QEMU {' '.join(ICOUNT)})"
     headers = ["state", "used KB", "free KB", "largest free KB", "note"]
     with tempfile.TemporaryDirectory(prefix="loaxa-bench-heap-") as t:
         tmp = Path(t)
+        udp_port = free_port()
         try:
-            modem = RigModem(ppp=True, log_path=tmp / "modem.log")
+            modem = RigModem(ppp=True, redirects=[("udp", udp_port, RTP_PORT)],
+                             log_path=tmp / "modem.log")
         except Unavailable as e:
             return Table(title, headers, [], f"skipped: {e.msg}")
         try:
@@ -191,7 +235,8 @@ def _qemu_table() -> Table:
         except Unavailable as e:
             modem.stop()
             return Table(title, headers, [], f"skipped: {e.msg}")
-        s = NodeStrategy(target, lambda url: NodeConsole(url, log_path=tmp / "console.log"))
+        s = NodeStrategy(target, lambda url: NodeConsole(url, log_path=tmp / "console.log",
+                                                         slowdown=target.slowdown))
         rows: list[list[object]] = []
         try:
             t0 = time.monotonic()
@@ -222,6 +267,24 @@ def _qemu_table() -> Table:
                 row("with the rules service (one signed rule set)")
             except NodeTimeout:  # seen on qemu (docs/hil.md); Ctrl-C below still works
                 rows.append(["with the rules service", "n/a", "", "", "rules.set: no answer"])
+            fmt = Format("DVI4", 16000)
+            wav = write_wav(tmp / "speech.wav", speech_like(STREAM_S * 16000, seed=4), 16000)
+            # the first play imports the stream's modules from the emulated flash
+            # (109-195 s seen); the head-end starts at once after its answer
+            node.request("play", {"session": fmt.session(addr=GUEST, port=RTP_PORT)},
+                         timeout=120)
+            sent, mid = asyncio.run(_stream_sampled(str(wav), fmt, udp_port, node))
+            h, st = mid["heap"], mid["stream"]
+            rows.append(["streaming DVI4 16 kHz over PPP (UDP)", h["alloc"] / 1024,
+                         h["free"] / 1024, "", f"{st['packets']} packets, lost {st['lost']}, "
+                         f"underruns {st['underruns']} at {STREAM_S // 2} s"])
+            deadline = time.monotonic() + 120
+            while (end := node.request("status", timeout=60))["playing"] and \
+                    time.monotonic() < deadline:
+                time.sleep(1)
+            st = end["stream"]
+            row("after the stream", f"{st['packets']} of {sent.packets} packets played, "
+                f"lost {st['lost']}, late {st['late']}, underruns {st['underruns']}")
             port = node.pause()
             try:
                 repl = RawRepl(port, timeout=60)
@@ -241,5 +304,69 @@ def _qemu_table() -> Table:
             target.close()
             modem.stop()
     return Table(title, headers, rows,
-                 f"console round trip (`version`, {ROUND_TRIPS} in a row): {rtt * 1000:.0f} ms."
-                 " Host times under icount depend on the host's load.")
+                 f"console round trip (`version`, {ROUND_TRIPS} in a row): {rtt * 1000:.0f} ms"
+                 " of host time; host times under icount depend on the host's load.")
+
+
+def _qemu_decode_table() -> Table:
+    """DVI4 decode on the emulated ESP32 under a fixed -icount shift, so the
+    guest's clock counts instructions: speed on a CPU of DECODE_MIPS whatever
+    the host's load. The app's files on the flash without main.py (the bare
+    REPL imports from them)."""
+    import serial
+
+    from .. import image
+    from ..deploy import PTR
+    from ..rawrepl import RawRepl
+    from ..rig.qemu import QemuNode
+    from ..rig.targets import Unavailable
+    from ..streamer import Format, Packetizer
+
+    mips = 1000 >> DECODE_SHIFT
+    title = (f"DVI4 16 kHz on the emulated ESP32 (-icount shift={DECODE_SHIFT}: "
+             f"{1 << DECODE_SHIFT} ns an instruction, a {mips} MIPS CPU)")
+    headers = ["payload", "decode x real time", "receive path bytes alloc/packet"]
+    fmt = Format("DVI4", 16000)
+    pk = Packetizer(fmt, ssrc=0x10AA5A)
+    x = speech_like(DECODE_PACKETS * fmt.samples, seed=5)
+    pkts = [pk.packet(x[i:i + fmt.samples].astype("<i2").tobytes()).hex()
+            for i in range(0, len(x), fmt.samples)]
+    files = image.node_files("esp32-qemu")
+    del files["main.py"]  # the REPL, not the app
+    with tempfile.TemporaryDirectory(prefix="loaxa-bench-decode-") as t:
+        try:
+            node = QemuNode(Path(t), app=False, files=files,
+                            args=["-icount", f"shift={DECODE_SHIFT}"])
+        except Unavailable as e:
+            return Table(title, headers, [], f"skipped: {e.msg}")
+        try:
+            node.start()
+            node.wait_output((b">>> ",), 300)
+            port = serial.serial_for_url(node.url, timeout=0.05)
+            try:
+                repl = RawRepl(port, timeout=300)
+                repl.enter(soft_reset=False)
+                out = repl.exec(f"import sys\nsys.path.insert(0, {files[PTR].decode()!r})\n"
+                                + DECODE % {"pkts": pkts, "reps": DECODE_REPS, "pt": fmt.pt},
+                                timeout=900)
+            finally:
+                port.close()
+        finally:
+            node.close()
+    d = next(ln.split() for ln in out.splitlines() if ln.startswith("D "))
+    speed = int(d[2]) * fmt.ptime / 1000 / (int(d[1]) / 1e6)
+    return Table(title, headers, [["DVI4 16 kHz, 20 ms", round(speed, 1), round(float(d[3]), 1)]],
+                 "A 240 MHz ESP32 runs at most 240 million instructions a second (fewer on "
+                 "flash cache misses): read the speed as an upper bound for a board's. "
+                 "Receive path: RTP parse, jitter buffer push and 20 ms read (decode), gc off.")
+
+
+async def _stream_sampled(src: str, fmt, port: int, node) -> tuple:
+    """Stream src to the node's redirect; its status halfway through."""
+    from ..streamer import stream
+
+    loop = asyncio.get_running_loop()
+    task = asyncio.create_task(stream(src, fmt, [("127.0.0.1", port)]))
+    await asyncio.sleep(STREAM_S / 2)
+    mid = await loop.run_in_executor(None, node.request, "status")
+    return await task, mid
