@@ -160,11 +160,12 @@ def test_the_page_runs_the_network_in_a_browser(rig, browser):
     online = vi("web.state.online")
     until("three nodes online on the page",
           lambda: cells(drv, 2) == {"n1": online, "n2": online, "n3": online})
-    assert cells(drv, 1) == {"n1": "thon-1", "n2": "thon-1", "n3": "thon-2"}
-    # the map: each node where it stands, coloured by its state
-    pins = {c.find_element(By.XPATH, "..").get_attribute("id"): (
+    until("the zones on the page",
+          lambda: cells(drv, 1) == {"n1": "thon-1", "n2": "thon-1", "n3": "thon-2"})
+    # the map: each node where it stands, coloured by its state (redrawn with the table)
+    pins = until("the map", lambda: {c.find_element(By.XPATH, "..").get_attribute("id"): (
         float(c.get_attribute("cx")), float(c.get_attribute("cy")), c.get_attribute("class"))
-        for c in drv.find_elements(By.CSS_SELECTOR, "#map circle")}
+        for c in drv.find_elements(By.CSS_SELECTOR, "#map circle")})
     assert set(pins) == {"pin-n1", "pin-n2", "pin-n3"}, pins
     n1, n2, n3 = pins["pin-n1"], pins["pin-n2"], pins["pin-n3"]
     assert n2[0] > n1[0] > n3[0] and n3[1] < n2[1] < n1[1], pins  # east right, north up

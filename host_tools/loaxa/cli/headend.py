@@ -9,6 +9,7 @@ import argparse
 import asyncio
 import json
 import sys
+from collections.abc import Callable
 
 from ..i18n import t
 from ..streamer import FileServer, Format, Stats, parse_dest, stream, tls_context
@@ -210,23 +211,29 @@ def run_user(args: argparse.Namespace) -> int:
     return 0
 
 
-def run_nodes(args: argparse.Namespace) -> int:
+def _listing(args: argparse.Namespace, rows: list[dict], cols: str,
+             row: Callable[[dict], tuple]) -> int:
+    """rows as JSON (--json) or as a table with the columns named by message cols."""
     from ..term import print_table
 
-    with _open(args) as he:
-        rows = he.nodes(_actor())
     if args.json:
         print(json.dumps(rows, ensure_ascii=False, indent=2))
-        return 0
-    table = []
-    for n in rows:
+    else:
+        print_table(t(cols).split("|"), [row(r) for r in rows])
+    return 0
+
+
+def run_nodes(args: argparse.Namespace) -> int:
+    with _open(args) as he:
+        rows = he.nodes(_actor())
+
+    def row(n: dict) -> tuple:
         st = n["status"] or {}
         playing = st.get("playing") or {}
-        table.append((n["node_id"], " ".join(n["zones"]), n["state"],
-                      _ago(n["last_seen"]), playing.get("title") or playing.get("source") or "",
-                      st.get("volume", ""), st.get("fw", "")))
-    print_table(t("headend.nodes_cols").split("|"), table)
-    return 0
+        return (n["node_id"], " ".join(n["zones"]), n["state"], _ago(n["last_seen"]),
+                playing.get("title") or playing.get("source") or "", st.get("volume", ""),
+                st.get("fw", ""))
+    return _listing(args, rows, "headend.nodes_cols", row)
 
 
 def _ago(ts: float | None) -> str:
@@ -256,17 +263,11 @@ def run_broadcast(args: argparse.Namespace) -> int:
 
 
 def run_scheduled(args: argparse.Namespace) -> int:
-    from ..term import print_table
-
     with _open(args) as he:
         rows = he.scheduled(_actor())
-    if args.json:
-        print(json.dumps(rows, ensure_ascii=False, indent=2))
-        return 0
-    print_table(t("headend.scheduled_cols").split("|"),
-                [(s["id"], s["due"], s["file"], " ".join(s["zones"] or []) or "*",
-                  t("web.sched." + s["state"]), s["who"]) for s in rows])
-    return 0
+    return _listing(args, rows, "headend.scheduled_cols", lambda s: (
+        s["id"], s["due"], s["file"], " ".join(s["zones"] or []) or "*",
+        t("web.sched." + s["state"]), s["who"]))
 
 
 def run_cancel(args: argparse.Namespace) -> int:
