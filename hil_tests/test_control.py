@@ -95,6 +95,12 @@ class Fleet:
             self.ctl.wait(lambda n=name: self.ctl.status.get(n, {}).get("state") == "online",
                           timeout, f"{name} online")
 
+    def broker_back(self) -> None:
+        """Restart the broker and wait for the head-end's own reconnect: after an
+        outage its back-off may wait up to a minute (net_mqtt.BACKOFF_MS)."""
+        self.broker.start()
+        self.ctl.wait(lambda: self.ctl.client.up, 70, "head-end reconnects")
+
     def close(self) -> None:
         self.ctl.close()
         for sim, con in self.nodes.values():
@@ -309,8 +315,7 @@ def test_broker_lost_mid_broadcast_nodes_come_back_and_audio_goes_on(fleet, brok
                                     "bulletin": "b2"})
         assert env2["playing"]
         time.sleep(1)
-        broker.start()
-        fleet.ctl.wait(lambda: fleet.ctl.client.up, 20, "head-end reconnects")
+        fleet.broker_back()
         fleet.ctl.wait_event(timeout=30, type="broker", node="n1", up=True, reconnects=1)
         t_back = time.time()
         plays = fleet.ctl.wait(lambda: [e for e in fleet.ctl.events_of("n1", "play")
@@ -353,7 +358,7 @@ def test_play_log_queued_while_the_broker_is_away_survives_a_power_cut(fleet, br
                    "tone's play log queued")
     sim.power_cut()
     con.wait_ready(30)
-    broker.start()
+    fleet.broker_back()
     # the tone's play log from the boot before the cut arrives with the node's return
     plays = fleet.ctl.wait(lambda: [e for e in fleet.ctl.events_of("n1", "play")
                                     if e["boot"] == boots], 30, "play log from before the cut")
