@@ -1,7 +1,7 @@
 """Real MQTT brokers for the rig, each in its own process on a free loopback port,
-killable and restartable on the same port: mosquitto (retained messages persisted,
-saved every second, so a SIGKILL loses at most the last second, as a broker's crash
-would) and the head-end's embedded amqtt (what `loaxa headend serve` runs)."""
+killable and restartable on the same port: mosquitto (its state saved after every
+change, so a SIGKILL loses nothing it has taken in) and the head-end's embedded
+amqtt (what `loaxa headend serve` runs)."""
 
 from __future__ import annotations
 
@@ -72,7 +72,11 @@ class Broker(_BrokerProcess):
         self.conf = self.dir / "mosquitto.conf"
         self.conf.write_text(
             f"listener {self.port} 127.0.0.1\nallow_anonymous true\n"
+            # saved after every change (subscription, retained or queued message),
+            # not on a timer: a test that kills it a second after the head-end
+            # subscribed found the session gone, and the node's events with it
             f"persistence true\npersistence_location {self.dir}/\nautosave_interval 1\n"
+            "autosave_on_changes true\n"
             f"log_dest file {self.dir}/mosquitto.log\nmax_queued_messages 10000\n"
             # as root it would drop to its own user, who cannot reach a private tmp dir
             + ("user root\n" if os.geteuid() == 0 else "")
