@@ -1,6 +1,10 @@
 """Boot and health: what field staff and the head-end read from every node."""
 
+import time
+
 import pytest
+
+from loaxa.rawrepl import RawRepl
 
 STATUS_TYPES = {
     "fw": str,
@@ -60,3 +64,20 @@ def test_version_and_log_tail(node):
     lines = node.request("log", {"n": 5})["lines"]
     assert lines and all({"level", "msg", "ms"} <= set(e) for e in lines)
     assert any("ready" in e["msg"] for e in node.request("log", {"n": 32})["lines"])
+
+
+@pytest.mark.needs("power_cut")
+@pytest.mark.parametrize("after_ms", [0, 10, 30, 60])
+def test_power_cut_just_after_a_raw_repl_soft_reset_boots_the_app(node, target, after_ms):
+    # A deploy cut short by power: the node was coming back into the raw REPL
+    # (a soft reset there keeps it in the raw REPL) when the power went.
+    repl = RawRepl(node.pause())
+    try:
+        repl.enter(soft_reset=False)
+        repl.write(b"\x04")
+        time.sleep(after_ms / 1000)
+        target.power_cycle()
+    finally:
+        node.resume()
+    st = node.wait_ready(20)
+    assert st["reset_cause"] == "power_on"

@@ -228,10 +228,11 @@ class SimNode:
         os.set_blocking(master, False)
         self._node_fd = master
         self.boots += 1
+        # A soft reset from the raw REPL comes back in the raw REPL: drive the
+        # fresh VM there and hide its banner, as a board would. Any other boot
+        # is seen whole, even one that cuts such a reset short (power cut).
+        self._swallow, self._pending = repl_only, b""
         if repl_only:
-            # A soft reset from the raw REPL comes back in the raw REPL: drive
-            # the fresh VM there and hide its banner, as a board would.
-            self._swallow = True
             os.write(master, b"\x01")
 
     def _kill(self) -> None:
