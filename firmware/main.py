@@ -4,6 +4,31 @@
 import sys
 
 
+def _mount_with_larger_cache():
+    # The stock image mounts its LittleFS with 32-byte reads and a 128-byte
+    # cache, and imports read 24 bytes at a time: the app's ~50 files then
+    # cost thousands of flash reads (each stops both CPUs). A 1 KB cache
+    # (about 2 KB of heap) imported the app 4.7x faster on the emulated
+    # ESP32 (docs/hil.md). The sim has no partitions: the host's disk.
+    try:
+        import esp32
+        import os
+    except ImportError:
+        return
+    part = esp32.Partition.find(esp32.Partition.TYPE_DATA, label="vfs")
+    if not part:
+        return
+    os.umount("/")
+    try:
+        os.mount(os.VfsLfs2(part[0], readsize=256, progsize=32, lookahead=32), "/")
+    except OSError:
+        os.mount(part[0], "/")  # as the image mounted it
+    os.chdir("/")
+
+
+_mount_with_larger_cache()
+
+
 def _app_dir():
     try:
         with open("app.ptr") as f:
