@@ -99,12 +99,7 @@ def _head_end(wav: Path, fmt: streamer.Format, **outputs) -> tuple[threading.Thr
     return th, out
 
 
-# Not in the qemu stage: fails on this rig (docs/network.md, open points). Measured
-# 2026-12-02: HTTP got 27 of 500 packets (then 3 s without one: the stream ended),
-# UDP's source gave up (15 s without a first packet) before the version request
-# after play was answered; play itself took 109 s to answer.
-@pytest.mark.xfail(reason="the emulated node is too slow for a real-time stream "
-                   "(docs/network.md, open points)", strict=False)
+@pytest.mark.qemu
 @pytest.mark.parametrize("transport", ["http", "udp"])
 def test_a_file_streams_over_ppp_and_nothing_is_lost(rig, tmp_path, transport):
     """What the LTE path must carry: a 10 s file from the head-end, every packet
@@ -141,4 +136,7 @@ def test_a_file_streams_over_ppp_and_nothing_is_lost(rig, tmp_path, transport):
     assert s["transport"] == transport
     assert s["packets"] == sent.packets == STREAM_S * 50 and sent.dropped == 0
     assert s["lost"] == 0 and s["late"] == 0 and s["skipped"] == 0 and s["bad"] == 0
-    assert s["underruns"] == 0
+    # After the last packet the node conceals at most 13 turns (12 fading, then
+    # silence) before it calls the stream over, and the sink runs dry once
+    # there: that tail, and nothing in the stream, is what may show.
+    assert s["concealed"] <= 13 and s["underruns"] <= 1, s

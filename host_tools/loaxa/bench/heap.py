@@ -215,12 +215,11 @@ def _qemu_table() -> Table:
     from ..rawrepl import RawRepl
     from ..rig.modem import GUEST, RigModem
     from ..rig.process import free_port
-    from ..rig.qemu import ICOUNT
     from ..rig.strategy import NodeStrategy
     from ..rig.targets import QemuTarget, Unavailable
     from ..streamer import Format
 
-    title = f"GC heap on the emulated ESP32 (stock v1.23 image, QEMU {' '.join(ICOUNT)})"
+    title = "GC heap on the emulated ESP32 (stock v1.23 image, QEMU in real time)"
     headers = ["state", "used KB", "free KB", "largest free KB", "note"]
     with tempfile.TemporaryDirectory(prefix="loaxa-bench-heap-") as t:
         tmp = Path(t)
@@ -305,7 +304,7 @@ def _qemu_table() -> Table:
             modem.stop()
     return Table(title, headers, rows,
                  f"console round trip (`version`, {ROUND_TRIPS} in a row): {rtt * 1000:.0f} ms"
-                 " of host time; host times under icount depend on the host's load.")
+                 " of host time; it depends on the host's load.")
 
 
 def _qemu_decode_table() -> Table:
