@@ -11,8 +11,9 @@ def _mount_with_larger_cache():
     # (about 2 KB of heap) imported the app 4.7x faster on the emulated
     # ESP32 (docs/hil.md). The sim has no partitions: the host's disk.
     try:
-        import esp32
         import os
+
+        import esp32
     except ImportError:
         return
     part = esp32.Partition.find(esp32.Partition.TYPE_DATA, label="vfs")
