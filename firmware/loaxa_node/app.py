@@ -134,6 +134,8 @@ class Node:
             self.player.hold_s = cfg["amp_hold_s"]
         self._start_sntp()
         self._start_control()
+        if self.rules is not None:
+            self.rules.poke()  # zones and volume limits are in the config
 
     def _start_control(self):
         # loaded only once a broker is configured; re-subscribes when the

@@ -20,7 +20,7 @@ class Clock:
             m = {}
         self.synced_at = m.get("synced_at")
         self.source = m.get("source")
-        self.on_set = None  # called after every set: the scheduler re-plans
+        self.on_set = None  # called when a set moves or vouches for the time: the scheduler re-plans
 
     def now(self):
         return self.hal.rtc_now()[0]
@@ -39,11 +39,15 @@ class Clock:
         return 0 <= age <= TRUST_S
 
     def set(self, t, ms=0, source="console"):
+        was, was_ms = self.now_ms()
+        replan = not self.trusted() or abs((t - was) * 1000 + ms - was_ms) >= 1000
         self.hal.rtc_set(t, ms)
         self.synced_at = t
         self.source = source
         self.hal.rtc_memory(json.dumps({"synced_at": t, "source": source}).encode())
-        if self.on_set:
+        # An hourly resync moves the clock by milliseconds: no schedule changes,
+        # and a re-plan loads the rules engine from flash in mid-broadcast.
+        if self.on_set and replan:
             self.on_set()
 
     def info(self):
