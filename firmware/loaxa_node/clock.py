@@ -20,7 +20,7 @@ class Clock:
             m = {}
         self.synced_at = m.get("synced_at")
         self.source = m.get("source")
-        self.on_set = None  # called when a set moves or vouches for the time: the scheduler re-plans
+        self.on_set = None  # a set that moves or vouches for the time: re-plan
 
     def now(self):
         return self.hal.rtc_now()[0]
