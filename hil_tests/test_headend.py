@@ -26,6 +26,7 @@ from loaxa.inventory import Inventory
 from loaxa.rig.broker import Broker, mosquitto_path
 from loaxa.rig.headend import HeadendProcess as Headend
 from loaxa.rig.headend import enrol, node_up, poll
+from loaxa.rig.process import free_port
 from loaxa.sim import SimNode
 from loaxa.testsignals import read_wav
 
@@ -274,3 +275,82 @@ def test_a_sigkill_during_a_rules_push_leaves_one_rules_set_in_force(headend):
     assert admin.get("/api/rules").json()["version"] == "v3"
     assert retained_rules(he) == "v3"
     poll("both nodes on v3", lambda: nodes_rules() == ["v3", "v3"], 30)
+
+
+@contextmanager
+def station(seconds: float, hz: int) -> Iterator[str]:
+    """The provincial station as ffmpeg serves it with its defaults: MP3 over
+    HTTP (`-listen 1`), a tone in real time; its URL."""
+    port = free_port()
+    url = f"http://127.0.0.1:{port}/dai-tinh.mp3"
+    tone = f"aevalsrc=0.5*sin(2*PI*{hz}*t):s=44100:d={seconds}"
+    proc = subprocess.Popen(["ffmpeg", "-nostdin", "-loglevel", "error", "-re", "-f", "lavfi",
+                             "-i", tone, "-f", "mp3", "-listen", "1", url],
+                            stderr=subprocess.PIPE)
+    try:
+        # not by connecting: ffmpeg's server serves its first client only
+        poll("the station listening", lambda: proc.poll() is None and listening(port), 10)
+        yield url
+    finally:
+        proc.kill()
+        proc.wait()
+
+
+def test_a_live_station_relayed_by_serve_reaches_the_zone_and_stops_on_request(headend):
+    he, nodes = headend
+    n1, n2 = nodes["n1"][0], nodes["n2"][0]
+    admin = api(he, "an", "an-secret-pw")
+    poll("both nodes online", lambda: [n["state"] for n in admin.get("/api/nodes").json()]
+         == ["online", "online"])
+    r = admin.post("/api/rules", json={"text": RULES.format(version="v2")})
+    assert r.status_code == 200, r.text
+    poll("rules v2 in force", lambda: all(
+        (n["status"] or {}).get("rules") == "v2" for n in admin.get("/api/nodes").json()))
+    # from the operator's CLI: serve relays it, the CLI says what became of it
+    with station(4, 660) as url:
+        sent = json.loads(he.cli("broadcast", url, "--zones", "thon-1", "--title", "Đài tỉnh"))
+        assert sent["state"] == "sent", sent
+        poll("the relay's play logged", lambda: he_plays(admin), 30)
+    [wav] = wavs(n1)
+    assert not wavs(n2), "a relay for thon-1 reached thon-2"
+    seconds, hz = played_s(wav)
+    # live: a node hears it from when it joined, a second or so after the start
+    assert 2.0 < seconds < 4.3 and abs(hz - 660) < 20, (seconds, hz)
+    [play] = he_plays(admin)
+    assert play["title"] == "Đài tỉnh" and abs(play["seconds"] - seconds) <= 1.0, play
+
+    # through the API, then stopped by the operator: the nodes' streams end with it
+    oper = api(he, "oanh", "oanh-secret")
+    with station(60, 550) as url:
+        r = oper.post("/api/broadcast", json={"file": url, "zones": ["thon-1"]})
+        assert r.status_code == 200, r.text
+        bid = r.json()["id"]
+        poll("n1 listening", lambda: [x["listeners"] for x in oper.get("/api/live").json()]
+             == [1], 15)
+        time.sleep(2)
+        r = oper.post(f"/api/broadcast/{bid}/stop")
+        assert r.status_code == 200 and r.json()["state"] == "stopped", r.text
+        poll("the second play logged", lambda: len(he_plays(admin)) == 2, 30)
+        assert oper.get("/api/live").json() == []
+    seconds, hz = played_s(wavs(n1)[1])
+    assert 1.5 < seconds < 6 and abs(hz - 550) < 20, (seconds, hz)
+
+    # a station that does not answer: refused with ffmpeg's reason, nothing sent
+    dead = f"http://127.0.0.1:{free_port()}/none.mp3"
+    r = oper.post("/api/broadcast", json={"file": dead, "zones": ["thon-1"]})
+    assert r.status_code == 400 and "no audio from" in r.json()["error"], r.text
+    assert r.json()["error"].count("Connection refused") == 1, r.text
+    assert [b["kind"] for b in he_broadcasts(he)] == ["play", "play", "rules"]
+    r = oper.post(f"/api/broadcast/{bid}/stop")
+    assert r.status_code == 400 and "not a live relay that is running" in r.text
+
+
+def listening(port: int) -> bool:
+    with open("/proc/net/tcp") as f:  # local address, state 0A: LISTEN
+        return any(ln.split()[1].endswith(f":{port:04X}") and ln.split()[3] == "0A"
+                   for ln in list(f)[1:])
+
+
+def he_plays(c: httpx.Client) -> list[dict]:
+    day = time.strftime("%Y-%m-%d", time.gmtime(time.time() + 7 * 3600))
+    return c.get(f"/api/report?from={day}&to={day}").json()["plays"]

@@ -152,6 +152,8 @@ def test_no_session_wrong_role_and_bad_input_change_nothing(rig):
                                ("post", "/api/rules/check", {"text": RULES}),
                                ("get", "/api/scheduled", None),
                                ("delete", "/api/scheduled/1", None),
+                               ("post", "/api/broadcast/1/stop", None),
+                               ("get", "/api/live", None),
                                ("get", "/api/report?from=2026-01-01&to=2026-01-02", None)):
         r = c.request(method, path, json=body)
         assert r.status_code == 401 and r.json()["error"] == "not logged in", (path, r.text)
@@ -177,6 +179,12 @@ def test_no_session_wrong_role_and_bad_input_change_nothing(rig):
                      ("oanh", "broadcast", "refused"), ("oanh", "broadcast", "refused"),
                      ("oanh", "rules.push", "refused"), ("vien", "broadcast", "refused"),
                      ("oanh", "login", "ok"), ("vien", "login", "ok")]
+    r = c.post("/api/broadcast/1/stop", headers=viewer)
+    assert r.status_code == 403 and "operator role" in r.json()["error"]
+    r = c.post("/api/broadcast/1/stop", headers=oper)
+    assert r.status_code == 400 and "not a live relay that is running" in r.json()["error"]
+    assert c.get("/api/live", headers=viewer).json() == []
+    assert counts(store) == before
 
 
 def test_broadcast_emergency_and_rules_reach_the_broker_signed(rig):
@@ -337,7 +345,7 @@ def test_openapi_describes_every_endpoint(rig):
     assert set(paths) == {"/api/login", "/api/logout", "/api/nodes", "/api/broadcast",
                           "/api/emergency", "/api/rules", "/api/report", "/api/audit",
                           "/api/stream", "/api/scheduled", "/api/scheduled/{sid}",
-                          "/api/rules/check"}
+                          "/api/rules/check", "/api/broadcast/{bid}/stop", "/api/live"}
 
 
 def test_web_page_speaks_vietnamese_unless_asked_and_lists_nodes_live(rig):

@@ -65,7 +65,11 @@ class HttpLink:
         if r is None:
             return False
         if r == 0:
-            raise OSError("http: stream closed")
+            if got == 0 and self._need == 0:
+                # between frames: the head-end ended the response, as HTTP ends a
+                # body; a broken link times out or cuts a frame instead
+                raise EOFError("http: the stream ended")
+            raise OSError("http: stream closed mid-frame")
         self._got = got + r
         return self._got == want
 

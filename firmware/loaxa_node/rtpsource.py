@@ -54,8 +54,9 @@ class RtpSource:
                             jb.push(hdr, link.pkt, now)
                         n = link.poll()
                     await asyncio.sleep_ms(POLL_MS)
-            except (OSError, ValueError) as e:
-                if self.once and self.jb.packets:
+            except (OSError, ValueError, EOFError) as e:
+                # a file ends with its link; a live stream when the head-end ends it
+                if (self.once or isinstance(e, EOFError)) and self.jb.packets:
                     self.ended = True
                     link.close()
                     return

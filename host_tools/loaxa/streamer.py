@@ -73,16 +73,29 @@ class Format:
         return "\r\n".join(x for x in lines if x) + "\r\n"
 
 
+CAPTURE = ("alsa:", "pulse:")  # a sound card's input: alsa:default, pulse:default
+
+
+def is_live(source: str) -> bool:
+    """A station's URL or a microphone, not a file: it plays as it comes."""
+    return "://" in source or source.startswith(CAPTURE)
+
+
 def ffmpeg_pcm(source: str, rate: int, loop: bool = False) -> subprocess.Popen:
-    """Decode and resample any input ffmpeg reads to s16le mono at rate."""
+    """Decode and resample any input ffmpeg reads (a file, a URL, a sound card's
+    input as alsa:DEVICE or pulse:DEVICE) to s16le mono at rate."""
     exe = shutil.which("ffmpeg")
     if not exe:
         raise LoaxaError("ffmpeg is not installed", "run `make sysdeps` (apt-get install ffmpeg)")
-    if "://" not in source and not os.path.exists(source):
+    if not is_live(source) and not os.path.exists(source):
         raise LoaxaError(f"no such file: {source}")
     cmd = [exe, "-nostdin", "-hide_banner", "-loglevel", "error"]
     if loop:
         cmd += ["-stream_loop", "-1"]
+    if source.startswith(CAPTURE):
+        kind, _, device = source.partition(":")
+        cmd += ["-f", kind]
+        source = device
     cmd += ["-i", source, "-vn", "-ac", "1", "-ar", str(rate), "-f", "s16le", "-"]
     return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
 
@@ -133,29 +146,34 @@ class HttpFanout:
         return self.server.sockets[0].getsockname()[1]
 
     async def _client(self, r: asyncio.StreamReader, w: asyncio.StreamWriter) -> None:
-        q: asyncio.Queue[bytes] = asyncio.Queue(CLIENT_QUEUE)
         try:
-            req = await asyncio.wait_for(r.readuntil(b"\r\n\r\n"), 10)
-            path = req.split(b" ", 2)[1].decode() if req.count(b" ") >= 2 else ""
+            path = await request_path(r)
             if not path.startswith(self.path):
                 w.write(b"HTTP/1.0 404 Not Found\r\n\r\n")
                 return
-            w.write(b"HTTP/1.0 200 OK\r\nContent-Type: application/octet-stream\r\n"
-                    b"Cache-Control: no-store\r\n\r\n")
-            self.queues.add(q)
-            self.stats.clients = len(self.queues)
+            await self.attach(w)
+        except (TimeoutError, OSError, asyncio.IncompleteReadError, UnicodeDecodeError):
+            pass
+        finally:
+            w.close()
+
+    async def attach(self, w: asyncio.StreamWriter) -> None:
+        """Answer a client that asked for this stream: frames until it or the stream ends."""
+        q: asyncio.Queue[bytes] = asyncio.Queue(CLIENT_QUEUE)
+        w.write(b"HTTP/1.0 200 OK\r\nContent-Type: application/octet-stream\r\n"
+                b"Cache-Control: no-store\r\n\r\n")
+        self.queues.add(q)
+        self.stats.clients = len(self.queues)
+        try:
             while True:
                 frame = await q.get()
                 if not frame:
                     break  # the stream ended
                 w.write(frame)
                 await w.drain()
-        except (TimeoutError, OSError, asyncio.IncompleteReadError, IndexError):
-            pass
         finally:
             self.queues.discard(q)
             self.stats.clients = len(self.queues)
-            w.close()
 
     def send(self, pkt: bytes) -> None:
         frame = len(pkt).to_bytes(2, "big") + pkt  # RFC 4571 §2
@@ -179,6 +197,12 @@ class HttpFanout:
             await self.server.wait_closed()
 
 
+async def request_path(r: asyncio.StreamReader) -> str:
+    """The path of an HTTP request's first line ("" if it has none)."""
+    req = await asyncio.wait_for(r.readuntil(b"\r\n\r\n"), 10)
+    return req.split(b" ", 2)[1].decode() if req.count(b" ") >= 2 else ""
+
+
 class OneClient:
     """One HTTP response as a Streamer output: RFC 4571 frames to one node."""
 
@@ -194,17 +218,23 @@ class OneClient:
 class FileServer:
     """GET <prefix>NAME -> the file NAME (any extension ffmpeg reads) under
     root, as RFC 4571 RTP paced in real time, then the end of the response.
-    What a node fetches for a schedule item `file:NAME`."""
+    What a node fetches for a schedule item `file:NAME`. GET /live/NAME -> the
+    live relay of that name (`relays`) from where it is now, while it lasts."""
 
-    def __init__(self, root: str | os.PathLike[str], fmt: Format, prefix: str = "/file/"):
-        self.root = os.path.realpath(root)
+    LIVE = "/live/"
+
+    def __init__(self, root: str | os.PathLike[str] | None, fmt: Format,
+                 prefix: str = "/file/"):
+        self.root = os.path.realpath(root) if root else None
         self.fmt = fmt
         self.prefix = prefix
         self.served = 0  # responses that streamed a file to the end
+        self.relays: dict[str, Relay] = {}
         self.server: asyncio.base_events.Server | None = None
 
     def find(self, name: str) -> str | None:
-        if not name or not all(c.isalnum() or c in "-_." for c in name) or ".." in name:
+        if self.root is None or not name or not all(c.isalnum() or c in "-_." for c in name) \
+                or ".." in name:
             return None
         for f in sorted(os.listdir(self.root)):
             if f == name or f.rpartition(".")[0] == name:
@@ -220,8 +250,12 @@ class FileServer:
     async def _client(self, r: asyncio.StreamReader, w: asyncio.StreamWriter) -> None:
         proc = None
         try:
-            req = await asyncio.wait_for(r.readuntil(b"\r\n\r\n"), 10)
-            path = req.split(b" ", 2)[1].decode() if req.count(b" ") >= 2 else ""
+            path = await request_path(r)
+            relay = self.relays.get(path[len(self.LIVE):]) if path.startswith(self.LIVE) \
+                else None
+            if relay is not None:
+                await relay.fan.attach(w)
+                return
             name = path[len(self.prefix):] if path.startswith(self.prefix) else ""
             f = self.find(name)
             if f is None:
@@ -247,6 +281,69 @@ class FileServer:
         if self.server:
             self.server.close()
             await self.server.wait_closed()
+
+
+class Relay:
+    """A live source (a station's stream, the operator's microphone: anything
+    ffmpeg_pcm reads) paced in real time to every node that fetches it, from
+    start() until the source ends or stop(). Nodes that join late hear it from
+    where it is."""
+
+    def __init__(self, source: str, fmt: Format):
+        self.source = source
+        self.fmt = fmt
+        self.fan = HttpFanout(Stats())
+        self.proc: subprocess.Popen | None = None
+        self.task: asyncio.Task | None = None
+        self.ended: list[Callable[[], object]] = []  # called on the loop when it ends
+
+    async def start(self, timeout: float = 10.0) -> None:
+        """Open the source; LoaxaError, and nothing left running, if no audio
+        comes from it within timeout."""
+        proc = self.proc = ffmpeg_pcm(self.source, self.fmt.rate)
+        assert proc.stdout is not None
+        stdout = proc.stdout
+        want = 2 * self.fmt.samples
+        read = asyncio.get_running_loop().run_in_executor(None, stdout.read, want)
+        try:
+            first = await asyncio.wait_for(asyncio.shield(read), timeout)
+        except TimeoutError:
+            first = b""
+        if len(first) < want:
+            proc.kill()
+            proc.wait()
+            raise LoaxaError(f"no audio from {self.source}: {ffmpeg_error(proc)}",
+                             "check the station's URL (or the microphone) with `ffprobe`")
+        chunks = [first]
+
+        def pcm(n: int) -> bytes:
+            return chunks.pop() if chunks else stdout.read(n)
+        self.task = asyncio.create_task(self._run(pcm))
+
+    async def _run(self, pcm: Callable[[int], bytes]) -> None:
+        try:
+            await Streamer(self.fmt, [], self.fan, self.fan.stats).run(pcm)
+        finally:
+            self.stop()
+            await self.fan.close()
+            for f in self.ended:
+                f()
+
+    @property
+    def running(self) -> bool:
+        return self.task is not None and not self.task.done()
+
+    def stop(self) -> None:
+        """End the relay: the source closes, then every node's response."""
+        if self.proc and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+
+
+def ffmpeg_error(proc: subprocess.Popen) -> str:
+    """The last line ffmpeg wrote to stderr, once it has exited."""
+    err = proc.stderr.read().decode(errors="replace").strip() if proc.stderr else ""
+    return err.splitlines()[-1] if err else "it ended without a word"
 
 
 @dataclass
@@ -345,7 +442,6 @@ async def stream(source: str, fmt: Format, udp: list[tuple[str, int]],
         if fan:
             await fan.close()
     if st.packets == 0:
-        err = proc.stderr.read().decode(errors="replace").strip() if proc.stderr else ""
-        raise LoaxaError(f"could not decode {source}: {err.splitlines()[-1] if err else '?'}",
+        raise LoaxaError(f"could not decode {source}: {ffmpeg_error(proc)}",
                          "check the file or station URL with `ffprobe`")
     return st

@@ -10,6 +10,7 @@ import asyncio
 import json
 import sys
 from collections.abc import Callable
+from typing import Any
 
 from ..i18n import t
 from ..streamer import FileServer, Format, Stats, parse_dest, stream, tls_context
@@ -119,9 +120,13 @@ def _register_operator(hs: argparse._SubParsersAction) -> None:
     n.add_argument("--json", action="store_true", help="print JSON")
     n.set_defaults(func=run_nodes)
 
-    b = hs.add_parser("broadcast", help="play a file of the media folder on chosen zones")
+    b = hs.add_parser("broadcast", help="play a file, or relay a station or a microphone, "
+                      "on chosen zones")
     _data_arg(b)
-    b.add_argument("file", help="name of a file in the head-end's --media folder")
+    b.add_argument("file", metavar="FILE|URL",
+                   help="name of a file in the head-end's --media folder, or a live source "
+                   "that serve relays: a station's URL (http://..., rtp://...) or a microphone "
+                   "(alsa:default, pulse:default)")
     b.add_argument("--zones", default="", help="comma-separated zones (default: all)")
     b.add_argument("--priority", default="normal", choices=("test", "normal", "priority"))
     b.add_argument("--title", default="", help="title for the play log")
@@ -258,8 +263,28 @@ def run_broadcast(args: argparse.Namespace) -> int:
         raise LoaxaError(f"bad time {args.at!r}", "'YYYY-MM-DD HH:MM', e.g. "
                          "'2026-12-24 06:30' (the commune's time)") from None
     with _open(args) as he:
-        _print(he.broadcast(_actor(), args.file, zones, args.priority, args.title, at))
+        out = he.broadcast(_actor(), args.file, zones, args.priority, args.title, at)
+        if at is None and out["state"] == "pending":
+            out = _handed_to_serve(he, out["id"])
+        _print(out)
     return 0
+
+
+def _handed_to_serve(he: Any, sid: int) -> dict:
+    """A live broadcast the CLI handed to serve (which relays it): its outcome."""
+    import time
+
+    from ..errors import LoaxaError
+
+    deadline = time.monotonic() + 30  # serve looks every second; a source may take 10 s
+    while (s := he.store.scheduled(sid)[0])["state"] in ("pending", "firing"):
+        if time.monotonic() > deadline:
+            return {"id": sid, "state": s["state"], "due": "now"}
+        time.sleep(0.2)
+    if s["state"] != "fired":
+        raise LoaxaError(f"the live broadcast was not sent: {s['note'] or s['state']}",
+                         "is `loaxa headend serve` running? it relays live sources")
+    return {"id": s["broadcast"], "state": "sent", "scheduled": sid}
 
 
 def run_scheduled(args: argparse.Namespace) -> int:

@@ -29,7 +29,10 @@ class Login(Strict):
 
 
 class Broadcast(Strict):
-    file: str = Field(min_length=1, max_length=128, description="a file of the media folder")
+    file: str = Field(min_length=1, max_length=512,
+                      description="a file of the media folder, or a live source to relay: "
+                      "a station's URL (http, https, rtp, rtsp, srt...) or a microphone "
+                      "(alsa:DEVICE, pulse:DEVICE)")
     zones: list[str] | None = Field(None, description="only these zones (default: all)")
     priority: Literal["test", "normal", "priority"] = "normal"
     title: str = Field("", max_length=80)
@@ -116,6 +119,14 @@ def create_app(he: Headend) -> FastAPI:
     @app.post("/api/broadcast")
     def broadcast(body: Broadcast, who: Who) -> dict:
         return he.broadcast(who, body.file, body.zones, body.priority, body.title, body.at)
+
+    @app.post("/api/broadcast/{bid}/stop")
+    def stop_broadcast(bid: int, who: Who) -> dict:
+        return he.stop_broadcast(who, bid)
+
+    @app.get("/api/live")
+    def live(who: Who) -> list[dict]:
+        return he.live(who)
 
     @app.get("/api/scheduled")
     def scheduled(who: Who, limit: int = 100) -> list[dict]:

@@ -153,9 +153,12 @@ def serve(data: str | Path, inventory: str | None, commune: str, host: str, port
     emb = None if broker else EmbeddedBroker(io, host, mqtt_port).start()
     url = broker or (emb.url if emb else "")
     he = Headend(store, media=media)
-    if he.files is not None:
-        fport = io.run(he.files.start(host, files_port))
-        he.files_url = f"http://{public_host}:{fport}/file/"
+    # the stream server: files for --media, live relays always
+    fport = io.run(he.files.start(host, files_port))
+    he.io = io
+    he.live_url = f"http://{public_host}:{fport}{he.files.LIVE}"
+    if media:
+        he.files_url = f"http://{public_host}:{fport}{he.files.prefix}"
     files_url = he.files_url
     cfg = {"broker": url, "commune": commune, "inventory": inv_path, "prefix": prefix,
            "media": media, "files_url": files_url}
@@ -175,6 +178,8 @@ def serve(data: str | Path, inventory: str | None, commune: str, host: str, port
         uvicorn.Server(config).run()
     finally:
         ticker.stop()
+        for relay in list(he.relays.values()):
+            relay.stop()
         he.close()
         if emb:
             emb.stop()

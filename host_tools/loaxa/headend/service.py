@@ -8,6 +8,7 @@ import csv
 import io
 import json
 import os
+import secrets
 import time
 from collections.abc import Callable
 from datetime import date, datetime, timedelta, timezone
@@ -19,7 +20,7 @@ from loaxa_node import timeutil
 from .. import rules
 from ..control import Controller, topic
 from ..errors import LoaxaError
-from ..streamer import FileServer, Format
+from ..streamer import CAPTURE, FileServer, Format, Relay, is_live
 from .store import ROLES, Store
 
 PRIORITIES = ("test", "normal", "priority")  # emergency has its own call
@@ -49,8 +50,13 @@ class Headend:
         self.store = store
         self.connect = connect
         self._ctl: Controller | None = None
-        self.files = FileServer(media, fmt or Format()) if media else None
+        self.files = FileServer(media, fmt or Format())
         self.files_url = files_url
+        # serve's: the loop live relays run on (.run(coro)), the URL nodes fetch
+        # them from; a CLI has neither and hands a live broadcast to serve
+        self.io: Any = None
+        self.live_url: str | None = None
+        self.relays: dict[int, Relay] = {}  # broadcast id -> its relay, while it runs
         self.fmt = fmt or Format()
         self.tz = timezone(timedelta(minutes=tz_min))
 
@@ -112,7 +118,7 @@ class Headend:
 
     def media(self) -> list[str]:
         """The names a broadcast may give: the media folder's files, without extension."""
-        if self.files is None:
+        if self.files.root is None:
             return []
         return sorted({f.rpartition(".")[0] or f for f in os.listdir(self.files.root)
                        if self.files.find(f)})
@@ -136,7 +142,7 @@ class Headend:
         return zones
 
     def _file_session(self, actor: Actor, action: str, detail: dict, name: str) -> dict:
-        if self.files is None or self.files_url is None:
+        if self.files.root is None or self.files_url is None:
             raise self._refuse(actor, action, detail, "this head-end serves no files",
                                "start it with --media DIR")
         if self.files.find(name) is None:
@@ -146,8 +152,10 @@ class Headend:
     def broadcast(self, actor: Actor, file: str, zones: list[str] | None = None,
                   priority: str = "normal", title: str = "",
                   at: datetime | None = None) -> dict:
-        """Play a file of the media folder on every node of zones (all: None), now
-        or, given at (a naive time is the commune's), then."""
+        """Play a file of the media folder, or relay a live source (a station's
+        URL, a microphone as alsa:DEVICE), on every node of zones (all: None),
+        now or, given at (a naive time is the commune's), then. Only serve
+        relays: elsewhere a live broadcast is handed to it, due now."""
         detail = {"file": file, "zones": zones, "priority": priority, "title": title}
         if at is not None:
             detail["at"] = at.isoformat()
@@ -155,24 +163,79 @@ class Headend:
         if priority not in PRIORITIES:
             raise self._refuse(actor, "broadcast", detail, f"unknown priority {priority!r}",
                                "one of " + ", ".join(PRIORITIES) + "; emergencies: emergency")
-        body: dict[str, Any] = {"cmd": "play", "kind": "file", "priority": priority,
-                                "session": self._file_session(actor, "broadcast", detail, file),
-                                "source": file, "title": title or file}
+        live = is_live(file)
         if zones:
-            body["zones"] = self._zones(actor, "broadcast", detail, zones)
-        if at is not None:
+            zones = self._zones(actor, "broadcast", detail, zones)
+        if at is not None or (live and self.io is None):
+            if not live:
+                self._file_session(actor, "broadcast", detail, file)
             return self._schedule(actor, detail, at)
-        return self._send(actor, "broadcast", "play", "all", body, detail)
+        relay = None
+        if live:
+            relay, session = self._relay(actor, detail, file)
+        else:
+            session = self._file_session(actor, "broadcast", detail, file)
+        kind = ("live" if file.startswith(CAPTURE) else "relay") if live else "file"
+        body: dict[str, Any] = {"cmd": "play", "kind": kind, "priority": priority,
+                                "session": session, "source": file, "title": title or file}
+        if zones:
+            body["zones"] = zones
+        try:
+            out = self._send(actor, "broadcast", "play", "all", body, detail)
+        except LoaxaError:
+            if relay:
+                relay.stop()
+            raise
+        if relay:
+            bid = out["id"]
+            self.relays[bid] = relay
+            relay.ended.append(lambda: self.relays.pop(bid, None))
+        return out
+
+    def _relay(self, actor: Actor, detail: dict, source: str) -> tuple[Relay, dict]:
+        """Start relaying source; refused, with ffmpeg's words, if no audio comes."""
+        relay = Relay(source, self.fmt)
+        try:
+            self.io.run(relay.start())
+        except LoaxaError as e:
+            raise self._refuse(actor, "broadcast", detail, e.msg, e.hint) from None
+        name = secrets.token_hex(6)  # unguessable: only the nodes told get the stream
+        self.files.relays[name] = relay
+        relay.ended.append(lambda: self.files.relays.pop(name, None))
+        return relay, self.fmt.session(transport="http", url=f"{self.live_url}{name}")
+
+    def stop_broadcast(self, actor: Actor, bid: int) -> dict:
+        """End a live relay: its source closes, and every node's stream with it."""
+        detail = {"broadcast": bid}
+        self._check(actor, "operator", "broadcast.stop", detail)
+        relay = self.relays.get(bid)
+        if relay is None:
+            raise self._refuse(actor, "broadcast.stop", detail,
+                               f"broadcast {bid} is not a live relay that is running",
+                               "a file ends by itself; live relays: GET /api/live")
+        relay.stop()
+        self.store.audit(actor[0], "broadcast.stop", detail, "ok")
+        return {"id": bid, "state": "stopped"}
+
+    def live(self, actor: Actor) -> list[dict]:
+        """The live relays running now: broadcast id, source, nodes listening, seconds."""
+        self._check(actor, "viewer", "live", {})
+        return [{"id": bid, "source": r.source, "listeners": r.fan.stats.clients,
+                 "seconds": r.fan.stats.seconds} for bid, r in sorted(self.relays.items())
+                if r.running]
 
     # -- scheduled broadcasts -----------------------------------------------------
-    def _schedule(self, actor: Actor, detail: dict, at: datetime) -> dict:
-        due = (at if at.tzinfo else at.replace(tzinfo=self.tz)).timestamp()
-        if due <= time.time():
-            raise self._refuse(actor, "broadcast", detail,
-                               f"{_iso(due, self.tz)} has passed",
-                               "give a time to come, or none to broadcast now")
-        if due > time.time() + 366 * 86400:
-            raise self._refuse(actor, "broadcast", detail, "more than a year ahead")
+    def _schedule(self, actor: Actor, detail: dict, at: datetime | None) -> dict:
+        """Queue a broadcast for serve to send at at (None: now, a live one)."""
+        due = time.time()
+        if at is not None:
+            due = (at if at.tzinfo else at.replace(tzinfo=self.tz)).timestamp()
+            if due <= time.time():
+                raise self._refuse(actor, "broadcast", detail,
+                                   f"{_iso(due, self.tz)} has passed",
+                                   "give a time to come, or none to broadcast now")
+            if due > time.time() + 366 * 86400:
+                raise self._refuse(actor, "broadcast", detail, "more than a year ahead")
         sid = self.store.schedule(actor[0], due, {k: detail[k] for k in
                                                   ("file", "zones", "priority", "title")})
         return {"id": sid, "state": "pending", "due": _iso(due, self.tz)}
