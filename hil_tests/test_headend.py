@@ -9,6 +9,7 @@ power cut is an offline period of its length in the report."""
 from __future__ import annotations
 
 import json
+import shutil
 import signal
 import sqlite3
 import subprocess
@@ -21,7 +22,9 @@ from pathlib import Path
 import httpx
 import numpy as np
 import pytest
+from test_control import _cert
 
+from loaxa.errors import LoaxaError
 from loaxa.inventory import Inventory
 from loaxa.rig.broker import Broker, mosquitto_path
 from loaxa.rig.headend import HeadendProcess as Headend
@@ -98,9 +101,8 @@ def played_s(wav: Path) -> tuple[float, float]:
                                                / len(seg))
 
 
-def test_broadcast_through_the_api_reaches_the_zone_and_survives_a_sigkill(headend):
-    he, nodes = headend
-    n1, n2 = nodes["n1"][0], nodes["n2"][0]
+def online_with_rules(he: Headend) -> httpx.Client:
+    """Both nodes online and the commune's rules (v2) in force on them; the admin's client."""
     admin = api(he, "an", "an-secret-pw")
     poll("both nodes online", lambda: [n["state"] for n in admin.get("/api/nodes").json()]
          == ["online", "online"])
@@ -108,6 +110,13 @@ def test_broadcast_through_the_api_reaches_the_zone_and_survives_a_sigkill(heade
     assert r.status_code == 200, r.text
     poll("rules v2 in force", lambda: all(
         (n["status"] or {}).get("rules") == "v2" for n in admin.get("/api/nodes").json()))
+    return admin
+
+
+def test_broadcast_through_the_api_reaches_the_zone_and_survives_a_sigkill(headend):
+    he, nodes = headend
+    n1, n2 = nodes["n1"][0], nodes["n2"][0]
+    admin = online_with_rules(he)
     oper = api(he, "oanh", "oanh-secret")
     r = oper.post("/api/broadcast", json={"file": "news", "zones": ["thon-1"],
                                           "title": "Tin sáng"})
@@ -299,13 +308,7 @@ def station(seconds: float, hz: int) -> Iterator[str]:
 def test_a_live_station_relayed_by_serve_reaches_the_zone_and_stops_on_request(headend):
     he, nodes = headend
     n1, n2 = nodes["n1"][0], nodes["n2"][0]
-    admin = api(he, "an", "an-secret-pw")
-    poll("both nodes online", lambda: [n["state"] for n in admin.get("/api/nodes").json()]
-         == ["online", "online"])
-    r = admin.post("/api/rules", json={"text": RULES.format(version="v2")})
-    assert r.status_code == 200, r.text
-    poll("rules v2 in force", lambda: all(
-        (n["status"] or {}).get("rules") == "v2" for n in admin.get("/api/nodes").json()))
+    admin = online_with_rules(he)
     # from the operator's CLI: serve relays it, the CLI says what became of it
     with station(4, 660) as url:
         sent = json.loads(he.cli("broadcast", url, "--zones", "thon-1", "--title", "Đài tỉnh"))
@@ -354,3 +357,50 @@ def listening(port: int) -> bool:
 def he_plays(c: httpx.Client) -> list[dict]:
     day = time.strftime("%Y-%m-%d", time.gmtime(time.time() + 7 * 3600))
     return c.get(f"/api/report?from={day}&to={day}").json()["plays"]
+
+
+@pytest.mark.skipif(not shutil.which("openssl"), reason="openssl makes the test certificate")
+def test_serve_reaches_a_tls_broker_through_the_ca_it_pins(tmp_path, target_name):
+    """serve --broker mqtts://... --broker-ca: status over TLS, a broadcast reaching the
+    node; with another CA serve does not start, and says why."""
+    if target_name != "sim" or mosquitto_path() is None:
+        pytest.skip("runs simulated nodes and mosquitto")
+    pem, key, der = _cert(tmp_path, "broker")
+    other, _, _ = _cert(tmp_path, "other")
+    port = free_port()
+    conf = f"listener {port} 127.0.0.1\ncertfile {pem}\nkeyfile {key}\n"
+    url = f"mqtts://localhost:{port}"
+    with Broker(tmp_path / "broker", extra_conf=conf):
+        wrong = Headend(tmp_path / "wrong", COMMUNE, url, broker_ca=other)
+        (wrong.tmp / "media").mkdir(parents=True)
+        enrol(wrong.inventory, COMMUNE, {"n1": "thon-1"})
+        with pytest.raises(LoaxaError, match="exited"):
+            wrong.start()
+        log = (wrong.tmp / "headend.log").read_text()
+        assert f"no connection to the broker at {url}" in log and "certificate" in log, log
+
+        (tmp_path / "media").mkdir()
+        subprocess.run(["sox", "-n", "-r", "16000", "-c", "1", "-b", "16",
+                        str(tmp_path / "media" / "news.wav"), "synth", "2", "sine",
+                        str(TONE_HZ), "vol", "0.5"], check=True)
+        he = Headend(tmp_path, COMMUNE, url, broker_ca=pem)
+        keys = enrol(he.inventory, COMMUNE, {"n1": "thon-1"})
+        he.cli("user", "an", "--role", "admin", stdin="an-secret-pw\n")
+        he.start()
+        sim, con = node_up(tmp_path, url, COMMUNE, "n1", "thon-1", keys["n1"], ca=der)
+        try:
+            admin = api(he, "an", "an-secret-pw")
+            poll("n1 online over TLS", lambda: [n["state"] for n in
+                                                admin.get("/api/nodes").json()] == ["online"])
+            r = admin.post("/api/rules", json={"text": RULES.format(version="tls")})
+            assert r.status_code == 200, r.text
+            poll("the rules in force", lambda: (admin.get("/api/nodes").json()[0]["status"]
+                                                or {}).get("rules") == "tls")
+            r = admin.post("/api/broadcast", json={"file": "news"})
+            assert r.status_code == 200, r.text
+            poll("n1 played it", lambda: wavs(sim) and he_plays(admin), 30)
+            assert abs(played_s(wavs(sim)[0])[1] - TONE_HZ) < 20
+        finally:
+            con.close()
+            sim.stop()
+            he.stop()

@@ -44,6 +44,10 @@ async def connect(c):
         ctx.verify_mode = ssl.CERT_REQUIRED  # type: ignore[attr-defined]
         if c.ca:
             ctx.load_verify_locations(cadata=c.ca)
+        else:  # the system's CAs where the port has them (the head-end's CPython)
+            system = getattr(ctx, "load_default_certs", None)
+            if system:
+                system()
         kw = {"ssl": ctx, "server_hostname": host}
     c._r, c._w = await asyncio.wait_for(asyncio.open_connection(host, port, **kw), TIMEOUT_S)
     c._into = hasattr(c._r, "readinto")

@@ -93,7 +93,15 @@ class Controller:
         # events sent while we reconnect wait at the broker
         self.client.clean = not persistent
         self._call(self._start())
-        self.wait(lambda: self.client.up, timeout, "no connection to the broker at " + url)
+        try:
+            self.wait(lambda: self.client.up, timeout)
+        except AssertionError:
+            why = self.client.error  # what the last attempt met: refused, a certificate...
+            self.close()
+            raise LoaxaError(f"no connection to the broker at {url}" + (f": {why}" if why
+                                                                         else ""),
+                             "is the broker running, and for mqtts:// is --broker-ca the CA "
+                             "that signed its certificate?") from None
 
     async def _start(self) -> None:
         self.client.start()

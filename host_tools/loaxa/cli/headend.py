@@ -96,6 +96,9 @@ def _register_operator(hs: argparse._SubParsersAction) -> None:
     s.add_argument("--port", type=int, default=8080, help="web page and API (default 8080)")
     s.add_argument("--broker", metavar="URL",
                    help="mqtt(s)://host[:port] of an external broker (default: embedded)")
+    s.add_argument("--broker-ca", metavar="FILE",
+                   help="with --broker mqtts://: the CA (PEM or DER) the broker's certificate "
+                   "must chain to, as the nodes pin it (default: the system's CAs)")
     s.add_argument("--mqtt-port", type=int, default=1883,
                    help="port of the embedded broker (default 1883)")
     s.add_argument("--media", metavar="DIR", help="folder of audio files to broadcast")
@@ -195,16 +198,19 @@ def _actor() -> tuple[str, str]:
 def run_serve(args: argparse.Namespace) -> int:
     import os
 
+    from ..errors import LoaxaError
     from ..headend.server import serve
 
     if (args.tls_cert is None) != (args.tls_key is None):
-        from ..errors import LoaxaError
-
         raise LoaxaError("give both --tls-cert and --tls-key")
+    if args.broker_ca and not (args.broker or "").startswith("mqtts://"):
+        raise LoaxaError("--broker-ca is for a TLS broker",
+                         "give --broker mqtts://HOST[:PORT] with it")
     serve(_data(args), args.inventory or os.environ.get("LOAXA_INVENTORY"), args.commune,
           args.bind, args.port, args.broker, args.mqtt_port, args.media, args.files_port,
           args.public_host, args.prefix,
-          (args.tls_cert, args.tls_key) if args.tls_cert else None)
+          (args.tls_cert, args.tls_key) if args.tls_cert else None,
+          os.path.abspath(args.broker_ca) if args.broker_ca else None)
     return 0
 
 

@@ -15,6 +15,7 @@ from ..control import Controller
 from ..errors import LoaxaError
 from ..i18n import t
 from ..inventory import Inventory
+from ..provision import read_ca
 from .service import Headend
 from .store import Store
 
@@ -131,16 +132,17 @@ def connect(cfg: dict, he: Headend | None, client_id: str | None = None) -> Cont
     # only serve files what nodes report; a CLI just sends, under its own sender
     # name: nodes keep sequences per sender, so the CLI's and serve's millisecond
     # sequences can never collide
+    ca = read_ca(cfg["broker_ca"]) if cfg.get("broker_ca") else None
     return Controller(cfg["broker"], cfg["commune"], ckey, keys, prefix=cfg["prefix"],
-                      sender="headend" if he else "headend-cli",
-                      client_id=client_id, on_doc=he.ingest if he else None, keep=False,
+                      sender="headend" if he else "headend-cli", client_id=client_id, ca=ca,
+                      on_doc=he.ingest if he else None, keep=False,
                       persistent=he is not None)
 
 
 def serve(data: str | Path, inventory: str | None, commune: str, host: str, port: int,
           broker: str | None, mqtt_port: int, media: str | None, files_port: int,
           public_host: str, prefix: str = "loaxa",
-          tls: tuple[str, str] | None = None) -> None:
+          tls: tuple[str, str] | None = None, broker_ca: str | None = None) -> None:
     import uvicorn
 
     from .app import create_app
@@ -160,8 +162,10 @@ def serve(data: str | Path, inventory: str | None, commune: str, host: str, port
     if media:
         he.files_url = f"http://{public_host}:{fport}{he.files.prefix}"
     files_url = he.files_url
+    if broker_ca:
+        read_ca(broker_ca)  # a file that is no certificate stops the start, not a connect
     cfg = {"broker": url, "commune": commune, "inventory": inv_path, "prefix": prefix,
-           "media": media, "files_url": files_url}
+           "media": media, "files_url": files_url, "broker_ca": broker_ca}
     store.set_setting("serve", cfg)
     he.connect = lambda: connect(cfg, he, "loaxa-headend")
     _ = he.ctl  # connect now: status and events are filed from the start

@@ -4,6 +4,7 @@ its own process, and simulated nodes provisioned for it. The head-end suites
 
 from __future__ import annotations
 
+import base64
 import os
 import subprocess
 import sys
@@ -29,11 +30,12 @@ class HeadendProcess:
     """`loaxa headend serve` on free ports, its store and inventory under tmp."""
 
     def __init__(self, tmp: Path, commune: str, broker: str | None = None,
-                 lang: str = "C"):
+                 lang: str = "C", broker_ca: Path | None = None):
         self.tmp = tmp
         self.commune = commune
         self.port, self.mqtt, self.files = free_port(), free_port(), free_port()
         self.broker = broker
+        self.broker_ca = broker_ca
         self.data = tmp / "data"
         self.media = tmp / "media"
         self.inventory = tmp / "inv.sqlite"
@@ -63,6 +65,8 @@ class HeadendProcess:
                "--media", str(self.media), "--files-port", str(self.files)]
         if self.broker:
             cmd += ["--broker", self.broker]
+        if self.broker_ca:
+            cmd += ["--broker-ca", str(self.broker_ca)]
         self.log = open(self.tmp / "headend.log", "ab")
         self.proc = subprocess.Popen(cmd, env=self.env, stdout=self.log, stderr=self.log)
         process.wait_listening(self.proc, self.port, "the head-end", 30)
@@ -87,16 +91,19 @@ def enrol(inventory: Path, commune: str, nodes: dict[str, str]) -> dict[str, tup
 
 
 def node_up(tmp: Path, broker: str, commune: str, name: str, zone: str,
-            keys: tuple[str, str]) -> tuple[SimNode, NodeConsole]:
+            keys: tuple[str, str], ca: bytes | None = None) -> tuple[SimNode, NodeConsole]:
     """Boot a sim node with a trusted clock and give it the commune's and its own
-    key, its zone and the broker, as provisioning does."""
+    key (and the broker's CA, DER), its zone and the broker, as provisioning does."""
     now = int(time.time()) - timeutil.UNIX_OFFSET
     sim = SimNode(tmp / name, heap_kb=HEAP_KB, uid="5a" + name.encode().hex()[:10],
                   rtc_start=now)
     con = NodeConsole(sim.start(), 115200, log_path=tmp / f"{name}.log")
     try:
         con.wait_ready(30)
-        con.request("keys.set", {"commune_key": keys[0], "node_key": keys[1]})
+        k = {"commune_key": keys[0], "node_key": keys[1]}
+        if ca:
+            k["broker_ca"] = base64.b64encode(ca).decode()
+        con.request("keys.set", k)
         con.request("clock.set", {"time": timeutil.iso(now)})
         con.request("config.set", {"node_id": name, "commune": commune, "zones": [zone],
                                    "broker.url": broker})
