@@ -23,6 +23,7 @@ from test_headend import (
     api,
     he_broadcasts,
     played_s,
+    station,
     wavs,
 )
 
@@ -291,6 +292,39 @@ def test_scheduled_broadcasts_fire_survive_a_restart_and_cancel(rig, browser):
     r = admin.post("/api/broadcast", json={"file": "news", "at": local(time.time() - 60)})
     assert r.status_code == 400 and "has passed" in r.json()["error"]
     print(f"\nscheduled test {time.monotonic() - t0:.1f} s (sent {late:.1f} s after its time)")
+
+
+def test_a_station_relayed_from_the_page_and_stopped_there(rig, browser):
+    from selenium.webdriver.common.by import By
+
+    tmp, he, sims = rig
+    drv = browser
+    before = {n: len(wavs(s)) for n, s in sims.items()}
+    drv.get(f"http://127.0.0.1:{he.port}/")
+    if drv.find_elements(By.NAME, "password"):  # run alone: log in first
+        log_in(drv)
+    form = until("the broadcast form", lambda: drv.find_elements(By.ID, "broadcast"))[0]
+    assert drv.find_element(By.ID, "no-relays").is_displayed()
+    with station(60, 520) as url:
+        form.find_element(By.NAME, "source").send_keys(url)
+        form.find_element(By.CSS_SELECTOR, "input[value='thon-2']").click()
+        form.find_element(By.TAG_NAME, "button").click()
+        until("the page says sent", lambda: result(drv) == vi("web.done"))
+        # the table follows the nodes (SSE): n3 of thon-2 listening
+        until("n3 listening", lambda: [r for r in drv.find_elements(
+            By.CSS_SELECTOR, "#relays tbody tr") if r.text.startswith(url + " 1 ")])
+        assert not drv.find_element(By.ID, "no-relays").is_displayed()
+        time.sleep(2)
+        # the rows are redrawn as the nodes report: look the button up as it is clicked
+        until("Stop clicked", lambda: drv.find_element(
+            By.CSS_SELECTOR, "#relays button[data-stop]").click() or True)
+        until("the relay gone from the page", lambda: not drv.find_elements(
+            By.CSS_SELECTOR, "#relays tbody tr") or None, 15)
+    until("n3's capture", lambda: len(wavs(sims["n3"])) > before["n3"], 15)
+    s, hz = played_s(wavs(sims["n3"])[-1])
+    assert 1.5 < s < 8 and abs(hz - 520) < 20, (s, hz)
+    assert {n: len(wavs(sims[n])) for n in ("n1", "n2")} == {"n1": before["n1"],
+                                                             "n2": before["n2"]}
 
 
 def test_the_rules_editor_shows_errors_in_place_and_pushes_signed(rig, browser):
