@@ -18,6 +18,7 @@ def test_config_set_get_survives_reboot(node):
     assert got == {"volume": 42, "location": "Thôn 3, cổng UBND"}
 
 
+@pytest.mark.qemu  # the config schema loads per config.set, from the slow flash
 def test_bad_config_is_refused_and_leaves_config_intact(node):
     node.request("config.set", {"volume": 30})
     for bad, key in (({"volume": 101}, "volume"), ({"colour": "red"}, "colour"),
