@@ -12,8 +12,7 @@ def test_config_set_get_survives_reboot(node):
     node.request("config.set", {"volume": 42, "location": "Thôn 3, cổng UBND"})
     assert node.request("config.get", {"keys": ["volume"]}) == {"volume": 42}
     node.request("reboot")
-    node.expect("soft reboot", 10)
-    node.wait_ready(20)
+    node.wait_restarted()
     got = node.request("config.get", {"keys": ["volume", "location"]})
     assert got == {"volume": 42, "location": "Thôn 3, cổng UBND"}
 
@@ -33,8 +32,7 @@ def test_bad_config_is_refused_and_leaves_config_intact(node):
 def test_mutating_commands_need_the_pin(node):
     node.request("pin.set", {"pin": "2468"})  # a fresh node has no PIN yet
     node.request("reboot")
-    node.expect("soft reboot", 10)
-    node.wait_ready(20)
+    node.wait_restarted()
     with pytest.raises(NodeError) as e:
         node.request("config.set", {"volume": 10})
     assert e.value.code == "auth_required"
@@ -78,8 +76,7 @@ def test_factory_reset_needs_confirmation_then_erases(node):
     assert e.value.code == "confirm"
     assert node.request("config.get", {"keys": ["volume"]}) == {"volume": 33}
     node.request("factory_reset", {"confirm": "ERASE"})
-    node.expect("soft reboot", 10)
-    node.wait_ready(20)
+    node.wait_restarted()
     assert node.request("config.get", {"keys": ["volume"]}) == {"volume": 70}
 
 

@@ -107,8 +107,7 @@ def test_node_syncs_by_itself_and_keeps_trust_over_a_soft_reset(node, sntp):
         time.sleep(0.2)
     assert sntp.requests >= 1
     node.request("reboot")
-    node.expect("soft reboot", 10)
-    node.wait_ready(20)
+    node.wait_restarted()
     c = node.request("clock.get")
     assert c["synced"] and c["source"] == "sntp"
     h0, t, h1 = node_time(node)

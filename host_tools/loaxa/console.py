@@ -231,6 +231,14 @@ class NodeConsole:
             raise NodeError(body.get("code", "?"), body.get("msg", ""))
         return body
 
+    def wait_restarted(self, timeout: float = 20.0) -> dict:
+        """After a request that restarts the node (reboot, factory_reset): its next
+        boot's first line, then its status once the app answers. The sim restarts
+        as MicroPython soft-resets; an ESP32 by machine.reset(), a CPU reset (reset
+        cause hard) that keeps the RTC."""
+        self.expect(r"loaxa \S+ on \S+, reset: \w+, boot #", 10)
+        return self.wait_ready(timeout)
+
     def wait_ready(self, timeout: float = 20.0) -> dict:
         """Poll `status` until the application answers."""
         timeout *= self.slowdown
