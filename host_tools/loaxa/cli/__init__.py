@@ -52,6 +52,14 @@ def main(argv: list[str] | None = None) -> int:
     except LoaxaError as e:
         print(t("error", msg=e), file=sys.stderr)
         return 2
+    except ModuleNotFoundError as e:
+        if (e.name or "loaxa").split(".")[0] in ("loaxa", "loaxa_node"):
+            raise  # our own module missing is a bug, with its traceback
+        # `pip install loaxa` alone has the technicians' tools; the head-end and
+        # the rig come with its extras (pyproject.toml)
+        err = LoaxaError(t("missing.module", name=e.name), t("missing.module_hint"))
+        print(t("error", msg=err), file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         return 130
     except BrokenPipeError:  # `loaxa ... | head`: the reader has all it wanted
