@@ -351,6 +351,18 @@ MESSAGES: dict[str, str] = {
     # TRANSLATORS: column headers of the scheduled broadcasts table, separated by |
     "headend.scheduled_cols": N_("id|time|file|zones|state|by"),
     "web.title": N_("Commune loudspeakers"),
+    "web.library": N_("Bulletin library"),
+    "web.media_title": N_("Title"),
+    "web.media_file": N_("Audio file (from a phone: m4a, mp3, ogg, wav, amr)"),
+    "web.media_upload": N_("Upload"),
+    "web.media_sending": N_("Uploading and checking..."),
+    # TRANSLATORS: the bulletin library's column headers, separated by |
+    "web.media_cols": N_("Title|Length|By|Date|Listen|"),
+    "web.media_broadcast": N_("Broadcast..."),
+    "web.media_delete": N_("Delete"),
+    "web.media_confirm": N_("Delete the bulletin “@”?"),
+    "web.rec_start": N_("Record with the microphone"),
+    "web.rec_stop": N_("Stop and save"),
     "web.login": N_("Log in"),
     "web.logout": N_("Log out"),
     "web.user": N_("User name"),

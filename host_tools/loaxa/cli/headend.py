@@ -101,7 +101,8 @@ def _register_operator(hs: argparse._SubParsersAction) -> None:
                    "must chain to, as the nodes pin it (default: the system's CAs)")
     s.add_argument("--mqtt-port", type=int, default=1883,
                    help="port of the embedded broker (default 1883)")
-    s.add_argument("--media", metavar="DIR", help="folder of audio files to broadcast")
+    s.add_argument("--media", metavar="DIR", help="folder of audio files to broadcast, "
+                   "where the bulletin library keeps uploads (default: DATA/media)")
     s.add_argument("--files-port", type=int, default=8001,
                    help="port nodes fetch media files from (default 8001)")
     s.add_argument("--public-host", default="127.0.0.1",

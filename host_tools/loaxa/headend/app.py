@@ -6,6 +6,7 @@ no session a 401, a body that does not fit its model a 422 naming the field."""
 from __future__ import annotations
 
 from datetime import date, datetime
+from pathlib import Path
 from typing import Annotated, Literal
 
 from fastapi import Depends, FastAPI, Query, Request
@@ -166,7 +167,13 @@ def create_app(he: Headend) -> FastAPI:
     def audit(who: Who, limit: int = 100) -> list[dict]:
         return he.audit_log(who, limit)
 
+    from fastapi.staticfiles import StaticFiles
+
+    from .media import add_media_routes
     from .web import add_web
 
     add_web(app, he)
+    add_media_routes(app, he)
+    app.mount("/static", StaticFiles(directory=Path(__file__).with_name("static")),
+              name="static")
     return app

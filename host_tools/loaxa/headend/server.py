@@ -148,6 +148,9 @@ def serve(data: str | Path, inventory: str | None, commune: str, host: str, port
     from .app import create_app
 
     store = Store(Path(data) / STORE)
+    if not media:  # the bulletin library's folder (docs/headend.md)
+        media = str(Path(data) / "media")
+        Path(media).mkdir(parents=True, exist_ok=True)
     with Inventory(inventory) as inv:
         store.sync_nodes([n for n in inv.nodes() if n["commune"] == commune])
         inv_path = str(inv.path)

@@ -1,0 +1,125 @@
+// The bulletin library on the page (docs/headend.md): upload, record with the
+// microphone, preview, delete, and pick one for the broadcast form. No inline
+// code: the texts come from the section's data- attributes.
+(function () {
+  "use strict";
+  var sec = document.getElementById("library");
+  if (!sec) return;
+  var T = sec.dataset, out = document.getElementById("media-result"),
+      form = document.getElementById("upload");
+
+  function mmss(s) {
+    if (s === null || s === undefined) return "-";
+    s = Math.round(s);
+    return Math.floor(s / 60) + ":" + ("0" + s % 60).slice(-2);
+  }
+  function cell(tr, text, label) {
+    var td = document.createElement("td");
+    td.textContent = text;
+    if (label) td.dataset.label = label;
+    tr.appendChild(td);
+    return td;
+  }
+  function button(text, data) {
+    var b = document.createElement("button");
+    b.type = "button";
+    b.textContent = text;
+    Object.keys(data).forEach(function (k) { b.dataset[k] = data[k]; });
+    return b;
+  }
+  // the broadcast form's file list follows the library
+  function options(items) {
+    var sel = document.querySelector("#broadcast select[name=file]");
+    if (!sel) return;
+    var keep = sel.value;
+    sel.innerHTML = "";
+    items.forEach(function (m) {
+      var o = document.createElement("option");
+      o.value = m.name;
+      o.textContent = m.title;
+      sel.appendChild(o);
+    });
+    if (keep) sel.value = keep;
+    if (!sel.value && items.length) sel.value = items[0].name;
+  }
+  var labels = Array.prototype.map.call(
+    document.querySelectorAll("#media thead th"), function (th) { return th.textContent; });
+  function load() {
+    return fetch("/api/media").then(function (r) { return r.json(); }).then(function (items) {
+      var body = document.querySelector("#media tbody");
+      body.innerHTML = "";
+      items.forEach(function (m) {
+        var tr = document.createElement("tr");
+        tr.id = "media-" + m.name;
+        cell(tr, m.title, labels[0]);
+        cell(tr, mmss(m.seconds), labels[1]);
+        cell(tr, m.uploader || "-", labels[2]);
+        cell(tr, m.at ? m.at.replace("T", " ").slice(0, 16) : "-", labels[3]);
+        var a = document.createElement("audio");
+        a.controls = true;
+        a.preload = "none";
+        a.src = "/api/media/" + encodeURIComponent(m.name) + "/audio";
+        cell(tr, "", labels[4]).appendChild(a);
+        var td = cell(tr, "");
+        td.appendChild(button(T.play, {play: m.name}));
+        td.appendChild(document.createTextNode(" "));
+        td.appendChild(button(T.del, {del: m.name, title: m.title}));
+        body.appendChild(tr);
+      });
+      options(items);
+      return items;
+    });
+  }
+  function upload(data) {
+    out.textContent = T.sending;
+    return fetch("/api/media", {method: "POST", body: data}).then(function (r) {
+      return r.json().then(function (j) {
+        out.textContent = r.ok ? j.title + " (" + mmss(j.seconds) + ") ✓" : j.error;
+        out.className = r.ok ? "ok" : "error";
+        if (r.ok) { form.reset(); load(); }
+      });
+    });
+  }
+  form.addEventListener("submit", function (e) {
+    e.preventDefault();
+    upload(new FormData(form));
+  });
+  document.getElementById("media").addEventListener("click", function (e) {
+    var d = e.target.dataset;
+    if (d.play) {  // to the broadcast form, its zones to choose
+      var sel = document.querySelector("#broadcast select[name=file]");
+      sel.value = d.play;
+      document.querySelector("#broadcast [name=source]").value = "";
+      document.getElementById("broadcast").scrollIntoView();
+    } else if (d.del && window.confirm(T.confirm.replace("@", d.title))) {
+      fetch("/api/media/" + encodeURIComponent(d.del), {method: "DELETE"})
+        .then(function (r) { return r.json(); })
+        .then(function (j) { out.textContent = j.error || ""; load(); });
+    }
+  });
+  // recording from the microphone (HTTPS, or localhost): saved as a bulletin
+  var rec = document.getElementById("rec"), recorder = null;
+  if (!(navigator.mediaDevices && window.MediaRecorder)) rec.hidden = true;
+  rec.addEventListener("click", function () {
+    if (recorder) { recorder.stop(); return; }
+    navigator.mediaDevices.getUserMedia({audio: true}).then(function (stream) {
+      var parts = [];
+      recorder = new MediaRecorder(stream);
+      recorder.ondataavailable = function (e) { parts.push(e.data); };
+      recorder.onstop = function () {
+        stream.getTracks().forEach(function (t) { t.stop(); });
+        var data = new FormData(), type = recorder.mimeType || "audio/webm";
+        recorder = null;
+        rec.textContent = T.rec;
+        data.append("title", form.title.value.trim() ||
+                    new Date().toLocaleString().slice(0, 17));
+        data.append("file", new Blob(parts, {type: type}), "recording");
+        upload(data);
+      };
+      recorder.start();
+      rec.textContent = T.recstop;
+    }).catch(function (err) { out.textContent = String(err); });
+  });
+  window.loaxaLibrary = {load: load};
+  load();
+})();

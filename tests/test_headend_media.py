@@ -1,0 +1,141 @@
+"""The bulletin library through the API (docs/headend.md): uploads of the
+formats a phone or a recorder writes become FLAC bulletins with their title,
+duration, uploader and date; what is not audio, too large, too long, or sent by
+a viewer is refused with a clear error and nothing stored; delete is audited."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+
+from loaxa.headend import media
+from loaxa.headend.app import create_app
+from loaxa.headend.service import Headend
+from loaxa.headend.store import Store
+
+
+@pytest.fixture(scope="module")
+def lib(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("media")
+    (tmp / "media").mkdir()
+    store = Store(tmp / "headend.sqlite")
+    for name, role in (("vien", "viewer"), ("oanh", "operator")):
+        store.add_user(name, f"{name}-secret", role, "test")
+    he = Headend(store, media=tmp / "media")
+    client = TestClient(create_app(he))
+    yield {"he": he, "client": client, "tmp": tmp, "store": store}
+    client.close()
+    store.close()
+
+
+def login(client: TestClient, user: str) -> dict:
+    r = client.post("/api/login", json={"user": user, "password": f"{user}-secret"})
+    assert r.status_code == 200, r.text
+    return {"Authorization": "Bearer " + r.json()["token"]}
+
+
+def clip(tmp: Path, name: str, *codec: str, seconds: float = 1.5) -> Path:
+    """A tone ffmpeg encodes as a phone or a recorder would."""
+    out = tmp / name
+    subprocess.run(["ffmpeg", "-nostdin", "-loglevel", "error", "-y", "-f", "lavfi", "-i",
+                    f"sine=frequency=440:duration={seconds}:sample_rate=44100", *codec,
+                    str(out)], check=True)
+    return out
+
+
+@pytest.mark.parametrize("name,codec", [
+    ("phone.m4a", ("-c:a", "aac", "-b:a", "64k")),
+    ("song.mp3", ("-c:a", "libmp3lame",)),
+    ("voice.ogg", ("-c:a", "libopus", "-ar", "48000")),
+    ("plain.wav", ()),
+    ("old.amr", None),  # ffmpeg reads AMR but Debian's does not write it: sox does
+])
+def test_an_upload_of_each_format_becomes_a_flac_bulletin(lib, name, codec):
+    c, tmp = lib["client"], lib["tmp"]
+    if codec is None:
+        src = tmp / name
+        subprocess.run(["sox", "-n", "-r", "8000", "-c", "1", "-t", "amr-nb", str(src),
+                        "synth", "1.5", "sine", "440"], check=True)
+    else:
+        src = clip(tmp, name, *codec)
+    h = login(c, "oanh")
+    r = c.post("/api/media", headers=h, data={"title": f"Tin {name}"},
+               files={"file": ("../../etc/" + name, src.read_bytes(), "audio/whatever")})
+    assert r.status_code == 200, r.text
+    item = r.json()
+    assert item["title"] == f"Tin {name}" and item["uploader"] == "oanh"
+    assert abs(item["seconds"] - 1.5) < 0.1, item
+    stored = Path(lib["he"].files.find(item["name"]))
+    assert stored.parent == tmp / "media" and stored.suffix == ".flac"
+    assert media.probe(stored)["format"] == "flac"
+    listed = {m["name"]: m for m in c.get("/api/media", headers=h).json()}
+    assert listed[item["name"]]["title"] == f"Tin {name}"
+    got = c.get(f"/api/media/{item['name']}/audio", headers=h)
+    assert got.status_code == 200 and got.content == stored.read_bytes()
+    assert got.headers["content-type"] == "audio/flac"
+
+
+def test_what_is_not_audio_or_too_big_is_refused_and_nothing_stored(lib, monkeypatch):
+    c, tmp, he = lib["client"], lib["tmp"], lib["he"]
+    h = login(c, "oanh")
+    before = sorted(p.name for p in (tmp / "media").iterdir())
+
+    def up(content: bytes, title: str = "x", fname: str = "a.mp3") -> dict:
+        r = c.post("/api/media", headers=h, data={"title": title},
+                   files={"file": (fname, content, "audio/mpeg")})
+        assert r.status_code >= 400, r.text
+        return {"code": r.status_code, **r.json()}
+    assert "not an audio file" in up(b"hello, I am a text file\n" * 100)["error"]
+    # a playlist naming a local file is refused (no hls/concat demuxer is allowed)
+    wav = clip(tmp, "inner.wav")
+    assert "not an audio file" in up(f"ffconcat version 1.0\nfile '{wav}'\n".encode(),
+                                     fname="list.txt")["error"]
+    assert "not an audio file" in up(f"#EXTM3U\n#EXTINF:1,\n{wav}\n".encode(),
+                                     fname="list.m3u8")["error"]
+    png = tmp / "img.png"
+    subprocess.run(["ffmpeg", "-nostdin", "-loglevel", "error", "-y", "-f", "lavfi", "-i",
+                    "color=c=red:s=16x16", "-frames:v", "1", str(png)], check=True)
+    assert "not an audio file" in up(png.read_bytes(), fname="img.png")["error"]
+    good = clip(tmp, "ok.mp3", "-c:a", "libmp3lame").read_bytes()
+    assert "title" in up(good, title="   ")["error"]
+    monkeypatch.setattr(media, "MAX_SECONDS", 1)
+    assert "more than 1 s" in up(good)["error"]
+    monkeypatch.setattr(media, "MAX_SECONDS", 60)
+    monkeypatch.setattr(media, "MAX_BYTES", 1000)
+    big = clip(tmp, "big.mp3", "-c:a", "libmp3lame", seconds=5).read_bytes()
+    assert len(big) > 1000 + media.SLACK
+    assert up(big)["code"] == 413  # by Content-Length, before the body is read
+    # a chunked body without a length is refused before it is read
+    r = c.post("/api/media", headers={**h, "Content-Type": "multipart/form-data; boundary=x"},
+               content=iter([b"--x\r\n"]))
+    assert r.status_code == 411
+    monkeypatch.undo()
+    assert sorted(p.name for p in (tmp / "media").iterdir()) in (before, before + [".incoming"])
+    assert not list((tmp / "media" / ".incoming").glob("*")) if (
+        tmp / "media" / ".incoming").exists() else True
+    v = login(c, "vien")
+    r = c.post("/api/media", headers=v, data={"title": "x"},
+               files={"file": ("a.mp3", good, "audio/mpeg")})
+    assert r.status_code == 403
+    audit = [a for a in he.store.audit_log(50) if a["action"] == "media.add"]
+    assert audit[0]["result"].startswith("refused: needs operator")
+
+
+def test_delete_is_for_operators_and_audited(lib):
+    c, tmp, he = lib["client"], lib["tmp"], lib["he"]
+    h = login(c, "oanh")
+    src = clip(tmp, "del.wav")
+    name = c.post("/api/media", headers=h, data={"title": "Xóa tôi"},
+                  files={"file": ("x.wav", src.read_bytes(), "audio/wav")}).json()["name"]
+    assert c.delete(f"/api/media/{name}", headers=login(c, "vien")).status_code == 403
+    assert he.files.find(name)
+    r = c.delete(f"/api/media/{name}", headers=h)
+    assert r.status_code == 200 and he.files.find(name) is None
+    assert name not in {m["name"] for m in c.get("/api/media", headers=h).json()}
+    a = [x for x in he.store.audit_log(20) if x["action"] == "media.delete"]
+    assert a[0]["who"] == "oanh" and a[0]["detail"] == {"name": name, "title": "Xóa tôi"}
+    assert c.delete(f"/api/media/{name}", headers=h).status_code == 400
+    assert c.get("/api/media/..%2Fheadend.sqlite/audio", headers=h).status_code in (400, 404)
