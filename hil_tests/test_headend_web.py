@@ -480,3 +480,49 @@ def test_bulletins_uploaded_from_the_page_play_in_their_zone(rig, browser):
     assert len(wavs(sims["n3"])) == before["n3"], "thon-2 played thon-1's bulletin"
     drv.save_screenshot(str(tmp / "library.png"))
     print(f"\nlibrary test {time.monotonic() - t0:.1f} s")
+
+
+def test_a_typed_bulletin_read_aloud_plays_in_its_zone(rig, browser):
+    from selenium.webdriver.common.by import By
+
+    tmp, he, sims = rig
+    drv = browser
+    if not shutil.which("espeak-ng"):
+        pytest.skip("espeak-ng not installed (make sysdeps)")
+    t0 = time.monotonic()
+    drv.get(f"http://127.0.0.1:{he.port}/")
+    if drv.find_elements(By.NAME, "password"):  # run alone: log in first
+        log_in(drv)
+    form = until("the text form", lambda: drv.find_elements(By.ID, "tts"))[0]
+    until("the voices", lambda: form.find_elements(By.CSS_SELECTOR, "select[name=voice] option"))
+    form.find_element(By.NAME, "title").send_keys("Họp thôn")
+    form.find_element(By.NAME, "text").send_keys("UBND xã mời bà con họp lúc 7h30 ngày 15/12.")
+    drv.find_element(By.ID, "tts-dry").click()
+    assert until("the text as read", lambda: drv.find_element(By.ID, "tts-spoken").text) == (
+        "« ủy ban nhân dân xã mời bà con họp lúc bảy giờ ba mươi ngày mười lăm tháng mười "
+        "hai. »")
+    form.find_element(By.CSS_SELECTOR, "button:not([type])").click()
+    until("the bulletin made", lambda: "✓" in drv.find_element(By.ID, "media-result").text)
+    row = until("listed", lambda: [r for r in drv.find_elements(
+        By.CSS_SELECTOR, "#media tbody tr") if r.text.startswith("Họp thôn")])[0]
+    name = row.get_attribute("id").removeprefix("media-")
+    oper = api(he, "oanh", "oanh-secret")
+    stored = tmp / "tts.flac"
+    stored.write_bytes(oper.get(f"/api/media/{name}/audio").content)
+    before = {n: len(wavs(s)) for n, s in sims.items()}
+    row.find_element(By.CSS_SELECTOR, "button[data-play]").click()
+    bform = drv.find_element(By.ID, "broadcast")
+    bform.find_element(By.CSS_SELECTOR, "input[value='thon-2']").click()
+    bform.find_element(By.TAG_NAME, "button").click()
+    until("the page says sent", lambda: result(drv) == vi("web.done"))
+    day = he_today()
+    until("thon-2's play log", lambda: [
+        p for p in oper.get(f"/api/report?from={day}&to={day}").json()["plays"]
+        if p["title"] == name and p["node"] == "n3"], 30)
+    c = heard_as(wavs(sims["n3"])[-1], stored)
+    print(f"\nn3 heard the read-aloud bulletin with correlation {c:.4f}")
+    assert c >= 0.95, c
+    time.sleep(1)
+    assert {n: len(wavs(sims[n])) for n in ("n1", "n2")} == {n: before[n] for n in ("n1", "n2")}
+    drv.save_screenshot(str(tmp / "tts.png"))
+    print(f"tts test {time.monotonic() - t0:.1f} s")

@@ -12,6 +12,8 @@ command -v tmux >/dev/null || need+=(tmux)  # a real terminal for the diag monit
 # Debian's browser and its matching driver, for the head-end page's browser test
 command -v chromium >/dev/null || need+=(chromium)
 command -v chromedriver >/dev/null || need+=(chromium-driver)
+# the head-end's default text-to-speech engine (Vietnamese voices), offline
+command -v espeak-ng >/dev/null || need+=(espeak-ng)
 # the rig's LTE modem hands the node's PPP to slirp (loaxa.rig.modem); unshare is util-linux
 command -v slirp-fullbolt >/dev/null || need+=(slirp)
 # `make bench` only (CI does not pay for them): the references its benches run against

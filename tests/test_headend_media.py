@@ -5,9 +5,11 @@ a viewer is refused with a clear error and nothing stored; delete is audited."""
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 from pathlib import Path
 
+import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 
@@ -139,3 +141,78 @@ def test_delete_is_for_operators_and_audited(lib):
     assert a[0]["who"] == "oanh" and a[0]["detail"] == {"name": name, "title": "Xóa tôi"}
     assert c.delete(f"/api/media/{name}", headers=h).status_code == 400
     assert c.get("/api/media/..%2Fheadend.sqlite/audio", headers=h).status_code in (400, 404)
+
+
+TTS_TEXT = ("UBND xã thông báo: lúc 7h30 ngày 15/12, tiêm vắc-xin cho 120 trẻ "
+            "tại TYT xã.")
+
+
+def espeak_seconds(tmp: Path, spoken: str) -> float:
+    """The engine's own output for the normalised text, run by hand."""
+    out = tmp / "direct.wav"
+    subprocess.run(["espeak-ng", "-v", "vi", "-s", str(150), "-w", str(out), spoken],
+                   check=True)
+    return media.probe(out)["seconds"]
+
+
+@pytest.mark.skipif(not shutil.which("espeak-ng"), reason="espeak-ng not installed "
+                    "(make sysdeps)")
+def test_a_typed_bulletin_is_read_aloud_into_the_library(lib):
+    c, tmp, he = lib["client"], lib["tmp"], lib["he"]
+    h = login(c, "oanh")
+    dry = c.post("/api/tts", headers=h, json={"text": TTS_TEXT, "dry": True}).json()
+    assert dry["spoken"] == ("ủy ban nhân dân xã thông báo: lúc bảy giờ ba mươi ngày mười "
+                             "lăm tháng mười hai, tiêm vắc xin cho một trăm hai mươi trẻ tại "
+                             "trạm y tế xã."), dry
+    r = c.post("/api/tts", headers=h, json={"text": TTS_TEXT, "title": "Tiêm chủng"})
+    assert r.status_code == 200, r.text
+    item = r.json()
+    assert item["source"] == "tts" and item["title"] == "Tiêm chủng" and item["text"] == TTS_TEXT
+    direct = espeak_seconds(tmp, dry["spoken"])
+    assert direct > 3 and abs(item["seconds"] - direct) <= 0.2 * direct, (item, direct)
+    # speech, not silence: loud for most of it
+    stored = he.files.find(item["name"])
+    raw = subprocess.run(["ffmpeg", "-nostdin", "-loglevel", "error", "-i", stored, "-ac", "1",
+                          "-ar", "16000", "-f", "s16le", "-"], capture_output=True,
+                         check=True).stdout
+    x = np.frombuffer(raw, "<i2").astype(float)
+    frames = x[: len(x) // 320 * 320].reshape(-1, 320)
+    assert np.mean(np.sqrt(np.mean(frames ** 2, axis=1)) > 300) > 0.5
+    slow = c.post("/api/tts", headers=h, json={"text": TTS_TEXT, "title": "Chậm",
+                                               "rate": 70, "voice": "vi-vn-x-south"}).json()
+    assert slow["seconds"] > item["seconds"] * 1.25, (slow, item)
+    a = [x for x in he.store.audit_log(10) if x["action"] == "media.add"][0]
+    assert a["detail"]["source"] == "tts" and a["who"] == "oanh"
+
+
+def test_tts_refusals_and_a_plugged_in_engine(lib, monkeypatch):
+    c, he = lib["client"], lib["he"]
+    h = login(c, "oanh")
+    v = login(c, "vien")
+    assert c.post("/api/tts", headers=v, json={"text": "Chào bà con"}).status_code == 403
+    assert c.post("/api/tts", headers=v, json={"text": "7h", "dry": True}).json() == {
+        "spoken": "bảy giờ"}  # a viewer may see how a text will be read
+    assert c.post("/api/tts", headers=h, json={"text": "x" * 5001}).status_code == 422
+    assert c.post("/api/tts", headers=h, json={"text": "a", "rate": 20}).status_code == 422
+    r = c.post("/api/tts", headers=h, json={"text": "Chào", "voice": "--path=/etc"})
+    assert r.status_code == 400 and "bad voice" in r.json()["error"]
+    r = c.post("/api/tts", headers=h, json={"text": " . , "})
+    assert r.status_code == 400 or r.json()["seconds"] > 0
+    # a commune's own engine: any command writing {out}; here sox saying a tone
+    serve = he.store.setting("serve") or {}
+    he.store.set_setting("serve", {**serve, "tts": "sox -n -r 22050 -c 1 {out} synth 1.5 "
+                                                   "sine 300"})
+    try:
+        assert c.get("/api/tts", headers=h).json()["engine"] == "sox"
+        r = c.post("/api/tts", headers=h, json={"text": "Chào bà con", "title": "Thử"})
+        assert r.status_code == 200 and abs(r.json()["seconds"] - 1.5) < 0.05, r.text
+        he.store.set_setting("serve", {**serve, "tts": "no-such-engine {out}"})
+        r = c.post("/api/tts", headers=h, json={"text": "Chào bà con"})
+        assert r.status_code == 400 and "not installed" in r.json()["error"]
+        he.store.set_setting("serve", {**serve, "tts": "sox {oops}"})
+        r = c.post("/api/tts", headers=h, json={"text": "Chào bà con"})
+        assert r.status_code == 400 and "template" in r.json()["error"]
+    finally:
+        he.store.set_setting("serve", serve)
+    assert c.get("/api/tts", headers=h).json()["voices"] == ["vi", "vi-vn-x-central",
+                                                             "vi-vn-x-south"]

@@ -110,6 +110,11 @@ def _register_operator(hs: argparse._SubParsersAction) -> None:
     s.add_argument("--prefix", default="loaxa", help="MQTT topic prefix (default loaxa)")
     s.add_argument("--tls-cert", metavar="PEM", help="serve HTTPS with this certificate")
     s.add_argument("--tls-key", metavar="PEM", help="private key of --tls-cert")
+    s.add_argument("--tts-command", metavar="TEMPLATE",
+                   help="the text-to-speech engine, a command with {text} (a UTF-8 file, "
+                   "also on stdin), {out} (the WAV to write), {voice}, {rate}, {wpm}, "
+                   "{length_scale}; default: espeak-ng's Vietnamese voice "
+                   "(docs/headend.md, Text read aloud)")
     s.set_defaults(func=run_serve)
 
     u = hs.add_parser("user", help="add a user or change a password or role",
@@ -211,7 +216,7 @@ def run_serve(args: argparse.Namespace) -> int:
           args.bind, args.port, args.broker, args.mqtt_port, args.media, args.files_port,
           args.public_host, args.prefix,
           (args.tls_cert, args.tls_key) if args.tls_cert else None,
-          os.path.abspath(args.broker_ca) if args.broker_ca else None)
+          os.path.abspath(args.broker_ca) if args.broker_ca else None, args.tts_command)
     return 0
 
 

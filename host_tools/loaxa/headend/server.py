@@ -142,7 +142,8 @@ def connect(cfg: dict, he: Headend | None, client_id: str | None = None) -> Cont
 def serve(data: str | Path, inventory: str | None, commune: str, host: str, port: int,
           broker: str | None, mqtt_port: int, media: str | None, files_port: int,
           public_host: str, prefix: str = "loaxa",
-          tls: tuple[str, str] | None = None, broker_ca: str | None = None) -> None:
+          tls: tuple[str, str] | None = None, broker_ca: str | None = None,
+          tts: str | None = None) -> None:
     import uvicorn
 
     from .app import create_app
@@ -168,7 +169,7 @@ def serve(data: str | Path, inventory: str | None, commune: str, host: str, port
     if broker_ca:
         read_ca(broker_ca)  # a file that is no certificate stops the start, not a connect
     cfg = {"broker": url, "commune": commune, "inventory": inv_path, "prefix": prefix,
-           "media": media, "files_url": files_url, "broker_ca": broker_ca}
+           "media": media, "files_url": files_url, "broker_ca": broker_ca, "tts": tts}
     store.set_setting("serve", cfg)
     he.connect = lambda: connect(cfg, he, "loaxa-headend")
     _ = he.ctl  # connect now: status and events are filed from the start

@@ -120,6 +120,37 @@
       rec.textContent = T.recstop;
     }).catch(function (err) { out.textContent = String(err); });
   });
+  // text read aloud: the text as it will be read, then the bulletin (previewed in the list)
+  var tts = document.getElementById("tts"), spoken = document.getElementById("tts-spoken");
+  fetch("/api/tts").then(function (r) { return r.json(); }).then(function (e) {
+    var voices = e.voices && e.voices.length ? e.voices : [""];
+    voices.forEach(function (v) {
+      var o = document.createElement("option");
+      o.value = v;
+      o.textContent = v || e.engine;
+      tts.voice.appendChild(o);
+    });
+  });
+  function speak(dry) {
+    var body = {text: tts.text.value, title: tts.title.value.trim(),
+                voice: tts.voice.value || null, rate: parseInt(tts.rate.value, 10), dry: dry};
+    if (!body.text.trim()) { tts.text.focus(); return; }
+    if (!dry) out.textContent = T.sending;
+    fetch("/api/tts", {method: "POST", headers: {"Content-Type": "application/json"},
+                       body: JSON.stringify(body)}).then(function (r) {
+      return r.json().then(function (j) {
+        if (!r.ok) { out.textContent = j.error || JSON.stringify(j); out.className = "error"; return; }
+        spoken.textContent = "« " + j.spoken + " »";
+        if (!dry) {
+          out.textContent = j.title + " (" + mmss(j.seconds) + ") ✓";
+          out.className = "ok";
+          load();
+        }
+      });
+    });
+  }
+  tts.addEventListener("submit", function (e) { e.preventDefault(); speak(false); });
+  document.getElementById("tts-dry").addEventListener("click", function () { speak(true); });
   window.loaxaLibrary = {load: load};
   load();
 })();
