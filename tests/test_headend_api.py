@@ -345,7 +345,9 @@ def test_openapi_describes_every_endpoint(rig):
     assert set(paths) == {"/api/login", "/api/logout", "/api/nodes", "/api/broadcast",
                           "/api/emergency", "/api/rules", "/api/report", "/api/audit",
                           "/api/stream", "/api/scheduled", "/api/scheduled/{sid}",
-                          "/api/rules/check", "/api/broadcast/{bid}/stop", "/api/live"}
+                          "/api/rules/check", "/api/broadcast/{bid}/stop", "/api/live",
+                          "/api/media", "/api/media/{name}", "/api/media/{name}/audio",
+                          "/api/tts"}
 
 
 def test_web_page_speaks_vietnamese_unless_asked_and_lists_nodes_live(rig):
