@@ -205,7 +205,7 @@ def test_the_page_runs_the_network_in_a_browser(rig, browser):
     drv.find_element(By.ID, "csv").click()
     got = until("the CSV downloaded", lambda: sorted((tmp / "downloads").glob("*.csv")))
     assert got[0].name == f"loaxa-{day}-{day}.csv"
-    zones, uptime, _ = got[0].read_text().split("\n\n")
+    zones, uptime, _, _ = got[0].read_text().split("\n\n")
     rows = [ln.split(",") for ln in zones.splitlines()]
     assert rows[0] == ["zone", "day", "minutes", "seconds"]
     per = {r[0]: float(r[3]) for r in rows[1:]}

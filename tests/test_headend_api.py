@@ -242,10 +242,10 @@ def test_nodes_and_report_come_from_what_nodes_publish(rig):
     events = [("n1", 1, 90_000, start), ("n2", 1, 60_000, start + 30),
               ("n1", 2, 30_000, start + 60),  # overlaps the first: counted once
               ("n1", 2, 30_000, start + 60)]  # a duplicate (sent again): dropped
-    for i, (n, num, ms, t0) in enumerate(events):
+    for n, num, ms, t0 in events:
         node.publish(f"loaxa/{COMMUNE}/node/{n}/event", json.dumps(
             {"type": "play", "node": n, "boot": 3, "n": num, "t": t0, "start": t0,
-             "duration_ms": ms, "outcome": "done", "title": f"bản tin {i}"}))
+             "duration_ms": ms, "outcome": "done", "title": f"bản tin {n}-{num}"}))
     deadline = time.monotonic() + 10
     while len(store.events("play")) < 3 or store.nodes()[0]["state"] != "online":
         assert time.monotonic() < deadline, store.events("play")
@@ -264,7 +264,7 @@ def test_nodes_and_report_come_from_what_nodes_publish(rig):
     assert len(r.json()["plays"]) == 3
     r = c.get("/api/report?from=2026-11-23&to=2026-11-23&format=csv", headers=viewer)
     assert r.headers["content-type"].startswith("text/csv")
-    zones, uptime, offline = r.text.split("\n\n")
+    zones, uptime, offline, plays = r.text.split("\n\n")
     assert zones.splitlines() == ["zone,day,minutes,seconds", "thon-1,2026-11-23,1.5,90.0",
                                   "thon-2,2026-11-23,1.0,60.0"]
     assert uptime.splitlines()[0] == "node,zones,uptime_pct,online_s,observed_s,offline_periods"

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import threading
 import time
 from collections.abc import Callable
@@ -65,10 +66,12 @@ class Controller:
                  node_keys: dict[str, bytes] | None = None, prefix: str = "loaxa",
                  sender: str = "headend", client_id: str | None = None, ca: bytes | None = None,
                  timeout: float = 10.0,
-                 on_doc: Callable[[str, str, dict, float], None] | None = None,
+                 on_doc: Callable[[str, str, bytes, float], None] | None = None,
                  keep: bool = True, persistent: bool = True):
-        """on_doc(channel, node, doc, rx) is called for every status and event
-        document; keep=False keeps no history here (a long-running head-end
+        """on_doc(channel, node, payload, rx) is called for every status and event
+        as it came, bytes unchecked (the head-end checks them); an exception it
+        raises is logged, never let reach the MQTT client, whose connection it
+        would drop (docs/headend.md); keep=False keeps no history here (a long-running head-end
         keeps it in its store instead); persistent=False for a short-lived
         client (one CLI call) whose session the broker need not keep."""
         self.url = url
@@ -118,8 +121,11 @@ class Controller:
         except ValueError:
             doc = None
         parts = name.split("/")
-        if self.on_doc and isinstance(doc, dict) and len(parts) >= 2:
-            self.on_doc(parts[-1], parts[-2], doc, rx)
+        if self.on_doc and len(parts) >= 2:
+            try:
+                self.on_doc(parts[-1], parts[-2], data, rx)
+            except Exception:  # a bug or a full disk: this message lost, not the connection
+                logging.getLogger("loaxa.control").exception("filing %s", name)
         with self._cond:
             if self.keep:
                 self.received.append((rx, name, data))

@@ -381,6 +381,9 @@ MESSAGES: dict[str, str] = {
     "web.state.online": N_("online"),
     "web.state.offline": N_("offline"),
     "web.state.unknown": N_("not heard from"),
+    "web.malformed": N_("{n} malformed messages"),
+    "web.strangers": N_("Dropped, from nodes the inventory does not know (node × messages): "
+                        "{nodes}"),
     "web.live": N_("Updates by itself."),
     "web.broadcast": N_("Broadcast a file or a live source"),
     "web.file": N_("File"),

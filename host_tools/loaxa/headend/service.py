@@ -7,6 +7,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import logging
 import os
 import secrets
 import time
@@ -21,6 +22,7 @@ from .. import rules
 from ..control import Controller, topic
 from ..errors import LoaxaError
 from ..streamer import CAPTURE, FileServer, Format, Relay, is_live
+from . import checks
 from .store import ROLES, Store
 
 PRIORITIES = ("test", "normal", "priority")  # emergency has its own call
@@ -28,6 +30,9 @@ SIREN_HZ = 1200
 HEARTBEAT_S = 60  # a node sends its status at least this often (docs/control.md)
 SILENT_S = 1.5 * HEARTBEAT_S  # a node silent longer was offline, will or not
 LATE_S = 600  # a scheduled broadcast the head-end was down for still goes out this late
+MALFORMED_LOG_S = 60  # at most one log line this often about dropped messages
+MAX_STRANGERS = 64  # ids counted apart; more unknown ones are counted together as "..."
+LOG = logging.getLogger("loaxa.headend")
 
 
 class Denied(LoaxaError):
@@ -59,6 +64,9 @@ class Headend:
         self.relays: dict[int, Relay] = {}  # broadcast id -> its relay, while it runs
         self.fmt = fmt or Format()
         self.tz = timezone(timedelta(minutes=tz_min))
+        self.bad: dict[str, dict[str, int]] = {}  # node -> reason -> messages dropped
+        self._bad_since = 0
+        self._bad_logged = -float(MALFORMED_LOG_S)
 
     @property
     def ctl(self) -> Controller:
@@ -74,11 +82,50 @@ class Headend:
             self._ctl = None
 
     # -- what nodes report (the controller's on_doc) ------------------------------
-    def ingest(self, channel: str, node: str, doc: dict, rx: float) -> None:
-        if channel == "status":
-            self.store.ingest_status(node, doc, rx)
+    def ingest(self, channel: str, node: str, payload: bytes, rx: float) -> None:
+        """A status or event as the broker delivered it: checked (checks.py), then
+        stored; a bad one is dropped, never stored, and counted per node and reason."""
+        if channel == "status" and not payload:
+            return  # a retained status cleared
+        doc, why = checks.parse(payload)
+        if why:
+            doc = None
+        elif not self.store.known(node):
+            why = "not a node of the inventory"
+        elif channel == "status":
+            doc, why = checks.check_status(node, doc)
         elif channel == "event":
-            self.store.ingest_event(node, doc, rx)
+            doc, why = checks.check_event(node, doc)
+        else:
+            why = "not a status or an event"
+        if why or doc is None:
+            self._malformed(node, why)
+        elif channel == "status":
+            self.store.ingest_status(node, doc, rx)
+        elif self.store.ingest_event(node, doc, rx) == "clash":
+            self._malformed(node, "boot, n: another event holds them (both kept)")
+
+    def _malformed(self, node: str, why: str) -> None:
+        """Count a dropped message; say so in the log at most once a minute."""
+        node = node[:64] if self.store.known(node) or node in self.bad or \
+            len(self.bad) < MAX_STRANGERS else "..."
+        per = self.bad.setdefault(node, {})
+        per[why] = per.get(why, 0) + 1
+        self._bad_since += 1
+        now = time.monotonic()
+        if now - self._bad_logged >= MALFORMED_LOG_S:
+            self._bad_logged = now
+            worst = sorted(((c, n, w) for n, p in self.bad.items() for w, c in p.items()),
+                           reverse=True)[:5]
+            LOG.warning("%d malformed messages from nodes dropped since the last report; "
+                        "most: %s", self._bad_since,
+                        "; ".join(f"{n}: {w} ({c})" for c, n, w in worst))
+            self._bad_since = 0
+
+    def malformed(self) -> dict[str, int]:
+        """Messages dropped since serve started, per node (nodes the inventory does
+        not know included)."""
+        return {n: sum(p.values()) for n, p in self.bad.items()}
 
     # -- guard ------------------------------------------------------------------
     def _check(self, actor: Actor, need: str, action: str, detail: dict) -> None:
@@ -129,8 +176,15 @@ class Headend:
 
     # -- nodes ------------------------------------------------------------------
     def nodes(self, actor: Actor) -> list[dict]:
+        """The inventory's nodes, each with the messages of it dropped as malformed."""
         self._check(actor, "viewer", "nodes", {})
-        return self.store.nodes()
+        bad = self.malformed()
+        return [{**n, "malformed": bad.get(n["node_id"], 0)} for n in self.store.nodes()]
+
+    def strangers(self, actor: Actor) -> dict[str, int]:
+        """Nodes the inventory does not know that sent messages (dropped), with how many."""
+        self._check(actor, "viewer", "nodes", {})
+        return {n: c for n, c in self.malformed().items() if not self.store.known(n)}
 
     # -- broadcast --------------------------------------------------------------
     def _zones(self, actor: Actor, action: str, detail: dict, zones: list[str]) -> list[str]:
@@ -466,20 +520,29 @@ class Headend:
 
     @staticmethod
     def report_csv(rep: dict) -> str:
-        """The zones' minutes, then the nodes' uptime, then each offline period:
-        three tables, each with its header, a blank line between them."""
+        """The zones' minutes, the nodes' uptime, each offline period, then each
+        play: four tables, each with its header, a blank line between them. A
+        text cell that a spreadsheet would read as a formula is neutralised."""
         out = io.StringIO()
         w = csv.writer(out, lineterminator="\n")
+
+        def rows(table: Any) -> None:
+            w.writerows([csv_cell(v) for v in r] for r in table)
         w.writerow(["zone", "day", "minutes", "seconds"])
-        w.writerows([r["zone"], r["day"], r["minutes"], r["seconds"]] for r in rep["zones"])
+        rows([r["zone"], r["day"], r["minutes"], r["seconds"]] for r in rep["zones"])
         w.writerow([])
         w.writerow(["node", "zones", "uptime_pct", "online_s", "observed_s", "offline_periods"])
-        w.writerows([n["node"], " ".join(n["zones"]), n["uptime_pct"], n["online_s"],
-                     n["observed_s"], len(n["offline"])] for n in rep["nodes"])
+        rows([n["node"], " ".join(n["zones"]), n["uptime_pct"], n["online_s"],
+              n["observed_s"], len(n["offline"])] for n in rep["nodes"])
         w.writerow([])
         w.writerow(["node", "offline_from", "offline_to", "seconds", "cause"])
-        w.writerows([n["node"], o["from"], o["to"], o["seconds"], o["cause"]]
-                    for n in rep["nodes"] for o in n["offline"])
+        rows([n["node"], o["from"], o["to"], o["seconds"], o["cause"]]
+             for n in rep["nodes"] for o in n["offline"])
+        w.writerow([])
+        w.writerow(["start", "node", "zones", "seconds", "title", "priority", "outcome",
+                    "bulletin"])
+        rows([p["start"], p["node"], " ".join(p["zones"]), p["seconds"], p["title"],
+              p["priority"], p["outcome"], p["bulletin"]] for p in rep["plays"])
         return out.getvalue()
 
     def audit_log(self, actor: Actor, limit: int = 100) -> list[dict]:
@@ -489,6 +552,19 @@ class Headend:
 
 def _iso(ts: float, tz: timezone) -> str:
     return datetime.fromtimestamp(ts, tz).isoformat(timespec="seconds")
+
+
+FORMULA = ("=", "+", "-", "@", "\t", "\r")
+
+
+def csv_cell(v: Any) -> Any:
+    """A text a spreadsheet would take for a formula (=, +, -, @, tab, CR first)
+    gets a leading ' so it opens as the text it is (OWASP, "CSV Injection"), and
+    a line break inside a text becomes a space (a row stays one line); numbers
+    stay numbers."""
+    if not isinstance(v, str):
+        return v
+    return ("'" + v if v.startswith(FORMULA) else v).replace("\r", " ").replace("\n", " ")
 
 
 def _union(iv: list[tuple[float, float]]) -> list[tuple[float, float]]:

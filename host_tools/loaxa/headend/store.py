@@ -9,6 +9,7 @@ between processes (SQLite's own locking: the CLI and `serve` open it together).
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import secrets
@@ -24,6 +25,7 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
 from ..errors import LoaxaError
+from .checks import ZONES, check_event, check_status
 
 ROLES = ("viewer", "operator", "admin")
 SESSION_S = 12 * 3600
@@ -62,6 +64,21 @@ MIGRATIONS = (
       body TEXT NOT NULL, state TEXT NOT NULL, broadcast INTEGER, note TEXT);
     CREATE INDEX scheduled_due ON scheduled (state, due);
     """,
+    # Only the inventory's nodes are known (a status no longer adds one); an event
+    # is named by its node, boot, number and content, so a forged event that takes
+    # a node's next numbers first cannot make the node's own be dropped as a copy.
+    """
+    ALTER TABLE nodes ADD COLUMN known INTEGER NOT NULL DEFAULT 0;
+    UPDATE nodes SET known = 1 WHERE commune IS NOT NULL;
+    CREATE TABLE events_v3 (
+      id INTEGER PRIMARY KEY, node TEXT NOT NULL, boot INTEGER, n INTEGER, type TEXT,
+      rx REAL NOT NULL, doc TEXT NOT NULL, digest TEXT NOT NULL,
+      UNIQUE (node, boot, n, digest));
+    INSERT INTO events_v3 SELECT id, node, boot, n, type, rx, doc, 'old-' || id FROM events;
+    DROP TABLE events;
+    ALTER TABLE events_v3 RENAME TO events;
+    CREATE INDEX events_type ON events (type, node);
+    """,
 )
 
 
@@ -73,6 +90,7 @@ class Store:
     def __init__(self, path: str | os.PathLike):
         self.path = Path(path)
         self._lock = threading.RLock()
+        self._known: set[str] | None = None
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             os.close(os.open(self.path, os.O_CREAT | os.O_RDWR, 0o600))
@@ -196,48 +214,69 @@ class Store:
 
     # -- nodes ------------------------------------------------------------------
     def sync_nodes(self, nodes: list[dict]) -> None:
-        """The technicians' inventory is the source of node identities."""
+        """The technicians' inventory is the source of node identities: these
+        are the nodes known, any other is not (no longer) shown or believed."""
         with self.tx() as db:
+            db.execute("UPDATE nodes SET known = 0")
             for n in nodes:
-                db.execute("INSERT INTO nodes (node_id, commune, zones) VALUES (?,?,?) "
+                db.execute("INSERT INTO nodes (node_id, commune, zones, known) VALUES (?,?,?,1) "
                            "ON CONFLICT(node_id) DO UPDATE SET commune=excluded.commune, "
-                           "zones=excluded.zones",
+                           "zones=excluded.zones, known=1",
                            (n["node_id"], n.get("commune"), json.dumps(n.get("zones") or [])))
+        self._known = None
+
+    def known(self, node: str) -> bool:
+        """A node of the inventory (kept in memory: asked for every message)."""
+        if self._known is None:
+            self._known = {r[0] for r in self._read("SELECT node_id FROM nodes WHERE known=1")}
+        return node in self._known
 
     def nodes(self) -> list[dict]:
+        """The known nodes, each with its last status as checked now: a row an older
+        head-end stored unchecked shows no status rather than failing a page."""
         cur = self._read("SELECT node_id, commune, zones, state, last_seen, status "
-                         "FROM nodes ORDER BY node_id")
-        return [{"node_id": r[0], "commune": r[1], "zones": json.loads(r[2]), "state": r[3],
-                 "last_seen": r[4], "status": json.loads(r[5]) if r[5] else None}
-                for r in cur]
+                         "FROM nodes WHERE known=1 ORDER BY node_id")
+        out = []
+        for r in cur:
+            zones = _json(r[2])
+            status = check_status(r[0], _json(r[5]))[0] if r[5] else None
+            state = r[3] if r[3] in ("online", "offline") else "unknown"
+            out.append({"node_id": r[0], "commune": r[1],
+                        "zones": zones if ZONES(zones) is None else [], "state": state,
+                        "last_seen": r[4] if isinstance(r[4], int | float) else None,
+                        "status": status})
+        return out
 
     def zones(self) -> set[str]:
         return {z for n in self.nodes() for z in n["zones"]}
 
     # -- what nodes report --------------------------------------------------------
     def ingest_status(self, node: str, doc: dict, rx: float) -> None:
+        """A status checked by checks.check_status, of a known node."""
         state = str(doc.get("state", "unknown"))
+        text = json.dumps(doc, ensure_ascii=False)
         with self.tx() as db:
             db.execute("INSERT INTO status (node, rx, state, doc) VALUES (?,?,?,?)",
-                       (node, rx, state, json.dumps(doc, ensure_ascii=False)))
-            # a node the inventory does not know is kept, shown, and not commanded by id
-            db.execute("INSERT INTO nodes (node_id, zones) VALUES (?, ?) "
-                       "ON CONFLICT(node_id) DO NOTHING",
-                       (node, json.dumps(doc.get("zones") or [])))
+                       (node, rx, state, text))
             db.execute("UPDATE nodes SET state=?, last_seen=?, status=? WHERE node_id=?",
-                       (state, rx, json.dumps(doc, ensure_ascii=False), node))
+                       (state, rx, text, node))
 
-    def ingest_event(self, node: str, doc: dict, rx: float) -> bool:
-        """False for a duplicate (events are sent at least once: boot+n names one)."""
+    def ingest_event(self, node: str, doc: dict, rx: float) -> str:
+        """An event checked by checks.check_event, of a known node: "new", "copy"
+        (events are sent at least once: the same boot, n and content) or "clash"
+        (kept, but another event of other content holds its boot and n)."""
+        text = json.dumps(doc, ensure_ascii=False, sort_keys=True)
+        digest = hashlib.sha256(text.encode()).hexdigest()[:32]
         with self.tx() as db:
-            cur = db.execute("INSERT OR IGNORE INTO events (node, boot, n, type, rx, doc) "
-                             "VALUES (?,?,?,?,?,?)",
-                             (node, doc.get("boot"), doc.get("n"), doc.get("type"), rx,
-                              json.dumps(doc, ensure_ascii=False)))
-            fresh = cur.rowcount == 1
-            if fresh:
-                db.execute("UPDATE nodes SET last_seen=? WHERE node_id=?", (rx, node))
-        return fresh
+            had = [r[0] for r in db.execute("SELECT digest FROM events WHERE node=? AND boot=? "
+                                            "AND n=?", (node, doc["boot"], doc["n"]))]
+            if digest in had:
+                return "copy"
+            db.execute("INSERT INTO events (node, boot, n, type, rx, doc, digest) "
+                       "VALUES (?,?,?,?,?,?,?)",
+                       (node, doc["boot"], doc["n"], doc["type"], rx, text, digest))
+            db.execute("UPDATE nodes SET last_seen=? WHERE node_id=?", (rx, node))
+        return "clash" if had else "new"
 
     def status_history(self, node: str, t0: float, t1: float) -> list[tuple[float, str]]:
         """(rx, state) of the node's statuses in [t0, t1), led by the last one before
@@ -249,7 +288,7 @@ class Store:
 
     def events(self, type_: str | None = None, node: str | None = None,
                since: float = 0) -> list[dict]:
-        q = "SELECT doc, rx FROM events WHERE rx >= ?"
+        q = "SELECT node, doc, rx FROM events WHERE rx >= ?"
         args: list[Any] = [since]
         if type_:
             q += " AND type=?"
@@ -257,7 +296,12 @@ class Store:
         if node:
             q += " AND node=?"
             args.append(node)
-        return [{**json.loads(d), "_rx": rx} for d, rx in self._read(q + " ORDER BY id", args)]
+        out = []
+        for nid, d, rx in self._read(q + " ORDER BY id", args):
+            doc = check_event(nid, _json(d))[0]  # rows stored before events were checked
+            if doc is not None and isinstance(rx, int | float):
+                out.append({**doc, "_rx": rx})
+        return out
 
     # -- broadcasts -------------------------------------------------------------
     def begin_broadcast(self, who: str, kind: str, target: str, body: dict) -> int:
@@ -336,3 +380,11 @@ class Store:
                          "broadcasts ORDER BY id DESC LIMIT ?", (limit,))
         return [{"id": r[0], "at": r[1], "who": r[2], "kind": r[3], "target": r[4],
                  "body": json.loads(r[5]), "seq": r[6], "state": r[7]} for r in cur]
+
+
+def _json(text: Any) -> Any:
+    """A stored JSON text, or None if it is not one."""
+    try:
+        return json.loads(text) if isinstance(text, str | bytes) else None
+    except (ValueError, RecursionError):
+        return None

@@ -52,9 +52,9 @@ def _globals(code: str) -> dict:
             "lang": code, "cols": t_in(code, "web.cols").split("|")}
 
 
-def rows(he: Headend, code: str) -> str:
+def rows(he: Headend, who: tuple[str, str], code: str) -> str:
     tpl = ENV.get_template("row.html")
-    return "".join(tpl.render(n=n, **_globals(code)) for n in he.store.nodes())
+    return "".join(tpl.render(n=n, **_globals(code)) for n in he.nodes(who))
 
 
 def node_map(nodes: list[dict]) -> dict:
@@ -96,18 +96,18 @@ def add_web(app: FastAPI, he: Headend) -> None:
                 user=None, bad=request.query_params.get("bad"), **ctx))
         return HTMLResponse(ENV.get_template("index.html").render(
             user=user, role=role, nodes=he.nodes((user, role)), media=he.media(),
+            strangers=he.strangers((user, role)),
             zones=sorted(he.store.zones()), today=he.today().isoformat(),
             scheduled=he.scheduled((user, role), SCHEDULED_ROWS),
-            map=node_map(he.store.nodes()),
+            map=node_map(he.nodes((user, role))),
             can_operate=allowed(role, "operator"), can_admin=allowed(role, "admin"),
             rules_text=(he.store.setting("rules") or {}).get("text", ""), **ctx))
 
     @app.get("/map", response_class=HTMLResponse, include_in_schema=False)
     def map_(request: Request) -> HTMLResponse:
         """The map's SVG, for the page to refresh it when nodes change."""
-        he.nodes(actor(request))
         return HTMLResponse(ENV.get_template("map.html").render(
-            map=node_map(he.store.nodes()), **_globals(page_lang(request))))
+            map=node_map(he.nodes(actor(request))), **_globals(page_lang(request))))
 
     @app.get("/scheduled", response_class=HTMLResponse, include_in_schema=False)
     def scheduled(request: Request) -> HTMLResponse:
@@ -157,13 +157,13 @@ def add_web(app: FastAPI, he: Headend) -> None:
     async def stream(request: Request) -> StreamingResponse:
         """Server-sent events: `nodes` with the table's rendered rows, now and
         whenever a node's state or status changes."""
-        actor(request)
+        who = actor(request)
         code = page_lang(request)
 
         async def events() -> AsyncIterator[str]:
             last = None
             while True:
-                body = rows(he, code)
+                body = rows(he, who, code)
                 if body != last:
                     last = body
                     yield "event: nodes\n" + "".join(
