@@ -14,7 +14,9 @@ from datetime import date
 import pytest
 from fastapi.testclient import TestClient
 
+from loaxa import streamer
 from loaxa.control import Controller
+from loaxa.errors import LoaxaError
 from loaxa.headend.app import create_app
 from loaxa.headend.server import EmbeddedBroker, Loop, connect
 from loaxa.headend.service import Headend
@@ -83,7 +85,7 @@ def rig(tmp_path_factory):
     node = Controller(broker.url, COMMUNE, client_id="fake-node")  # publishes as nodes do
     client = TestClient(create_app(he))
     yield {"he": he, "store": store, "client": client, "listener": listener, "node": node,
-           "ckey": ckey, "tmp": tmp}
+           "ckey": ckey, "tmp": tmp, "io": io}
     client.close()
     node.close()
     he.close()
@@ -338,6 +340,56 @@ def test_uptime_and_offline_periods_come_from_the_will_and_heartbeat_gaps(tmp_pa
     assert csv[2].splitlines()[1] == ("n1,2026-11-20T09:02:00+07:00,"
                                       "2026-11-20T09:10:00+07:00,480.0,will")
     store.close()
+
+
+@pytest.mark.parametrize("serve", [True, False], ids=["serve", "cli"])
+def test_a_relay_only_comes_from_where_a_relay_can_come_from(rig, monkeypatch, serve):
+    """A source that is no station or microphone is refused before ffmpeg starts
+    or anything is sent or queued, by serve (which relays) and by the CLI (which
+    hands live sources to serve)."""
+    c, store, he, lis = rig["client"], rig["store"], rig["he"], rig["listener"]
+    started: list = []
+    monkeypatch.setattr(streamer.subprocess, "Popen", lambda *a, **k: started.append(a))
+    monkeypatch.setattr(he, "io", rig["io"] if serve else None)
+    oper = login(c, "oanh")
+    before = (counts(store), len(store.scheduled()), len(lis.got))
+    for source in ("file:///etc/passwd", "concat:/etc/passwd|/etc/hosts",
+                   "subfile,,start,0,end,64,,:/etc/passwd", "tcp://127.0.0.1:8080",
+                   "gopher://127.0.0.1:70/_GET", "FILE:///etc/passwd", "/etc/passwd",
+                   "../news", "pipe:0", "data:audio/wav;base64,UklGRg==", "http:/etc/passwd",
+                   "alsa:default; rm -rf /", "https://host/a b", "udp"):
+        r = c.post("/api/broadcast", json={"file": source}, headers=oper)
+        assert r.status_code == 400, (source, r.text)
+        err = r.json()
+        assert ("a relay cannot come from" in err["error"] or "sound card" in err["error"]
+                or "no file" in err["error"]), (source, err)
+    r = c.post("/api/broadcast", json={"file": "file:///etc/passwd"}, headers=oper).json()
+    assert r == {"error": "a relay cannot come from file:", "hint": streamer.SOURCES_HINT}
+    assert started == []  # no ffmpeg
+    assert (counts(store), len(store.scheduled()), len(lis.got)) == before
+    assert store.audit_log(1)[0]["result"] == "refused: a relay cannot come from file:"
+
+
+def test_ffmpeg_is_held_to_the_sources_protocols(tmp_path, monkeypatch):
+    """The second wall: ffmpeg may open only the protocols of the source's scheme
+    (-protocol_whitelist), a local file only as a file."""
+    argv: list[list[str]] = []
+    monkeypatch.setattr(streamer.subprocess, "Popen", lambda a, **k: argv.append(a))
+    (tmp_path / "a:b.wav").write_bytes(b"RIFF")
+    for source, allow in (("http://radio.example/live.mp3", "http,https,tls,tcp,crypto"),
+                          ("HTTPS://radio.example/x.m3u8", "http,https,tls,tcp,crypto"),
+                          ("rtp://@239.1.1.1:5004", "rtp,udp"), ("srt://10.0.0.1:9000", "srt,udp"),
+                          (str(tmp_path / "a:b.wav"), "file")):
+        streamer.ffmpeg_pcm(source, 16000)
+        a = argv[-1]
+        assert a[a.index("-protocol_whitelist") + 1] == allow, a
+    assert a[a.index("-i") + 1] == str(tmp_path / "a:b.wav")
+    streamer.ffmpeg_pcm("alsa:hw:1,0", 16000)
+    assert argv[-1][argv[-1].index("-f") + 1:argv[-1].index("-i") + 2] == ["alsa", "-i", "hw:1,0"]
+    for bad in ("file:///etc/passwd", "gopher://x/", "concat:a|b"):
+        with pytest.raises(LoaxaError):
+            streamer.ffmpeg_pcm(bad, 16000)
+    assert len(argv) == 6
 
 
 def test_openapi_describes_every_endpoint(rig):

@@ -74,24 +74,71 @@ class Format:
 
 
 CAPTURE = ("alsa:", "pulse:")  # a sound card's input: alsa:default, pulse:default
+# Where a live relay may come from (docs/headend.md, "Live relays"): a scheme and
+# the protocols ffmpeg may open for it, its -protocol_whitelist, so that what the
+# source leads to (an HLS playlist's segments, an RTSP session's streams) stays
+# on the network too: never file:, concat:, subfile:, pipe:, data:, tcp: as a source.
+LIVE_PROTOCOLS = {
+    "http": "http,https,tls,tcp,crypto",  # Icecast/SHOUTcast MP3 and AAC, HLS
+    "https": "http,https,tls,tcp,crypto",
+    "rtsp": "rtsp,rtp,udp,tcp,tls",  # IP encoders and cameras' audio
+    "rtmp": "rtmp,rtmps,tcp,tls",
+    "srt": "srt,udp",  # contribution links between stations
+    "rtp": "rtp,udp",  # a station's multicast on the province's network
+    "udp": "udp",  # MPEG-TS over UDP (a DVB-IP or encoder's output)
+}
+DEVICE_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.:,=-")
+SOURCES_HINT = ("a station's URL (" + ", ".join(f"{s}://" for s in LIVE_PROTOCOLS) +
+                "), a microphone (alsa:DEVICE, pulse:DEVICE), or the name of a file in "
+                "the media folder")
+
+
+def live_protocols(source: str) -> str | None:
+    """For a live source, the protocols ffmpeg may open for it ("" for a sound
+    card's input); None for a plain name (a media file's); LoaxaError, before
+    anything starts, for any other source."""
+    if source.startswith(CAPTURE):
+        device = source.partition(":")[2]
+        if not device or len(device) > 64 or not set(device) <= DEVICE_CHARS:
+            raise LoaxaError(f"bad sound card input {source!r}", "e.g. alsa:default, "
+                             "alsa:hw:1,0, pulse:default")
+        return ""
+    scheme, sep, rest = source.partition("://")
+    if sep and scheme.lower() in LIVE_PROTOCOLS and rest and source.isprintable() \
+            and " " not in source:
+        return LIVE_PROTOCOLS[scheme.lower()]
+    if not any(c in source for c in ":/\\|,"):
+        return None
+    what = scheme if sep else source.partition(":")[0] if ":" in source else "a path"
+    raise LoaxaError(f"a relay cannot come from {what[:20]}{':' if ':' in source else ''}",
+                     SOURCES_HINT)
 
 
 def is_live(source: str) -> bool:
-    """A station's URL or a microphone, not a file: it plays as it comes."""
-    return "://" in source or source.startswith(CAPTURE)
+    """A station's URL or a microphone, not a file: it plays as it comes.
+    LoaxaError for a source that is neither a name nor allowed (live_protocols)."""
+    return live_protocols(source) is not None
 
 
 def ffmpeg_pcm(source: str, rate: int, loop: bool = False) -> subprocess.Popen:
-    """Decode and resample any input ffmpeg reads (a file, a URL, a sound card's
-    input as alsa:DEVICE or pulse:DEVICE) to s16le mono at rate."""
+    """Decode and resample to s16le mono at rate: a local file, or a live source
+    live_protocols allows (a URL, a sound card's input as alsa:DEVICE or
+    pulse:DEVICE), ffmpeg held to that source's protocols."""
     exe = shutil.which("ffmpeg")
     if not exe:
         raise LoaxaError("ffmpeg is not installed", "run `make sysdeps` (apt-get install ffmpeg)")
-    if not is_live(source) and not os.path.exists(source):
-        raise LoaxaError(f"no such file: {source}")
+    if "://" not in source and not source.startswith(CAPTURE):
+        if not os.path.isfile(source):
+            raise LoaxaError(f"no such file: {source}")
+        allow: str | None = "file"
+        source = os.path.abspath(source)  # a name with a colon is no protocol
+    else:
+        allow = live_protocols(source)
     cmd = [exe, "-nostdin", "-hide_banner", "-loglevel", "error"]
     if loop:
         cmd += ["-stream_loop", "-1"]
+    if allow:
+        cmd += ["-protocol_whitelist", allow]
     if source.startswith(CAPTURE):
         kind, _, device = source.partition(":")
         cmd += ["-f", kind]

@@ -217,7 +217,10 @@ class Headend:
         if priority not in PRIORITIES:
             raise self._refuse(actor, "broadcast", detail, f"unknown priority {priority!r}",
                                "one of " + ", ".join(PRIORITIES) + "; emergencies: emergency")
-        live = is_live(file)
+        try:  # before anything starts or is queued (docs/headend.md, "Live relays")
+            live = is_live(file)
+        except LoaxaError as e:
+            raise self._refuse(actor, "broadcast", detail, e.msg, e.hint) from None
         if zones:
             zones = self._zones(actor, "broadcast", detail, zones)
         if at is not None or (live and self.io is None):
