@@ -216,3 +216,34 @@ def test_tts_refusals_and_a_plugged_in_engine(lib, monkeypatch):
         he.store.set_setting("serve", serve)
     assert c.get("/api/tts", headers=h).json()["voices"] == ["vi", "vi-vn-x-central",
                                                              "vi-vn-x-south"]
+
+
+def test_a_self_signed_certificate_is_made_once_and_verifies(tmp_path):
+    import socket
+    import ssl
+    import threading
+
+    from loaxa.headend.selfsigned import ensure
+
+    cert, key, fp = ensure(tmp_path, "192.168.1.10")
+    assert ensure(tmp_path, "192.168.1.10") == (cert, key, fp)  # kept: the browser's exception
+    assert (Path(key).stat().st_mode & 0o077) == 0
+    srv_ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    srv_ctx.load_cert_chain(cert, key)
+    lst = socket.create_server(("127.0.0.1", 0))
+    port = lst.getsockname()[1]
+
+    def serve_one() -> None:
+        conn, _ = lst.accept()
+        with srv_ctx.wrap_socket(conn, server_side=True) as s:
+            s.sendall(b"ok")
+    th = threading.Thread(target=serve_one, daemon=True)
+    th.start()
+    cli_ctx = ssl.create_default_context(cafile=cert)  # a browser that accepted it
+    with socket.create_connection(("127.0.0.1", port)) as raw, \
+            cli_ctx.wrap_socket(raw, server_hostname="localhost") as s:
+        assert s.recv(2) == b"ok"
+    th.join(5)
+    lst.close()
+    _, _, other = ensure(tmp_path, "headend.an-phu.lan")  # a new name: a new certificate
+    assert other != fp

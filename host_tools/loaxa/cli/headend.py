@@ -110,6 +110,9 @@ def _register_operator(hs: argparse._SubParsersAction) -> None:
     s.add_argument("--prefix", default="loaxa", help="MQTT topic prefix (default loaxa)")
     s.add_argument("--tls-cert", metavar="PEM", help="serve HTTPS with this certificate")
     s.add_argument("--tls-key", metavar="PEM", help="private key of --tls-cert")
+    s.add_argument("--tls-self-signed", action="store_true",
+                   help="serve HTTPS with a certificate the head-end makes for itself under "
+                   "DATA/tls (for the page's microphone on the commune's network)")
     s.add_argument("--tts-command", metavar="TEMPLATE",
                    help="the text-to-speech engine, a command with {text} (a UTF-8 file, "
                    "also on stdin), {out} (the WAV to write), {voice}, {rate}, {wpm}, "
@@ -209,6 +212,13 @@ def run_serve(args: argparse.Namespace) -> int:
 
     if (args.tls_cert is None) != (args.tls_key is None):
         raise LoaxaError("give both --tls-cert and --tls-key")
+    if args.tls_self_signed:
+        if args.tls_cert:
+            raise LoaxaError("give --tls-cert/--tls-key or --tls-self-signed, not both")
+        from ..headend.selfsigned import ensure
+
+        args.tls_cert, args.tls_key, fp = ensure(_data(args), args.public_host)
+        print(f"self-signed certificate {args.tls_cert}, SHA-256 {fp}", flush=True)
     if args.broker_ca and not (args.broker or "").startswith("mqtts://"):
         raise LoaxaError("--broker-ca is for a TLS broker",
                          "give --broker mqtts://HOST[:PORT] with it")
