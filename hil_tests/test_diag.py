@@ -87,10 +87,10 @@ def healthy(node, inventory=True, clock=True):
     """A node as a technician leaves it: clock set, the commune's rules, in the inventory."""
     if clock:
         node.request("clock.set", {"time": int(time.time())})
-    node.request("keys.set", {"commune_key": KEY})
-    node.request("rules.set", rules.sign(rules.compile_text(RULES).rules, bytes.fromhex(KEY),
-                                         "headend", 1, 0))
     node.request("config.set", {"node_id": "ap-01"})
+    node.request("keys.set", {"node_key": KEY})
+    node.request("rules.set", rules.sign(rules.compile_text(RULES).rules, bytes.fromhex(KEY),
+                                         "headend", "ap-01", 1, 0))
     if inventory:
         v = node.request("version")
         with Inventory() as inv:

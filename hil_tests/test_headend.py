@@ -177,14 +177,14 @@ def he_broadcasts(he: Headend) -> list[dict]:
         s.close()
 
 
-def retained_rules(he: Headend) -> str | None:
-    """The version of the rules the broker keeps retained for every node, as a node
-    that connects now receives them (None: nothing retained)."""
+def retained_rules(he: Headend, node: str = "n1") -> str | None:
+    """The version of the rules the broker keeps retained for node, as the node
+    receives them when it connects now (None: nothing retained)."""
     from loaxa.headend.server import Loop
     from loaxa_node import envelope, net_mqtt
 
     got: list[bytes] = []
-    rules = f"loaxa/{COMMUNE}/all/rules"
+    rules = f"loaxa/{COMMUNE}/node/{node}/rules"
 
     async def on(t: bytes, payload: memoryview, retained: int) -> None:
         if t.decode() == rules:  # amqtt also hands a new subscriber others' retained
@@ -208,8 +208,8 @@ def retained_rules(he: Headend) -> str | None:
     if not got or not got[0]:
         return None
     with Inventory(he.tmp / "inv.sqlite") as inv:
-        ckey = bytes.fromhex(inv.commune_key(COMMUNE))
-    return str(envelope.open_(json.loads(got[0]), ckey, "rules")["ver"])
+        key = bytes.fromhex(inv.node_key(node))
+    return str(envelope.open_(json.loads(got[0]), key, "rules", node)["ver"])
 
 
 @contextmanager

@@ -15,6 +15,7 @@ from loaxa_node import gain, timeutil
 
 KEY = "5e" * 32
 OTHER_KEY = "a7" * 32
+NODE = "r1"
 
 # A commune that broadcasts 05:30-06:15 every day; a tone stands in for the
 # provincial relay until the audio pipeline lands.
@@ -43,14 +44,15 @@ def sim_options(request):
     return getattr(request, "param", {})
 
 
-def signed(version="v1", seq=1, key=KEY, body=None):
+def signed(version="v1", seq=1, key=KEY, body=None, to=NODE):
     R = body or rules.compile_text(RULES.format(version=version)).rules
-    return rules.sign(R, bytes.fromhex(key), "headend", seq, 0)
+    return rules.sign(R, bytes.fromhex(key), "headend", to, seq, 0)
 
 
 def provision(node, version="v1", seq=1, body=None):
-    """The commune's key on the node, then its rules (RULES, or body), signed."""
-    node.request("keys.set", {"commune_key": KEY})
+    """The node's name and key, then its rules (RULES, or body), signed for it."""
+    node.request("config.set", {"node_id": NODE})
+    node.request("keys.set", {"node_key": KEY})
     return node.request("rules.set", signed(version, seq, body=body))
 
 
@@ -140,6 +142,9 @@ def test_bad_signature_or_old_sequence_is_refused_and_old_rules_stay(node):
                                            "max": 100}]}, seq=12)
     cases = [
         (signed("v2", 11, OTHER_KEY), "bad_signature", "signature does not match"),
+        (signed("v2", 11, to="r2"), "wrong_node", "addressed to 'r2', this node is 'r1'"),
+        ({**{k: v for k, v in env.items() if k not in ("to", "exp")}, "v": 1},
+         "old_envelope", "version 1"),  # the commune key's, from an old head-end
         (tampered, "bad_signature", "signature does not match"),
         (signed("v2", 10), "stale_seq", "not newer than 10"),
         (signed("v2", 9), "stale_seq", "not newer than 10"),

@@ -42,7 +42,9 @@ class Listener:
     def __init__(self, io: Loop, url: str):
         self.got: list[tuple[str, dict, int]] = []
         self.cond = threading.Condition()
-        self.client = net_mqtt.Client(url, "listener", self._on, [f"loaxa/{COMMUNE}/all/#"])
+        self.client = net_mqtt.Client(url, "listener", self._on,
+                                      [f"loaxa/{COMMUNE}/node/+/cmd",
+                                       f"loaxa/{COMMUNE}/node/+/rules"])
 
         async def go() -> None:
             self.client.start()
@@ -67,7 +69,7 @@ def rig(tmp_path_factory):
         for node, zone in (("n1", "thon-1"), ("n2", "thon-2")):
             inv.record(node, "provision", commune=COMMUNE, zones=[zone])
             inv.new_node_key(node)
-        ckey = bytes.fromhex(inv.commune_key(COMMUNE))
+        keys = {n: bytes.fromhex(inv.node_key(n)) for n in ("n1", "n2")}
     io = Loop()
     broker = EmbeddedBroker(io, "127.0.0.1", free_port()).start()
     (tmp / "media").mkdir()
@@ -78,14 +80,14 @@ def rig(tmp_path_factory):
     cfg = {"broker": broker.url, "commune": COMMUNE, "inventory": str(tmp / "inv.sqlite"),
            "prefix": "loaxa"}
     he = Headend(store, media=tmp / "media", files_url="http://127.0.0.1:8001/file/")
-    he.connect = lambda: connect(cfg, he, "headend-test")
+    he.connect = lambda: connect(cfg, he, store, "headend-test")
     for name, role in (("vien", "viewer"), ("oanh", "operator"), ("an", "admin")):
         store.add_user(name, f"{name}-secret", role, "test")
     listener = Listener(io, broker.url)
     node = Controller(broker.url, COMMUNE, client_id="fake-node")  # publishes as nodes do
     client = TestClient(create_app(he))
     yield {"he": he, "store": store, "client": client, "listener": listener, "node": node,
-           "ckey": ckey, "tmp": tmp, "io": io}
+           "keys": keys, "tmp": tmp, "io": io}
     client.close()
     node.close()
     he.close()
@@ -97,6 +99,25 @@ def login(client: TestClient, user: str) -> dict:
     r = client.post("/api/login", json={"user": user, "password": f"{user}-secret"})
     assert r.status_code == 200, r.text
     return {"Authorization": "Bearer " + r.json()["token"]}
+
+
+def test_sequences_only_grow_across_restarts_clock_steps_and_processes(tmp_path,
+                                                                       monkeypatch):
+    path = tmp_path / "headend.sqlite"
+    store = Store(path)
+    a = store.next_seq("headend")
+    assert store.next_seq("headend") == a + 1
+    assert abs(a - (time.time() - timeutil.UNIX_OFFSET) * 1000) < 60_000  # above old ms seqs
+    store.close()
+    real = time.time
+    monkeypatch.setattr(time, "time", lambda: real() - 3600)  # the clock stepped back
+    store = Store(path)
+    other = Store(path)  # the CLI, another process on the same file
+    got = [store.next_seq("headend"), other.next_seq("headend"), store.next_seq("headend")]
+    assert got == [a + 2, a + 3, a + 4]
+    assert other.next_seq("headend-cli") < a  # another sender, its own counter
+    store.close()
+    other.close()
 
 
 def test_an_older_store_is_migrated_keeping_its_rows(tmp_path):
@@ -190,7 +211,7 @@ def test_no_session_wrong_role_and_bad_input_change_nothing(rig):
 
 
 def test_broadcast_emergency_and_rules_reach_the_broker_signed(rig):
-    c, store, lis, ckey = rig["client"], rig["store"], rig["listener"], rig["ckey"]
+    c, store, lis, keys = rig["client"], rig["store"], rig["listener"], rig["keys"]
     n0 = len(lis.got)
     oper, admin = login(c, "oanh"), login(c, "an")
     r = c.post("/api/broadcast", json={"file": "news", "zones": ["thon-1"], "title": "Tin"},
@@ -203,19 +224,25 @@ def test_broadcast_emergency_and_rules_reach_the_broker_signed(rig):
     assert c.post("/api/emergency", json={"action": "stop"}, headers=oper).status_code == 200
     r = c.post("/api/rules", json={"text": RULES}, headers=admin)
     assert r.status_code == 200 and r.json()["version"] == "v7"
-    got = lis.wait(n0 + 4)[n0:]
-    topics = [g[0] for g in got]
-    assert topics == [f"loaxa/{COMMUNE}/all/cmd"] * 3 + [f"loaxa/{COMMUNE}/all/rules"]
-    play = envelope.open_(got[0][1], ckey, "cmd")
+    # one message per node, on its own topic, signed with its own key and naming
+    # it: the play for thon-1 reaches n1 only, the rest both nodes
+    got = lis.wait(n0 + 7)[n0:]
+    P = f"loaxa/{COMMUNE}/node"
+    assert [g[0] for g in got] == [f"{P}/n1/cmd", f"{P}/n1/cmd", f"{P}/n2/cmd", f"{P}/n1/cmd",
+                                   f"{P}/n2/cmd", f"{P}/n1/rules", f"{P}/n2/rules"]
+    bodies = [envelope.open_(g[1], keys[g[1]["to"]], g[0].rpartition("/")[2],
+                             g[0].split("/")[-2]) for g in got]
+    play = bodies[0]
     assert play["cmd"] == "play" and play["zones"] == ["thon-1"]
     assert play["session"]["url"] == "http://127.0.0.1:8001/file/news"
-    assert envelope.open_(got[1][1], ckey, "cmd") == {"cmd": "emergency", "action": "start",
-                                                      "tone": 1200, "title": "Bão",
-                                                      "bulletin": f"b{sent['id'] + 1}"}
-    assert envelope.open_(got[2][1], ckey, "cmd") == {"cmd": "emergency", "action": "stop"}
-    assert envelope.open_(got[3][1], ckey, "rules")["ver"] == "v7"
+    assert bodies[1] == bodies[2] == {"cmd": "emergency", "action": "start", "tone": 1200,
+                                      "title": "Bão", "bulletin": f"b{sent['id'] + 1}"}
+    assert bodies[3] == bodies[4] == {"cmd": "emergency", "action": "stop"}
+    assert bodies[5]["ver"] == bodies[6]["ver"] == "v7"
+    for g in got[:5]:
+        assert 0 < g[1]["exp"] - g[1]["ts"] <= 300  # commands expire; rules do not
     seqs = [g[1]["seq"] for g in got]
-    assert seqs == sorted(seqs) and len(set(seqs)) == 4
+    assert seqs == sorted(seqs) and len(set(seqs)) == 4  # one sequence per broadcast
     assert [b["state"] for b in store.broadcasts()[:4]] == ["sent"] * 4
     assert store.setting("rules")["text"] == RULES
     r = c.get("/api/audit", headers=admin)
@@ -224,7 +251,7 @@ def test_broadcast_emergency_and_rules_reach_the_broker_signed(rig):
     assert c.get("/api/audit", headers=oper).status_code == 403
     viewer = login(c, "vien")
     r = c.get("/api/rules", headers=viewer)
-    assert r.json() == {"version": "v7", "name": "rules.toml", "seq": seqs[3], "text": RULES}
+    assert r.json() == {"version": "v7", "name": "rules.toml", "seq": seqs[-1], "text": RULES}
     # the checker, for the page's editor: nothing sent, nothing stored
     r = c.post("/api/rules/check", json={"text": RULES.replace("21:00", "25:00")},
                headers=viewer).json()
@@ -233,7 +260,7 @@ def test_broadcast_emergency_and_rules_reach_the_broker_signed(rig):
     assert r["ok"] and r["version"] == "v7" and [len(z["days"]) for z in r["week"]] == [7]
     assert r["week"][0]["days"][0]["blocks"] == [{"from": 360, "to": 1260, "window": "day",
                                                   "volume": 80, "items": []}]
-    assert len(lis.got) == n0 + 4 and store.setting("rules")["seq"] == seqs[3]
+    assert len(lis.got) == n0 + 7 and store.setting("rules")["seq"] == seqs[-1]
 
 
 def test_nodes_and_report_come_from_what_nodes_publish(rig):

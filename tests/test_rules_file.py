@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 
 from loaxa import REPO
 from loaxa.cli import main
+from loaxa.inventory import Inventory
 from loaxa.rules import RulesFileError, compile_text
 from loaxa_node import envelope
 
@@ -108,18 +109,41 @@ def test_example_in_docs_compiles(tmp_path, capsys):
 
 
 def test_compile_and_sign_round_trip_through_the_node_envelope(tmp_path, capsys):
-    key = tmp_path / "commune.key"
-    key.write_text("3c" * 32 + "\n")
+    inv_path = tmp_path / "inv.sqlite"
+    with Inventory(inv_path) as inv:
+        keys = {}
+        for n in ("n1", "n2"):
+            inv.record(n, "provision", commune="an-binh", zones=["thon1"])
+            keys[n] = bytes.fromhex(inv.new_node_key(n))
     out = tmp_path / "rules.signed.json"
-    assert main(["rules", "compile", str(EXAMPLE), "--sign", str(key), "--sender", "laptop",
-                 "--seq", "7", "-o", str(out)]) == 0
+    assert main(["rules", "compile", str(EXAMPLE), "--sign", "n1", "--sender", "laptop",
+                 "--seq", "7", "--inventory", str(inv_path), "-o", str(out)]) == 0
     env = json.loads(out.read_text())
-    assert env["from"] == "laptop" and env["seq"] == 7 and env["kind"] == "rules"
+    assert (env["from"], env["to"], env["seq"], env["kind"], env["exp"]) == (
+        "laptop", "n1", 7, "rules", 0)
     # an independent HMAC (CPython's hmac) over the documented canonical bytes
     body = {k: v for k, v in env.items() if k != "tag"}
-    want = hmac.new(bytes.fromhex("3c" * 32), envelope.canonical(body), hashlib.sha256)
+    want = hmac.new(keys["n1"], envelope.canonical(body), hashlib.sha256)
     assert env["tag"] == want.hexdigest()
-    assert envelope.open_(env, bytes.fromhex("3c" * 32), "rules") == env["body"]
+    assert envelope.open_(env, keys["n1"], "rules", "n1") == env["body"]
+    # every node of the commune, one envelope a line, each with its own key and
+    # name; the inventory's counter only grows
+    seqs = []
+    for _ in range(2):
+        assert main(["rules", "compile", str(EXAMPLE), "--commune", "an-binh",
+                     "--inventory", str(inv_path), "-o", str(out)]) == 0
+        envs = [json.loads(line) for line in out.read_text().splitlines()]
+        assert [e["to"] for e in envs] == ["n1", "n2"] and envs[0]["from"] == "rules-cli"
+        for e in envs:
+            assert envelope.open_(e, keys[e["to"]], "rules", e["to"]) == e["body"]
+        with pytest.raises(envelope.EnvelopeError) as ex:
+            envelope.open_(envs[1], keys["n1"], "rules", "n1")
+        assert ex.value.code == "wrong_node"
+        seqs.append(envs[0]["seq"])
+    assert seqs[1] == seqs[0] + 1
+    assert main(["rules", "compile", str(EXAMPLE), "--sign", "n9", "--inventory",
+                 str(inv_path)]) != 0
+    assert "n9 not in the inventory" in capsys.readouterr().err
 
 
 def test_explain_prints_decision_reason_and_until(capsys):
@@ -174,23 +198,51 @@ def test_envelope_tags_match_cpython_hmac_and_micropython(upy):
     # characters within the BMP only: see docs/envelope.md
     bodies = [{"ver": "tết", "w": [{"id": "a\"b\\c\n", "s": 1}], "n": None, "t": True},
               {"x": -5, "y": [], "z": {}}, {"k" * 70: "\u00e9\u1ec7"}]
-    envs = [envelope.seal(key, "rules", "headend", i + 1, 1000, b) for i, b in enumerate(bodies)]
+    envs = [envelope.seal(key, "rules", "headend", "n1", i + 1, 1000, 0, b)
+            for i, b in enumerate(bodies)]
     for e in envs:
         msg = envelope.canonical({k: v for k, v in e.items() if k != "tag"})
         assert e["tag"] == hmac.new(key, msg, hashlib.sha256).hexdigest()
     literal = json.dumps(json.dumps(bodies))
     got = upy.json("import json\nfrom loaxa_node import envelope\n"
                    f"key = bytes(range(40))\nbodies = json.loads({literal})\n"
-                   "print(json.dumps([envelope.seal(key, 'rules', 'headend', i + 1, 1000, b)['tag']"
-                   " for i, b in enumerate(bodies)]))")
+                   "print(json.dumps([envelope.seal(key, 'rules', 'headend', 'n1', i + 1, 1000,"
+                   " 0, b)['tag'] for i, b in enumerate(bodies)]))")
     assert got == [e["tag"] for e in envs]
     for code, env, last in (("stale_seq", envs[0], 1), ("wrong_kind", envs[0], 0)):
         with pytest.raises(envelope.EnvelopeError) as ex:
-            envelope.open_(env, key, "cmd" if code == "wrong_kind" else "rules", last)
+            envelope.open_(env, key, "cmd" if code == "wrong_kind" else "rules", "n1", last)
         assert ex.value.code == code
     with pytest.raises(envelope.EnvelopeError) as ex:
-        envelope.seal(key, "rules", "h", 1, 0, {"f": 1.5})
+        envelope.seal(key, "rules", "h", "n1", 1, 0, 0, {"f": 1.5})
     assert "floats" not in ex.value.msg and "not float" in ex.value.msg
+
+
+def test_envelope_names_its_node_expires_and_refuses_version_1():
+    key = bytes(range(32))
+    cmd = envelope.seal(key, "cmd", "headend", "n1", 5, 1000, 1300, {"cmd": "stop"})
+
+    def code(env, to="n1", last=0, now=None, kind="cmd"):
+        with pytest.raises(envelope.EnvelopeError) as ex:
+            envelope.open_(env, key, kind, to, last, now)
+        return ex.value.code, ex.value.msg
+
+    assert envelope.open_(cmd, key, "cmd", "n1", 4, 1299) == {"cmd": "stop"}
+    assert envelope.open_(cmd, key, "cmd", "n1", 4, None) == {"cmd": "stop"}  # untrusted
+    assert code(cmd, to="n2")[0] == "wrong_node"
+    assert code(cmd, now=1301) == ("expired", "expired 1 s ago (by this node's clock)")
+    assert code(cmd, now=600)[0] == "stale_ts"  # from further ahead than MAX_SKEW_S
+    assert code(cmd, last=5)[0] == "stale_seq"
+    assert code({**cmd, "to": "n2"}, to="n2")[0] == "bad_signature"  # the name is signed
+    assert code({**cmd, "exp": 9999})[0] == "bad_signature"  # and so is the expiry
+    forever = envelope.seal(key, "cmd", "headend", "n1", 6, 1000, 0, {"cmd": "stop"})
+    assert code(forever)[0] == "bad_envelope"  # a command must expire
+    old = {"v": 1, "kind": "cmd", "from": "headend", "seq": 9, "ts": 1000, "body": {},
+           "tag": "00" * 32}
+    c, msg = code(old)
+    assert c == "old_envelope" and "version 1" in msg and "own key" in msg
+    rules = envelope.seal(key, "rules", "headend", "n1", 7, 1000, 0, {"ver": "a"})
+    assert envelope.open_(rules, key, "rules", "n1", 0, 10**6) == {"ver": "a"}  # no expiry
 
 
 def test_explain_speaks_vietnamese_for_operators(monkeypatch, capsys):

@@ -48,16 +48,14 @@ def test_inventory_keys_are_encrypted_and_files_private(tmp_path):
     db = tmp_path / "inv.sqlite"
     with Inventory(db) as inv:
         k = inv.new_node_key("n1")
-        c = inv.commune_key("an-binh")
-        assert inv.commune_key("an-binh") == c  # one per commune
         inv.record("n1", "provision", mac="24:0a", zones=["a", "b"], commune="an-binh")
         out = json.loads(inv.export())
         assert out[0]["zones"] == ["a", "b"] and "node_key" not in out[0]
         full = json.loads(inv.export(with_keys=True))
-        assert full[0]["node_key"] == k and full[0]["commune_key"] == c
+        assert full[0]["node_key"] == k and "commune_key" not in full[0]
         assert [e["action"] for e in inv.events("n1")] == ["keys", "provision"]
     raw = db.read_bytes()
-    assert k.encode() not in raw and c.encode() not in raw
+    assert k.encode() not in raw
     for f in (db, db.with_suffix(".key")):
         assert f.stat().st_mode & 0o777 == 0o600
     other = tmp_path / "other.key"

@@ -1,15 +1,14 @@
-# One message from the broker (docs/control.md): its topic picks the key,
-# the signed envelope is verified (envelope.py), then the rule set or command
-# acts and is acknowledged on the event topic. Anything else is refused,
-# counted and reported; nothing unauthenticated acts. Loaded per message.
+# One message from the broker (docs/control.md): on the node's own topics
+# only, the signed envelope is verified with the node's own key and must name
+# this node (envelope.py), then the rule set or command acts and is
+# acknowledged on the event topic. Anything else is refused, counted and
+# reported; nothing unauthenticated acts. Loaded per message.
 import json
 import sys
 
 from . import envelope, log, storage
 from .compat import unload
 from .console import CmdError
-
-MAX_AGE_S = 300  # a command further than this from a trusted clock is stale
 
 # command: (handler "module.function" called as fn(node, args) like the
 # console's app.COMMANDS, body fields besides "cmd")
@@ -27,19 +26,14 @@ COMMANDS = {
 }
 
 
-def _scope(ctl, topic):
-    """'node'|'zone'|'all' and 'cmd'|'rules' of a topic we subscribed, or None."""
-    if not topic.startswith(ctl.base):
-        return None
-    parts = topic[len(ctl.base):].split("/")
-    if len(parts) == 3 and parts[0] == "node" and ctl.me == ctl.base + "node/" + parts[1] + "/" \
-            or len(parts) == 3 and parts[0] == "zone" and parts[1] in ctl.node.cfg["zones"]:
-        s = parts[0]
-    elif len(parts) == 2 and parts[0] == "all":
-        s = "all"
-    else:
-        return None
-    return (s, parts[-1]) if parts[-1] in ("cmd", "rules") else None
+def _channel(ctl, topic):
+    """'cmd' or 'rules' for the node's own topics, else None: a node listens
+    to nothing else (no zone or commune-wide topic, no shared key)."""
+    if topic.startswith(ctl.me):
+        ch = topic[len(ctl.me):]
+        if ch in ("cmd", "rules"):
+            return ch
+    return None
 
 
 async def handle(ctl, topic, payload, retained):
@@ -49,22 +43,23 @@ async def handle(ctl, topic, payload, retained):
     except UnicodeError:
         topic = repr(topic)
     try:
-        sc = _scope(ctl, topic)
-        if sc is None:
+        ch = _channel(ctl, topic)
+        if ch is None:
             raise CmdError("bad_topic", "not a topic this node listens to")
         try:
             env = json.loads(payload)
         except Exception:  # ValueError, UnicodeError: any bytes may arrive
             raise CmdError("bad_json", "payload is not JSON")
-        name = "node_key" if sc[0] == "node" else "commune_key"
         keys, _ = storage.read_json("keys.json", {})
-        if name not in keys:
-            raise CmdError("no_key", "no %s on this node: provision one with keys.set" % name)
-        key = envelope.key_bytes(keys[name])
-        if sc[1] == "rules":
+        if keys.pop("commune_key", None) is not None:  # an old node's: off its flash
+            storage.write_json("keys.json", keys)
+        if "node_key" not in keys:
+            raise CmdError("no_key", "no node_key on this node: provision one with keys.set")
+        key = envelope.key_bytes(keys["node_key"])
+        if ch == "rules":
             await _rules(ctl, env, key, retained)
         else:
-            await _command(ctl, sc[0], env, key)
+            await _command(ctl, env, key)
     except (CmdError, envelope.EnvelopeError) as e:
         ctl.refuse(e.code, e.msg, topic, env, getattr(e, "reason", None))
 
@@ -83,14 +78,14 @@ async def _rules(ctl, env, key, retained):
     ctl.event("rules", {"version": info["version"], "seq": env["seq"], "from": env["from"]})
 
 
-async def _command(ctl, scope, env, key):
+async def _command(ctl, env, key):
     node = ctl.node
     sender = env.get("from") if isinstance(env, dict) else None
     last = ctl.seq.get(sender, 0) if isinstance(sender, str) else 0
     clock = node.clock
     trusted = clock.trusted()
-    body = envelope.open_(env, key, "cmd", last, clock.now() if trusted else None,
-                          MAX_AGE_S if trusted else None)
+    body = envelope.open_(env, key, "cmd", node.cfg["node_id"], last,
+                          clock.now() if trusted else None)
     unload("envelope")  # verified: its RAM goes to what the command loads
     name = body.get("cmd")
     if name not in COMMANDS:
@@ -101,8 +96,6 @@ async def _command(ctl, scope, env, key):
         if k != "cmd" and k not in fields:
             raise CmdError("bad_args", "%s: unknown field %r; allowed: %s" % (
                 name, k, ", ".join(fields)))
-    if name == "config" and scope != "node":
-        raise CmdError("node_key_only", "config comes only on the node's own topic")
     # Stored before it acts: after a power cut a replay of it is still stale.
     seq = dict(ctl.seq)
     seq[sender] = env["seq"]

@@ -13,10 +13,9 @@ def configure(ctl):
     cfg = ctl.node.cfg
     ctl.base = "%s/%s/" % (cfg["topic_prefix"], cfg["commune"])
     ctl.me = ctl.base + "node/" + cfg["node_id"] + "/"
-    subs = [ctl.me + "cmd", ctl.me + "rules", ctl.base + "all/cmd", ctl.base + "all/rules"]
-    for z in cfg["zones"]:
-        subs.append(ctl.base + "zone/" + z + "/cmd")
-        subs.append(ctl.base + "zone/" + z + "/rules")
+    # Its own topics only: the head-end sends every node of a zone (or of the
+    # commune) its own message, signed with its own key (docs/control.md).
+    subs = [ctl.me + "cmd", ctl.me + "rules"]
     will = (ctl.me + "status", json.dumps({"state": "offline", "node": cfg["node_id"]}),
             True, 1)
     c = ctl.client

@@ -1,15 +1,17 @@
 # Signed envelope for rules and commands (DESIGN section 5, docs/envelope.md):
-#   {"v": 1, "kind": "rules", "from": "headend", "seq": 42, "ts": t2k,
-#    "body": {...}, "tag": "<64 hex>"}
-# tag = HMAC-SHA256(key, canonical(envelope without "tag")). The canonical
+#   {"v": 2, "kind": "cmd", "from": "headend", "to": "n1", "seq": 42, "ts": t2k,
+#    "exp": t2k, "body": {...}, "tag": "<64 hex>"}
+# tag = HMAC-SHA256(node key, canonical(envelope without "tag")): the
+# destination, kind and expiry are under the signature. The canonical
 # form is our own encoder (MicroPython's json.dumps has no sort_keys or
 # separators), so host and node produce the same bytes from the same value.
 # Pure: the host signs with this same module.
 import hashlib
 from binascii import hexlify, unhexlify
 
-VERSION = 1
-FIELDS = ("v", "kind", "from", "seq", "ts", "body", "tag")
+VERSION = 2
+FIELDS = ("v", "kind", "from", "to", "seq", "ts", "exp", "body", "tag")
+MAX_SKEW_S = 300  # a command stamped further ahead of a trusted clock is refused
 
 
 class EnvelopeError(ValueError):
@@ -86,9 +88,11 @@ def key_bytes(hexkey):
     return unhexlify(hexkey)
 
 
-def seal(key, kind, sender, seq, ts, body):
-    """The signed envelope (a dict) carrying body."""
-    env = {"v": VERSION, "kind": kind, "from": sender, "seq": seq, "ts": ts, "body": body}
+def seal(key, kind, sender, to, seq, ts, exp, body):
+    """The signed envelope (a dict) carrying body to node `to`; exp: t2k time
+    after which it must not act (0: none, rules only)."""
+    env = {"v": VERSION, "kind": kind, "from": sender, "to": to, "seq": seq, "ts": ts,
+           "exp": exp, "body": body}
     env["tag"] = hexlify(mac(key, env)).decode()
     return env
 
@@ -111,15 +115,21 @@ def _need(env, k, kind):
     return v
 
 
-def open_(env, key, kind, last_seq=0, now=None, max_age=None):
+def open_(env, key, kind, to, last_seq=0, now=None):
     """Verify env and return its body; raise EnvelopeError saying what is wrong.
 
-    last_seq: highest sequence already accepted from this sender for this
-    kind (the caller keeps it per sender). now/max_age: when given, also
-    refuse a timestamp further than max_age seconds from now.
+    to: this node's id (the envelope must name it). last_seq: highest
+    sequence already accepted from this sender for this kind (the caller
+    keeps it per sender). now: the node's time when its clock is trusted
+    (None otherwise): an expired command, or one stamped more than MAX_SKEW_S
+    ahead, is refused; without it only the sequence protects from a replay.
     """
     if not isinstance(env, dict):
         raise EnvelopeError("bad_envelope", "envelope must be a JSON object")
+    if env.get("v") == 1 and "tag" in env and "to" not in env:
+        raise EnvelopeError("old_envelope", "envelope version 1 (the commune key's) is no "
+                            "longer accepted: this node reads version 2, signed with its "
+                            "own key; update the head-end or the signing tool")
     for k in env:
         if k not in FIELDS:
             raise EnvelopeError("bad_envelope", "unknown field %r; allowed: %s" % (
@@ -131,12 +141,19 @@ def open_(env, key, kind, last_seq=0, now=None, max_age=None):
         raise EnvelopeError("bad_envelope", "envelope version %r; this node reads %d" % (
             env["v"], VERSION))
     _need(env, "from", str)
+    dest = _need(env, "to", str)
     seq = _need(env, "seq", int)
     ts = _need(env, "ts", int)
+    exp = _need(env, "exp", int)
     _need(env, "body", dict)
     tag = _need(env, "tag", str)
     if _need(env, "kind", str) != kind:
         raise EnvelopeError("wrong_kind", "envelope holds %r, expected %r" % (env["kind"], kind))
+    if dest != to:
+        raise EnvelopeError("wrong_node", "envelope is addressed to %r, this node is %r" % (
+            dest, to))
+    if kind != "rules" and exp <= ts:
+        raise EnvelopeError("bad_envelope", "a command must carry an expiry after its time")
     try:
         got = unhexlify(tag)
     except ValueError:
@@ -145,11 +162,15 @@ def open_(env, key, kind, last_seq=0, now=None, max_age=None):
     del signed["tag"]
     if not _same(got, mac(key, signed)):
         raise EnvelopeError("bad_signature", "signature does not match: not signed with "
-                            "this commune's key, or changed on the way")
+                            "this node's key, or changed on the way")
     if seq <= last_seq:
         raise EnvelopeError("stale_seq", "sequence %d from %s is not newer than %d "
                             "already accepted (replayed or old)" % (seq, env["from"], last_seq))
-    if max_age is not None and now is not None and abs(ts - now) > max_age:
-        raise EnvelopeError("stale_ts", "timestamp is %d s away from this node's clock" % (
-            ts - now))
+    if now is not None:
+        if exp and now > exp:
+            raise EnvelopeError("expired", "expired %d s ago (by this node's clock)" % (
+                now - exp))
+        if ts - now > MAX_SKEW_S:
+            raise EnvelopeError("stale_ts", "timestamp is %d s ahead of this node's clock" % (
+                ts - now))
     return env["body"]

@@ -15,10 +15,10 @@ def get(node, args):
 
 def set_(node, args):
     keys, _ = storage.read_json("keys.json", {})
-    if "commune_key" not in keys:
-        raise CmdError("no_key", "no commune key on this node: provision one with keys.set")
+    if "node_key" not in keys:
+        raise CmdError("no_key", "no node key on this node: provision one with keys.set")
     from . import envelope
-    return accept(node, args, envelope.key_bytes(keys["commune_key"]))
+    return accept(node, args, envelope.key_bytes(keys["node_key"]))
 
 
 def accept(node, env, key):
@@ -29,7 +29,7 @@ def accept(node, env, key):
     from .rulecheck import check
     sender = env.get("from") if isinstance(env, dict) else None
     try:
-        body = envelope.open_(env, key, "rules",
+        body = envelope.open_(env, key, "rules", node.cfg["node_id"],
                               svc.seq.get(sender, 0) if isinstance(sender, str) else 0)
         check(body)
     except envelope.EnvelopeError as e:

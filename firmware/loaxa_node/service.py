@@ -101,9 +101,15 @@ async def tone(node, args):
 
 def keys_set(node, args):
     # Keys are written by provisioning and never read back over the console.
+    if "commune_key" in args:
+        # One key per node (docs/security.md): a key shared by every node of a
+        # commune let one node taken from its pole speak through all of them.
+        raise CmdError("bad_args", "commune_key is no longer used: every node has only its "
+                       "own node_key; re-provision with `loaxa provision`")
     keys, _ = storage.read_json("keys.json", {})
+    old = keys.pop("commune_key", None) is not None  # an old node's shared key goes
     given = False
-    for name in ("node_key", "commune_key"):
+    for name in ("node_key",):
         if name in args:
             k = args[name]
             if not isinstance(k, str) or len(k) != 64 or any(
@@ -113,9 +119,9 @@ def keys_set(node, args):
             given = True
     ca = _broker_ca(args.get("broker_ca"))
     if not given and ca is None:
-        raise CmdError("bad_args", "give node_key, commune_key and/or broker_ca")
+        raise CmdError("bad_args", "give node_key and/or broker_ca")
     # everything is checked before anything is written: a bad field changes nothing
-    if given:
+    if given or old:
         storage.write_json("keys.json", keys)
     if ca is not None:
         _set_broker_ca(node, ca)

@@ -106,9 +106,6 @@ def run_batch(
     stream: TextIO | None = None,
 ) -> list[Job]:
     board_view = Board(jobs, stream)
-    if "provision" in steps or "factory" in steps:
-        with Inventory(inventory) as inv:  # made once here: workers then only read it
-            inv.commune_key(ident.commune)
 
     def work(job: Job) -> None:
         t0 = time.monotonic()

@@ -18,6 +18,7 @@ from typing import Any
 
 from loaxa_node import envelope, log, net_mqtt, timeutil
 
+from . import seqcounter
 from .errors import LoaxaError
 
 log.echo = False  # the node's log module would print the client's warnings
@@ -27,61 +28,81 @@ def t2k_now() -> int:
     return int(time.time()) - timeutil.UNIX_OFFSET
 
 
-class Sender:
-    """Seals envelopes for one sender: sequences grow strictly (milliseconds
-    since 2000, or one more than the last when called faster)."""
+COMMAND_TTL_S = 300  # a command expires this long after it was signed (docs/envelope.md)
 
-    def __init__(self, name: str = "headend"):
+
+class Sender:
+    """Seals envelopes for one sender name. Its sequence comes from take(name)
+    (the head-end's store: strictly increasing across restarts and clock
+    steps); without one, from a counter of this process started at
+    milliseconds since 2000."""
+
+    def __init__(self, name: str = "headend", take: Callable[[str], int] | None = None,
+                 ttl: int = COMMAND_TTL_S):
         self.name = name
+        self.take = take
+        self.ttl = ttl
         self.seq = 0
         self.ts_offset = 0  # seconds added to this machine's clock for `ts`
         self._lock = threading.Lock()
 
     def next_seq(self) -> int:
+        if self.take is not None:
+            return self.take(self.name)
         with self._lock:
-            self.seq = max(self.seq + 1, int((time.time() - timeutil.UNIX_OFFSET) * 1000))
+            self.seq = self.seq + 1 if self.seq else seqcounter.first()
             return self.seq
 
-    def seal(self, key: bytes, kind: str, body: dict, seq: int | None = None,
-             ts: int | None = None) -> dict:
-        return envelope.seal(key, kind, self.name, self.next_seq() if seq is None else seq,
-                             t2k_now() + self.ts_offset if ts is None else ts, body)
+    def stamp(self, kind: str, seq: int | None = None, ts: int | None = None,
+              exp: int | None = None) -> tuple[int, int, int]:
+        """(seq, ts, exp) of one message (one broadcast: every node gets the same)."""
+        seq = self.next_seq() if seq is None else seq
+        ts = t2k_now() + self.ts_offset if ts is None else ts
+        if exp is None:
+            exp = 0 if kind == "rules" else ts + self.ttl
+        return seq, ts, exp
+
+    def seal(self, key: bytes, kind: str, to: str, body: dict, seq: int | None = None,
+             ts: int | None = None, exp: int | None = None) -> dict:
+        seq, ts, exp = self.stamp(kind, seq, ts, exp)
+        return envelope.seal(key, kind, self.name, to, seq, ts, exp, body)
 
 
-def topic(prefix: str, commune: str, target: str, channel: str) -> str:
-    """target: 'all', 'zone:NAME' or 'node:ID'; channel: cmd, rules, status, event."""
-    base = f"{prefix}/{commune}"
-    if target == "all":
-        return f"{base}/all/{channel}"
-    kind, _, name = target.partition(":")
-    if kind not in ("zone", "node") or not name:
-        raise LoaxaError(f"unknown target {target!r}", "use all, zone:NAME or node:ID")
-    return f"{base}/{kind}/{name}/{channel}"
+def topic(prefix: str, commune: str, node: str, channel: str) -> str:
+    """A node's topic; channel: cmd, rules, status, event. Nothing is sent to a
+    zone or to the commune as such: every node gets its own message."""
+    if not node or "/" in node or "+" in node or "#" in node:
+        raise LoaxaError(f"bad node id {node!r}")
+    return f"{prefix}/{commune}/node/{node}/{channel}"
 
 
 class Controller:
     """One connection to the broker as the head-end."""
 
-    def __init__(self, url: str, commune: str, commune_key: bytes | None = None,
-                 node_keys: dict[str, bytes] | None = None, prefix: str = "loaxa",
+    def __init__(self, url: str, commune: str, node_keys: dict[str, bytes] | None = None,
+                 zones: dict[str, list[str]] | None = None, prefix: str = "loaxa",
                  sender: str = "headend", client_id: str | None = None, ca: bytes | None = None,
                  timeout: float = 10.0,
                  on_doc: Callable[[str, str, bytes, float], None] | None = None,
-                 keep: bool = True, persistent: bool = True):
-        """on_doc(channel, node, payload, rx) is called for every status and event
+                 keep: bool = True, persistent: bool = True,
+                 take: Callable[[str], int] | None = None):
+        """node_keys: every node this controller may command, with its own key;
+        zones: node -> its zones (the inventory's), to address a zone.
+        on_doc(channel, node, payload, rx) is called for every status and event
         as it came, bytes unchecked (the head-end checks them); an exception it
         raises is logged, never let reach the MQTT client, whose connection it
         would drop (docs/headend.md); keep=False keeps no history here (a long-running head-end
         keeps it in its store instead); persistent=False for a short-lived
-        client (one CLI call) whose session the broker need not keep."""
+        client (one CLI call) whose session the broker need not keep;
+        take(sender) gives the next sequence (the store's counter)."""
         self.url = url
         self.on_doc = on_doc
         self.keep = keep
         self.commune = commune
         self.prefix = prefix
-        self.commune_key = commune_key
         self.node_keys = node_keys or {}
-        self.sender = Sender(sender)
+        self.zones = zones or {}
+        self.sender = Sender(sender, take)
         self.status: dict[str, dict] = {}  # node id -> last status (retained)
         self.events: list[dict] = []
         self.received: list[tuple[float, str, bytes]] = []  # (time, topic, payload) of all
@@ -165,15 +186,29 @@ class Controller:
                     and (kind is None or e.get("type") == kind)]
 
     # -- sending ----------------------------------------------------------------
-    def key_for(self, target: str) -> bytes:
-        if target.startswith("node:"):
-            k = self.node_keys.get(target[5:])
+    def targets(self, target: str | list[str]) -> list[str]:
+        """The nodes target means: 'all' (every node with a key), 'zone:NAME'
+        or 'zone:A,B' (those of the zones), 'node:ID' or a list of node ids."""
+        if isinstance(target, list):
+            nodes = list(target)
+        elif target == "all":
+            nodes = sorted(self.node_keys)
+        elif target.startswith("zone:") and target[5:]:  # zone:a or zone:a,b
+            want = set(target[5:].split(","))
+            nodes = sorted(n for n in self.node_keys if want & set(self.zones.get(n, ())))
+        elif target.startswith("node:") and target[5:]:
+            nodes = [target[5:]]
         else:
-            k = self.commune_key
-        if k is None:
-            raise LoaxaError(f"no key to sign for {target}",
-                             "give the commune key (zone and all) or the node's key")
-        return k
+            raise LoaxaError(f"unknown target {target!r}", "use all, zone:NAME or node:ID")
+        missing = [n for n in nodes if n not in self.node_keys]
+        if missing:
+            raise LoaxaError(f"no key for {', '.join(missing)}",
+                             "provision the node (loaxa provision) so that the inventory "
+                             "holds its key")
+        if not nodes:
+            raise LoaxaError(f"no node to send to for {target}",
+                             "enrol nodes in the inventory with their zones")
+        return nodes
 
     def publish(self, topic_name: str, payload: bytes | str, retain: bool = False,
                 qos: int = 1) -> float:
@@ -182,19 +217,38 @@ class Controller:
         self._call(self.client.publish(topic_name, payload, retain, qos))
         return t
 
-    def command(self, target: str, body: dict, **seal: Any) -> dict:
-        """Sign body as a command for target and publish it; returns the envelope."""
-        env = self.sender.seal(self.key_for(target), "cmd", body, **seal)
-        env["_sent"] = self.publish(topic(self.prefix, self.commune, target, "cmd"),
-                                    envelope.canonical({k: v for k, v in env.items()
-                                                        if k != "_sent"}))
-        return env
+    def publish_many(self, msgs: list[tuple[str, bytes, bool]], qos: int = 1) -> float:
+        """Publish (topic, payload, retain) in order, on the loop in one go;
+        returns when the broker has the last (QoS 1: its PUBACK)."""
+        async def run() -> None:
+            for name, payload, retain in msgs:
+                await self.client.publish(name, payload, retain, qos)
+        self._call(run(), 15.0 + len(msgs) * 0.05)
+        return time.time()
 
-    def rules(self, target: str, rules: dict, retain: bool = True, **seal: Any) -> dict:
-        env = self.sender.seal(self.key_for(target), "rules", rules, **seal)
-        self.publish(topic(self.prefix, self.commune, target, "rules"),
-                     envelope.canonical(env), retain=retain)
-        return env
+    def _fan_out(self, kind: str, target: str | list[str], body: dict, retain: bool,
+                 **stamp: Any) -> dict:
+        nodes = self.targets(target)
+        seq, ts, exp = self.sender.stamp(kind, **stamp)
+        envs = {n: envelope.seal(self.node_keys[n], kind, self.sender.name, n, seq, ts, exp,
+                                 body) for n in nodes}
+        t0 = time.time()
+        done = self.publish_many([(topic(self.prefix, self.commune, n, kind),
+                                   envelope.canonical(envs[n]), retain) for n in nodes])
+        return {"seq": seq, "ts": ts, "exp": exp, "from": self.sender.name, "to": nodes,
+                "envs": envs, "_sent": t0, "_done": done}
+
+    def command(self, target: str | list[str], body: dict, **stamp: Any) -> dict:
+        """Sign body as a command for every node target means, each with its own
+        key and name, and publish each on its node's cmd topic. Returns
+        {seq, ts, exp, from, to: [nodes], envs: {node: envelope}, _sent, _done}."""
+        return self._fan_out("cmd", target, body, False, **stamp)
+
+    def rules(self, target: str | list[str], rules: dict, retain: bool = True,
+              **stamp: Any) -> dict:
+        """The rule set for every node target means, retained on each node's
+        rules topic (a node that reconnects gets its own at once)."""
+        return self._fan_out("rules", target, rules, retain, **stamp)
 
     def close(self) -> None:
         async def stop() -> None:

@@ -24,6 +24,7 @@ from pathlib import Path
 
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
+from . import seqcounter
 from .errors import LoaxaError
 
 _SCHEMA = """
@@ -126,18 +127,20 @@ class Inventory:
                              f"is {self.key_path} the key file this inventory was made "
                              "with?") from None
 
-    def commune_key(self, commune: str) -> str:
-        """The commune's shared key, made on first use."""
-        row = self.db.execute("SELECT commune_key FROM communes WHERE commune=?",
-                              (commune,)).fetchone()
-        if row:
-            return self._open(row[0], "commune:" + commune)
-        key = secrets.token_hex(32)
-        with self.db:
-            self.db.execute("INSERT INTO communes VALUES (?,?,?,?)",
-                            (commune, self._seal(key, "commune:" + commune), who(),
-                             int(time.time())))
-        return key
+    def next_seq(self, sender: str) -> int:
+        """The next envelope sequence of sender (`loaxa rules compile --sign`),
+        strictly increasing across runs and clock steps (seqcounter.py)."""
+        if self.db.in_transaction:
+            self.db.commit()
+        self.db.execute(seqcounter.SCHEMA)
+        self.db.execute("BEGIN IMMEDIATE")
+        try:
+            value = seqcounter.take(self.db, sender)
+        except BaseException:
+            self.db.rollback()
+            raise
+        self.db.commit()
+        return value
 
     def new_node_key(self, node_id: str) -> str:
         """A fresh node key, stored before it is sent so it is never lost."""
@@ -203,7 +206,6 @@ class Inventory:
         if with_keys:
             for r in rows:
                 r["node_key"] = self.node_key(r["node_id"])
-                r["commune_key"] = self.commune_key(r["commune"]) if r["commune"] else ""
         if fmt == "json":
             return json.dumps(rows, indent=2, ensure_ascii=False)
         out = io.StringIO()

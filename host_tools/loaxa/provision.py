@@ -87,8 +87,7 @@ def data_files(inv: Inventory, ident: Identity, pin: str) -> tuple[dict, dict[st
     """
     _check_pin(pin)
     cfg = ident.config()
-    keys = {"node_key": inv.new_node_key(ident.node_id),
-            "commune_key": inv.commune_key(ident.commune)}
+    keys = {"node_key": inv.new_node_key(ident.node_id)}  # its own: no shared key
     salt = os.urandom(8)
     auth = {"salt": salt.hex(), "hash": pin_hash(salt, pin), "fails": 0}
     files = {"data/keys.json": json.dumps(keys).encode(),
@@ -115,9 +114,10 @@ def provision(con: NodeConsole, inv: Inventory, ident: Identity, pin: str,
     step("config", 0.2, "")
     con.request("config.set", cfg)
     step("keys", 0.4, "")
-    node_key = inv.new_node_key(ident.node_id)
-    commune_key = inv.commune_key(ident.commune)
-    keys = {"node_key": node_key, "commune_key": commune_key}
+    # A new node key every time (re-provisioning rotates it); no key is shared
+    # between nodes (docs/security.md). keys.set also drops an old node's
+    # commune key from its flash.
+    keys = {"node_key": inv.new_node_key(ident.node_id)}
     if ident.broker_ca:
         keys["broker_ca"] = base64.b64encode(ident.broker_ca).decode()
     con.request("keys.set", keys)

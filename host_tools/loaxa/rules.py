@@ -578,27 +578,36 @@ def compact(R: dict) -> str:
     return json.dumps(R, separators=(",", ":"), ensure_ascii=False)
 
 
-def read_key(path: str | Path) -> bytes:
-    """A commune key file: 64 hex digits, or a keys.json with commune_key."""
-    p = Path(path)
-    try:
-        text = p.read_text().strip()
-    except OSError as e:
-        raise LoaxaError(f"cannot read key file {p}: {e.strerror}") from None
-    if text.startswith("{"):
-        try:
-            text = json.loads(text).get("commune_key", "")
-        except ValueError:
-            text = ""
-    if not re.fullmatch(r"[0-9a-f]{64}", text):
-        raise LoaxaError(f"{p} holds no commune key",
-                         "the file must hold 64 lowercase hex digits, or be a keys.json "
-                         "with commune_key")
-    return envelope.key_bytes(text)
+def sign(R: dict, key: bytes, sender: str, to: str, seq: int, ts: int) -> dict:
+    """R as a rule set envelope for node `to`, signed with that node's key."""
+    return envelope.seal(key, "rules", sender, to, seq, ts, 0, R)
 
 
-def sign(R: dict, key: bytes, sender: str, seq: int, ts: int) -> dict:
-    return envelope.seal(key, "rules", sender, seq, ts, R)
+def sign_for(R: dict, inventory: str | None, nodes: list[str], commune: str | None,
+             sender: str, seq: int | None, ts: int) -> dict[str, dict]:
+    """One envelope per node (node -> envelope), each with its own key from the
+    technicians' inventory: nodes named, or every node of commune. The sequence
+    comes from the inventory's counter for sender unless given."""
+    from .inventory import Inventory
+
+    with Inventory(inventory) as inv:
+        known = {n["node_id"]: n for n in inv.nodes()}
+        if commune:
+            nodes = nodes + sorted(n for n, r in known.items() if r.get("commune") == commune
+                                   and n not in nodes)
+        if not nodes:
+            raise LoaxaError("no node to sign for",
+                             "name nodes with --sign ID[,ID...] or all with --commune")
+        bad = [n for n in nodes if n not in known]
+        if bad:
+            raise LoaxaError(f"{', '.join(bad)} not in the inventory {inv.path}",
+                             "provision the node first, or give --inventory")
+        keys = {n: envelope.key_bytes(inv.node_key(n)) for n in nodes}
+        if seq is None:
+            seq = inv.next_seq(sender)
+    if seq <= 0:
+        raise LoaxaError("--seq must be a positive integer")
+    return {n: sign(R, keys[n], sender, n, seq, ts) for n in nodes}
 
 
 def parse_time(s: str, tz_min: int = 420) -> int:

@@ -259,9 +259,11 @@ def _qemu_table() -> Table:
                 node.request("version", timeout=60)
             rtt = (time.monotonic() - t1) / ROUND_TRIPS
             key = "5e" * 32
-            env = rules.sign(rules.compile_text(RULES).rules, bytes.fromhex(key), "headend", 1, 0)
+            env = rules.sign(rules.compile_text(RULES).rules, bytes.fromhex(key), "headend",
+                             "heap", 1, 0)
             try:
-                node.request("keys.set", {"commune_key": key}, timeout=60)
+                node.request("config.set", {"node_id": "heap"}, timeout=60)
+                node.request("keys.set", {"node_key": key}, timeout=60)
                 node.request("rules.set", env, timeout=60)
                 row("with the rules service (one signed rule set)")
             except NodeTimeout:  # seen on qemu (docs/hil.md); Ctrl-C below still works

@@ -33,7 +33,6 @@ from ..sim import SimNode
 from . import Table
 
 COMMUNE = "bench"
-KEY = "5e" * 32
 NODE_KEY = "11" * 32
 PERIOD_S = 10  # status period of the simulated nodes (a node's is 60 s: 6x the load)
 LOAD_S = 20
@@ -61,7 +60,7 @@ def _node(tmp: Path, broker: Broker) -> tuple[SimNode, NodeConsole]:
     sim = SimNode(tmp / "node", heap_kb=HEAP_KB)
     con = NodeConsole(sim.start(), 115200, log_path=tmp / "node.log")
     con.wait_ready(30)
-    con.request("keys.set", {"commune_key": KEY, "node_key": NODE_KEY})
+    con.request("keys.set", {"node_key": NODE_KEY})
     con.request("clock.set", {"time": t2k_now() + 946684800})
     con.request("config.set", {"node_id": "n1", "commune": COMMUNE, "broker.url": broker.url})
     return sim, con
@@ -70,7 +69,7 @@ def _node(tmp: Path, broker: Broker) -> tuple[SimNode, NodeConsole]:
 def latency(n: int = 100) -> Table:
     with tempfile.TemporaryDirectory() as d, Broker(Path(d) / "broker") as broker:
         sim, con = _node(Path(d), broker)
-        ctl = Controller(broker.url, COMMUNE, bytes.fromhex(KEY), {"n1": bytes.fromhex(NODE_KEY)})
+        ctl = Controller(broker.url, COMMUNE, {"n1": bytes.fromhex(NODE_KEY)})
         try:
             ctl.wait(lambda: ctl.status.get("n1", {}).get("state") == "online", 20, "online")
             rows = []

@@ -11,9 +11,9 @@ from loaxa_node import rules as engine
 from loaxa_node import timeutil
 
 from .. import rules
-from ..errors import LoaxaError
 from ..i18n import t
 from ..reasons import describe, kind, priority
+from . import add_inventory_arg
 
 
 def _dayname(weekday: int) -> str:
@@ -34,12 +34,17 @@ def register(sub: argparse._SubParsersAction) -> None:
     c = rs.add_parser("compile", help="compile to the compact JSON nodes store; optionally sign")
     c.add_argument("file")
     c.add_argument("-o", "--output", help="write here instead of standard output")
-    c.add_argument("--sign", metavar="KEYFILE",
-                   help="sign with the commune key (64 hex digits, or a keys.json)")
-    c.add_argument("--sender", default="headend", help="sender name in the envelope")
+    c.add_argument("--sign", metavar="NODE[,NODE...]", default="",
+                   help="sign for these nodes, each with its own key from the inventory "
+                   "(one envelope for one node, one a line for several)")
+    c.add_argument("--commune", help="sign for every node of this commune in the inventory")
+    c.add_argument("--sender", default="rules-cli",
+                   help="sender name in the envelope (default rules-cli: the head-end's "
+                   "own pushes are `headend`)")
     c.add_argument("--seq", type=int,
-                   help="envelope sequence number; must grow with every signed rule set "
-                   "(default: now, in seconds since 2000)")
+                   help="envelope sequence number (default: the next of the inventory's "
+                   "counter for --sender, which only grows)")
+    add_inventory_arg(c)
     c.set_defaults(func=compile_)
 
     c = rs.add_parser("explain", help="what the rules decide for one request at one time")
@@ -72,13 +77,11 @@ def check(args: argparse.Namespace) -> int:
 def compile_(args: argparse.Namespace) -> int:
     R = rules.compile_file(args.file).rules
     now = int(time.time()) - timeutil.UNIX_OFFSET
-    out: object = R
-    if args.sign:
-        seq = now if args.seq is None else args.seq
-        if seq <= 0:
-            raise LoaxaError("--seq must be a positive integer")
-        out = rules.sign(R, rules.read_key(args.sign), args.sender, seq, now)
-    text = rules.compact(out)  # type: ignore[arg-type]
+    text = rules.compact(R)
+    if args.sign or args.commune:
+        envs = rules.sign_for(R, args.inventory, [n for n in args.sign.split(",") if n],
+                              args.commune, args.sender, args.seq, now)
+        text = "\n".join(rules.compact(e) for e in envs.values())
     if args.output:
         Path(args.output).write_text(text + "\n", encoding="utf-8")
         print(t("rules.wrote", file=args.output, size=len(text)), file=sys.stderr)

@@ -86,7 +86,8 @@ class EmbeddedBroker:
 
 
 class Ticker:
-    """Every second, sends the scheduled broadcasts whose time has come."""
+    """Every second, sends the scheduled broadcasts whose time has come, and
+    the time to nodes without a trusted clock."""
 
     def __init__(self, he: Headend):
         self.he = he
@@ -103,6 +104,10 @@ class Ticker:
                 self.he.fire_due()
             except Exception:  # the store or broker failing now must not stop later ones
                 logging.getLogger("loaxa.headend").exception("scheduled broadcasts")
+            try:
+                self.he.hint_clocks()
+            except Exception:
+                logging.getLogger("loaxa.headend").exception("time for nodes without it")
 
     def stop(self) -> None:
         self.done.set()
@@ -116,27 +121,29 @@ def open_headend(data: str | Path) -> Headend:
     cfg = store.setting("serve")
     if cfg is None:
         return Headend(store)
-    return Headend(store, lambda: connect(cfg, None), cfg.get("media"), cfg.get("files_url"))
+    return Headend(store, lambda: connect(cfg, None, store), cfg.get("media"),
+                   cfg.get("files_url"))
 
 
-def connect(cfg: dict, he: Headend | None, client_id: str | None = None) -> Controller:
+def connect(cfg: dict, he: Headend | None, store: Store, client_id: str | None = None
+            ) -> Controller:
     with Inventory(cfg["inventory"]) as inv:
-        ckey = bytes.fromhex(inv.commune_key(cfg["commune"]))
-        keys = {}
+        keys, zones = {}, {}
         for n in inv.nodes():
             if n["commune"] == cfg["commune"]:
+                zones[n["node_id"]] = n.get("zones") or []
                 try:
                     keys[n["node_id"]] = bytes.fromhex(inv.node_key(n["node_id"]))
                 except LoaxaError:
-                    pass  # a node not yet provisioned has no key: zone and all reach it
-    # only serve files what nodes report; a CLI just sends, under its own sender
-    # name: nodes keep sequences per sender, so the CLI's and serve's millisecond
-    # sequences can never collide
+                    pass  # a node not yet provisioned has no key and gets nothing
+    # Only serve files what nodes report. A CLI sends under its own sender name
+    # with its own counter in the same store (docs/envelope.md): two processes
+    # sharing one counter could deliver 11 before 10, and 10 would be refused.
     ca = read_ca(cfg["broker_ca"]) if cfg.get("broker_ca") else None
-    return Controller(cfg["broker"], cfg["commune"], ckey, keys, prefix=cfg["prefix"],
+    return Controller(cfg["broker"], cfg["commune"], keys, zones, prefix=cfg["prefix"],
                       sender="headend" if he else "headend-cli", client_id=client_id, ca=ca,
                       on_doc=he.ingest if he else None, keep=False,
-                      persistent=he is not None)
+                      persistent=he is not None, take=store.next_seq)
 
 
 def serve(data: str | Path, inventory: str | None, commune: str, host: str, port: int,
@@ -171,7 +178,7 @@ def serve(data: str | Path, inventory: str | None, commune: str, host: str, port
     cfg = {"broker": url, "commune": commune, "inventory": inv_path, "prefix": prefix,
            "media": media, "files_url": files_url, "broker_ca": broker_ca, "tts": tts}
     store.set_setting("serve", cfg)
-    he.connect = lambda: connect(cfg, he, "loaxa-headend")
+    he.connect = lambda: connect(cfg, he, store, "loaxa-headend")
     _ = he.ctl  # connect now: status and events are filed from the start
     he.recover()
     ticker = Ticker(he).start()

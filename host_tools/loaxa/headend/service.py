@@ -33,6 +33,7 @@ LATE_S = 600  # a scheduled broadcast the head-end was down for still goes out t
 MALFORMED_LOG_S = 60  # at most one log line this often about dropped messages
 MAX_STRANGERS = 64  # ids counted apart; more unknown ones are counted together as "..."
 LOG = logging.getLogger("loaxa.headend")
+HINT_S = 600  # a node without trusted time gets the head-end's at most this often
 
 
 class Denied(LoaxaError):
@@ -67,6 +68,7 @@ class Headend:
         self.bad: dict[str, dict[str, int]] = {}  # node -> reason -> messages dropped
         self._bad_since = 0
         self._bad_logged = -float(MALFORMED_LOG_S)
+        self._hinted: dict[str, float] = {}  # node -> when it was last sent the time
 
     @property
     def ctl(self) -> Controller:
@@ -235,10 +237,12 @@ class Headend:
         kind = ("live" if file.startswith(CAPTURE) else "relay") if live else "file"
         body: dict[str, Any] = {"cmd": "play", "kind": kind, "priority": priority,
                                 "session": session, "source": file, "title": title or file}
+        target = "all"
         if zones:
-            body["zones"] = zones
+            body["zones"] = zones  # the node checks them against its own zones too
+            target = "zone:" + ",".join(zones)
         try:
-            out = self._send(actor, "broadcast", "play", "all", body, detail)
+            out = self._send(actor, "broadcast", "play", target, body, detail)
         except LoaxaError:
             if relay:
                 relay.stop()
@@ -337,6 +341,25 @@ class Headend:
             out.append(r)
         return out
 
+    def hint_clocks(self) -> list[str]:
+        """Send the signed time (a `time` command) to every online node whose
+        status says its clock is not trusted, at most every HINT_S per node: with
+        it, the node refuses expired commands (docs/envelope.md). serve calls
+        this every second."""
+        now = time.time()
+        keys = self.ctl.node_keys
+        due = [n["node_id"] for n in self.store.nodes()
+               if n["state"] == "online" and n["node_id"] in keys
+               and (n["status"] or {}).get("clock_synced") is False
+               and now - self._hinted.get(n["node_id"], 0) >= HINT_S]
+        if due:
+            for n in due:
+                self._hinted[n] = now
+            env = self.ctl.command(due, {"cmd": "time"})
+            self.store.audit("headend", "clock.hint", {"nodes": due, "seq": env["seq"]},
+                             "sent")
+        return due
+
     def emergency(self, actor: Actor, action: str, file: str | None = None,
                   title: str = "") -> dict:
         """Start (a file, or a siren) or stop the emergency on every node."""
@@ -428,8 +451,8 @@ class Headend:
             self.store.audit("headend", "rules.restore",
                              {"version": r.get("version"), "seq": env["seq"]}, "sent")
         elif any(i["kind"] == "rules" for i in interrupted):
-            self.ctl.publish(topic(self.ctl.prefix, self.ctl.commune, "all", "rules"), b"",
-                             retain=True)
+            self.ctl.publish_many([(topic(self.ctl.prefix, self.ctl.commune, n, "rules"), b"",
+                                    True) for n in sorted(self.ctl.node_keys)])
             self.store.audit("headend", "rules.clear", {}, "sent")
         return {"interrupted": [i["id"] for i in interrupted],
                 "rules": r.get("version") if r else None}

@@ -24,6 +24,7 @@ from typing import Any
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
+from .. import seqcounter
 from ..errors import LoaxaError
 from .checks import ZONES, check_event, check_status
 
@@ -79,6 +80,8 @@ MIGRATIONS = (
     ALTER TABLE events_v3 RENAME TO events;
     CREATE INDEX events_type ON events (type, node);
     """,
+    # envelope sequences: one counter per sender name (seqcounter.py)
+    seqcounter.SCHEMA,
 )
 
 
@@ -149,6 +152,11 @@ class Store:
     def setting(self, key: str, default: Any = None) -> Any:
         rows = self._read("SELECT value FROM settings WHERE key=?", (key,))
         return json.loads(rows[0][0]) if rows else default
+
+    def next_seq(self, sender: str) -> int:
+        """The next envelope sequence of sender, on disk before it is used."""
+        with self.tx() as db:
+            return seqcounter.take(db, sender)
 
     # -- users and sessions -------------------------------------------------------
     def add_user(self, name: str, password: str, role: str, by: str) -> None:

@@ -79,28 +79,29 @@ class HeadendProcess:
         process.stop(self.proc, 10)
 
 
-def enrol(inventory: Path, commune: str, nodes: dict[str, str]) -> dict[str, tuple[str, str]]:
+def enrol(inventory: Path, commune: str, nodes: dict[str, str]) -> dict[str, dict[str, str]]:
     """Record nodes (name: zone) in the technicians' inventory, as provisioning
-    does, before `serve` reads it; returns each node's (commune key, node key)."""
+    does, before `serve` reads it; returns each node's keys.set fields (its own
+    key: no key is shared between nodes)."""
     with Inventory(inventory) as inv:
         keys = {}
         for name, zone in nodes.items():
             inv.record(name, "provision", commune=commune, zones=[zone])
-            keys[name] = (inv.commune_key(commune), inv.new_node_key(name))
+            keys[name] = {"node_key": inv.new_node_key(name)}
     return keys
 
 
 def node_up(tmp: Path, broker: str, commune: str, name: str, zone: str,
-            keys: tuple[str, str], ca: bytes | None = None) -> tuple[SimNode, NodeConsole]:
-    """Boot a sim node with a trusted clock and give it the commune's and its own
-    key (and the broker's CA, DER), its zone and the broker, as provisioning does."""
+            keys: dict[str, str], ca: bytes | None = None) -> tuple[SimNode, NodeConsole]:
+    """Boot a sim node with a trusted clock and give it its keys (enrol's; and
+    the broker's CA, DER), its zone and the broker, as provisioning does."""
     now = int(time.time()) - timeutil.UNIX_OFFSET
     sim = SimNode(tmp / name, heap_kb=HEAP_KB, uid="5a" + name.encode().hex()[:10],
                   rtc_start=now)
     con = NodeConsole(sim.start(), 115200, log_path=tmp / f"{name}.log")
     try:
         con.wait_ready(30)
-        k = {"commune_key": keys[0], "node_key": keys[1]}
+        k = dict(keys)
         if ca:
             k["broker_ca"] = base64.b64encode(ca).decode()
         con.request("keys.set", k)
