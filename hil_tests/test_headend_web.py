@@ -27,12 +27,13 @@ from test_headend import (
     wavs,
 )
 
-from loaxa.headend.service import SIREN_HZ
+from loaxa.headend.service import HEARTBEAT_S, SIREN_HZ
 from loaxa.i18n import t_in
 from loaxa.rig.headend import HeadendProcess, enrol, node_up, poll
 
 NODES = (("n1", "thon-1"), ("n2", "thon-1"), ("n3", "thon-2"))
 PHONE, DESKTOP = (390, 844), (1366, 768)
+ALERT_S = 3  # serve --alert-offline-s: a cluster offline this long is an alert
 PLACES = {"n1": "10.3800,105.4300", "n2": "10.3810,105.4360",  # n2 east of n1
           "n3": "10.3900,105.4200"}  # n3 north-west
 CHROMIUM, DRIVER = shutil.which("chromium"), shutil.which("chromedriver")
@@ -57,6 +58,10 @@ def rig(request, tmp_path_factory):
                     str(tmp / "media" / "news.wav"), "synth", str(TONE_S), "sine",
                     str(TONE_HZ), "vol", "0.5"], check=True)
     he = HeadendProcess(tmp, COMMUNE)
+    inbox = smtp_server()
+    he.inbox = inbox  # type: ignore[attr-defined]
+    he.args = ["--alert-offline-s", str(ALERT_S), "--alert-email", "can-bo@an-phu.vn",
+               "--smtp", inbox.addr]
     keys = enrol(he.inventory, COMMUNE, dict(NODES))
     he.cli("user", "oanh", "--role", "operator", stdin="oanh-secret\n")
     he.cli("user", "an", "--role", "admin", stdin="an-secret-pw\n")
@@ -79,6 +84,39 @@ def rig(request, tmp_path_factory):
             con.close()
             sim.stop()
         he.stop()
+        inbox.stop()
+
+
+class Inbox:
+    """A real SMTP server (aiosmtpd) on a free port: the alert e-mails' mailbox."""
+
+    def __init__(self) -> None:
+        import threading
+
+        from aiosmtpd.controller import Controller
+
+        from loaxa.rig.process import free_port
+
+        self.mail: list = []
+        self.cond = threading.Condition()
+        self.ctl = Controller(self, hostname="127.0.0.1", port=free_port())
+        self.ctl.start()
+        self.addr = f"127.0.0.1:{self.ctl.port}"
+
+    async def handle_DATA(self, server, session, envelope):  # type: ignore[no-untyped-def]
+        from email import message_from_bytes, policy
+
+        with self.cond:
+            self.mail.append(message_from_bytes(envelope.content, policy=policy.default))
+            self.cond.notify_all()
+        return "250 OK"
+
+    def stop(self) -> None:
+        self.ctl.stop()
+
+
+def smtp_server() -> Inbox:
+    return Inbox()
 
 
 @pytest.fixture(scope="module")
@@ -526,3 +564,90 @@ def test_a_typed_bulletin_read_aloud_plays_in_its_zone(rig, browser):
     assert {n: len(wavs(sims[n])) for n in ("n1", "n2")} == {n: before[n] for n in ("n1", "n2")}
     drv.save_screenshot(str(tmp / "tts.png"))
     print(f"tts test {time.monotonic() - t0:.1f} s")
+
+
+def test_a_cluster_killed_is_an_alert_on_the_page_and_by_email(rig, browser):
+    """Last but one: it leaves n3 off."""
+    from selenium.webdriver.common.by import By
+
+    tmp, he, sims = rig
+    drv = browser
+    width(drv, DESKTOP, False)
+    drv.delete_all_cookies()
+    drv.get(f"http://127.0.0.1:{he.port}/")
+    log_in(drv)
+    assert not drv.find_element(By.ID, "alerts").is_displayed()
+    sent_before = len(he.inbox.mail)
+    sims["n3"].stop()  # its power cut: the broker sends its will
+    t0 = time.monotonic()
+    text = t_in("vi", "alert.offline", node="n3")
+    item = until("the banner", lambda: [li for li in drv.find_elements(
+        By.CSS_SELECTOR, "#alerts li") if text in li.text], 3 * 60)[0]
+    seen_s = time.monotonic() - t0
+    assert seen_s < 3 * HEARTBEAT_S, seen_s
+    with he.inbox.cond:
+        assert he.inbox.cond.wait_for(lambda: len(he.inbox.mail) > sent_before, 30)
+    mail = he.inbox.mail[-1]
+    assert mail["To"] == "can-bo@an-phu.vn" and text in mail["Subject"], mail["Subject"]
+    drv.save_screenshot(str(shots(tmp) / "alert-1366.png"))
+    item.find_element(By.CSS_SELECTOR, "button[data-ack]").click()
+    until("the banner gone", lambda: not drv.find_element(By.ID, "alerts").is_displayed())
+    admin = api(he, "an", "an-secret-pw")
+    acks = [a for a in admin.get("/api/audit").json() if a["action"] == "alert.ack"]
+    assert acks and acks[0]["who"] == "oanh" and acks[0]["result"] == "ok", acks
+    listed = admin.get("/api/alerts").json()
+    assert listed[0]["node"] == "n3" and listed[0]["acked_by"] == "oanh"
+    assert listed[0]["sent"] == {"email": "ok"}
+    print(f"\nalert on the page {seen_s:.1f} s after the cluster went off "
+          f"(setting {ALERT_S} s, heartbeat {HEARTBEAT_S} s)")
+
+
+def shots(tmp):  # type: ignore[no-untyped-def]
+    """Where the page screenshots are kept: $LOAXA_SCREENSHOTS, else the test's tmp."""
+    import os
+    from pathlib import Path
+
+    d = Path(os.environ.get("LOAXA_SCREENSHOTS") or tmp / "screenshots")
+    d.mkdir(parents=True, exist_ok=True)
+    return d
+
+
+def full_page(drv, path) -> None:  # type: ignore[no-untyped-def]
+    """The whole page, not only what the window shows (DevTools' capture)."""
+    import base64
+
+    shot = drv.execute_cdp_cmd("Page.captureScreenshot", {"format": "png",
+                                                          "captureBeyondViewport": True})
+    path.write_bytes(base64.b64decode(shot["data"]))
+
+
+PAGES = (("login", "/"), ("overview", "/"), ("report", "/report"))
+
+
+def test_every_page_at_phone_and_pc_width_without_sideways_scroll(rig, browser):
+    from selenium.webdriver.common.by import By
+
+    tmp, he, _ = rig
+    drv = browser
+    out = shots(tmp)
+    wide = {}
+    for name, path in PAGES:
+        for size, phone in ((PHONE, True), (DESKTOP, False)):
+            width(drv, size, phone)
+            if name == "login":
+                drv.delete_all_cookies()
+            drv.get(f"http://127.0.0.1:{he.port}{path}")
+            if name != "login" and drv.find_elements(By.NAME, "password"):
+                log_in(drv, "an", "an-secret-pw")  # the admin sees every part
+                drv.get(f"http://127.0.0.1:{he.port}{path}")
+            until(f"{name} drawn", lambda: drv.execute_script(
+                "return document.readyState") == "complete")
+            time.sleep(0.5)  # the library's and the banner's first fetches
+            full_page(drv, out / f"{name}-{size[0]}.png")
+            sw, cw = drv.execute_script("var d = document.documentElement;"
+                                        "return [d.scrollWidth, d.clientWidth];")
+            wide[(name, size[0])] = (sw, cw)
+    width(drv, DESKTOP, False)
+    print("\nscreenshots in", out)
+    bad = {k: v for k, v in wide.items() if k[1] == PHONE[0] and v[0] > v[1]}
+    assert not bad, f"pages that scroll sideways on a phone: {bad}"

@@ -118,6 +118,17 @@ def _register_operator(hs: argparse._SubParsersAction) -> None:
                    "also on stdin), {out} (the WAV to write), {voice}, {rate}, {wpm}, "
                    "{length_scale}; default: espeak-ng's Vietnamese voice "
                    "(docs/headend.md, Text read aloud)")
+    s.add_argument("--alert-offline-s", type=float, metavar="S",
+                   help="alert when a loudspeaker cluster is offline this long "
+                   "(default 180: three heartbeats)")
+    s.add_argument("--alert-email", metavar="ADDR[,ADDR]",
+                   help="send alerts by e-mail to these addresses")
+    s.add_argument("--smtp", metavar="HOST:PORT", help="the SMTP server for --alert-email "
+                   "(default 127.0.0.1:25; STARTTLS when offered; login from "
+                   "$LOAXA_SMTP_USER and $LOAXA_SMTP_PASSWORD)")
+    s.add_argument("--alert-from", metavar="ADDR", help="the alerts' From address")
+    s.add_argument("--alert-webhook", metavar="URL",
+                   help="POST each alert as JSON to this URL")
     s.set_defaults(func=run_serve)
 
     u = hs.add_parser("user", help="add a user or change a password or role",
@@ -226,8 +237,16 @@ def run_serve(args: argparse.Namespace) -> int:
           args.bind, args.port, args.broker, args.mqtt_port, args.media, args.files_port,
           args.public_host, args.prefix,
           (args.tls_cert, args.tls_key) if args.tls_cert else None,
-          os.path.abspath(args.broker_ca) if args.broker_ca else None, args.tts_command)
+          os.path.abspath(args.broker_ca) if args.broker_ca else None, args.tts_command,
+          alert_config(args))
     return 0
+
+
+def alert_config(args: argparse.Namespace) -> dict:
+    from ..headend.alerts import parse_config
+
+    return parse_config(args.alert_email, args.smtp, args.alert_from, args.alert_webhook,
+                        args.alert_offline_s)
 
 
 def run_user(args: argparse.Namespace) -> int:

@@ -150,7 +150,7 @@ def serve(data: str | Path, inventory: str | None, commune: str, host: str, port
           broker: str | None, mqtt_port: int, media: str | None, files_port: int,
           public_host: str, prefix: str = "loaxa",
           tls: tuple[str, str] | None = None, broker_ca: str | None = None,
-          tts: str | None = None) -> None:
+          tts: str | None = None, alerts: dict | None = None) -> None:
     import uvicorn
 
     from .app import create_app
@@ -176,13 +176,17 @@ def serve(data: str | Path, inventory: str | None, commune: str, host: str, port
     if broker_ca:
         read_ca(broker_ca)  # a file that is no certificate stops the start, not a connect
     cfg = {"broker": url, "commune": commune, "inventory": inv_path, "prefix": prefix,
-           "media": media, "files_url": files_url, "broker_ca": broker_ca, "tts": tts}
+           "media": media, "files_url": files_url, "broker_ca": broker_ca, "tts": tts,
+           "alerts": alerts or {}}
     store.set_setting("serve", cfg)
     he.connect = lambda: connect(cfg, he, store, "loaxa-headend")
     _ = he.ctl  # connect now: status and events are filed from the start
     he.recover()
     ticker = Ticker(he).start()
     app = create_app(he)
+    from .alerts import Watcher
+
+    watcher = Watcher(app.state.alerts).start()
     config = uvicorn.Config(app, host=host, port=port, log_level="warning",
                             ssl_certfile=tls[0] if tls else None,
                             ssl_keyfile=tls[1] if tls else None)
@@ -192,6 +196,7 @@ def serve(data: str | Path, inventory: str | None, commune: str, host: str, port
     try:
         uvicorn.Server(config).run()
     finally:
+        watcher.stop()
         ticker.stop()
         for relay in list(he.relays.values()):
             relay.stop()

@@ -125,9 +125,11 @@ def add_web(app: FastAPI, he: Headend) -> None:
             who = actor(request)
         except NotLoggedIn:
             return RedirectResponse(f"/?lang={code}", 303)
-        try:
-            start = date.fromisoformat(request.query_params.get("from") or "")
-            end = date.fromisoformat(request.query_params.get("to") or "")
+        try:  # opened without dates: this month so far
+            today = he.today()
+            start = date.fromisoformat(request.query_params.get("from") or
+                                       today.replace(day=1).isoformat())
+            end = date.fromisoformat(request.query_params.get("to") or today.isoformat())
         except ValueError as e:
             raise LoaxaError(f"bad date: {e}", "from=YYYY-MM-DD&to=YYYY-MM-DD") from None
         rep = he.report(who, start, end)

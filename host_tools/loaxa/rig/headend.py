@@ -42,6 +42,7 @@ class HeadendProcess:
         self.env = dict(os.environ, LOAXA_INVENTORY=str(self.inventory),
                         LOAXA_HEADEND=str(self.data), LANG=lang)
         self.proc: subprocess.Popen | None = None
+        self.args: list[str] = []  # more of serve's options (alerts, TTS...)
 
     @property
     def url(self) -> str:
@@ -67,6 +68,7 @@ class HeadendProcess:
             cmd += ["--broker", self.broker]
         if self.broker_ca:
             cmd += ["--broker-ca", str(self.broker_ca)]
+        cmd += self.args
         self.log = open(self.tmp / "headend.log", "ab")
         self.proc = subprocess.Popen(cmd, env=self.env, stdout=self.log, stderr=self.log)
         process.wait_listening(self.proc, self.port, "the head-end", 30)

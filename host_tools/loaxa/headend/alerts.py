@@ -1,0 +1,274 @@
+"""Alerts: what the officer must not learn from the villagers (docs/headend.md,
+"Alerts"). A loudspeaker cluster offline longer than a setting (default three
+heartbeats), an amplifier fault, a node in safe mode or in a crash loop, a
+node refusing the commune's rules. Each is raised once while its cause lasts,
+shown on every page as a banner until someone acknowledges it (audited), and
+sent by e-mail (SMTP) and/or to a webhook when serve is told where.
+
+serve runs a Watcher thread that looks every second; the rows live in their
+own table, created here if missing, so that the store's migrations stay the
+store's."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import smtplib
+import threading
+import time
+from datetime import datetime
+from email.message import EmailMessage
+from typing import Any
+
+from fastapi import FastAPI, Request
+
+from ..errors import LoaxaError
+from .service import HEARTBEAT_S, Actor, Headend
+
+OFFLINE_S = 3 * HEARTBEAT_S
+CRASHES = 3  # crash resets within CRASH_WINDOW_S: a crash loop
+CRASH_WINDOW_S = 15 * 60
+CRASH = ("watchdog", "brownout", "unknown")  # not power_on, hard (a reboot), soft, deepsleep
+SCHEMA = """CREATE TABLE IF NOT EXISTS alerts (
+  id INTEGER PRIMARY KEY, at REAL NOT NULL, kind TEXT NOT NULL, node TEXT,
+  key TEXT NOT NULL, detail TEXT NOT NULL, cleared REAL, acked_by TEXT, acked_at REAL,
+  sent TEXT NOT NULL DEFAULT '{}')"""
+KINDS = ("offline", "amp_fault", "safe_mode", "crash_loop", "rules_refused")
+log = logging.getLogger("loaxa.headend")
+
+
+def config(he: Headend) -> dict:
+    return (he.store.setting("serve") or {}).get("alerts") or {}
+
+
+class Alerts:
+    def __init__(self, he: Headend):
+        self.he = he
+        with he.store.tx() as db:
+            db.execute(SCHEMA)
+        self.cursor = time.time()  # events before this start are history, not news
+        self.lock = threading.Lock()
+
+    # -- the rows -------------------------------------------------------------
+    def _open(self, key: str) -> bool:
+        """An alert of this cause not yet over (or not yet seen by anyone)."""
+        return bool(self.he.store._read(
+            "SELECT 1 FROM alerts WHERE key=? AND (cleared IS NULL OR acked_by IS NULL)",
+            (key,)))
+
+    def raise_(self, kind: str, node: str | None, key: str, detail: dict) -> int | None:
+        with self.lock:
+            if self._open(key):
+                return None
+            with self.he.store.tx() as db:
+                cur = db.execute("INSERT INTO alerts (at, kind, node, key, detail) "
+                                 "VALUES (?,?,?,?,?)", (time.time(), kind, node, key,
+                                                        json.dumps(detail, ensure_ascii=False)))
+                aid = int(cur.lastrowid or 0)
+        self.he.store.audit("headend", "alert", {"id": aid, "kind": kind, "node": node,
+                                                 **detail}, "raised")
+        self._notify(aid)
+        return aid
+
+    def clear(self, key: str) -> None:
+        with self.he.store.tx() as db:
+            db.execute("UPDATE alerts SET cleared=? WHERE key=? AND cleared IS NULL",
+                       (time.time(), key))
+
+    def rows(self, limit: int = 100, open_only: bool = False) -> list[dict]:
+        q = ("SELECT id, at, kind, node, detail, cleared, acked_by, acked_at, sent "
+             "FROM alerts")
+        if open_only:
+            q += " WHERE acked_by IS NULL"
+        tz = self.he.tz
+
+        def iso(ts: float | None) -> str | None:
+            return None if ts is None else datetime.fromtimestamp(ts, tz).isoformat(
+                timespec="seconds")
+        return [{"id": r[0], "at": iso(r[1]), "kind": r[2], "node": r[3],
+                 "detail": json.loads(r[4]), "cleared": iso(r[5]), "acked_by": r[6],
+                 "acked_at": iso(r[7]), "sent": json.loads(r[8])}
+                for r in self.he.store._read(q + " ORDER BY id DESC LIMIT ?", (limit,))]
+
+    def list(self, actor: Actor, limit: int = 100, open_only: bool = False) -> list[dict]:
+        self.he._check(actor, "viewer", "alerts", {})
+        return self.rows(limit, open_only)
+
+    def ack(self, actor: Actor, aid: int) -> dict:
+        detail = {"alert": aid}
+        self.he._check(actor, "operator", "alert.ack", detail)
+        with self.he.store.tx() as db:
+            n = db.execute("UPDATE alerts SET acked_by=?, acked_at=? WHERE id=? AND "
+                           "acked_by IS NULL", (actor[0], time.time(), aid)).rowcount
+        if not n:
+            raise self.he._refuse(actor, "alert.ack", detail,
+                                  f"no alert {aid} waiting for acknowledgement")
+        self.he.store.audit(actor[0], "alert.ack", detail, "ok")
+        return {"id": aid, "acked_by": actor[0]}
+
+    # -- what raises them -----------------------------------------------------------
+    def check(self, now: float | None = None) -> None:
+        now = time.time() if now is None else now
+        after = float(config(self.he).get("offline_s") or OFFLINE_S)
+        for n in self.he.store.nodes():
+            nid = n["node_id"]
+            seen = n["last_seen"]
+            if seen is None:
+                continue  # never heard from: not in service yet
+            # offline: its will, or silent past the setting
+            gone = n["state"] == "offline" or now - seen > max(after, 1.5 * HEARTBEAT_S)
+            down_s = now - seen
+            if gone and down_s >= after:
+                self.raise_("offline", nid, f"offline:{nid}", {"since_s": round(down_s)})
+            elif not gone:
+                self.clear(f"offline:{nid}")
+        events = self.he.store.events(since=self.cursor)
+        for e in events:
+            self.cursor = max(self.cursor, e["_rx"] + 1e-6)
+            nid, typ = e["node"], e.get("type")
+            if typ == "boot" and e.get("safe_mode"):
+                self.raise_("safe_mode", nid, f"safe_mode:{nid}:{e.get('boots')}",
+                            {"reset_cause": e.get("reset_cause"), "fw": e.get("fw")})
+            elif typ == "boot" and e.get("reset_cause") in CRASH:
+                boots = [b for b in self.he.store.events("boot", nid, now - CRASH_WINDOW_S)
+                         if b.get("reset_cause") in CRASH]
+                if len(boots) >= CRASHES:
+                    self.raise_("crash_loop", nid, f"crash_loop:{nid}",
+                                {"boots": len(boots), "minutes": CRASH_WINDOW_S // 60,
+                                 "reset_cause": e.get("reset_cause")})
+            elif typ == "refused" and str(e.get("topic", "")).endswith("/rules"):
+                self.raise_("rules_refused", nid, f"rules_refused:{nid}:{e.get('seq')}",
+                            {"code": e.get("code"), "msg": e.get("msg")})
+            elif typ == "error" and any(w in str(e.get("msg", "")).lower()
+                                        for w in ("amp", "speaker")):
+                self.raise_("amp_fault", nid, f"amp_fault:{nid}", {"msg": e.get("msg")})
+
+    # -- sending them out -------------------------------------------------------------
+    def text(self, a: dict) -> tuple[str, str]:
+        from ..i18n import t_in
+
+        lang = config(self.he).get("lang", "vi")
+        commune = (self.he.store.setting("serve") or {}).get("commune", "")
+        what = t_in(lang, "alert." + a["kind"], node=a["node"] or "-")
+        subject = f"[loaxa {commune}] {what}"
+        body = (f"{what}\n{a['at']}\n" + json.dumps(a["detail"], ensure_ascii=False) +
+                "\n\n" + t_in(lang, "alert.ack_hint"))
+        return subject, body
+
+    def _notify(self, aid: int) -> None:
+        cfg = config(self.he)
+        if not (cfg.get("email_to") or cfg.get("webhook")):
+            return
+        a = next(r for r in self.rows(1000) if r["id"] == aid)
+        sent: dict[str, str] = {}
+        subject, body = self.text(a)
+        if cfg.get("email_to"):
+            try:
+                send_mail(cfg, subject, body)
+                sent["email"] = "ok"
+            except (OSError, smtplib.SMTPException) as e:
+                sent["email"] = f"failed: {e}"
+                log.warning("alert %s: e-mail failed: %s", aid, e)
+        if cfg.get("webhook"):
+            try:
+                import httpx
+
+                r = httpx.post(cfg["webhook"], json={**a, "subject": subject, "text": body},
+                               timeout=10)
+                sent["webhook"] = "ok" if r.is_success else f"failed: HTTP {r.status_code}"
+            except httpx.HTTPError as e:
+                sent["webhook"] = f"failed: {e}"
+                log.warning("alert %s: webhook failed: %s", aid, e)
+        with self.he.store.tx() as db:
+            db.execute("UPDATE alerts SET sent=? WHERE id=?", (json.dumps(sent), aid))
+
+
+def send_mail(cfg: dict, subject: str, body: str) -> None:
+    """One message through the configured SMTP server: STARTTLS when it offers
+    it (required with a login), plain on 127.0.0.1 and in tests."""
+    host, _, port = str(cfg.get("smtp") or "127.0.0.1:25").rpartition(":")
+    msg = EmailMessage()
+    msg["From"] = cfg.get("email_from") or "loaxa-headend@localhost"
+    msg["To"] = ", ".join(cfg["email_to"])
+    msg["Subject"] = subject
+    msg.set_content(body)
+    with smtplib.SMTP(host or "127.0.0.1", int(port or 25), timeout=15) as s:
+        s.ehlo()
+        if s.has_extn("starttls"):
+            s.starttls()
+            s.ehlo()
+        user = os.environ.get("LOAXA_SMTP_USER")  # not on the command line, not in the store
+        if user:
+            s.login(user, os.environ.get("LOAXA_SMTP_PASSWORD", ""))
+        s.send_message(msg)
+
+
+class Watcher:
+    """serve's thread: alerts checked every second."""
+
+    def __init__(self, alerts: Alerts):
+        self.alerts = alerts
+        self.done = threading.Event()
+        self.thread = threading.Thread(target=self._run, name="headend-alerts", daemon=True)
+
+    def start(self) -> Watcher:
+        self.thread.start()
+        return self
+
+    def _run(self) -> None:
+        while not self.done.wait(1.0):
+            try:
+                self.alerts.check()
+            except Exception:  # a failing check now must not stop later ones
+                log.exception("alerts")
+
+    def stop(self) -> None:
+        self.done.set()
+        self.thread.join(5)
+
+
+def parse_config(email_to: str | None, smtp: str | None, email_from: str | None,
+                 webhook: str | None, offline_s: float | None) -> dict:
+    cfg: dict[str, Any] = {}
+    if email_to:
+        cfg["email_to"] = [a.strip() for a in email_to.split(",") if a.strip()]
+        if not all("@" in a for a in cfg["email_to"]):
+            raise LoaxaError(f"bad e-mail address in {email_to!r}")
+        cfg["smtp"] = smtp or "127.0.0.1:25"
+        if email_from:
+            cfg["email_from"] = email_from
+    if webhook:
+        if not webhook.startswith(("http://", "https://")):
+            raise LoaxaError("--alert-webhook must be an http(s) URL")
+        cfg["webhook"] = webhook
+    if offline_s is not None:
+        if offline_s < 1:
+            raise LoaxaError("--alert-offline-s must be at least 1")
+        cfg["offline_s"] = offline_s
+    return cfg
+
+
+def add_alert_routes(app: FastAPI, he: Headend) -> Alerts:
+    from .app import actor
+
+    alerts = Alerts(he)
+    app.state.alerts = alerts
+
+    @app.get("/api/alerts", tags=["alerts"])
+    def list_alerts(request: Request, open: bool = False, limit: int = 100,
+                    lang: str = "vi") -> list[dict]:
+        """Alerts, newest first: kind, node, time, detail, when its cause ended
+        (cleared), who acknowledged it and when, how it was sent out, and `text`
+        (the sentence in lang: vi or en)."""
+        from ..i18n import t_in
+
+        code = lang if lang in ("vi", "en") else "vi"
+        return [{**a, "text": t_in(code, "alert." + a["kind"], node=a["node"] or "-")}
+                for a in alerts.list(actor(request), min(max(limit, 1), 1000), open)]
+
+    @app.post("/api/alerts/{aid}/ack", tags=["alerts"])
+    def ack(aid: int, request: Request) -> dict:
+        return alerts.ack(actor(request), aid)
+
+    return alerts
