@@ -55,10 +55,10 @@ def test_the_compiled_catalogue_matches_the_po_file():
 
 
 @pytest.mark.parametrize("env,want", [
-    ({"LANG": "vi_VN.UTF-8"}, "Đã tắt nút."),
+    ({"LANG": "vi_VN.UTF-8"}, "Đã tắt cụm loa."),
     ({"LANG": "en_US.UTF-8"}, "Node powered off."),
     ({"LANG": "vi_VN.UTF-8", "LANGUAGE": "en"}, "Node powered off."),
-    ({"LANG": "C", "LC_ALL": "vi_VN"}, "Đã tắt nút."),
+    ({"LANG": "C", "LC_ALL": "vi_VN"}, "Đã tắt cụm loa."),
     ({}, "Node powered off."),
 ])
 def test_language_follows_the_environment(monkeypatch, env, want):
