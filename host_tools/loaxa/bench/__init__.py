@@ -11,7 +11,8 @@ import importlib
 import sys
 from dataclasses import dataclass, field
 
-BENCHES: tuple[str, ...] = ("rules", "audio", "deploy", "heap", "mqtt", "factory", "headend")
+BENCHES: tuple[str, ...] = ("rules", "audio", "deploy", "heap", "mqtt", "factory", "headend",
+                            "tts")
 
 
 @dataclass
