@@ -566,6 +566,90 @@ def test_a_typed_bulletin_read_aloud_plays_in_its_zone(rig, browser):
     print(f"tts test {time.monotonic() - t0:.1f} s")
 
 
+def test_the_schedule_forms_write_the_rules_a_node_then_keeps(rig, browser):
+    """Before the alert test: n3 must be on."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import Select
+
+    from loaxa.headend.store import Store
+
+    tmp, he, sims = rig
+    drv = browser
+    width(drv, DESKTOP, False)
+    drv.delete_all_cookies()
+    drv.get(f"http://127.0.0.1:{he.port}/")
+    log_in(drv, "an", "an-secret-pw")
+    rows = until("the forms loaded", lambda: drv.find_elements(By.CSS_SELECTOR,
+                                                                 "#windows .srow"))
+    assert len(rows) == 1  # the rules in force: one all-day window
+    assert rows[0].find_element(By.CSS_SELECTOR, "[data-f=name]").get_property(
+        "value") == "all-day"
+    form = drv.find_element(By.ID, "sched-form")
+    form.find_element(By.NAME, "version").clear()
+    form.find_element(By.NAME, "version").send_keys("forms")
+    # the all-day window for thon-1 only; thon-2 gets a window three hours from now
+    rows[0].find_element(By.CSS_SELECTOR, "[data-f=zones] input[value='thon-1']").click()
+    drv.find_element(By.ID, "add-window").click()
+    row = drv.find_elements(By.CSS_SELECTOR, "#windows .srow")[1]
+    h = (time.gmtime(time.time() + 7 * 3600).tm_hour + 3) % 24
+    row.find_element(By.CSS_SELECTOR, "[data-f=name]").send_keys("chieu")
+    for f, v in (("from", f"{h:02d}:00"), ("to", f"{h:02d}:45")):
+        drv.execute_script("arguments[0].value = arguments[1]",
+                           row.find_element(By.CSS_SELECTOR, f"[data-f={f}]"), v)
+    row.find_element(By.CSS_SELECTOR, "[data-f=zones] input[value='thon-2']").click()
+    # an item in it: a library bulletin, first a minute outside the window (refused)
+    drv.find_element(By.ID, "add-item").click()
+    item = drv.find_element(By.CSS_SELECTOR, "#items .srow")
+    item.find_element(By.CSS_SELECTOR, "[data-f=name]").send_keys("tin-chieu")
+    Select(item.find_element(By.CSS_SELECTOR, "[data-f=source]")).select_by_visible_text(
+        "news")
+    start = item.find_element(By.CSS_SELECTOR, "[data-f=start]")
+    drv.execute_script("arguments[0].value = arguments[1]", start, f"{(h + 1) % 24:02d}:10")
+    item.find_element(By.CSS_SELECTOR, "[data-f=zones] input[value='thon-2']").click()
+    drv.find_element(By.ID, "sched-check").click()
+    err = until("the error next to the item", lambda: item.find_element(
+        By.CLASS_NAME, "fielderr").text)
+    assert "schedule[0].start" in err and "not inside any window" in err, err
+    assert "bad" in start.get_attribute("class")
+    drv.execute_script("arguments[0].value = arguments[1]", start, f"{h:02d}:10")
+    drv.find_element(By.ID, "sched-push").click()
+    until("pushed", lambda: drv.find_element(By.ID, "sched-result").text == t_in(
+        "vi", "web.s.pushed", version="forms"))
+    admin = api(he, "an", "an-secret-pw")
+    poll("the nodes on the forms' rules", lambda: {
+        (n["status"] or {}).get("rules") for n in admin.get("/api/nodes").json()} == {"forms"})
+    text = admin.get("/api/rules").json()["text"]
+    assert 'name = "chieu"' in text and f'start = "{h:02d}:10"' in text, text
+    assert 'zones = ["thon-1"]' in text
+    # the raw text and the week follow the forms
+    assert 'name = "chieu"' in drv.find_element(By.CSS_SELECTOR, "#rules textarea"
+                                                ).get_property("value")
+    until("the week with the item", lambda: any(
+        "tin-chieu" in (b.get_attribute("title") or "")
+        for b in drv.find_elements(By.CSS_SELECTOR, "#week .bar i")))
+    drv.save_screenshot(str(shots(tmp) / "schedule-1366.png"))
+    # thon-2 outside its window now: n3 refuses a normal broadcast; thon-1 plays
+    before = {n: len(wavs(s)) for n, s in sims.items()}
+    r = admin.post("/api/broadcast", json={"file": "news", "zones": ["thon-2"]})
+    assert r.status_code == 200, r.text
+
+    def refusals() -> list[dict]:
+        s = Store(he.data / "headend.sqlite")
+        try:
+            return [e for e in s.events("refused", "n3") if e.get("seq") == r.json()["seq"]]
+        finally:
+            s.close()
+    got = until("n3's refusal", refusals, 20)
+    assert got[0]["msg"] == "the rules do not allow it now", got
+    time.sleep(1)
+    assert len(wavs(sims["n3"])) == before["n3"]
+    # and the broadcast windows back as they were for the tests after this one
+    assert admin.post("/api/rules", json={"text": RULES.format(version="web2")}
+                      ).status_code == 200
+    poll("all-day rules again", lambda: {
+        (n["status"] or {}).get("rules") for n in admin.get("/api/nodes").json()} == {"web2"})
+
+
 def test_a_cluster_killed_is_an_alert_on_the_page_and_by_email(rig, browser):
     """Last but one: it leaves n3 off."""
     from selenium.webdriver.common.by import By

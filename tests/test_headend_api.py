@@ -426,7 +426,8 @@ def test_openapi_describes_every_endpoint(rig):
                           "/api/stream", "/api/scheduled", "/api/scheduled/{sid}",
                           "/api/rules/check", "/api/broadcast/{bid}/stop", "/api/live",
                           "/api/media", "/api/media/{name}", "/api/media/{name}/audio",
-                          "/api/tts", "/api/alerts", "/api/alerts/{aid}/ack"}
+                          "/api/tts", "/api/alerts", "/api/alerts/{aid}/ack",
+                          "/api/rules/form"}
 
 
 def test_web_page_speaks_vietnamese_unless_asked_and_lists_nodes_live(rig):

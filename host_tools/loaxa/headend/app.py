@@ -171,6 +171,7 @@ def create_app(he: Headend) -> FastAPI:
 
     from .alerts import add_alert_routes
     from .media import add_media_routes
+    from .schedule import add_schedule_routes
     from .tts import add_tts_routes
     from .web import add_web
 
@@ -178,6 +179,7 @@ def create_app(he: Headend) -> FastAPI:
     add_media_routes(app, he)
     add_tts_routes(app, he)
     add_alert_routes(app, he)
+    add_schedule_routes(app, he)
     app.mount("/static", StaticFiles(directory=Path(__file__).with_name("static")),
               name="static")
     return app
