@@ -161,7 +161,9 @@ def test_store_migrates_hashes_passwords_and_keeps_what_it_committed(tmp_path):
         s.add_user("x", "12345678", "root", "test")
     with pytest.raises(Exception, match="shorter than 8"):
         s.add_user("x", "short", "viewer", "test")
-    assert [a["action"] for a in s.audit_log()] == ["login", "user.set"]
+    assert [(a["action"], a["result"]) for a in s.audit_log()] == [
+        ("login", "ok"), ("login", "refused: wrong name or password"),
+        ("login", "refused: wrong name or password"), ("user.set", "ok")]
 
 
 def test_no_session_wrong_role_and_bad_input_change_nothing(rig):
@@ -420,14 +422,14 @@ def test_ffmpeg_is_held_to_the_sources_protocols(tmp_path, monkeypatch):
 
 
 def test_openapi_describes_every_endpoint(rig):
-    paths = rig["client"].get("/openapi.json").json()["paths"]
+    paths = rig["client"].get("/openapi.json", headers=login(rig["client"], "vien")).json()["paths"]
     assert set(paths) == {"/api/login", "/api/logout", "/api/nodes", "/api/broadcast",
                           "/api/emergency", "/api/rules", "/api/report", "/api/audit",
                           "/api/stream", "/api/scheduled", "/api/scheduled/{sid}",
                           "/api/rules/check", "/api/broadcast/{bid}/stop", "/api/live",
                           "/api/media", "/api/media/{name}", "/api/media/{name}/audio",
                           "/api/tts", "/api/alerts", "/api/alerts/{aid}/ack",
-                          "/api/rules/form"}
+                          "/api/rules/form", "/api/lockouts", "/api/lockouts/{user}"}
 
 
 def test_web_page_speaks_vietnamese_unless_asked_and_lists_nodes_live(rig):

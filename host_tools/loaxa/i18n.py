@@ -410,6 +410,7 @@ MESSAGES: dict[str, str] = {
     "web.user": N_("User name"),
     "web.password": N_("Password"),
     "web.bad_login": N_("Wrong user name or password."),
+    "web.login_wait": N_("Too many failed logins: try again in {s} s."),
     "web.signed_in": N_("{user} ({role})"),
     "web.nodes": N_("Loudspeaker nodes"),
     # TRANSLATORS: column headers of the web page's node table, separated by |
@@ -418,6 +419,8 @@ MESSAGES: dict[str, str] = {
     "web.state.offline": N_("offline"),
     "web.state.unknown": N_("not heard from"),
     "web.malformed": N_("{n} malformed messages"),
+    "headend.user_removed": N_("User {name} removed; their sessions have ended."),
+    "headend.user_unlocked": N_("User {name} may log in again."),
     "web.strangers": N_("Dropped, from nodes the inventory does not know (node × messages): "
                         "{nodes}"),
     "web.live": N_("Updates by itself."),

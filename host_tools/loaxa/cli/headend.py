@@ -131,11 +131,18 @@ def _register_operator(hs: argparse._SubParsersAction) -> None:
                    help="POST each alert as JSON to this URL")
     s.set_defaults(func=run_serve)
 
-    u = hs.add_parser("user", help="add a user or change a password or role",
-                      description="The password is read from standard input (one line).")
+    u = hs.add_parser("user", help="add a user, change a password or role, remove a user "
+                      "or lift a lockout",
+                      description="With --role, the password is read from standard input "
+                      "(one line); a changed password or role ends the user's sessions.")
     _data_arg(u)
     u.add_argument("name")
-    u.add_argument("--role", required=True, choices=("viewer", "operator", "admin"))
+    what = u.add_mutually_exclusive_group(required=True)
+    what.add_argument("--role", choices=("viewer", "operator", "admin"))
+    what.add_argument("--remove", action="store_true",
+                      help="remove the user (their sessions end; the audit log keeps them)")
+    what.add_argument("--unlock", action="store_true",
+                      help="lift a lockout after too many failed logins")
     u.set_defaults(func=run_user)
 
     n = hs.add_parser("nodes", help="the node table: online, last seen, playing, volume")
@@ -250,6 +257,19 @@ def alert_config(args: argparse.Namespace) -> dict:
 
 
 def run_user(args: argparse.Namespace) -> int:
+    from ..errors import LoaxaError
+
+    if args.remove:
+        with _open(args) as he:
+            he.store.remove_user(args.name, _actor()[0])
+        print(t("headend.user_removed", name=args.name))
+        return 0
+    if args.unlock:
+        with _open(args) as he:
+            if not he.store.unlock(args.name, _actor()[0]):
+                raise LoaxaError(f"{args.name} is not locked out")
+        print(t("headend.user_unlocked", name=args.name))
+        return 0
     password = sys.stdin.readline().rstrip("\n")
     with _open(args) as he:
         he.store.add_user(args.name, password, args.role, _actor()[0])

@@ -1,23 +1,88 @@
 """The head-end's HTTP API (FastAPI; its OpenAPI description at /openapi.json,
-browsable at /docs). Thin: each route checks the session and calls the one
-Headend method; a LoaxaError is a 400 with the sentence, a role refusal a 403,
-no session a 401, a body that does not fit its model a 422 naming the field."""
+browsable at /docs, both for logged-in users). Thin: each route checks the
+session and calls the one Headend method; a LoaxaError is a 400 with the
+sentence, a role refusal a 403, no session a 401, a body that does not fit its
+model a 422 naming the field, too many failed logins a 429 with Retry-After.
+Every response carries the security headers (SECURITY_HEADERS)."""
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import re
 from datetime import date, datetime
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from fastapi import Depends, FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, PlainTextResponse, Response
+from fastapi.openapi.docs import get_swagger_ui_html
+from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
 from pydantic import BaseModel, ConfigDict, Field
+from starlette.datastructures import MutableHeaders
 
 from ..errors import LoaxaError
+from .guard import LoginGuard, Refused
 from .service import Actor, Denied, Headend
 
 COOKIE = "loaxa_session"
+# The pages' scripts and styles are files of /static: nothing inline runs.
+CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+       "media-src 'self' blob:; connect-src 'self'; object-src 'none'; base-uri 'none'; "
+       "form-action 'self'; frame-ancestors 'none'")
+SECURITY_HEADERS = {
+    "content-security-policy": CSP,
+    "x-content-type-options": "nosniff",
+    "referrer-policy": "no-referrer",
+    "x-frame-options": "DENY",  # browsers without frame-ancestors
+}
+
+
+class SecurityHeaders:
+    """ASGI middleware: the headers on every response, a route's own CSP kept
+    (/docs). Plain ASGI, so the live-update stream passes through unbuffered."""
+
+    def __init__(self, app: Any):
+        self.app = app
+
+    async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def send_with_headers(msg: dict) -> None:
+            if msg["type"] == "http.response.start":
+                h = MutableHeaders(scope=msg)
+                for k, v in SECURITY_HEADERS.items():
+                    h.setdefault(k, v)
+            await send(msg)
+        await self.app(scope, receive, send_with_headers)
+
+
+class Throttled(Exception):
+    def __init__(self, refused: Refused):
+        self.refused = refused
+
+
+def throttled_error(r: Refused) -> dict:
+    if r.why == "locked":
+        return {"error": f"locked out after too many failed logins, for {r.retry_after} s more",
+                "hint": "an admin can lift it: DELETE /api/lockouts/NAME or "
+                        "`loaxa headend user NAME --unlock`"}
+    if r.why == "busy":
+        return {"error": "too many logins at once", "hint": "try again in a second"}
+    return {"error": f"too many failed logins from this address; try again in "
+            f"{r.retry_after} s"}
+
+
+def client_addr(request: Request) -> str:
+    return request.client.host if request.client else ""
+
+
+def set_session_cookie(request: Request, response: Response, token: str) -> None:
+    """HttpOnly, SameSite=Strict, and Secure when served over TLS."""
+    response.set_cookie(COOKIE, token, httponly=True, samesite="strict",
+                        secure=request.url.scheme == "https")
 
 
 class Strict(BaseModel):
@@ -77,9 +142,17 @@ Who = Annotated[Actor, Depends(actor)]
 def create_app(he: Headend) -> FastAPI:
     app = FastAPI(title="loaxa head-end", version="1",
                   description="The commune head-end: nodes, broadcasts, emergencies, rules "
-                  "and reports (docs/headend.md).")
+                  "and reports (docs/headend.md).",
+                  docs_url=None, redoc_url=None, openapi_url=None)  # below, for users only
+    app.add_middleware(SecurityHeaders)
 
     app.state.he = he
+    guard = app.state.guard = LoginGuard(he.store)
+
+    @app.exception_handler(Throttled)
+    async def _429(request: Request, exc: Throttled) -> JSONResponse:
+        return JSONResponse(throttled_error(exc.refused), 429,
+                            headers={"Retry-After": str(exc.refused.retry_after)})
 
     @app.exception_handler(NotLoggedIn)
     async def _401(request: Request, exc: NotLoggedIn) -> JSONResponse:
@@ -99,13 +172,41 @@ def create_app(he: Headend) -> FastAPI:
         return JSONResponse({"error": "bad input: " + "; ".join(errs)}, 422)
 
     @app.post("/api/login")
-    def login(body: Login, response: Response) -> dict:
-        got = he.store.login(body.user, body.password)
-        if got is None:
-            raise NotLoggedIn()
+    async def login(body: Login, request: Request, response: Response) -> dict:
+        got = await guard.login(body.user, body.password, client_addr(request))
+        if isinstance(got, Refused):
+            if got.why == "wrong":
+                raise NotLoggedIn()
+            raise Throttled(got)
         token, role = got
-        response.set_cookie(COOKIE, token, httponly=True, samesite="strict")
+        set_session_cookie(request, response, token)
         return {"user": body.user, "role": role, "token": token}
+
+    @app.get("/openapi.json", include_in_schema=False)
+    def openapi(who: Who) -> JSONResponse:
+        return JSONResponse(app.openapi())
+
+    @app.get("/docs", include_in_schema=False)
+    def docs(who: Who) -> HTMLResponse:
+        page = get_swagger_ui_html(openapi_url="/openapi.json", title=app.title)
+        text = bytes(page.body).decode()
+        hashes = " ".join("'sha256-" + base64.b64encode(hashlib.sha256(
+            m.encode()).digest()).decode() + "'" for m in re.findall(
+                r"<script>(.*?)</script>", text, re.S))
+        cdn = "https://cdn.jsdelivr.net"  # Swagger UI's own files
+        page.headers["content-security-policy"] = (
+            f"default-src 'self'; script-src {cdn} {hashes}; style-src {cdn}; "
+            "img-src 'self' data: https://fastapi.tiangolo.com; connect-src 'self'; "
+            "object-src 'none'; base-uri 'none'; frame-ancestors 'none'")
+        return page
+
+    @app.get("/api/lockouts")
+    def lockouts(who: Who) -> list[dict]:
+        return he.lockouts(who)
+
+    @app.delete("/api/lockouts/{user}")
+    def unlock(user: str, who: Who) -> dict:
+        return he.unlock(who, user)
 
     @app.post("/api/logout")
     def logout(request: Request, response: Response, who: Who) -> dict:

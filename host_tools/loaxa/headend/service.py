@@ -324,13 +324,20 @@ class Headend:
     def fire_due(self) -> list[dict]:
         """Send the scheduled broadcasts whose time has come (serve calls this every
         second). Each is claimed (pending -> firing) before it is sent, so it goes
-        out once; it then names the broadcast it became."""
+        out once; it then names the broadcast it became. It goes out in its
+        author's name only if the author may still broadcast (a user removed or
+        made a viewer since: failed, saying so)."""
         out = []
         for s in self.store.due(time.time()):
             if not self.store.settle(s["id"], "pending", "firing", "headend", None):
                 continue  # cancelled or claimed meanwhile
+            # the CLI acts as admin for whoever may open the head-end's files
+            role = "admin" if s["who"].startswith("cli:") else self.store.role_of(s["who"])
             try:
-                r = self.broadcast((s["who"], "operator"), s["file"], s["zones"],
+                if role is None or not allowed(role, "operator"):
+                    raise LoaxaError(f"{s['who']} may no longer broadcast (" +
+                                     (f"now {role}" if role else "removed") + ")")
+                r = self.broadcast((s["who"], role), s["file"], s["zones"],
                                    s["priority"], s["title"])
             except LoaxaError as e:
                 self.store.settle(s["id"], "firing", "failed", "headend", "broadcast.fire",
@@ -570,6 +577,19 @@ class Headend:
         rows([p["start"], p["node"], " ".join(p["zones"]), p["seconds"], p["title"],
               p["priority"], p["outcome"], p["bulletin"]] for p in rep["plays"])
         return out.getvalue()
+
+    def lockouts(self, actor: Actor) -> list[dict]:
+        """User names locked out after too many failed logins, until when."""
+        self._check(actor, "admin", "lockouts", {})
+        return [{**x, "until": _iso(x["until"], self.tz)} for x in self.store.lockouts()]
+
+    def unlock(self, actor: Actor, user: str) -> dict:
+        """Lift a lockout before its time (audited)."""
+        self._check(actor, "admin", "login.unlock", {"user": user})
+        if not self.store.unlock(user, actor[0]):
+            raise self._refuse(actor, "login.unlock", {"user": user},
+                               f"{user} is not locked out")
+        return {"user": user, "state": "unlocked"}
 
     def audit_log(self, actor: Actor, limit: int = 100) -> list[dict]:
         self._check(actor, "admin", "audit", {})

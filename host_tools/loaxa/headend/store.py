@@ -168,29 +168,81 @@ class Store:
             raise LoaxaError("the password is shorter than 8 characters")
         pw = _hasher().hash(password)
         with self.tx() as db:
+            had = db.execute("SELECT 1 FROM users WHERE name=?", (name,)).fetchone()
             db.execute("INSERT INTO users VALUES (?,?,?,?,?) ON CONFLICT(name) DO UPDATE SET "
                        "pw_hash=excluded.pw_hash, role=excluded.role",
                        (name, pw, role, by, time.time()))
-            self._audit(db, by, "user.set", {"user": name, "role": role}, "ok")
+            ended = db.execute("DELETE FROM sessions WHERE user=?", (name,)).rowcount if had \
+                else 0  # a new password or role: whoever held a session logs in again
+            self._audit(db, by, "user.set", {"user": name, "role": role,
+                                             "sessions_ended": ended}, "ok")
 
-    def login(self, name: str, password: str) -> tuple[str, str] | None:
-        """(session token, role), or None for a wrong name or password."""
+    def remove_user(self, name: str, by: str) -> None:
+        """The user and their sessions go; the audit log keeps what they did."""
+        with self.tx() as db:
+            if db.execute("DELETE FROM users WHERE name=?", (name,)).rowcount != 1:
+                raise LoaxaError(f"no user {name!r}")
+            db.execute("DELETE FROM sessions WHERE user=?", (name,))
+            self._audit(db, by, "user.remove", {"user": name}, "ok")
+
+    def role_of(self, name: str) -> str | None:
+        rows = self._read("SELECT role FROM users WHERE name=?", (name,))
+        return rows[0][0] if rows else None
+
+    def login(self, name: str, password: str, addr: str = "") -> tuple[str, str] | None:
+        """(session token, role), or None for a wrong name or password (audited)."""
         rows = self._read("SELECT pw_hash, role FROM users WHERE name=?", (name,))
         row = rows[0] if rows else None
+        ok = False
         if row is None:
             _hasher().hash(password)  # the same cost as a wrong password: no user probing
-            return None
-        try:
-            _hasher().verify(row[0], password)
-        except (VerificationError, InvalidHashError):
+        else:
+            try:
+                ok = _hasher().verify(row[0], password)
+            except (VerificationError, InvalidHashError):
+                pass
+        detail = {"addr": addr} if addr else {}
+        if not ok or row is None:
+            self.audit(name[:64], "login", detail, "refused: wrong name or password")
             return None
         token = secrets.token_urlsafe(32)
         with self.tx() as db:
             db.execute("DELETE FROM sessions WHERE expires < ?", (time.time(),))
             db.execute("INSERT INTO sessions VALUES (?,?,?)",
                        (token, name, time.time() + SESSION_S))
-            self._audit(db, name, "login", {}, "ok")
+            self._audit(db, name, "login", detail, "ok")
         return token, row[1]
+
+    # -- lockouts (headend/guard.py) ---------------------------------------------
+    def lockout(self, name: str) -> float | None:
+        """Until when a user name is locked out, if it is."""
+        v = self.setting("lockout:" + name)
+        return float(v["until"]) if isinstance(v, dict) else None
+
+    def lock_out(self, name: str, until: float, addr: str, failures: int) -> None:
+        with self.tx() as db:
+            db.execute("INSERT OR REPLACE INTO settings VALUES (?,?)",
+                       ("lockout:" + name, json.dumps({"until": until, "addr": addr})))
+            self._audit(db, name[:64], "login.lockout",
+                        {"failures": failures, "until": until, "addr": addr}, "locked")
+
+    def lockouts(self) -> list[dict]:
+        now = time.time()
+        out = []
+        for k, v in self._read("SELECT key, value FROM settings WHERE key LIKE 'lockout:%'"):
+            d = _json(v)
+            if isinstance(d, dict) and isinstance(d.get("until"), int | float) and \
+                    d["until"] > now:
+                out.append({"user": k[8:], "until": d["until"], "addr": d.get("addr")})
+        return out
+
+    def unlock(self, name: str, by: str) -> bool:
+        """Lift a lockout (audited); False if there was none."""
+        with self.tx() as db:
+            gone = db.execute("DELETE FROM settings WHERE key=?", ("lockout:" + name,)).rowcount
+            if gone:
+                self._audit(db, by, "login.unlock", {"user": name}, "ok")
+        return bool(gone)
 
     def session(self, token: str) -> tuple[str, str] | None:
         """(user, role) of a live session."""

@@ -17,7 +17,8 @@ from jinja2 import Environment, FileSystemLoader, select_autoescape
 
 from ..errors import LoaxaError
 from ..i18n import t_in
-from .app import COOKIE, NotLoggedIn, actor, token_of
+from .app import COOKIE, NotLoggedIn, actor, client_addr, set_session_cookie, token_of
+from .guard import Refused
 from .service import Headend, allowed
 
 ENV = Environment(loader=FileSystemLoader(Path(__file__).with_name("templates")),
@@ -140,12 +141,18 @@ def add_web(app: FastAPI, he: Headend) -> None:
             commune=(he.store.setting("serve") or {}).get("commune", ""), **_globals(code)))
 
     @app.post("/login", include_in_schema=False)
-    def login(user: str = Form(...), password: str = Form(...)) -> Response:
-        got = he.store.login(user, password)
-        if got is None:
-            return RedirectResponse("/?bad=1", 303)
+    async def login(request: Request, user: str = Form(..., max_length=64),
+                    password: str = Form(..., max_length=256)) -> Response:
+        got = await app.state.guard.login(user, password, client_addr(request))
+        if isinstance(got, Refused):
+            if got.why == "wrong":
+                return RedirectResponse("/?bad=1", 303)
+            code = page_lang(request)  # the login form again, saying how long to wait
+            return HTMLResponse(ENV.get_template("index.html").render(
+                user=None, wait=got.retry_after, **_globals(code)), 429,
+                headers={"Retry-After": str(got.retry_after)})
         r = RedirectResponse("/", 303)
-        r.set_cookie(COOKIE, got[0], httponly=True, samesite="strict")
+        set_session_cookie(request, r, got[0])
         return r
 
     @app.post("/logout", include_in_schema=False)
@@ -161,10 +168,13 @@ def add_web(app: FastAPI, he: Headend) -> None:
         whenever a node's state or status changes."""
         who = actor(request)
         code = page_lang(request)
+        token = token_of(request)
 
         async def events() -> AsyncIterator[str]:
+            """Until the client goes or its session ends (logout, expiry, a new
+            password or role, the user removed)."""
             last = None
-            while True:
+            while he.store.session(token) is not None:
                 body = rows(he, who, code)
                 if body != last:
                     last = body
