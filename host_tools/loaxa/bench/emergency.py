@@ -1,0 +1,174 @@
+"""How fast `POST /api/emergency` answers while the head-end is attacked
+(docs/headend.md, "Measurements"): `loaxa headend serve` (embedded broker) in
+its own process, an operator alternating emergency start and stop, idle and
+during each flood, the flood made by this process:
+
+* logins: 100 a second with wrong passwords, from one address (the throttle
+  answers 429 after ten) and from a new loopback address every nine logins (a
+  botnet the address throttle cannot stop: every login costs its argon2 hash);
+* malformed MQTT: 1,000 a second, events of a known node with fields of the
+  wrong type (each once dropped the head-end's MQTT connection), QoS 0.
+
+The reference is the idle head-end, in the same run. `make bench ARGS=emergency`.
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+import tempfile
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import httpx
+
+from ..control import Controller
+from ..rig.headend import HeadendProcess, enrol
+from . import Table
+
+COMMUNE = "an-phu"
+SAMPLES = 20  # emergencies per condition, 0.25 s apart
+WARMUP_S = 2.0  # the flood runs this long before the first sample
+
+
+def _paced(rate: float, stop: threading.Event, fn: Callable[[int], None]) -> None:
+    """Call fn(i) rate times a second until stop (late calls are not made up)."""
+    t0, i = time.monotonic(), 0
+    while not stop.is_set():
+        due = t0 + i / rate
+        now = time.monotonic()
+        if due > now:
+            time.sleep(due - now)
+        elif now - due > 1:  # fell behind: skip ahead
+            t0, i = now, 0
+        fn(i)
+        i += 1
+
+
+class LoginFlood:
+    def __init__(self, base: str, rate: float, spread: bool):
+        self.base, self.rate, self.spread = base, rate, spread
+        self.codes: dict[int, int] = {}
+        self.stop = threading.Event()
+        self.clients: dict[str, httpx.Client] = {}
+        self._lock = threading.Lock()
+        self.threads: list[threading.Thread] = []
+
+    def _client(self, i: int) -> httpx.Client:
+        k = i // 9 if self.spread else 0  # nine failures: under the address throttle (10)
+        addr = f"127.{1 + k // 62500}.{k // 250 % 250}.{k % 250 + 1}" if self.spread \
+            else "127.0.0.1"
+        with self._lock:
+            if addr not in self.clients:
+                self.clients[addr] = httpx.Client(
+                    base_url=self.base, timeout=30,
+                    transport=httpx.HTTPTransport(local_address=addr))
+            return self.clients[addr]
+
+    def _one(self, i: int) -> None:
+        def go() -> None:
+            try:
+                r = self._client(i).post("/api/login", json={"user": f"guess-{i % 50}",
+                                                             "password": f"p-{i}-xxxxxxx"})
+                code = r.status_code
+            except httpx.HTTPError:
+                code = 0
+            with self._lock:
+                self.codes[code] = self.codes.get(code, 0) + 1
+        th = threading.Thread(target=go, daemon=True)  # each on its own: a flood does not wait
+        th.start()
+        self.threads.append(th)
+
+    def __enter__(self) -> LoginFlood:
+        threading.Thread(target=_paced, args=(self.rate, self.stop, self._one),
+                         daemon=True).start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop.set()
+        for th in self.threads:
+            th.join(30)
+        for c in self.clients.values():
+            c.close()
+
+    def said(self) -> str:
+        return ", ".join(f"{n} × {c or 'failed'}" for c, n in sorted(self.codes.items()))
+
+
+class MqttFlood:
+    def __init__(self, url: str, rate: float):
+        self.rate = rate
+        self.ctl = Controller(url, COMMUNE, client_id="bench-flood", persistent=False)
+        self.stop = threading.Event()
+        self.sent = 0
+        self.t = 0.0
+
+    def _one(self, i: int) -> None:
+        doc = {"type": "play", "node": "n1", "boot": [i], "n": {"n": i}, "duration_ms": "x"}
+        self.ctl.publish(f"loaxa/{COMMUNE}/node/n1/event", json.dumps(doc), qos=0)
+        self.sent += 1
+
+    def __enter__(self) -> MqttFlood:
+        self.t = time.monotonic()
+        self.th = threading.Thread(target=_paced, args=(self.rate, self.stop, self._one),
+                                   daemon=True)
+        self.th.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop.set()
+        self.th.join(10)
+        self.t = time.monotonic() - self.t
+        self.ctl.close()
+
+    def said(self) -> str:
+        return f"{self.sent / self.t:.0f} messages/s sent"
+
+
+def _emergencies(oper: httpx.Client) -> list[float]:
+    took = []
+    for k in range(SAMPLES):
+        t0 = time.monotonic()
+        r = oper.post("/api/emergency", json={"action": "stop" if k % 2 else "start"})
+        took.append(time.monotonic() - t0)
+        if r.status_code != 200:
+            raise RuntimeError(f"emergency: {r.status_code} {r.text}")
+        time.sleep(0.25)
+    return took
+
+
+def run(argv: list[str]) -> list[Table]:
+    with tempfile.TemporaryDirectory() as d:
+        tmp = Path(d)
+        (tmp / "media").mkdir()
+        he = HeadendProcess(tmp, COMMUNE)
+        enrol(he.inventory, COMMUNE, {"n1": "thon-1", "n2": "thon-2"})
+        he.cli("user", "oanh", "--role", "operator", stdin="oanh-secret\n")
+        he.start()
+        base = he.web.rstrip("/")
+        table = Table("POST /api/emergency while the head-end is flooded "
+                      f"({SAMPLES} emergencies each, `loaxa headend serve`, embedded broker)",
+                      ["condition", "median ms", "worst ms", "what the flood got"])
+        try:
+            oper = httpx.Client(base_url=base, timeout=30)
+            oper.post("/api/login", json={"user": "oanh", "password": "oanh-secret"}
+                      ).raise_for_status()
+            took = _emergencies(oper)
+            table.rows.append(["idle", 1000 * statistics.median(took), 1000 * max(took), "-"])
+            for name, flood in (
+                    ("100 logins/s, one address", lambda: LoginFlood(base, 100, False)),
+                    ("100 logins/s, a new address every 9", lambda: LoginFlood(base, 100, True)),
+                    ("1,000 malformed MQTT events/s", lambda: MqttFlood(he.url, 1000))):
+                with flood() as f:
+                    time.sleep(WARMUP_S)
+                    took = _emergencies(oper)
+                table.rows.append([name, 1000 * statistics.median(took), 1000 * max(took),
+                                   f.said()])
+            oper.close()
+        finally:
+            he.stop()
+    table.note = ("An emergency is recorded (SQLite, synchronous=FULL), published QoS 1 "
+                  "and answered once the broker has it.")
+    return [table]
