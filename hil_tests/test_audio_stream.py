@@ -3,6 +3,7 @@ WAV is compared with an independent decode of the same stream."""
 
 from __future__ import annotations
 
+import base64
 import math
 import shutil
 import socket
@@ -187,6 +188,10 @@ def test_headend_file_plays_at_the_set_level(node, target, tmp_path, transport):
                             str(tmp_path / "k.pem"), "-out", str(tmp_path / "c.pem")],
                            check=True, capture_output=True)
             tls = ["--tls-cert", str(tmp_path / "c.pem"), "--tls-key", str(tmp_path / "k.pem")]
+            # the node plays HTTPS only from a server its pinned CA vouches for
+            der = subprocess.run(["openssl", "x509", "-in", str(tmp_path / "c.pem"), "-outform",
+                                  "der"], check=True, capture_output=True).stdout
+            node.request("keys.set", {"broker_ca": base64.b64encode(der).decode()})
         proc = headend(tmp_path, flac, "--http", str(port), "--bind", "127.0.0.1",
                        "--wait-clients", "1", *tls)
         sess = fmt.session(transport="http", url=f"{transport}://127.0.0.1:{port}/")

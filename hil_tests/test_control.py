@@ -69,13 +69,16 @@ class Fleet:
         self.ctl = Controller(broker.url, COMMUNE, {}, {}, client_id="headend-test")
         self.ctl.sender.ts_offset = NOON - (int(time.time()) - timeutil.UNIX_OFFSET)
 
-    def add(self, name: str, zones: list[str]) -> NodeConsole:
+    def add(self, name: str, zones: list[str], trusted: bool = True) -> NodeConsole:
+        """trusted=False: the node's clock runs from NOON but is not trusted (as
+        after a power cut, before SNTP)."""
         sim = SimNode(self.tmp / name, heap_kb=HEAP_KB, uid="5a" + name.encode().hex()[:10],
                       rtc_start=NOON)
         con = NodeConsole(sim.start(), 115200, log_path=self.tmp / f"{name}.log")
         con.wait_ready(30)
         con.request("keys.set", {"node_key": node_key(name)})
-        con.request("clock.set", {"time": timeutil.iso(NOON)})
+        if trusted:
+            con.request("clock.set", {"time": timeutil.iso(NOON)})
         con.request("config.set", {"node_id": name, "commune": COMMUNE, "zones": zones,
                                    "broker.url": self.broker.url})
         con.request("rules.set", rules.sign(self.rules("v1"), bytes.fromhex(node_key(name)),

@@ -3,6 +3,7 @@ service, relay:NAME from the stream the rules map NAME to."""
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 import time
@@ -18,7 +19,7 @@ from loaxa_node import gain
 
 CLI = str(Path(sys.executable).parent / "loaxa")
 RULES = 'version = "sources"' + MORNING + """[files]
-url = "http://127.0.0.1:{http}/file/"
+url = "{files}"
 codec = "DVI4"
 rate = 16000
 [streams.vov]
@@ -35,12 +36,14 @@ days = "daily"
 """
 
 
-def start_files(folder: Path) -> tuple[subprocess.Popen, int]:
+def start_files(folder: Path) -> tuple[subprocess.Popen, str]:
+    """`loaxa headend files` on folder, and the [files] url it prints (with its token)."""
     proc = subprocess.Popen([CLI, "headend", "files", str(folder), "--http", "0", "--bind",
                              "127.0.0.1"], stdout=subprocess.PIPE, text=True)
     assert proc.stdout is not None
     line = proc.stdout.readline()
-    return proc, int(line.split(" port ")[1].split()[0])
+    url = json.loads(line.split("[files]: ", 1)[1])["url"]
+    return proc, url.replace("HOST", "127.0.0.1")
 
 
 @pytest.mark.needs("audio_capture")
@@ -50,11 +53,11 @@ def test_schedule_item_plays_its_source_at_the_window_volume(node, target, tmp_p
     folder = tmp_path / "bulletins"
     folder.mkdir()
     write_wav(folder / "news.wav", x, 16000)
-    files, http = start_files(folder)
+    files, files_url = start_files(folder)
     udp = free_port()
     relay = None
     try:
-        R = rules.compile_text(RULES.format(http=http, udp=udp, source=source)).rules
+        R = rules.compile_text(RULES.format(files=files_url, udp=udp, source=source)).rules
         provision(node, body=R)
         node.request("clock.set", {"time": local_iso(EDGE - 1)})
         deadline = time.monotonic() + 5

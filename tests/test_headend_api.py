@@ -236,7 +236,10 @@ def test_broadcast_emergency_and_rules_reach_the_broker_signed(rig):
                              g[0].split("/")[-2]) for g in got]
     play = bodies[0]
     assert play["cmd"] == "play" and play["zones"] == ["thon-1"]
-    assert play["session"]["url"] == "http://127.0.0.1:8001/file/news"
+    # the broadcast's own stream token: the stream server serves nothing without one
+    base, token, name = play["session"]["url"].rsplit("/", 2)
+    assert (base, name) == ("http://127.0.0.1:8001/file", "news")
+    assert rig["he"].files.allows(token, "news") and not rig["he"].files.allows(token, "x")
     assert bodies[1] == bodies[2] == {"cmd": "emergency", "action": "start", "tone": 1200,
                                       "title": "Bão", "bulletin": f"b{sent['id'] + 1}"}
     assert bodies[3] == bodies[4] == {"cmd": "emergency", "action": "stop"}

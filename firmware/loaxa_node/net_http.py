@@ -15,6 +15,38 @@ def split_url(url):
     return tls, host, int(port) if port else (443 if tls else 80), "/" + path
 
 
+CA_FILE = "ca.der"  # the one CA (provisioned, docs/control.md) streams must chain to too
+
+
+def _tls(s, host):
+    """s wrapped in TLS whose server certificate must chain to the pinned CA
+    (as the MQTT client checks the broker's): a node plays streams from the
+    head-end only, never from a server that merely answers on its address."""
+    import ssl
+
+    from . import log, storage
+    try:
+        with open(storage.path(CA_FILE), "rb") as f:
+            ca = f.read()
+    except OSError:
+        ca = None
+    if not ca:
+        s.close()
+        log.error("https stream from %s refused: no CA pinned on this node (provision one "
+                  "with --broker-ca)" % host)
+        raise OSError("https: no CA pinned")
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.verify_mode = ssl.CERT_REQUIRED  # type: ignore[attr-defined]
+    ctx.load_verify_locations(cadata=ca)
+    try:
+        return ctx.wrap_socket(s, server_hostname=host)
+    except Exception as e:  # OSError (mbedTLS), ssl.SSLError (CPython), ValueError
+        s.close()
+        log.error("https stream from %s refused: its certificate does not chain to the "
+                  "pinned CA (%s)" % (host, e))
+        raise OSError("https: certificate not accepted")
+
+
 class HttpLink:
     """GET url; the response body is RFC 4571 frames: 2-byte length + packet.
     Stream reads fill exactly the asked bytes, so this path allocates nothing
@@ -39,8 +71,7 @@ class HttpLink:
         s.settimeout(5)
         s.connect(ai[-1])
         if tls:
-            import ssl
-            s = ssl.wrap_socket(s, server_hostname=host)  # type: ignore[assignment]
+            s = _tls(s, host)
             self.sock = s
         s.write(b"GET %s HTTP/1.0\r\nHost: %s\r\nUser-Agent: loaxa-node\r\n\r\n" % (
             path.encode(), host.encode()))

@@ -105,4 +105,5 @@ def make_link(sess):
     from .net_udp import UdpLink
     # One byte more than the longest packet accepted tells a datagram that
     # recv() cut short.
-    return UdpLink(sess["addr"], sess["port"], MAX_PACKET + 1)
+    return UdpLink(sess["addr"], sess["port"], MAX_PACKET + 1, sess.get("src"),
+                   sess.get("ssrc"))

@@ -41,6 +41,14 @@ def parse_sdp(text):
             sp = v[7:].split()
             if len(sp) == 2:
                 rtpmap[sp[0]] = sp[1]
+        elif k == "a" and v.startswith("source-filter:"):
+            # RFC 4570: a=source-filter: incl IN IP4 <dest> <src>
+            sp = v[14:].split()
+            if len(sp) != 5 or sp[0] != "incl" or sp[2] != "IP4":
+                raise ValueError("sdp source-filter: only 'incl IN IP4 DEST SRC' is supported")
+            out["src"] = sp[4]
+        elif k == "a" and v.startswith("ssrc:"):  # RFC 5576
+            out["ssrc"] = _int(v[5:].split()[0], "sdp ssrc")
     if pts is None:
         raise ValueError("sdp has no m=audio line")
     for pt in pts:  # the first payload we can decode
@@ -74,7 +82,7 @@ def session(obj):
         raise ValueError("session must be an object")
     if "sdp" in obj:
         s = parse_sdp(obj["sdp"])
-        for k in ("addr", "url", "transport"):  # JSON may override where to listen
+        for k in ("addr", "url", "transport", "src", "ssrc"):  # JSON may override these
             if k in obj:
                 s[k] = obj[k]
         obj = s
@@ -107,6 +115,18 @@ def session(obj):
             raise ValueError("addr must be an IPv4 address")
         out["addr"] = addr
         out["port"] = port
+        # the sender a session names: RTP from anyone else is dropped (net_udp)
+        src = obj.get("src")
+        if src is not None:
+            if not isinstance(src, str) or len(src.split(".")) != 4 or not all(
+                    x.isdigit() and int(x) < 256 for x in src.split(".")):
+                raise ValueError("src must be the sender's IPv4 address")
+            out["src"] = src
+        ssrc = obj.get("ssrc")
+        if ssrc is not None:
+            if not isinstance(ssrc, int) or isinstance(ssrc, bool) or not 0 <= ssrc < 1 << 32:
+                raise ValueError("ssrc must be an integer 0-4294967295")
+            out["ssrc"] = ssrc
     else:
         url = obj.get("url")
         if not isinstance(url, str) or not (url.startswith("http://")

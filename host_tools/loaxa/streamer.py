@@ -11,7 +11,10 @@ each client behind a bounded queue that drops its oldest packet when full.
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import hmac
 import os
+import secrets
 import shutil
 import socket
 import ssl
@@ -262,22 +265,57 @@ class OneClient:
         self.w.write(len(pkt).to_bytes(2, "big") + pkt)
 
 
+TOKEN_S = 6 * 3600  # a broadcast's stream token is good this long (its relay's life at most)
+MAX_ENCODERS = 32  # files encoded at once; more requests wait for a 503's retry
+
+
 class FileServer:
-    """GET <prefix>NAME -> the file NAME (any extension ffmpeg reads) under
+    """GET <prefix>TOKEN/NAME -> the file NAME (any extension ffmpeg reads) under
     root, as RFC 4571 RTP paced in real time, then the end of the response.
-    What a node fetches for a schedule item `file:NAME`. GET /live/NAME -> the
-    live relay of that name (`relays`) from where it is now, while it lasts."""
+    What a node fetches for a broadcast or a schedule item `file:NAME`.
+    GET /live/TOKEN/NAME -> the live relay of that name (`relays`) from where it
+    is now, while it lasts. Nothing is served without a token (docs/security.md):
+    grant(name) makes one for one file or relay (a broadcast's), grant("*") one
+    for every file (the rules' [files] url); tokens are HMACs under secret, so
+    every process holding the secret (serve, the head-end's CLI) can grant them.
+    At most max_encoders files are encoded at once: beyond, 503."""
 
     LIVE = "/live/"
 
     def __init__(self, root: str | os.PathLike[str] | None, fmt: Format,
-                 prefix: str = "/file/"):
+                 prefix: str = "/file/", secret: bytes | None = None,
+                 max_encoders: int = MAX_ENCODERS):
         self.root = os.path.realpath(root) if root else None
         self.fmt = fmt
         self.prefix = prefix
+        self.secret = secret or secrets.token_bytes(32)
+        self.max_encoders = max_encoders
+        self.encoders = 0  # files being encoded now
         self.served = 0  # responses that streamed a file to the end
+        self.refused = {"token": 0, "busy": 0}  # requests turned away, by why
+        self.static: list[str] = []  # fixed tokens for every file (`loaxa headend files`)
         self.relays: dict[str, Relay] = {}
         self.server: asyncio.base_events.Server | None = None
+
+    def _mac(self, nonce: str, exp: int, scope: str) -> str:
+        return hmac.new(self.secret, f"{nonce}.{exp}.{scope}".encode(),
+                        hashlib.sha256).hexdigest()[:32]
+
+    def grant(self, scope: str, ttl: float = TOKEN_S) -> str:
+        """A token for one file or relay name (scope), or "*" for every file."""
+        nonce, exp = secrets.token_hex(6), int(time.time() + ttl)
+        return f"{nonce}.{exp}.{self._mac(nonce, exp, scope)}"
+
+    def allows(self, token: str, name: str) -> bool:
+        if any(hmac.compare_digest(token, t) for t in self.static):
+            return True
+        nonce, _, rest = token.partition(".")
+        exp_s, _, mac = rest.partition(".")
+        if not exp_s.isdigit() or int(exp_s) < time.time():
+            return False
+        exp = int(exp_s)
+        return any(hmac.compare_digest(mac, self._mac(nonce, exp, scope))
+                   for scope in (name, "*"))
 
     def find(self, name: str) -> str | None:
         if self.root is None or not name or not all(c.isalnum() or c in "-_." for c in name) \
@@ -296,18 +334,31 @@ class FileServer:
 
     async def _client(self, r: asyncio.StreamReader, w: asyncio.StreamWriter) -> None:
         proc = None
+        counted = False
         try:
             path = await request_path(r)
-            relay = self.relays.get(path[len(self.LIVE):]) if path.startswith(self.LIVE) \
-                else None
+            live = path.startswith(self.LIVE)
+            rest = path[len(self.LIVE):] if live else \
+                path[len(self.prefix):] if path.startswith(self.prefix) else ""
+            token, _, name = rest.partition("/")
+            if not name or not self.allows(token, name):
+                self.refused["token"] += 1
+                w.write(b"HTTP/1.0 403 Forbidden\r\n\r\n")
+                return
+            relay = self.relays.get(name) if live else None
             if relay is not None:
                 await relay.fan.attach(w)
                 return
-            name = path[len(self.prefix):] if path.startswith(self.prefix) else ""
-            f = self.find(name)
+            f = None if live else self.find(name)
             if f is None:
                 w.write(b"HTTP/1.0 404 Not Found\r\n\r\n")
                 return
+            if self.encoders >= self.max_encoders:
+                self.refused["busy"] += 1
+                w.write(b"HTTP/1.0 503 Service Unavailable\r\nRetry-After: 2\r\n\r\n")
+                return
+            self.encoders += 1
+            counted = True
             w.write(b"HTTP/1.0 200 OK\r\nContent-Type: application/octet-stream\r\n"
                     b"Cache-Control: no-store\r\n\r\n")
             proc = ffmpeg_pcm(f, self.fmt.rate)
@@ -319,6 +370,8 @@ class FileServer:
         except (TimeoutError, OSError, asyncio.IncompleteReadError, UnicodeDecodeError):
             pass
         finally:
+            if counted:
+                self.encoders -= 1
             if proc:
                 proc.kill()
                 proc.wait()

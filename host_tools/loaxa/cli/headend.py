@@ -53,11 +53,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     f = hs.add_parser(
         "files",
         help="serve a folder of audio files to nodes on request (schedule items file:NAME)",
-        description="Serve every audio file in DIR over HTTP: a node GETs /file/NAME "
-        "(the file's name with or without its extension) and receives that file as RFC "
-        "4571 framed RTP in real time, then the end of the response.",
-        epilog="Example: loaxa headend files /srv/bulletins --http 8001 (the rules then "
-        'say [files] url = "http://HEADEND:8001/file/", codec = "DVI4", rate = 16000)',
+        description="Serve every audio file in DIR over HTTP: a node GETs "
+        "/file/TOKEN/NAME (the file's name with or without its extension) and receives "
+        "that file as RFC 4571 framed RTP in real time, then the end of the response. "
+        "Nothing is served without the token.",
+        epilog="Example: loaxa headend files /srv/bulletins --http 8001 --token-file tok "
+        '(the rules then say [files] url = "http://HEADEND:8001/file/TOKEN/", '
+        'codec = "DVI4", rate = 16000)',
     )
     f.add_argument("dir", help="folder of audio files")
     f.add_argument("--http", type=int, required=True, metavar="PORT",
@@ -69,6 +71,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     f.add_argument("--bind", default="0.0.0.0", help="address to listen on")
     f.add_argument("--tls-cert", metavar="PEM", help="serve HTTPS with this certificate")
     f.add_argument("--tls-key", metavar="PEM", help="private key of --tls-cert")
+    f.add_argument("--token-file", metavar="FILE",
+                   help="the token nodes must give (kept here, made on first use, so the "
+                   "rules' url survives a restart; default: a new one each run)")
     f.set_defaults(func=run_files)
     _register_operator(hs)
 
@@ -393,6 +398,30 @@ def run_report(args: argparse.Namespace) -> int:
     return 0
 
 
+def files_token(path: str | None) -> str:
+    """The stream token of `loaxa headend files`: from path (made there, 0600,
+    on first use), or a new one."""
+    import os
+    import secrets
+
+    from ..errors import LoaxaError
+
+    if path is None:
+        return secrets.token_hex(16)
+    try:
+        if not os.path.exists(path):
+            fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
+            with os.fdopen(fd, "w") as f:
+                f.write(secrets.token_hex(16) + "\n")
+        token = open(path).read().strip()
+    except OSError as e:
+        raise LoaxaError(f"cannot use the token file {path}: {e.strerror}") from None
+    if len(token) < 16 or not token.isalnum():
+        raise LoaxaError(f"{path} holds no token", "at least 16 letters and digits; "
+                         "delete the file to make a new one")
+    return token
+
+
 def run_files(args: argparse.Namespace) -> int:
     import os
 
@@ -403,11 +432,14 @@ def run_files(args: argparse.Namespace) -> int:
     fmt = Format(args.codec.upper(), args.rate, args.ptime)
     tls = tls_context(args.tls_cert, args.tls_key) if args.tls_cert else None
     scheme = "https" if tls else "http"
+    token = files_token(args.token_file)
 
     async def serve() -> None:
         srv = FileServer(args.dir, fmt)
+        srv.static = [token]
         port = await srv.start(args.bind, args.http, tls)
-        files = {"url": f"{scheme}://HOST:{port}/file/", "codec": fmt.codec, "rate": fmt.rate}
+        files = {"url": f"{scheme}://HOST:{port}/file/{token}/", "codec": fmt.codec,
+                 "rate": fmt.rate}
         print(t("files.ready", dir=args.dir, port=port, files=json.dumps(files)), flush=True)
         try:
             await asyncio.Event().wait()

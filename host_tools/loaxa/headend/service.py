@@ -33,6 +33,7 @@ LATE_S = 600  # a scheduled broadcast the head-end was down for still goes out t
 MALFORMED_LOG_S = 60  # at most one log line this often about dropped messages
 MAX_STRANGERS = 64  # ids counted apart; more unknown ones are counted together as "..."
 LOG = logging.getLogger("loaxa.headend")
+RULES_TOKEN_S = 400 * 86400  # the rules' stream token outlives any push interval
 HINT_S = 600  # a node without trusted time gets the head-end's at most this often
 
 
@@ -56,7 +57,8 @@ class Headend:
         self.store = store
         self.connect = connect
         self._ctl: Controller | None = None
-        self.files = FileServer(media, fmt or Format())
+        # tokens for the stream server: serve's and this CLI's alike (docs/security.md)
+        self.files = FileServer(media, fmt or Format(), secret=store.stream_secret())
         self.files_url = files_url
         # serve's: the loop live relays run on (.run(coro)), the URL nodes fetch
         # them from; a CLI has neither and hands a live broadcast to serve
@@ -203,7 +205,9 @@ class Headend:
                                "start it with --media DIR")
         if self.files.find(name) is None:
             raise self._refuse(actor, action, detail, f"no file {name!r} in {self.files.root}")
-        return self.fmt.session(transport="http", url=self.files_url + name)
+        # the broadcast's own token: the stream server serves nothing without one
+        return self.fmt.session(transport="http",
+                                url=f"{self.files_url}{self.files.grant(name)}/{name}")
 
     def broadcast(self, actor: Actor, file: str, zones: list[str] | None = None,
                   priority: str = "normal", title: str = "",
@@ -255,6 +259,10 @@ class Headend:
 
     def _relay(self, actor: Actor, detail: dict, source: str) -> tuple[Relay, dict]:
         """Start relaying source; refused, with ffmpeg's words, if no audio comes."""
+        if len(self.files.relays) >= self.files.max_encoders:
+            raise self._refuse(actor, "broadcast", detail,
+                               f"{len(self.files.relays)} live relays run already",
+                               "stop one (DELETE /api/live/ID) first")
         relay = Relay(source, self.fmt)
         try:
             self.io.run(relay.start())
@@ -263,7 +271,8 @@ class Headend:
         name = secrets.token_hex(6)  # unguessable: only the nodes told get the stream
         self.files.relays[name] = relay
         relay.ended.append(lambda: self.files.relays.pop(name, None))
-        return relay, self.fmt.session(transport="http", url=f"{self.live_url}{name}")
+        return relay, self.fmt.session(
+            transport="http", url=f"{self.live_url}{self.files.grant(name)}/{name}")
 
     def stop_broadcast(self, actor: Actor, bid: int) -> dict:
         """End a live relay: its source closes, and every node's stream with it."""
@@ -391,7 +400,7 @@ class Headend:
         detail = {"name": name, "size": len(text)}
         self._check(actor, "admin", "rules.push", detail)
         try:
-            compiled = rules.compile_text(text, name).rules
+            compiled = self._files_token(rules.compile_text(text, name).rules)
         except LoaxaError as e:
             raise self._refuse(actor, "rules.push", detail, e.msg, e.hint) from None
         detail["version"] = compiled.get("ver")
@@ -399,6 +408,16 @@ class Headend:
                        detail, rules_body=compiled, settings={"rules": {
                            "text": text, "name": name, "version": compiled.get("ver")}})
         return {**r, "version": compiled.get("ver")}
+
+    def _files_token(self, R: dict) -> dict:
+        """Rules whose [files] url is this head-end's stream server get a token
+        for every file in it (schedule items file:NAME), good RULES_TOKEN_S; a
+        push or a restart makes a new one (docs/security.md)."""
+        fs = R.get("fs")
+        if fs and self.files_url and fs.get("url") == self.files_url:
+            R = {**R, "fs": {**fs, "url": f"{self.files_url}"
+                             f"{self.files.grant('*', RULES_TOKEN_S)}/"}}
+        return R
 
     def check_rules(self, actor: Actor, text: str, name: str = "rules.toml") -> dict:
         """The checker's verdict on a rules text, changing nothing: its first error
@@ -452,7 +471,7 @@ class Headend:
                                   note=f"the head-end was down at {_iso(s['due'], self.tz)}")
         r = self.store.setting("rules")
         if r:
-            compiled = rules.compile_text(r["text"], r["name"]).rules
+            compiled = self._files_token(rules.compile_text(r["text"], r["name"]).rules)
             env = self.ctl.rules("all", compiled)
             self.store.set_setting("rules", {**r, "seq": env["seq"]})
             self.store.audit("headend", "rules.restore",

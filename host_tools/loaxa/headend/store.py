@@ -153,6 +153,16 @@ class Store:
         rows = self._read("SELECT value FROM settings WHERE key=?", (key,))
         return json.loads(rows[0][0]) if rows else default
 
+    def stream_secret(self) -> bytes:
+        """The key the stream server's tokens are made with, made on first use."""
+        with self.tx() as db:
+            row = db.execute("SELECT value FROM settings WHERE key='stream_secret'").fetchone()
+            if row:
+                return bytes.fromhex(json.loads(row[0]))
+            key = secrets.token_bytes(32)
+            db.execute("INSERT INTO settings VALUES ('stream_secret', ?)", (json.dumps(key.hex()),))
+            return key
+
     def next_seq(self, sender: str) -> int:
         """The next envelope sequence of sender, on disk before it is used."""
         with self.tx() as db:
