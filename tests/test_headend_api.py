@@ -459,3 +459,21 @@ def test_web_page_speaks_vietnamese_unless_asked_and_lists_nodes_live(rig):
     c.post("/logout")
     assert "Đăng nhập" in c.get("/").text
     assert TestClient(create_app(rig["he"])).get("/api/stream").status_code == 401
+
+
+def test_serve_sends_its_signed_time_to_a_node_whose_clock_is_not_trusted(rig):
+    """docs/envelope.md: a node without trusted time gets a `time` command (then
+    it can judge expiry), at most every HINT_S, and only a node that says so."""
+    he, store, lis, keys = rig["he"], rig["store"], rig["listener"], rig["keys"]
+    n0 = len(lis.got)
+    now = time.time()
+    store.ingest_status("n1", {"state": "online", "node": "n1", "clock_synced": False}, now)
+    store.ingest_status("n2", {"state": "online", "node": "n2", "clock_synced": True}, now)
+    assert he.hint_clocks() == ["n1"]
+    (t, env, _), = lis.wait(n0 + 1)[n0:]
+    assert t == f"loaxa/{COMMUNE}/node/n1/cmd"
+    assert envelope.open_(env, keys["n1"], "cmd", "n1") == {"cmd": "time"}
+    assert he.hint_clocks() == []  # not again before HINT_S
+    time.sleep(0.3)
+    assert len(lis.got) == n0 + 1
+    assert store.audit_log(1)[0]["action"] == "clock.hint"
