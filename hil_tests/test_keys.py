@@ -24,6 +24,7 @@ from test_control import (  # noqa: F401  (fixtures)
 )
 
 from loaxa.cli import main
+from loaxa.errors import NodeError
 from loaxa.headend.server import connect
 from loaxa.headend.service import Headend
 from loaxa.headend.store import Store
@@ -52,6 +53,12 @@ def test_a_stolen_nodes_key_makes_no_other_node_play(fleet):  # noqa: F811
     counted by the node it reached; A's key still acts as A."""
     fleet.add("a", ["thon-1"])
     b = fleet.add("b", ["thon-1"])
+    # b was provisioned before per-node keys: the commune key is still on its flash
+    kfile = fleet.nodes["b"][0].state / "data" / "keys.json"
+    kfile.write_text(json.dumps({**json.loads(kfile.read_text()), "commune_key": "5e" * 32}))
+    with pytest.raises(NodeError, match="commune_key is no longer used") as e:
+        b.request("keys.set", {"commune_key": "5e" * 32})
+    assert e.value.code == "bad_args"
     fleet.online()
     ctl = fleet.ctl
     ka = bytes.fromhex(node_key("a"))
@@ -98,6 +105,7 @@ def test_a_stolen_nodes_key_makes_no_other_node_play(fleet):  # noqa: F811
     assert st["broker"]["cmd_refused"] == len(want["b"]) and st["broker"]["cmd_ok"] == 1
     assert st["playing"] is None and st["rules"]["version"] == "v1"
     assert opens(fleet.nodes["b"][0]) == [] and opens(fleet.nodes["a"][0]) == []
+    assert sorted(json.loads(kfile.read_text())) == ["node_key"]  # gone with its first message
 
 
 @pytest.mark.parametrize("trusted", [True, False], ids=["trusted_clock", "untrusted_clock"])
