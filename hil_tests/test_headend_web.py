@@ -650,6 +650,32 @@ def test_the_schedule_forms_write_the_rules_a_node_then_keeps(rig, browser):
         (n["status"] or {}).get("rules") for n in admin.get("/api/nodes").json()} == {"web2"})
 
 
+def test_a_clusters_page_shows_its_day_and_sends_it_a_test_tone(rig, browser):
+    from selenium.webdriver.common.by import By
+
+    tmp, he, sims = rig
+    drv = browser
+    width(drv, DESKTOP, False)
+    drv.delete_all_cookies()  # the operator: no restart button
+    drv.get(f"http://127.0.0.1:{he.port}/")
+    log_in(drv)
+    until("the node table", lambda: drv.find_elements(By.CSS_SELECTOR, "#node-n1 a"))[0].click()
+    until("n1's page", lambda: drv.find_element(By.TAG_NAME, "h1").text == t_in(
+        "vi", "web.cl.title", node="n1"))
+    spans = drv.find_elements(By.CSS_SELECTOR, "#timeline i.online")
+    assert spans and spans[-1].size["width"] > 0  # online now, drawn
+    assert drv.find_elements(By.CSS_SELECTOR, "#plays tbody tr")  # the bulletins it played
+    before = {n: len(wavs(s)) for n, s in sims.items()}
+    drv.find_element(By.CSS_SELECTOR, "#control button[data-cmd=tone]").click()
+    until("sent", lambda: drv.find_element(By.ID, "control-result").text == vi("web.done"))
+    until("n1's tone", lambda: len(wavs(sims["n1"])) > before["n1"], 20)
+    time.sleep(3.5)  # the tone's 3 s
+    s, hz = played_s(wavs(sims["n1"])[-1])
+    assert abs(hz - 1000) < 20 and 2 < s < 4, (s, hz)
+    assert {n: len(wavs(sims[n])) for n in ("n2", "n3")} == {n: before[n] for n in ("n2", "n3")}
+    assert not drv.find_elements(By.CSS_SELECTOR, "#control button[data-cmd=reboot]")
+
+
 def test_a_cluster_killed_is_an_alert_on_the_page_and_by_email(rig, browser):
     """Last but one: it leaves n3 off."""
     from selenium.webdriver.common.by import By
@@ -705,7 +731,7 @@ def full_page(drv, path) -> None:  # type: ignore[no-untyped-def]
     path.write_bytes(base64.b64decode(shot["data"]))
 
 
-PAGES = (("login", "/"), ("overview", "/"), ("report", "/report"))
+PAGES = (("login", "/"), ("overview", "/"), ("report", "/report"), ("cluster", "/clusters/n1"))
 
 
 def test_every_page_at_phone_and_pc_width_without_sideways_scroll(rig, browser):

@@ -432,7 +432,8 @@ def test_openapi_describes_every_endpoint(rig):
                           "/api/rules/check", "/api/broadcast/{bid}/stop", "/api/live",
                           "/api/media", "/api/media/{name}", "/api/media/{name}/audio",
                           "/api/tts", "/api/alerts", "/api/alerts/{aid}/ack",
-                          "/api/rules/form", "/api/lockouts", "/api/lockouts/{user}"}
+                          "/api/rules/form", "/api/lockouts", "/api/lockouts/{user}",
+                          "/api/nodes/{node}/history", "/api/nodes/{node}/command"}
 
 
 def test_web_page_speaks_vietnamese_unless_asked_and_lists_nodes_live(rig):
@@ -477,3 +478,43 @@ def test_serve_sends_its_signed_time_to_a_node_whose_clock_is_not_trusted(rig):
     time.sleep(0.3)
     assert len(lis.got) == n0 + 1
     assert store.audit_log(1)[0]["action"] == "clock.hint"
+
+
+def test_one_clusters_history_and_commands_to_it_alone(rig):
+    c, store, lis, keys = rig["client"], rig["store"], rig["listener"], rig["keys"]
+    oper, admin, view = login(c, "oanh"), login(c, "an"), login(c, "vien")
+    now = time.time()
+    for k in range(31):  # heartbeats for half an hour, its will, back for the last 10 min
+        store.ingest_status("n2", {"state": "online", "node": "n2"}, now - 3600 + 60 * k)
+    store.ingest_status("n2", {"state": "offline", "node": "n2"}, now - 1800)
+    for k in range(11):
+        store.ingest_status("n2", {"state": "online", "node": "n2"}, now - 600 + 60 * k)
+    h = c.get("/api/nodes/n2/history", headers=view).json()
+    spans = [(s["state"], round(s["width"] * 24 * 60 / 100)) for s in h["timeline"]]
+    assert [s for s, _ in spans][-3:] == ["online", "offline", "online"], spans
+    assert [m for _, m in spans][-3:] == [30, 20, 10], spans  # minutes of the day
+    assert abs(sum(s["width"] for s in h["timeline"]) - 100) < 0.01
+    assert c.get("/api/nodes/nope/history", headers=view).status_code == 400
+    n0 = len(lis.got)
+    assert c.post("/api/nodes/n2/command", json={"cmd": "volume", "volume": 40},
+                  headers=view).status_code == 403
+    assert c.post("/api/nodes/n2/command", json={"cmd": "reboot"},
+                  headers=oper).status_code == 403  # a restart is the admin's
+    assert c.post("/api/nodes/n2/command", json={"cmd": "volume", "volume": 140},
+                  headers=oper).status_code == 422
+    assert c.post("/api/nodes/n2/command", json={"cmd": "volume"},
+                  headers=oper).status_code == 400
+    for body, who in (({"cmd": "volume", "volume": 40}, oper), ({"cmd": "tone"}, oper),
+                      ({"cmd": "stop"}, oper), ({"cmd": "reboot"}, admin)):
+        r = c.post("/api/nodes/n2/command", json=body, headers=who)
+        assert r.status_code == 200 and r.json()["state"] == "sent", r.text
+    got = lis.wait(n0 + 4)[n0:]
+    assert {g[0] for g in got} == {f"loaxa/{COMMUNE}/node/n2/cmd"}  # n2 alone
+    cmds = [envelope.open_(g[1], keys["n2"], "cmd", "n2") for g in got]
+    assert [x["cmd"] for x in cmds] == ["volume", "tone", "stop", "reboot"]
+    assert cmds[0]["volume"] == 40 and cmds[1]["freq"] == 1000
+    acts = [a["action"] for a in store.audit_log(20) if a["action"].startswith("node.")]
+    assert acts[:4] == ["node.reboot", "node.stop", "node.tone", "node.volume"]
+    page = c.get("/clusters/n2", headers=admin)
+    assert page.status_code == 200 and 'id="timeline"' in page.text and "data-cmd=\"reboot\"" \
+        in page.text

@@ -271,6 +271,7 @@ def create_app(he: Headend) -> FastAPI:
     from fastapi.staticfiles import StaticFiles
 
     from .alerts import add_alert_routes
+    from .clusters import add_cluster_routes
     from .media import add_media_routes
     from .schedule import add_schedule_routes
     from .tts import add_tts_routes
@@ -281,6 +282,7 @@ def create_app(he: Headend) -> FastAPI:
     add_tts_routes(app, he)
     add_alert_routes(app, he)
     add_schedule_routes(app, he)
+    add_cluster_routes(app, he)
     app.mount("/static", StaticFiles(directory=Path(__file__).with_name("static")),
               name="static")
     return app

@@ -3,9 +3,11 @@
 // from the page's JSON block #texts, in the page's language.
 var T = JSON.parse(document.getElementById("texts").textContent), LANG = T.lang;
 // live node rows: the server renders them, SSE sends the new table body
+var sched_n = 0;  // the latest request's rows only: an older answer arriving late is stale
 function schedule_rows() {
+  var n = ++sched_n;
   fetch("/scheduled?lang=" + LANG).then(function (r) { return r.text(); })
-    .then(function (t) { document.querySelector("#scheduled tbody").innerHTML = t; });
+    .then(function (t) { if (n === sched_n) document.querySelector("#scheduled tbody").innerHTML = t; });
 }
 new EventSource("/api/stream?lang=" + LANG).addEventListener("nodes", function (e) {
   document.querySelector("#nodes tbody").innerHTML = e.data;
