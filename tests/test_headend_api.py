@@ -19,7 +19,7 @@ from loaxa.control import Controller
 from loaxa.errors import LoaxaError
 from loaxa.headend.app import create_app
 from loaxa.headend.server import EmbeddedBroker, Loop, connect
-from loaxa.headend.service import Headend
+from loaxa.headend.service import Denied, Headend
 from loaxa.headend.store import MIGRATIONS, Store
 from loaxa.inventory import Inventory
 from loaxa.rig.broker import free_port
@@ -518,3 +518,14 @@ def test_one_clusters_history_and_commands_to_it_alone(rig):
     page = c.get("/clusters/n2", headers=admin)
     assert page.status_code == 200 and 'id="timeline"' in page.text and "data-cmd=\"reboot\"" \
         in page.text
+
+
+def test_files_url_for_rules_signed_elsewhere_carries_a_token_for_every_file(rig):
+    he = rig["he"]
+    url = he.files_token_url(("an", "admin"))
+    base, token, end = url.rsplit("/", 2)
+    assert (base, end) == ("http://127.0.0.1:8001/file", "")
+    assert he.files.allows(token, "news") and he.files.allows(token, "any-other")
+    assert not he.files.allows(token[:-1] + ("0" if token[-1] != "0" else "1"), "news")
+    with pytest.raises(Denied):
+        he.files_token_url(("vien", "viewer"))

@@ -188,10 +188,15 @@ def _register_operator(hs: argparse._SubParsersAction) -> None:
 
     r = hs.add_parser("rules", help="push the commune's rules, checked and signed")
     rs = r.add_subparsers(dest="rules_cmd", metavar="ACTION", required=True)
-    rp = rs.add_parser("push", help="check FILE, sign it with the commune key, publish it")
+    rp = rs.add_parser("push", help="check FILE, sign it for every node with its own key, "
+                       "publish it")
     _data_arg(rp)
     rp.add_argument("file")
     rp.set_defaults(func=run_rules_push)
+    fu = rs.add_parser("files-url", help="serve's stream server URL with a token for every "
+                       "file: the [files] url of rules signed with `loaxa rules compile --sign`")
+    _data_arg(fu)
+    fu.set_defaults(func=run_files_url)
 
     rep = hs.add_parser("report", help="broadcast minutes per zone and day")
     _data_arg(rep)
@@ -291,6 +296,12 @@ def _listing(args: argparse.Namespace, rows: list[dict], cols: str,
         print(json.dumps(rows, ensure_ascii=False, indent=2))
     else:
         print_table(t(cols).split("|"), [row(r) for r in rows])
+    return 0
+
+
+def run_files_url(args: argparse.Namespace) -> int:
+    with _open(args) as he:
+        print(he.files_token_url(_actor()))
     return 0
 
 

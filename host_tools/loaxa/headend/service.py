@@ -419,6 +419,16 @@ class Headend:
                              f"{self.files.grant('*', RULES_TOKEN_S)}/"}}
         return R
 
+    def files_token_url(self, actor: Actor) -> str:
+        """serve's files URL with a token for every file, good RULES_TOKEN_S: the
+        [files] url of rules signed elsewhere (`loaxa rules compile --sign`)."""
+        self._check(actor, "admin", "rules.files_url", {})
+        if not self.files_url:
+            raise self._refuse(actor, "rules.files_url", {}, "this head-end serves no files",
+                               "start it with --media DIR")
+        self.store.audit(actor[0], "rules.files_url", {}, "ok")
+        return f"{self.files_url}{self.files.grant('*', RULES_TOKEN_S)}/"
+
     def check_rules(self, actor: Actor, text: str, name: str = "rules.toml") -> dict:
         """The checker's verdict on a rules text, changing nothing: its first error
         with the line it is on, or the week it gives each zone (the page's editor)."""
