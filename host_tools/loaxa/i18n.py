@@ -508,7 +508,7 @@ MESSAGES: dict[str, str] = {
     "web.rep.print": N_("Print"),
     "web.rep.back": N_("Back"),
     "files.ready": N_("Serving the audio files of {dir} to nodes on port {port} "
-                      "(GET /file/NAME). The rules' [files]: {files}"),
+                      "(GET /file/TOKEN/NAME). The rules' [files]: {files}"),
     "stream.progress": N_(
         "\r  {seconds:7.1f} s sent, {clients} HTTP client(s), worst lag {late:.0f} ms"),
     "stream.done": N_(
