@@ -731,7 +731,8 @@ def full_page(drv, path) -> None:  # type: ignore[no-untyped-def]
     path.write_bytes(base64.b64decode(shot["data"]))
 
 
-PAGES = (("login", "/"), ("overview", "/"), ("report", "/report"), ("cluster", "/clusters/n1"))
+PAGES = (("login", "/"), ("overview", "/"), ("report", "/report"), ("cluster", "/clusters/n1"),
+         ("users", "/users"))
 
 
 def test_every_page_at_phone_and_pc_width_without_sideways_scroll(rig, browser):
@@ -747,7 +748,7 @@ def test_every_page_at_phone_and_pc_width_without_sideways_scroll(rig, browser):
             if name == "login":
                 drv.delete_all_cookies()
             drv.get(f"http://127.0.0.1:{he.port}{path}")
-            if name != "login" and drv.find_elements(By.NAME, "password"):
+            if name != "login" and drv.find_elements(By.CSS_SELECTOR, "form[action='/login']"):
                 log_in(drv, "an", "an-secret-pw")  # the admin sees every part
                 drv.get(f"http://127.0.0.1:{he.port}{path}")
             until(f"{name} drawn", lambda: drv.execute_script(

@@ -433,7 +433,8 @@ def test_openapi_describes_every_endpoint(rig):
                           "/api/media", "/api/media/{name}", "/api/media/{name}/audio",
                           "/api/tts", "/api/alerts", "/api/alerts/{aid}/ack",
                           "/api/rules/form", "/api/lockouts", "/api/lockouts/{user}",
-                          "/api/nodes/{node}/history", "/api/nodes/{node}/command"}
+                          "/api/nodes/{node}/history", "/api/nodes/{node}/command",
+                          "/api/users", "/api/users/{name}"}
 
 
 def test_web_page_speaks_vietnamese_unless_asked_and_lists_nodes_live(rig):
@@ -529,3 +530,36 @@ def test_files_url_for_rules_signed_elsewhere_carries_a_token_for_every_file(rig
     assert not he.files.allows(token[:-1] + ("0" if token[-1] != "0" else "1"), "news")
     with pytest.raises(Denied):
         he.files_token_url(("vien", "viewer"))
+
+
+def test_the_users_page_adds_changes_and_removes_users_audited(rig):
+    c, store = rig["client"], rig["store"]
+    admin, oper = login(c, "an"), login(c, "oanh")
+    assert c.get("/api/users", headers=oper).status_code == 403
+    assert c.put("/api/users/moi", json={"role": "operator", "password": "short"},
+                 headers=admin).status_code == 422
+    r = c.put("/api/users/moi", json={"role": "operator", "password": "moi-secret-1"},
+              headers=admin)
+    assert r.status_code == 200, r.text
+    rows = {u["name"]: u for u in c.get("/api/users", headers=admin).json()}
+    assert rows["moi"]["role"] == "operator" and rows["moi"]["created_by"] == "an"
+    moi = c.post("/api/login", json={"user": "moi", "password": "moi-secret-1"})
+    assert moi.status_code == 200
+    assert c.put("/api/users/moi", json={"role": "viewer", "password": "moi-secret-2"},
+                 headers=admin).status_code == 200
+    # the new password and role end the session the old ones opened
+    assert c.get("/api/nodes", headers={"Authorization": "Bearer " + moi.json()["token"]}
+                 ).status_code == 401
+    r = c.put("/api/users/an", json={"role": "viewer", "password": "an-secret-xx"},
+              headers=admin)
+    assert r.status_code == 400 and "own admin role" in r.json()["error"]
+    assert c.delete("/api/users/an", headers=admin).status_code == 400
+    assert c.delete("/api/users/moi", headers=oper).status_code == 403
+    assert c.delete("/api/users/moi", headers=admin).status_code == 200
+    assert "moi" not in {u["name"] for u in c.get("/api/users", headers=admin).json()}
+    acts = [(a["action"], a["result"]) for a in store.audit_log(30) if a["action"].startswith(
+        "user.") and a["detail"].get("user") in ("moi", "an")]
+    assert acts[0] == ("user.remove", "ok") and ("user.set", "ok") in acts
+    page = c.get("/users", headers=admin)
+    assert page.status_code == 200 and 'id="user-set"' in page.text
+    assert c.get("/users", headers=oper).status_code == 403

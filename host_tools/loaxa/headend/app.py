@@ -275,6 +275,7 @@ def create_app(he: Headend) -> FastAPI:
     from .media import add_media_routes
     from .schedule import add_schedule_routes
     from .tts import add_tts_routes
+    from .users import add_user_routes
     from .web import add_web
 
     add_web(app, he)
@@ -283,6 +284,7 @@ def create_app(he: Headend) -> FastAPI:
     add_alert_routes(app, he)
     add_schedule_routes(app, he)
     add_cluster_routes(app, he)
+    add_user_routes(app, he)
     app.mount("/static", StaticFiles(directory=Path(__file__).with_name("static")),
               name="static")
     return app

@@ -1,0 +1,90 @@
+"""The users page (admin): who may log in, with which role, who added them and
+when; add a user or change a password or role, remove one, and lift a login
+lockout (docs/headend.md, "Users"). The same store calls as `loaxa headend
+user`; every change is audited, and a changed password or role ends that
+user's sessions."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Literal
+
+from fastapi import FastAPI, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from pydantic import BaseModel, ConfigDict, Field
+
+from ..errors import LoaxaError
+from .service import Actor, Headend
+
+
+class UserSet(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    role: Literal["viewer", "operator", "admin"]
+    password: str = Field(min_length=8, max_length=256)
+
+
+def users(he: Headend, actor: Actor) -> list[dict]:
+    he._check(actor, "admin", "users", {})
+    return [{"name": r[0], "role": r[1], "created_by": r[2],
+             "created_at": datetime.fromtimestamp(r[3], he.tz).isoformat(timespec="minutes")}
+            for r in he.store._read("SELECT name, role, created_by, created_at FROM users "
+                                    "ORDER BY name")]
+
+
+def set_user(he: Headend, actor: Actor, name: str, body: UserSet) -> dict:
+    detail = {"user": name, "role": body.role}
+    he._check(actor, "admin", "user.set", detail)
+    if name == actor[0] and body.role != "admin":
+        raise he._refuse(actor, "user.set", detail, "an admin cannot take their own admin "
+                         "role away", "another admin can")
+    try:
+        he.store.add_user(name, body.password, body.role, actor[0])
+    except LoaxaError as e:
+        raise he._refuse(actor, "user.set", detail, e.msg, e.hint) from None
+    return {"user": name, "role": body.role}
+
+
+def remove_user(he: Headend, actor: Actor, name: str) -> dict:
+    detail = {"user": name}
+    he._check(actor, "admin", "user.remove", detail)
+    if name == actor[0]:
+        raise he._refuse(actor, "user.remove", detail, "an admin cannot remove themselves")
+    try:
+        he.store.remove_user(name, actor[0])
+    except LoaxaError as e:
+        raise he._refuse(actor, "user.remove", detail, e.msg, e.hint) from None
+    return {"user": name, "state": "removed"}
+
+
+def add_user_routes(app: FastAPI, he: Headend) -> None:
+    from .app import NotLoggedIn, actor
+    from .service import Denied, allowed
+    from .web import ENV, _globals, page_lang
+
+    @app.get("/api/users", tags=["users"])
+    def list_users(request: Request) -> list[dict]:
+        """Users, their role, who added them and when (admin)."""
+        return users(he, actor(request))
+
+    @app.put("/api/users/{name}", tags=["users"])
+    def put_user(name: str, body: UserSet, request: Request) -> dict:
+        """Add a user, or set a user's password and role (admin); audited."""
+        return set_user(he, actor(request), name, body)
+
+    @app.delete("/api/users/{name}", tags=["users"])
+    def delete_user(name: str, request: Request) -> dict:
+        return remove_user(he, actor(request), name)
+
+    @app.get("/users", response_class=HTMLResponse, include_in_schema=False)
+    def users_page(request: Request) -> Response:
+        code = page_lang(request)
+        try:
+            who = actor(request)
+            rows = users(he, who)
+        except NotLoggedIn:
+            return RedirectResponse(f"/?lang={code}", 303)
+        except Denied as e:
+            return HTMLResponse(e.msg, 403)
+        return HTMLResponse(ENV.get_template("users.html").render(
+            rows=rows, user=who[0], role=who[1], can_operate=allowed(who[1], "operator"),
+            can_admin=True, **_globals(code)))
