@@ -193,6 +193,12 @@ class Control:
         self.event("broker", {"up": True, "reconnects": max(0, self.client.connects - 1)})
         log.info("mqtt: connected to " + self.client.url)
 
+    def _refused(self, why):
+        # the broker said no (credentials, an ACL): once per new reason, not per
+        # retry, so a refusing broker does not fill the queue or wear the flash
+        self.event("broker", {"up": False, "error": why, "refused": True})
+        log.warn("mqtt: " + why)
+
     def _down(self, error):
         self.event("broker", {"up": False, "error": error})
         log.warn("mqtt: disconnected: %s" % error)

@@ -18,9 +18,13 @@ def configure(ctl):
     subs = [ctl.me + "cmd", ctl.me + "rules"]
     will = (ctl.me + "status", json.dumps({"state": "offline", "node": cfg["node_id"]}),
             True, 1)
+    # the broker knows the node by its id and the password provisioning gave it
+    keys, _ = storage.read_json("keys.json", {})
+    user, password = cfg["node_id"], keys.get("mqtt_password")
     c = ctl.client
     if c is not None and c.url == cfg["broker.url"]:
         c.subs, c.will, c.client_id = subs, will, "loaxa-" + cfg["node_id"]
+        c.user, c.password = user, password
         c.kick("subscriptions changed", True)
         return
     if c is not None:
@@ -32,6 +36,7 @@ def configure(ctl):
         ca = None
     ctl.client = Client(cfg["broker.url"], "loaxa-" + cfg["node_id"], ctl._msg, subs, will,
                         ca=ca, on_up=ctl._up, on_down=ctl._down,
-                        link=getattr(ctl.node, "link", None))
+                        link=getattr(ctl.node, "link", None), user=user, password=password,
+                        on_refused=ctl._refused)
     if ctl._tasks:
         ctl._tasks[0] = ctl.client.start()

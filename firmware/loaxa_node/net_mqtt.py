@@ -41,6 +41,12 @@ class LinkError(OSError):
     """The connection to the broker failed; Client reconnects."""
 
 
+class Refused(LinkError):
+    """The broker answered and said no: CONNACK with a code, or a SUBACK
+    refusing a subscription (0x80). Not connected: Client backs off and
+    retries as for any failed connect."""
+
+
 def _len_into(buf, i, n):
     # remaining length [2.2.3] at buf[i:]; returns the index after it
     while True:
@@ -162,7 +168,8 @@ class Client(Proto):
     same loop)."""
 
     def __init__(self, url, client_id, on_msg, subs=(), will=None, keepalive=60, ca=None,
-                 on_up=None, on_down=None, link=None, max_packet=MAX_PACKET):
+                 on_up=None, on_down=None, link=None, max_packet=MAX_PACKET, user=None,
+                 password=None, on_refused=None):
         Proto.__init__(self, max_packet)
         self.url = url
         self.client_id = client_id
@@ -176,6 +183,11 @@ class Client(Proto):
         self.ca = ca  # DER bytes of the one CA the broker's certificate must chain to
         self.on_up = on_up
         self.on_down = on_down
+        # called with the reason when the broker refuses us (not for a network
+        # failure), once per new reason: the node turns it into an event
+        self.on_refused = on_refused
+        self.user = user  # MQTT user name and password sent in CONNECT [3.1.3.4-5]
+        self.password = password
         self.link = link
         self.up = False
         self.up_ms = 0
@@ -233,6 +245,7 @@ class Client(Proto):
             if link is not None and not link.is_up():
                 await link.wait_up()
             self._dead.clear()
+            self._bye = False
             # a node gives the connect code's RAM back; a host (CPython) keeps it:
             # unloading collects garbage, once per connect of 10,000 bench clients
             before = loaded() if _NODE else None
@@ -243,7 +256,10 @@ class Client(Proto):
                 await connect(self)
                 ok = True
             except Exception as e:  # OSError, TimeoutError, ssl and DNS errors
-                self.error = "connect: %s" % (e or type(e).__name__)
+                why = "connect: %s" % (e or type(e).__name__)
+                if isinstance(e, Refused) and self.on_refused and why != self.error:
+                    self.on_refused(why)
+                self.error = why
                 self._close()
             finally:
                 if before is not None:
@@ -274,7 +290,13 @@ class Client(Proto):
                     self.on_down(self.error)
             # jittered: a commune's nodes coming back together do not reconnect in step
             fails += 1
-            await asyncio.sleep(backoff_ms(fails, *BACKOFF_MS) / 1000)
+            # a kick (new password, CA or subscriptions) ends the pause: what
+            # failed may work now
+            self._dead.clear()
+            try:
+                await asyncio.wait_for(self._dead.wait(), backoff_ms(fails, *BACKOFF_MS) / 1000)
+            except asyncio.TimeoutError:
+                pass
 
     async def _pinger(self):
         # PINGREQ [3.12] at half the keepalive; a broker silent for 1.5 of it is gone [3.1.2.10]
@@ -333,10 +355,9 @@ class Client(Proto):
             if self._want and (buf[0] << 8) | buf[1] == self._want:
                 self._want = 0
                 self._acked.set()
-        elif t == 9 and n >= 3:  # SUBACK [3.9]
-            for i in range(2, kept):
-                if buf[i] == 0x80:
-                    self._warn("broker refused a subscription")
+        elif t == 9 and n >= 3:  # SUBACK [3.9]: only the connect subscribes and reads it
+            self.malformed += 1
+            self._warn("unexpected SUBACK dropped")
         elif t == 13 and n == 0:  # PINGRESP
             pass
         else:  # CONNECT, SUBSCRIBE, QoS 2 flow... are never sent to a client

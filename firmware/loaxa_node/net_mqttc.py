@@ -1,9 +1,10 @@
 # Connecting net_mqtt's Client: TCP (TLS with the pinned CA), CONNECT with
-# the last will, CONNACK, SUBSCRIBE. Loaded for each connect and dropped after
-# it: a connected node does not keep this code in its heap.
+# the last will and the node's credentials, CONNACK, SUBSCRIBE, SUBACK. Loaded
+# for each connect and dropped after it: a connected node does not keep this
+# code in its heap.
 import asyncio
 
-from .net_mqtt import TIMEOUT_S, LinkError, _len_into
+from .net_mqtt import TIMEOUT_S, LinkError, Refused, _len_into
 
 CONNACK_RC = ("accepted", "bad protocol version", "client id rejected", "server unavailable",
               "bad user name or password", "not authorised")
@@ -62,6 +63,12 @@ async def connect(c):
         flags |= 0x04 | (qos << 3) | (0x20 if retain else 0)
         _str(body, topic)
         _str(body, msg)
+    if c.user:
+        flags |= 0x80  # [3.1.2.8]; a password only with a user name [3.1.2.9]
+        _str(body, c.user)
+        if c.password:
+            flags |= 0x40
+            _str(body, c.password)
     body[7] = flags
     await _send(c, body, 0x10)
     b0, n = await asyncio.wait_for(c._packet(), TIMEOUT_S)  # type: ignore[var-annotated]
@@ -69,10 +76,10 @@ async def connect(c):
         raise LinkError("broker did not answer CONNECT with CONNACK")
     rc = c._buf[1]
     if rc:
-        raise LinkError("broker refused the connection: " + (
+        raise Refused("broker refused the connection: " + (
             CONNACK_RC[rc] if rc < len(CONNACK_RC) else "code %d" % rc))
     if c.subs:
-        # SUBSCRIBE [3.8] at QoS 1; the receive loop reads the SUBACK
+        # SUBSCRIBE [3.8] at QoS 1
         body = bytearray(2)
         pid = c._next_pid()
         body[0] = pid >> 8
@@ -81,3 +88,23 @@ async def connect(c):
             _str(body, t)
             body.append(1)
         await _send(c, body, 0x82)
+        await _suback(c, pid)
+
+
+async def _suback(c, pid):
+    # Connected only once every subscription is granted: a node whose
+    # subscriptions were refused (0x80, an ACL) hears nothing, so it must not
+    # count itself connected (issue 18). A kept session may deliver queued
+    # messages before the SUBACK; they are handled as the receive loop would.
+    while True:
+        b0, n = await asyncio.wait_for(c._packet(), TIMEOUT_S)  # type: ignore[var-annotated]
+        if b0 >> 4 != 9:
+            await c._handle(b0, n)
+            continue
+        buf = c._buf
+        if n != 2 + len(c.subs) or (buf[0] << 8 | buf[1]) != pid:
+            raise LinkError("broker answered SUBSCRIBE with a wrong SUBACK")
+        for i in range(len(c.subs)):
+            if buf[2 + i] == 0x80:  # [3.9.3]
+                raise Refused("broker refused the subscription to " + c.subs[i])
+        return

@@ -117,12 +117,22 @@ def keys_set(node, args):
                 raise CmdError("bad_args", name + " must be 64 lowercase hex digits")
             keys[name] = k
             given = True
+    pw = args.get("mqtt_password")
+    if pw is not None:
+        # the node's own broker password (its user name is its node id)
+        if not isinstance(pw, str) or not 16 <= len(pw) <= 64 or any(
+                not (c.isalpha() or c.isdigit() or c in "-_") for c in pw):
+            raise CmdError("bad_args", "mqtt_password must be 16-64 letters, digits, '-' or '_'")
+        keys["mqtt_password"] = pw
+        given = True
     ca = _broker_ca(args.get("broker_ca"))
     if not given and ca is None:
         raise CmdError("bad_args", "give node_key and/or broker_ca")
     # everything is checked before anything is written: a bad field changes nothing
     if given or old:
         storage.write_json("keys.json", keys)
+    if pw is not None:
+        _set_mqtt_password(node, pw)
     if ca is not None:
         _set_broker_ca(node, ca)
     out = {"keys": sorted(keys)}  # type: dict
@@ -148,6 +158,13 @@ def _broker_ca(v):
     if len(der) < 64 or der[0] != 0x30 or der[1] != 0x82 or (der[2] << 8 | der[3]) + 4 != len(der):
         raise CmdError("bad_args", "broker_ca is not a DER certificate in base64")
     return der
+
+
+def _set_mqtt_password(node, pw):
+    c = node.control.client if node.control else None
+    if c is not None and c.password != pw:  # rotated: connect again with it
+        c.password = pw
+        c.kick("broker password changed", True)
 
 
 def _set_broker_ca(node, der):
