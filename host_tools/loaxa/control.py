@@ -85,7 +85,8 @@ class Controller:
                  timeout: float = 10.0,
                  on_doc: Callable[[str, str, bytes, float], None] | None = None,
                  keep: bool = True, persistent: bool = True,
-                 take: Callable[[str], int] | None = None):
+                 take: Callable[[str], int] | None = None, user: str | None = None,
+                 password: str | None = None):
         """node_keys: every node this controller may command, with its own key;
         zones: node -> its zones (the inventory's), to address a zone.
         on_doc(channel, node, payload, rx) is called for every status and event
@@ -113,7 +114,8 @@ class Controller:
         self._thread.start()
         base = f"{prefix}/{commune}/node/+/"
         self.client = net_mqtt.Client(url, client_id or f"headend-{id(self):x}", self._on_msg,
-                                      [base + "status", base + "event"], ca=ca)
+                                      [base + "status", base + "event"], ca=ca,
+                                      user=user, password=password)
         # events sent while we reconnect wait at the broker
         self.client.clean = not persistent
         self._call(self._start())

@@ -345,6 +345,8 @@ MESSAGES: dict[str, str] = {
     "headend.serving": N_("Head-end running. Web page and API: {web} ; MQTT broker: {broker} ; "
                           "files for nodes: {files}"),
     "headend.user": N_("User {name} saved with role {role}."),
+    "headend.broker_files": N_("Wrote {passwd} and {acl}: {nodes} nodes and {users} head-end "
+                               "users. Put these lines in mosquitto.conf, then reload it:"),
     # TRANSLATORS: column headers of the node table, separated by |
     "headend.nodes_cols": N_("node|zones|state|last seen|playing|volume|firmware"),
     "headend.ago": N_("{s} s ago"),

@@ -34,6 +34,8 @@ CREATE TABLE IF NOT EXISTS nodes (
   created_by TEXT, created_at INTEGER, updated_by TEXT, updated_at INTEGER);
 CREATE TABLE IF NOT EXISTS communes (
   commune TEXT PRIMARY KEY, commune_key TEXT, created_by TEXT, created_at INTEGER);
+CREATE TABLE IF NOT EXISTS mqtt_users (
+  user TEXT PRIMARY KEY, role TEXT, commune TEXT, password TEXT, updated_at INTEGER);
 CREATE TABLE IF NOT EXISTS flashed (
   mac TEXT PRIMARY KEY, board TEXT, image_version TEXT, who TEXT, at INTEGER);
 CREATE TABLE IF NOT EXISTS events (
@@ -154,6 +156,37 @@ class Inventory:
         if not row or not row[0]:
             raise LoaxaError(f"no key stored for node {node_id}")
         return self._open(row[0], "node:" + node_id)
+
+    # -- broker credentials ----------------------------------------------------
+    def new_mqtt_password(self, user: str, role: str, commune: str) -> str:
+        """A fresh broker password for user (a node id, or a head-end's user),
+        stored sealed before it is sent; any older one stops working at the
+        broker's next look at the inventory (docs/technician.md)."""
+        pw = secrets.token_urlsafe(24)  # 32 characters, 192 bits
+        with self.db:
+            self.db.execute("INSERT OR REPLACE INTO mqtt_users VALUES (?,?,?,?,?)",
+                            (user, role, commune, self._seal(pw, "mqtt:" + user),
+                             int(time.time())))
+        return pw
+
+    def mqtt_password(self, user: str) -> str | None:
+        row = self.db.execute("SELECT password FROM mqtt_users WHERE user=?",
+                              (user,)).fetchone()
+        return self._open(row[0], "mqtt:" + user) if row else None
+
+    def mqtt_users(self, commune: str | None = None) -> list[tuple[str, str, str, str]]:
+        """(user, role, commune, password) of every broker user, or of one commune's."""
+        rows = self.db.execute("SELECT user, role, commune, password FROM mqtt_users "
+                               "ORDER BY user").fetchall()
+        return [(u, r, c, self._open(p, "mqtt:" + u)) for u, r, c, p in rows
+                if commune is None or c == commune]
+
+    def headend_login(self, commune: str, user: str) -> tuple[str, str]:
+        """(user, password) of one of the commune's head-end users, made on first use."""
+        pw = self.mqtt_password(user)
+        if pw is None:
+            pw = self.new_mqtt_password(user, "headend", commune)
+        return user, pw
 
     # -- records -------------------------------------------------------------
     def flashed(self, mac: str, board: str, image_version: str) -> None:

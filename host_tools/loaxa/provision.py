@@ -1,4 +1,5 @@
-"""Give a node its identity, network, broker, keys and service PIN, then self-test.
+"""Give a node its identity, network, broker, keys, broker password and service
+PIN, then self-test.
 
 Two ways, one content: provision() goes over the console protocol (config.set,
 keys.set, pin.set) to a running node; data_files() gives the same data files
@@ -87,7 +88,8 @@ def data_files(inv: Inventory, ident: Identity, pin: str) -> tuple[dict, dict[st
     """
     _check_pin(pin)
     cfg = ident.config()
-    keys = {"node_key": inv.new_node_key(ident.node_id)}  # its own: no shared key
+    keys = {"node_key": inv.new_node_key(ident.node_id),  # its own: no shared key
+            "mqtt_password": inv.new_mqtt_password(ident.node_id, "node", ident.commune)}
     salt = os.urandom(8)
     auth = {"salt": salt.hex(), "hash": pin_hash(salt, pin), "fails": 0}
     files = {"data/keys.json": json.dumps(keys).encode(),
@@ -116,8 +118,10 @@ def provision(con: NodeConsole, inv: Inventory, ident: Identity, pin: str,
     step("keys", 0.4, "")
     # A new node key every time (re-provisioning rotates it); no key is shared
     # between nodes (docs/security.md). keys.set also drops an old node's
-    # commune key from its flash.
-    keys = {"node_key": inv.new_node_key(ident.node_id)}
+    # commune key from its flash. Its broker user is its node id, with a new
+    # password each time: re-provisioning rotates that too.
+    keys = {"node_key": inv.new_node_key(ident.node_id),
+            "mqtt_password": inv.new_mqtt_password(ident.node_id, "node", ident.commune)}
     if ident.broker_ca:
         keys["broker_ca"] = base64.b64encode(ident.broker_ca).decode()
     con.request("keys.set", keys)

@@ -106,6 +106,12 @@ def _register_operator(hs: argparse._SubParsersAction) -> None:
                    "must chain to, as the nodes pin it (default: the system's CAs)")
     s.add_argument("--mqtt-port", type=int, default=1883,
                    help="port of the embedded broker (default 1883)")
+    s.add_argument("--mqtt-tls-cert", metavar="PEM",
+                   help="also run a TLS listener on the embedded broker with this certificate "
+                   "(nodes that come in over the Internet)")
+    s.add_argument("--mqtt-tls-key", metavar="PEM", help="private key of --mqtt-tls-cert")
+    s.add_argument("--mqtt-tls-port", type=int, default=8883,
+                   help="port of the embedded broker's TLS listener (default 8883)")
     s.add_argument("--media", metavar="DIR", help="folder of audio files to broadcast, "
                    "where the bulletin library keeps uploads (default: DATA/media)")
     s.add_argument("--files-port", type=int, default=8001,
@@ -135,6 +141,22 @@ def _register_operator(hs: argparse._SubParsersAction) -> None:
     s.add_argument("--alert-webhook", metavar="URL",
                    help="POST each alert as JSON to this URL")
     s.set_defaults(func=run_serve)
+
+    bf = hs.add_parser(
+        "broker-files", help="write mosquitto's password and ACL files from the inventory",
+        description="Every node of the commune(s) is a broker user named by its node id with "
+        "the password provisioning gave it; the head-end has its own users. Writes passwd "
+        "(mosquitto_passwd's PBKDF2-SHA512 format) and acl (pattern lines with %%u) into "
+        "--out, each 0600, and prints the mosquitto.conf lines that use them. Run it again "
+        "after provisioning nodes, then reload mosquitto (SIGHUP).",
+        epilog="Example: loaxa headend broker-files --commune an-phu --out /etc/mosquitto/loaxa "
+        "&& systemctl reload mosquitto")
+    add_inventory_arg(bf)
+    bf.add_argument("--commune", action="append", required=True,
+                    help="a commune the broker serves (repeatable)")
+    bf.add_argument("--out", required=True, metavar="DIR", help="folder to write passwd and acl")
+    bf.add_argument("--prefix", default="loaxa", help="MQTT topic prefix (default loaxa)")
+    bf.set_defaults(func=run_broker_files)
 
     u = hs.add_parser("user", help="add a user, change a password or role, remove a user "
                       "or lift a lockout",
@@ -247,6 +269,14 @@ def run_serve(args: argparse.Namespace) -> int:
 
         args.tls_cert, args.tls_key, fp = ensure(_data(args), args.public_host)
         print(f"self-signed certificate {args.tls_cert}, SHA-256 {fp}", flush=True)
+    if (args.mqtt_tls_cert is None) != (args.mqtt_tls_key is None):
+        raise LoaxaError("give both --mqtt-tls-cert and --mqtt-tls-key")
+    if args.mqtt_tls_cert and args.broker:
+        raise LoaxaError("--mqtt-tls-cert is for the embedded broker",
+                         "configure TLS on the broker named by --broker instead")
+    for f in (args.mqtt_tls_cert, args.mqtt_tls_key):
+        if f and not os.access(f, os.R_OK):
+            raise LoaxaError(f"cannot read {f}", "give a PEM certificate and its key")
     if args.broker_ca and not (args.broker or "").startswith("mqtts://"):
         raise LoaxaError("--broker-ca is for a TLS broker",
                          "give --broker mqtts://HOST[:PORT] with it")
@@ -255,7 +285,25 @@ def run_serve(args: argparse.Namespace) -> int:
           args.public_host, args.prefix,
           (args.tls_cert, args.tls_key) if args.tls_cert else None,
           os.path.abspath(args.broker_ca) if args.broker_ca else None, args.tts_command,
-          alert_config(args))
+          alert_config(args),
+          (os.path.abspath(args.mqtt_tls_cert), os.path.abspath(args.mqtt_tls_key))
+          if args.mqtt_tls_cert else None, args.mqtt_tls_port)
+    return 0
+
+
+def run_broker_files(args: argparse.Namespace) -> int:
+    import os
+
+    from ..headend.access import Access, mosquitto_conf
+    from ..inventory import Inventory
+
+    with Inventory(args.inventory or os.environ.get("LOAXA_INVENTORY")) as inv:
+        access = Access.from_inventory(inv, args.prefix, args.commune)
+    passwd, acl = access.write_files(args.out)
+    nodes = sum(1 for _, role, _ in access.users.values() if role == "node")
+    print(t("headend.broker_files", passwd=passwd, acl=acl, nodes=nodes,
+            users=len(access.users) - nodes))
+    print(mosquitto_conf(args.out), end="")
     return 0
 
 

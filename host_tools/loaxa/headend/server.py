@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +17,7 @@ from ..errors import LoaxaError
 from ..i18n import t
 from ..inventory import Inventory
 from ..provision import read_ca
+from .access import CLI, HEADEND, Access
 from .service import Headend
 from .store import Store
 
@@ -41,43 +43,46 @@ class Loop:
 
 
 class EmbeddedBroker:
-    """amqtt with anonymous clients on one TCP listener (the nodes' MQTT 3.1.1
-    client, docs/control.md)."""
+    """amqtt enforcing the commune's access rules (access.py) from the inventory:
+    no anonymous client, each node its own topics, the session its user's. One
+    TCP listener, and a TLS one when given a certificate (nodes over 4G)."""
 
-    def __init__(self, loop: Loop, host: str, port: int):
+    def __init__(self, loop: Loop, host: str, port: int, access: Callable[[], Access] | None,
+                 tls: tuple[str, str] | None = None, tls_port: int = 8883):
+        """access None: anyone may do anything, as amqtt does by default; only
+        for the benches' unauthenticated baseline."""
+        from .amqtt_access import plugins
+
         self.io = loop
-        self.url = f"mqtt://{'127.0.0.1' if host == '0.0.0.0' else host}:{port}"
-        self.cfg = {"listeners": {"default": {"type": "tcp", "bind": f"{host}:{port}"}},
-                    "plugins": {"amqtt.plugins.authentication.AnonymousAuthPlugin":
-                                {"allow_anonymous": True}}}
+        shown = "127.0.0.1" if host == "0.0.0.0" else host
+        self.url = f"mqtt://{shown}:{port}"
+        self.tls_url = f"mqtts://{shown}:{tls_port}" if tls else None
+        listeners: dict[str, Any] = {"default": {"type": "tcp", "bind": f"{host}:{port}"}}
+        if tls:
+            listeners["tls"] = {"type": "tcp", "bind": f"{host}:{tls_port}", "ssl": True,
+                                "certfile": tls[0], "keyfile": tls[1]}
+        self.cfg = {"listeners": listeners, "plugins": plugins(access) if access else {
+            "amqtt.plugins.authentication.AnonymousAuthPlugin": {"allow_anonymous": True}}}
+        self.by_user = access is not None
         self.broker: Any = None
 
     def start(self) -> EmbeddedBroker:
-        from amqtt.broker import Broker
+        from .amqtt_access import LoaxaBroker
 
         logging.getLogger("amqtt").setLevel(logging.WARNING)  # one line a packet otherwise
 
-        class OwnRetained(Broker):
-            # amqtt 0.12.1, on every CONNECT, sends the client the retained messages
-            # matching every filter any client subscribed to, not only its own: a
-            # reconnecting node got each node's retained status (and other zones'
-            # rules) and refused them as bad_topic. Retained messages go only to a
-            # session that holds the filter [MQTT-3.3.1-6].
-            async def _publish_retained_messages_for_subscription(
-                    self, subscription: tuple[str, int], session: Any) -> None:
-                if any(s is session for s, _ in self._subscriptions.get(subscription[0], ())):
-                    await super()._publish_retained_messages_for_subscription(
-                        subscription, session)
-
         async def up() -> Any:
-            b = OwnRetained(self.cfg)
+            b = LoaxaBroker(self.cfg)
+            b.by_user = self.by_user
             await b.start()
             return b
         try:
             self.broker = self.io.run(up())
         except Exception as e:
             raise LoaxaError(f"the embedded MQTT broker did not start: {e}",
-                             "is the port taken? use --mqtt-port or --broker") from None
+                             "is the port taken? use --mqtt-port or --broker; with "
+                             "--mqtt-tls-cert, are the certificate and key files readable "
+                             "PEM?") from None
         return self
 
     def stop(self) -> None:
@@ -128,6 +133,10 @@ def open_headend(data: str | Path) -> Headend:
 def connect(cfg: dict, he: Headend | None, store: Store, client_id: str | None = None
             ) -> Controller:
     with Inventory(cfg["inventory"]) as inv:
+        # serve and the CLI each have their own broker user: the broker names a
+        # session by its user, so one must not take over the other's (access.py)
+        user, password = inv.headend_login(
+            cfg["commune"], (HEADEND if he else CLI).format(commune=cfg["commune"]))
         keys, zones = {}, {}
         for n in inv.nodes():
             if n["commune"] == cfg["commune"]:
@@ -143,14 +152,16 @@ def connect(cfg: dict, he: Headend | None, store: Store, client_id: str | None =
     return Controller(cfg["broker"], cfg["commune"], keys, zones, prefix=cfg["prefix"],
                       sender="headend" if he else "headend-cli", client_id=client_id, ca=ca,
                       on_doc=he.ingest if he else None, keep=False,
-                      persistent=he is not None, take=store.next_seq)
+                      persistent=he is not None, take=store.next_seq, user=user,
+                      password=password)
 
 
 def serve(data: str | Path, inventory: str | None, commune: str, host: str, port: int,
           broker: str | None, mqtt_port: int, media: str | None, files_port: int,
           public_host: str, prefix: str = "loaxa",
           tls: tuple[str, str] | None = None, broker_ca: str | None = None,
-          tts: str | None = None, alerts: dict | None = None) -> None:
+          tts: str | None = None, alerts: dict | None = None,
+          mqtt_tls: tuple[str, str] | None = None, mqtt_tls_port: int = 8883) -> None:
     import uvicorn
 
     from .app import create_app
@@ -163,7 +174,12 @@ def serve(data: str | Path, inventory: str | None, commune: str, host: str, port
         store.sync_nodes([n for n in inv.nodes() if n["commune"] == commune])
         inv_path = str(inv.path)
     io = Loop()
-    emb = None if broker else EmbeddedBroker(io, host, mqtt_port).start()
+    if broker:
+        emb = None
+    else:
+        from .amqtt_access import InventoryAccess
+        emb = EmbeddedBroker(io, host, mqtt_port, InventoryAccess(inv_path, prefix, [commune]),
+                             mqtt_tls, mqtt_tls_port).start()
     url = broker or (emb.url if emb else "")
     he = Headend(store, media=media)
     # the stream server: files for --media, live relays always
@@ -191,7 +207,8 @@ def serve(data: str | Path, inventory: str | None, commune: str, host: str, port
                             ssl_certfile=tls[0] if tls else None,
                             ssl_keyfile=tls[1] if tls else None)
     scheme = "https" if tls else "http"
-    print(t("headend.serving", web=f"{scheme}://{public_host}:{port}/", broker=url,
+    shown = f"{url} {emb.tls_url}" if emb and emb.tls_url else url
+    print(t("headend.serving", web=f"{scheme}://{public_host}:{port}/", broker=shown,
             files=files_url or "-"), flush=True)
     try:
         uvicorn.Server(config).run()

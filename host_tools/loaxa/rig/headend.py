@@ -83,20 +83,22 @@ class HeadendProcess:
 
 def enrol(inventory: Path, commune: str, nodes: dict[str, str]) -> dict[str, dict[str, str]]:
     """Record nodes (name: zone) in the technicians' inventory, as provisioning
-    does, before `serve` reads it; returns each node's keys.set fields (its own
-    key: no key is shared between nodes)."""
+    does, before `serve` reads it; returns each node's keys.set fields (its
+    keys and its broker password)."""
     with Inventory(inventory) as inv:
         keys = {}
         for name, zone in nodes.items():
             inv.record(name, "provision", commune=commune, zones=[zone])
-            keys[name] = {"node_key": inv.new_node_key(name)}
+            keys[name] = {"node_key": inv.new_node_key(name),
+                          "mqtt_password": inv.new_mqtt_password(name, "node", commune)}
     return keys
 
 
 def node_up(tmp: Path, broker: str, commune: str, name: str, zone: str,
             keys: dict[str, str], ca: bytes | None = None) -> tuple[SimNode, NodeConsole]:
-    """Boot a sim node with a trusted clock and give it its keys (enrol's; and
-    the broker's CA, DER), its zone and the broker, as provisioning does."""
+    """Boot a sim node with a trusted clock and give it its keys and broker
+    password (enrol's; and the broker's CA, DER), its zone and the broker, as
+    provisioning does."""
     now = int(time.time()) - timeutil.UNIX_OFFSET
     sim = SimNode(tmp / name, heap_kb=HEAP_KB, uid="5a" + name.encode().hex()[:10],
                   rtc_start=now)
