@@ -4,6 +4,7 @@ loss, forged commands, malformed packets, power cuts during rule updates."""
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 import math
@@ -15,6 +16,7 @@ import subprocess
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -25,12 +27,14 @@ from loaxa import rules
 from loaxa.console import NodeConsole
 from loaxa.control import Controller
 from loaxa.errors import NodeError
+from loaxa.headend.access import Access
+from loaxa.inventory import Inventory
 from loaxa.rig.broker import Amqtt, Broker, mosquitto_path
 from loaxa.rig.process import free_port
 from loaxa.sim import SimNode
 from loaxa.streamer import Format, Packetizer
 from loaxa.testsignals import longest_zero_run, read_wav
-from loaxa_node import envelope, timeutil
+from loaxa_node import envelope, net_mqtt, timeutil
 
 pytestmark = pytest.mark.skipif(mosquitto_path() is None, reason="mosquitto not installed")
 
@@ -66,7 +70,9 @@ class Fleet:
         self.tmp = tmp
         self.broker = broker
         self.nodes: dict[str, tuple[SimNode, NodeConsole]] = {}
-        self.ctl = Controller(broker.url, COMMUNE, {}, {}, client_id="headend-test")
+        user, password = broker.login("")
+        self.ctl = Controller(broker.url, COMMUNE, {}, {}, client_id="headend-test",
+                              user=user, password=password)
         self.ctl.sender.ts_offset = NOON - (int(time.time()) - timeutil.UNIX_OFFSET)
 
     def add(self, name: str, zones: list[str], trusted: bool = True) -> NodeConsole:
@@ -76,7 +82,8 @@ class Fleet:
                       rtc_start=NOON)
         con = NodeConsole(sim.start(), 115200, log_path=self.tmp / f"{name}.log")
         con.wait_ready(30)
-        con.request("keys.set", {"node_key": node_key(name)})
+        con.request("keys.set", {"node_key": node_key(name),
+                                 "mqtt_password": enrol(self.broker, name, zones)})
         if trusted:
             con.request("clock.set", {"time": timeutil.iso(NOON)})
         con.request("config.set", {"node_id": name, "commune": COMMUNE, "zones": zones,
@@ -110,13 +117,34 @@ class Fleet:
             sim.stop()
 
 
+def enrol(broker: Broker | Amqtt, name: str, zones: list[str] | None = None) -> str:
+    """Record the node in the broker's inventory with a new broker password, as
+    provisioning does, and have the broker take it in; returns the password."""
+    assert broker.inventory is not None
+    with Inventory(broker.inventory) as inv:
+        inv.record(name, "provision", commune=COMMUNE, zones=zones or [])
+        pw = inv.new_mqtt_password(name, "node", COMMUNE)
+    broker.refresh()
+    return pw
+
+
+def make_broker(kind: str, tmp: Path) -> Broker | Amqtt:
+    """mosquitto or the embedded amqtt, letting in the users of an inventory
+    under tmp (its head-end users made now) with the commune's ACLs."""
+    inv = tmp / "inv.sqlite"
+    with Inventory(inv) as i:
+        Access.from_inventory(i, "loaxa", [COMMUNE])
+    if kind == "amqtt":
+        return Amqtt(inventory=inv, communes=(COMMUNE,))
+    return Broker(tmp / "broker", inventory=inv, communes=(COMMUNE,))
+
+
 @pytest.fixture
 def broker(request, tmp_path, target_name):
     """mosquitto, or the head-end's embedded amqtt for tests marked on_both_brokers."""
     if target_name != "sim":
         pytest.skip("the control suites run several simulated nodes")
-    kind = getattr(request, "param", "mosquitto")
-    with (Amqtt() if kind == "amqtt" else Broker(tmp_path / "broker")) as b:
+    with make_broker(getattr(request, "param", "mosquitto"), tmp_path) as b:
         yield b
 
 
@@ -499,11 +527,12 @@ class FakeBroker:
     """A TCP server that answers CONNECT and SUBSCRIBE, then lets the test send
     any bytes at all to the node's MQTT client."""
 
-    def __init__(self):
+    def __init__(self, grant: int = 1):
         self.srv = socket.create_server(("127.0.0.1", 0))
         self.url = f"mqtt://127.0.0.1:{self.srv.getsockname()[1]}"
         self.conn: socket.socket | None = None
         self.connects = 0
+        self.grant = grant  # the SUBACK's return code for each filter (0x80: refused)
         self.got = bytearray()
         threading.Thread(target=self._accept, daemon=True).start()
 
@@ -514,20 +543,62 @@ class FakeBroker:
             except OSError:
                 return
             self.connects += 1
-            c.recv(4096)  # CONNECT
-            c.sendall(b"\x20\x02\x00\x00")
+            try:
+                self._packet(c)  # CONNECT
+                c.sendall(b"\x20\x02\x00\x00")
+                sub = self._packet(c)  # SUBSCRIBE: packet id, then filters each with a QoS
+            except OSError:
+                continue
+            i, n = 2, 0
+            while i < len(sub):
+                i += 2 + int.from_bytes(sub[i:i + 2], "big") + 1
+                n += 1
+            c.sendall(bytes([0x90, 2 + n]) + sub[:2] + bytes([self.grant]) * n)
             self.conn = c
             threading.Thread(target=self._drain, args=(c,), daemon=True).start()
 
+    @staticmethod
+    def _packet(c: socket.socket, first: bytes | None = None) -> bytes:
+        """One packet's body (after its fixed header), however TCP cut it;
+        first: its first byte, already read."""
+        def take(k: int) -> bytes:
+            out = b""
+            while len(out) < k:
+                d = c.recv(k - len(out))
+                if not d:
+                    raise OSError("closed")
+                out += d
+            return out
+        if first is None:
+            take(1)
+        elif not first:
+            raise OSError("closed")
+        n, shift = 0, 0
+        while True:
+            b = take(1)[0]
+            n |= (b & 0x7F) << shift
+            shift += 7
+            if not b & 0x80:
+                return take(n)
+
     def _drain(self, c: socket.socket) -> None:
+        """Keeps what the node sends, and PUBACKs its QoS 1 publishes (its
+        events wait for that before the next goes)."""
         while True:
             try:
-                d = c.recv(4096)
+                b0 = c.recv(1)
+                body = self._packet(c, b0)
             except OSError:
                 return
-            if not d:
+            if not b0:
                 return
-            self.got += d
+            self.got += b0 + body
+            if b0[0] >> 4 == 3 and (b0[0] >> 1) & 3 == 1:
+                at = 2 + int.from_bytes(body[:2], "big")
+                try:
+                    c.sendall(b"\x40\x02" + body[at:at + 2])
+                except OSError:
+                    return
 
     def send(self, data: bytes) -> None:
         assert self.conn is not None
@@ -624,7 +695,11 @@ def test_tls_broker_with_a_pinned_ca(tmp_path, target_name):
     _, _, other = _cert(tmp_path, "other")
     port = free_port()
     conf = (f"listener {port} 127.0.0.1\ncertfile {pem}\nkeyfile {key}\n")
-    with Broker(tmp_path / "broker", extra_conf=conf):
+    inv = tmp_path / "inv.sqlite"
+    with Inventory(inv) as i:
+        Access.from_inventory(i, "loaxa", [COMMUNE])
+    with Broker(tmp_path / "broker", extra_conf=conf, inventory=inv,
+                communes=(COMMUNE,)) as broker:
         url = f"mqtts://localhost:{port}"
         nodes = []
         try:
@@ -642,12 +717,14 @@ def test_tls_broker_with_a_pinned_ca(tmp_path, target_name):
                 data = sim.state / "data"
                 assert not (data / "keys.json").exists() and not (data / "ca.der").exists()
                 back = con.request("keys.set", {"node_key": node_key(name),
-                                                "broker_ca": base64.b64encode(ca).decode()})
-                assert back == {"keys": ["node_key"], "broker_ca": len(ca)}
+                                                "broker_ca": base64.b64encode(ca).decode(),
+                                                "mqtt_password": enrol(broker, name)})
+                assert back == {"keys": ["mqtt_password", "node_key"], "broker_ca": len(ca)}
                 con.request("config.set", {"node_id": name, "commune": COMMUNE,
                                            "broker.url": url})
+            user, password = broker.login("")
             with Controller(url, COMMUNE, {"good": bytes.fromhex(node_key("good"))},
-                            ca=der) as ctl:
+                            ca=der, user=user, password=password) as ctl:
                 ctl.sender.ts_offset = NOON - (int(time.time()) - timeutil.UNIX_OFFSET)
                 ctl.wait(lambda: ctl.status.get("good", {}).get("state") == "online", 20,
                          "the node with the broker's CA online over TLS")
@@ -659,3 +736,211 @@ def test_tls_broker_with_a_pinned_ca(tmp_path, target_name):
             for sim, con in nodes:
                 con.close()
                 sim.stop()
+
+
+# -- who may use the broker (issue 18; docs/control.md, "Broker credentials and ACLs") --
+
+class Spy:
+    """A plain MQTT client (the node's own, under CPython) with any credentials:
+    what someone on the LAN can do with them."""
+
+    def __init__(self, url: str, user: str | None, password: str | None,
+                 subs: list[str] | None = None, client_id: str = "spy"):
+        self.got: list[tuple[str, bytes]] = []
+        self.ctl = None
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+        self.thread.start()
+        self.client = net_mqtt.Client(url, client_id, self._on, subs or [], user=user,
+                                      password=password)
+        self._run(self._start())
+
+    async def _start(self) -> None:
+        self.client.start()
+
+    async def _on(self, t: bytes, payload: memoryview, retained: int) -> None:
+        self.got.append((t.decode(), bytes(payload)))
+
+    def _run(self, coro: Any) -> Any:
+        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(15)
+
+    def settle(self, timeout: float = 5) -> bool:
+        """True once connected; False when the first attempt failed (error set)."""
+        deadline = time.monotonic() + timeout
+        while not self.client.up and not self.client.error:
+            assert time.monotonic() < deadline, "no answer from the broker"
+            time.sleep(0.02)
+        return self.client.up
+
+    def publish(self, topic: str, msg: str, retain: bool = False) -> None:
+        self._run(self.client.publish(topic, msg, retain, 1))
+
+    async def _stop(self) -> None:
+        self.client.deinit()
+        await asyncio.sleep(0.05)  # the cancelled tasks end
+
+    def close(self) -> None:
+        self._run(self._stop())
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(5)
+
+
+@on_both_brokers
+def test_no_client_gets_in_without_its_own_credentials(broker):
+    pw = enrol(broker, "n1")
+    for user, password in ((None, None), ("n1", None), ("n1", pw[:-1] + "x"),
+                           ("nobody", pw), ("headend." + COMMUNE, pw)):
+        s = Spy(broker.url, user, password, [f"loaxa/{COMMUNE}/#"])
+        try:
+            assert not s.settle(), (user, password)
+            assert "refused the connection" in s.client.error, s.client.error
+        finally:
+            s.close()
+    s = Spy(broker.url, "n1", pw)
+    try:
+        assert s.settle(), s.client.error
+    finally:
+        s.close()
+
+
+@on_both_brokers
+def test_a_nodes_credentials_reach_only_its_own_topics(broker):
+    """With node n1's password an attacker publishes nowhere but n1's status
+    and events, and reads nothing but n1's commands and rules."""
+    base = f"loaxa/{COMMUNE}/node/"
+    pw1, pw2 = enrol(broker, "n1"), enrol(broker, "n2")
+    user, password = broker.login("")
+    # the head-end sees everything under the commune that reaches the broker
+    head = Spy(broker.url, user, password, [f"loaxa/{COMMUNE}/#"], "he")
+    n2 = Spy(broker.url, "n2", pw2, [base + "n2/cmd", base + "n2/rules"], "loaxa-n2")
+    spies = [head, n2]
+    try:
+        assert head.settle() and n2.settle()
+        # reading: each filter alone, since amqtt refuses at SUBACK and mosquitto
+        # grants and then delivers nothing
+        for f in ("#", f"loaxa/{COMMUNE}/#", base + "n2/cmd", base + "+/cmd",
+                  base + "n2/status", base + "+/event"):
+            s = Spy(broker.url, "n1", pw1, [f], "loaxa-n1")
+            spies.append(s)
+            if not s.settle():
+                assert "refused the subscription" in s.client.error, s.client.error
+                s.close()
+                spies.remove(s)
+        # writing: every topic that is not n1's own status or event
+        attacker = Spy(broker.url, "n1", pw1, [], "loaxa-n1x")
+        spies.append(attacker)
+        assert attacker.settle()
+        forged = [base + "n2/status", base + "n2/event", base + "n2/cmd", base + "n2/rules",
+                  base + "n1/cmd", base + "n1/rules", f"loaxa/{COMMUNE}/all/cmd",
+                  f"loaxa/{COMMUNE}/zone/thon-1/cmd", f"loaxa/{COMMUNE}/all/rules",
+                  "loaxa/other/node/n1/status"]
+        for t in forged:
+            attacker.publish(t, '{"forged": true}', retain=True)
+        attacker.publish(base + "n1/status", '{"state": "online", "node": "n1"}')
+        head.got.clear()
+        # the head-end talking to n2 as it does
+        for t in (base + "n2/cmd", base + "n2/rules"):
+            Spy.publish(head, t, '{"to": "n2"}')
+        n2.publish(base + "n2/status", '{"state": "online", "node": "n2"}')
+        deadline = time.monotonic() + 3
+        while len(n2.got) < 2 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        time.sleep(0.5)
+        assert sorted(t for t, _ in n2.got) == [base + "n2/cmd", base + "n2/rules"], n2.got
+        assert not [m for s in spies[2:] for m in s.got], "n1's credentials read others' topics"
+        assert not [m for m in head.got + n2.got if b"forged" in m[1]]
+        # nor did a retained forgery stay for the next subscriber
+        late = Spy(broker.url, user, password, [f"loaxa/{COMMUNE}/#"], "he")
+        spies.append(late)
+        assert late.settle()
+        time.sleep(0.5)
+        assert not [m for m in late.got if b"forged" in m[1]], late.got
+    finally:
+        for s in spies:
+            s.close()
+
+
+@on_both_brokers
+@pytest.mark.parametrize("who", ["other node", "no password", "wrong password"])
+def test_a_session_cannot_be_taken_over(fleet, who):
+    """A second client connects with node n1's client id; n1 keeps its session
+    and an emergency sent right after is audible within 500 ms."""
+    fleet.add("n1", ["thon-1"])
+    pw2 = enrol(fleet.broker, "n2")
+    fleet.online()
+    user, password = {"other node": ("n2", pw2), "no password": (None, None),
+                      "wrong password": ("n1", "x" * 32)}[who]
+    s = Spy(fleet.broker.url, user, password, [f"loaxa/{COMMUNE}/node/n1/cmd"], "loaxa-n1")
+    try:
+        s.settle()
+        env = fleet.ctl.command("node:n1", {"cmd": "emergency", "action": "start",
+                                            "tone": SIREN_HZ, "title": "Cháy"})
+        sim, con = fleet.nodes["n1"]
+        fleet.ctl.wait(lambda: opens(sim), 5, "the emergency plays on n1")
+        t_open, wav = opens(sim)[0]
+        assert t_open - env["_sent"] < 0.5, f"audible {t_open - env['_sent']:.3f} s after"
+        fleet.ctl.command("node:n1", {"cmd": "emergency", "action": "stop"})
+        fleet.ctl.wait(lambda: opens(sim, "close"), 5, "the emergency stops")
+        rate, x = read_wav(sim.audio_dir / wav)
+        assert abs(dominant_hz(x[rate // 10: rate], rate) - SIREN_HZ) < 20
+        assert not s.got, "the intruder read n1's commands"
+        b = con.request("status")["broker"]
+        assert b["connected"] and b["reconnects"] == 0, b
+    finally:
+        s.close()
+
+
+def test_a_refused_subscription_is_a_failed_connection(tmp_path, target_name):
+    """A SUBACK refusing the node's subscriptions (0x80): never connected, the
+    status says why, it backs off and retries, and the event goes out once a
+    broker takes it."""
+    if target_name != "sim":
+        pytest.skip("runs a simulated node against a fake broker")
+    fb = FakeBroker(grant=0x80)
+    sim = SimNode(tmp_path / "n1", heap_kb=HEAP_KB, rtc_start=NOON)
+    con = NodeConsole(sim.start(), 115200, log_path=tmp_path / "n1.log")
+    try:
+        con.wait_ready(30)
+        con.request("keys.set", {"node_key": node_key("n1"), "mqtt_password": "p" * 32})
+        con.request("config.set", {"node_id": "n1", "commune": COMMUNE, "broker.url": fb.url})
+        deadline = time.monotonic() + 15
+        while fb.connects < 3:  # retried, with back-off
+            b = con.request("status")["broker"]
+            assert not b["connected"], b
+            assert time.monotonic() < deadline, f"no retry: {fb.connects} connects"
+            time.sleep(0.1)
+        b = con.request("status")["broker"]
+        assert not b["connected"] and "refused the subscription to loaxa/" in b["error"], b
+        assert b["queued_events"] >= 1
+        assert any("refused the subscription" in ln["msg"]
+                   for ln in con.request("log", {"n": 32})["lines"])
+        fb.grant = 1
+        deadline = time.monotonic() + 70  # the back-off may have grown
+        while not con.request("status")["broker"]["connected"]:
+            assert time.monotonic() < deadline, "never connected once granted"
+            time.sleep(0.2)
+        deadline = time.monotonic() + 5
+        while b'"refused": true' not in fb.got:
+            assert time.monotonic() < deadline, "the refusal's event never went out"
+            time.sleep(0.05)
+    finally:
+        con.close()
+        sim.stop()
+        fb.close()
+
+
+def test_the_embedded_broker_refuses_a_subscription_with_0x80(tmp_path, target_name):
+    """amqtt refuses at SUBACK; the node's client then counts itself not
+    connected (mosquitto grants and delivers nothing: the test above covers it)."""
+    if target_name != "sim":
+        pytest.skip("the control suites run on the sim target")
+    with make_broker("amqtt", tmp_path) as b:
+        pw = enrol(b, "n1")
+        s = Spy(b.url, "n1", pw, [f"loaxa/{COMMUNE}/node/n1/cmd", f"loaxa/{COMMUNE}/node/n2/cmd"],
+                "loaxa-n1")
+        try:
+            assert not s.settle()
+            assert s.client.error == ("connect: broker refused the subscription to "
+                                      f"loaxa/{COMMUNE}/node/n2/cmd"), s.client.error
+        finally:
+            s.close()

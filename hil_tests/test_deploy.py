@@ -128,6 +128,18 @@ def test_provision_writes_identity_keys_and_pin_never_printing_keys(node, target
             con.request("auth", {"pin": "0000"})
         assert e.value.code == "bad_pin"
         assert con.request("auth", {"pin": "2468"}) == {"authorised": True}
+    # the broker password: the node's user is its id, the password is in the inventory
+    # (sealed) and on the node only; provisioning again rotates it
+    pw = keys["mqtt_password"]
+    assert pw not in out.out + out.err and pw not in inv_path.read_bytes().decode("latin-1")
+    with Inventory(inv_path) as inv:
+        assert inv.mqtt_password("ab-07") == pw
+    assert main(["provision", "--port", target.node.url, "--node-id", "ab-07", "--commune",
+                 "an-binh", "--zones", "thon-1", "--net", "eth", "--broker", "mqtt://hq:1883",
+                 "--pin", "2468", "--current-pin", "2468", *inv_arg]) == 0
+    again = json.loads((target.state / "data" / "keys.json").read_text())["mqtt_password"]
+    with Inventory(inv_path) as inv:
+        assert again != pw and inv.mqtt_password("ab-07") == again
 
 
 def test_batch_of_sims_and_mocks_one_failing(tmp_path, capsys):

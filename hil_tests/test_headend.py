@@ -55,13 +55,17 @@ def headend(request, tmp_path, target_name):
     if request.param == "mosquitto":
         if mosquitto_path() is None:
             pytest.skip("mosquitto not installed")
-        mosq = Broker(tmp_path / "broker").start()
+        # letting in the users of the head-end's inventory (HeadendProcess's inv.sqlite)
+        mosq = Broker(tmp_path / "broker", inventory=tmp_path / "inv.sqlite",
+                      communes=(COMMUNE,))
     (tmp_path / "media").mkdir()
     subprocess.run(["sox", "-n", "-r", "16000", "-c", "1", "-b", "16",
                     str(tmp_path / "media" / "news.wav"), "synth", str(TONE_S), "sine",
                     str(TONE_HZ), "vol", "0.5"], check=True)
     he = Headend(tmp_path, COMMUNE, mosq.url if mosq else None)
     keys = enrol(he.inventory, COMMUNE, {"n1": "thon-1", "n2": "thon-2"})
+    if mosq:
+        mosq.start()  # its password and ACL files from the inventory as it is now
     he.mosq = mosq
     he.cli("user", "an", "--role", "admin", stdin="an-secret-pw\n")
     he.cli("user", "oanh", "--role", "operator", stdin="oanh-secret\n")
@@ -190,7 +194,9 @@ def retained_rules(he: Headend, node: str = "n1") -> str | None:
         if t.decode() == rules:  # amqtt also hands a new subscriber others' retained
             got.append(bytes(payload))
     io = Loop()
-    client = net_mqtt.Client(he.url, "retained-check", on, [rules])
+    with Inventory(he.inventory) as inv:  # the broker lets in only the inventory's users
+        user, pw = inv.headend_login(COMMUNE, f"headend-cli.{COMMUNE}")
+    client = net_mqtt.Client(he.url, "retained-check", on, [rules], user=user, password=pw)
 
     async def go() -> None:
         client.start()
@@ -370,7 +376,8 @@ def test_serve_reaches_a_tls_broker_through_the_ca_it_pins(tmp_path, target_name
     port = free_port()
     conf = f"listener {port} 127.0.0.1\ncertfile {pem}\nkeyfile {key}\n"
     url = f"mqtts://localhost:{port}"
-    with Broker(tmp_path / "broker", extra_conf=conf):
+    with Broker(tmp_path / "broker", extra_conf=conf, inventory=tmp_path / "inv.sqlite",
+                communes=(COMMUNE,)) as mosq:
         wrong = Headend(tmp_path / "wrong", COMMUNE, url, broker_ca=other)
         (wrong.tmp / "media").mkdir(parents=True)
         enrol(wrong.inventory, COMMUNE, {"n1": "thon-1"})
@@ -385,6 +392,7 @@ def test_serve_reaches_a_tls_broker_through_the_ca_it_pins(tmp_path, target_name
                         str(TONE_HZ), "vol", "0.5"], check=True)
         he = Headend(tmp_path, COMMUNE, url, broker_ca=pem)
         keys = enrol(he.inventory, COMMUNE, {"n1": "thon-1"})
+        mosq.refresh()
         he.cli("user", "an", "--role", "admin", stdin="an-secret-pw\n")
         he.start()
         sim, con = node_up(tmp_path, url, COMMUNE, "n1", "thon-1", keys["n1"], ca=der)

@@ -101,13 +101,14 @@ def test_factory_image_holds_app_identity_keys_and_pin_and_no_secret_leaks(
     assert auth["hash"] == pin_hash(bytes.fromhex(auth["salt"]), "97531")
     with Inventory(inv_path) as inv:
         assert keys["node_key"] == inv.node_key("ab-09")
+        assert keys["mqtt_password"] == inv.mqtt_password("ab-09")  # its broker user: ab-09
         (row,) = inv.nodes()
         assert [e["action"] for e in inv.events("ab-09")] == ["keys", "factory"]
-    assert sorted(keys) == ["node_key"]  # no key shared between nodes
+    assert sorted(keys) == ["mqtt_password", "node_key"]  # no key shared between nodes
     assert row["app"] == ptr and row["mac"] == "240ac4e29526" and row["board"] == board["name"]
     said = out.out + out.err  # esptool's full output included (--verbose)
     raw_inventory = inv_path.read_bytes().decode("latin-1")
-    for secret in (keys["node_key"], "97531", "mat-khau-9"):
+    for secret in (keys["node_key"], keys["mqtt_password"], "97531", "mat-khau-9"):
         assert secret not in said
         assert secret not in raw_inventory
     assert set(Path(tempfile.gettempdir()).glob("loaxa-factory-*")) == before  # vfs.bin gone

@@ -17,6 +17,7 @@ from fastapi.testclient import TestClient
 from loaxa import streamer
 from loaxa.control import Controller
 from loaxa.errors import LoaxaError
+from loaxa.headend.amqtt_access import InventoryAccess
 from loaxa.headend.app import create_app
 from loaxa.headend.server import EmbeddedBroker, Loop, connect
 from loaxa.headend.service import Denied, Headend
@@ -39,12 +40,13 @@ volume = 80
 class Listener:
     """A plain MQTT client on the command and rules topics, as a node would be."""
 
-    def __init__(self, io: Loop, url: str):
+    def __init__(self, io: Loop, url: str, password: str):
         self.got: list[tuple[str, dict, int]] = []
         self.cond = threading.Condition()
         self.client = net_mqtt.Client(url, "listener", self._on,
                                       [f"loaxa/{COMMUNE}/node/+/cmd",
-                                       f"loaxa/{COMMUNE}/node/+/rules"])
+                                       f"loaxa/{COMMUNE}/node/+/rules"],
+                                      user="listener", password=password)
 
         async def go() -> None:
             self.client.start()
@@ -70,8 +72,13 @@ def rig(tmp_path_factory):
             inv.record(node, "provision", commune=COMMUNE, zones=[zone])
             inv.new_node_key(node)
         keys = {n: bytes.fromhex(inv.node_key(n)) for n in ("n1", "n2")}
+        # the test's own broker users, with a head-end's rights: one listens as
+        # nodes would, one publishes as nodes do
+        listen_pw = inv.new_mqtt_password("listener", "headend", COMMUNE)
+        fake_pw = inv.new_mqtt_password("fake-node", "headend", COMMUNE)
     io = Loop()
-    broker = EmbeddedBroker(io, "127.0.0.1", free_port()).start()
+    broker = EmbeddedBroker(io, "127.0.0.1", free_port(),
+                            InventoryAccess(tmp / "inv.sqlite", "loaxa", [COMMUNE])).start()
     (tmp / "media").mkdir()
     (tmp / "media" / "news.wav").write_bytes(b"RIFF")
     store = Store(tmp / "headend.sqlite")
@@ -83,8 +90,9 @@ def rig(tmp_path_factory):
     he.connect = lambda: connect(cfg, he, store, "headend-test")
     for name, role in (("vien", "viewer"), ("oanh", "operator"), ("an", "admin")):
         store.add_user(name, f"{name}-secret", role, "test")
-    listener = Listener(io, broker.url)
-    node = Controller(broker.url, COMMUNE, client_id="fake-node")  # publishes as nodes do
+    listener = Listener(io, broker.url, listen_pw)
+    node = Controller(broker.url, COMMUNE, client_id="fake-node", user="fake-node",
+                      password=fake_pw)  # publishes as nodes do
     client = TestClient(create_app(he))
     yield {"he": he, "store": store, "client": client, "listener": listener, "node": node,
            "keys": keys, "tmp": tmp, "io": io}

@@ -12,7 +12,7 @@ import sys
 from dataclasses import dataclass, field
 
 BENCHES: tuple[str, ...] = ("rules", "audio", "deploy", "heap", "mqtt", "factory", "headend",
-                            "tts", "emergency", "fanout")
+                            "tts", "emergency", "fanout", "brokerauth")
 
 
 @dataclass

@@ -242,7 +242,8 @@ def fanout(ns: tuple[int, ...]) -> Table:
 
 
 def brokers(ns: tuple[int, ...]) -> list[Table]:
-    emb = mqtt_bench.load(ns, Amqtt, "amqtt (embedded)")
+    # the heartbeat load without credentials (brokerauth.py measures what they cost)
+    emb = mqtt_bench.load(ns, lambda w: Amqtt(w, anonymous=True), "amqtt (embedded)")
     ref = mqtt_bench.load(ns, mqtt_bench.mosquitto, "mosquitto (reference)")
     col = {h: i for i, h in enumerate(emb.headers)}
     rows: list[list[object]] = []
@@ -403,6 +404,8 @@ def _web_headend(tmp: Path) -> tuple[subprocess.Popen, int]:
         for i in range(WEB_NODES):
             inv.record(f"loa-{i:02d}", "provision", commune=WEB_COMMUNE,
                        zones=[f"thon-{i % 4 + 1}"])
+        # publishes the nodes' statuses for them: a user with a head-end's rights
+        web_pw = inv.new_mqtt_password("bench-web", "headend", WEB_COMMUNE)
     env = dict(os.environ, LOAXA_INVENTORY=str(tmp / "inv.sqlite"),
                LOAXA_HEADEND=str(tmp / "data"), LANG="C")
     subprocess.run([LOAXA, "headend", "user", "an", "--role", "admin"], env=env,
@@ -419,7 +422,8 @@ def _web_headend(tmp: Path) -> tuple[subprocess.Popen, int]:
 
         async def ignore(t: bytes, m: memoryview, r: int) -> None:
             pass
-        c = net_mqtt.Client(f"mqtt://127.0.0.1:{mqtt}", "bench-web", ignore)
+        c = net_mqtt.Client(f"mqtt://127.0.0.1:{mqtt}", "bench-web", ignore, user="bench-web",
+                            password=web_pw)
         c.start()
         while not c.up:
             await asyncio.sleep(0.05)

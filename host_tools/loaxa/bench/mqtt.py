@@ -67,7 +67,7 @@ def _node(tmp: Path, broker: Broker) -> tuple[SimNode, NodeConsole]:
 
 
 def latency(n: int = 100) -> Table:
-    with tempfile.TemporaryDirectory() as d, Broker(Path(d) / "broker") as broker:
+    with tempfile.TemporaryDirectory() as d, Broker(Path(d) / "broker", anonymous=True) as broker:
         sim, con = _node(Path(d), broker)
         ctl = Controller(broker.url, COMMUNE, {"n1": bytes.fromhex(NODE_KEY)})
         try:
@@ -181,7 +181,8 @@ async def _load(url: str, n: int, broker_cpu: Callable[[], float]) -> dict:
 
 
 def mosquitto(workdir: Path) -> Broker:
-    return Broker(workdir, extra_conf="max_connections -1\n")
+    # without credentials: brokerauth.py measures what they cost
+    return Broker(workdir, extra_conf="max_connections -1\n", anonymous=True)
 
 
 def load(ns: tuple[int, ...] = (10, 100, 1000, 10000),
@@ -219,7 +220,7 @@ def load(ns: tuple[int, ...] = (10, 100, 1000, 10000),
 def heap() -> Table:
     from ..streamer import Format, Packetizer
     rows: list[list[object]] = []
-    with tempfile.TemporaryDirectory() as d, Broker(Path(d) / "broker") as broker:
+    with tempfile.TemporaryDirectory() as d, Broker(Path(d) / "broker", anonymous=True) as broker:
         sim, con = _node(Path(d), broker)
         try:
             time.sleep(2)
