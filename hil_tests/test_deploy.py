@@ -111,7 +111,7 @@ def test_provision_writes_identity_keys_and_pin_never_printing_keys(node, target
     with Inventory(inv_path) as inv:
         assert keys["node_key"] == inv.node_key("ab-07")
         (row,) = list(inv.nodes())
-    assert sorted(keys) == ["node_key"]  # no key shared between nodes
+    assert sorted(keys) == ["mqtt_password", "node_key"]  # no key shared between nodes
     assert row["zones"] == ["thon-1", "cho"] and row["mac"] == target.node.uid
     assert keys["node_key"] not in out.out + out.err
     assert keys["node_key"] not in inv_path.read_bytes().decode("latin-1")  # encrypted

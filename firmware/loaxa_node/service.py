@@ -127,7 +127,7 @@ def keys_set(node, args):
         given = True
     ca = _broker_ca(args.get("broker_ca"))
     if not given and ca is None:
-        raise CmdError("bad_args", "give node_key and/or broker_ca")
+        raise CmdError("bad_args", "give node_key, mqtt_password and/or broker_ca")
     # everything is checked before anything is written: a bad field changes nothing
     if given or old:
         storage.write_json("keys.json", keys)

@@ -32,10 +32,6 @@ CLI = "headend-cli.{commune}"
 PBKDF2_ROUNDS = 101  # mosquitto_passwd's default for $7$ (PBKDF2-SHA512)
 NODE_PUBLISH = ("status", "event")
 NODE_READ = ("cmd", "rules")
-# Until the head-end sends every node its own message (DESIGN section 5), nodes
-# still read the commune's and their zones' broadcast topics, which only a
-# head-end can write. Goes with the `all/` and `zone/` topics.
-BROADCAST = True
 
 
 @dataclass
@@ -86,14 +82,7 @@ class Access:
             return False
         me = f"{base}node/{user}/"
         ends = NODE_PUBLISH if action == "publish" else NODE_READ
-        if any(topic == me + e for e in ends):
-            return True
-        if BROADCAST and action != "publish":
-            parts = topic[len(base):].split("/") if topic.startswith(base) else []
-            return parts[-1:] in (["cmd"], ["rules"]) and (
-                len(parts) == 2 and parts[0] == "all" or len(parts) == 3
-                and parts[0] == "zone" and parts[1] not in ("+", "#"))
-        return False
+        return any(topic == me + e for e in ends)
 
     # -- mosquitto (and brokers that read its files) -------------------------------
     def password_file(self, salt: Callable[[int], bytes] = os.urandom) -> str:
@@ -112,9 +101,6 @@ class Access:
         for c in self.communes():
             out += [f"pattern write {p}/{c}/node/%u/{e}\n" for e in NODE_PUBLISH]
             out += [f"pattern read {p}/{c}/node/%u/{e}\n" for e in NODE_READ]
-            if BROADCAST:
-                out += [f"pattern read {p}/{c}/all/{e}\n" for e in NODE_READ]
-                out += [f"pattern read {p}/{c}/zone/+/{e}\n" for e in NODE_READ]
         for user in sorted(self.users):
             _, role, c = self.users[user]
             if role == "headend":
