@@ -19,6 +19,7 @@ from hypothesis import strategies as st
 from test_headend_api import COMMUNE, Listener, login
 
 from loaxa.control import Controller
+from loaxa.headend.amqtt_access import InventoryAccess
 from loaxa.headend.app import create_app
 from loaxa.headend.server import EmbeddedBroker, Loop, connect
 from loaxa.headend.service import Headend
@@ -53,17 +54,22 @@ def status(node: str, **over: object) -> dict:
 def rig(request, tmp_path_factory):
     tmp = tmp_path_factory.mktemp("checks")
     mosq = None
-    if request.param == "mosquitto":
-        if mosquitto_path() is None:
-            pytest.skip("mosquitto not installed")
-        mosq = Broker(tmp / "broker").start()
+    if request.param == "mosquitto" and mosquitto_path() is None:
+        pytest.skip("mosquitto not installed")
     with Inventory(tmp / "inv.sqlite") as inv:
         for node, zone in (("n1", "thon-1"), ("n2", "thon-2")):
             inv.record(node, "provision", commune=COMMUNE, zones=[zone])
             inv.new_node_key(node)
         keys = {n: bytes.fromhex(inv.node_key(n)) for n in ("n1", "n2")}
+        # publishes what any node could, and what none may: a user with a head-end's rights
+        fake_pw = inv.new_mqtt_password("fake-nodes", "headend", COMMUNE)
+        listen_pw = inv.new_mqtt_password("listener", "headend", COMMUNE)
+    if request.param == "mosquitto":
+        mosq = Broker(tmp / "broker", inventory=tmp / "inv.sqlite", communes=(COMMUNE,)).start()
     io = Loop()
-    emb = None if mosq else EmbeddedBroker(io, "127.0.0.1", free_port()).start()
+    emb = None if mosq else EmbeddedBroker(
+        io, "127.0.0.1", free_port(),
+        InventoryAccess(tmp / "inv.sqlite", "loaxa", [COMMUNE])).start()
     url = mosq.url if mosq else emb.url  # type: ignore[union-attr]
     store = Store(tmp / "headend.sqlite")
     with Inventory(tmp / "inv.sqlite") as inv:
@@ -74,14 +80,14 @@ def rig(request, tmp_path_factory):
     he.connect = lambda: connect(cfg, he, store, "headend-checks")
     _ = he.ctl
     store.add_user("an", "an-secret", "admin", "test")
-    node = Controller(url, COMMUNE, client_id="fake-nodes")
+    node = Controller(url, COMMUNE, client_id="fake-nodes", user="fake-nodes", password=fake_pw)
     client = TestClient(create_app(he))
     # the genuine play logs of the report's day
     for n in (1, 2):
         node.publish(f"loaxa/{COMMUNE}/node/n1/event", json.dumps(play("n1", n)))
     wait(lambda: len(store.events("play")) == 2)
     yield {"he": he, "store": store, "client": client, "node": node, "keys": keys,
-           "io": io, "url": url, "admin": login(client, "an")}
+           "io": io, "url": url, "listen_pw": listen_pw, "admin": login(client, "an")}
     client.close()
     node.close()
     he.close()
@@ -181,7 +187,7 @@ def test_a_forged_event_cannot_take_a_nodes_event_numbers(rig):
 
 def test_the_connection_outlives_1000_malformed_events_and_an_emergency_follows(rig):
     he, node = rig["he"], rig["node"]
-    lis = Listener(rig["io"], rig["url"])
+    lis = Listener(rig["io"], rig["url"], rig["listen_pw"])
     connects = he.ctl.client.connects
     for i in range(1000):  # each of these raised in the handler and dropped the connection
         node.publish(f"loaxa/{COMMUNE}/node/n1/event",

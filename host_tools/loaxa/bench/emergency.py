@@ -98,9 +98,11 @@ class LoginFlood:
 
 
 class MqttFlood:
-    def __init__(self, url: str, rate: float):
+    def __init__(self, url: str, rate: float, password: str):
         self.rate = rate
-        self.ctl = Controller(url, COMMUNE, client_id="bench-flood", persistent=False)
+        # with node n1's own credentials: the broker lets nobody else write its events
+        self.ctl = Controller(url, COMMUNE, client_id="bench-flood", persistent=False,
+                              user="n1", password=password)
         self.stop = threading.Event()
         self.sent = 0
         self.t = 0.0
@@ -144,7 +146,7 @@ def run(argv: list[str]) -> list[Table]:
         tmp = Path(d)
         (tmp / "media").mkdir()
         he = HeadendProcess(tmp, COMMUNE)
-        enrol(he.inventory, COMMUNE, {"n1": "thon-1", "n2": "thon-2"})
+        keys = enrol(he.inventory, COMMUNE, {"n1": "thon-1", "n2": "thon-2"})
         he.cli("user", "oanh", "--role", "operator", stdin="oanh-secret\n")
         he.start()
         base = he.web.rstrip("/")
@@ -160,7 +162,8 @@ def run(argv: list[str]) -> list[Table]:
             for name, flood in (
                     ("100 logins/s, one address", lambda: LoginFlood(base, 100, False)),
                     ("100 logins/s, a new address every 9", lambda: LoginFlood(base, 100, True)),
-                    ("1,000 malformed MQTT events/s", lambda: MqttFlood(he.url, 1000))):
+                    ("1,000 malformed MQTT events/s",
+                     lambda: MqttFlood(he.url, 1000, keys["n1"]["mqtt_password"]))):
                 with flood() as f:
                     time.sleep(WARMUP_S)
                     took = _emergencies(oper)
