@@ -105,7 +105,8 @@ def test_a_stolen_nodes_key_makes_no_other_node_play(fleet):  # noqa: F811
     assert st["broker"]["cmd_refused"] == len(want["b"]) and st["broker"]["cmd_ok"] == 1
     assert st["playing"] is None and st["rules"]["version"] == "v1"
     assert opens(fleet.nodes["b"][0]) == [] and opens(fleet.nodes["a"][0]) == []
-    assert sorted(json.loads(kfile.read_text())) == ["node_key"]  # gone with its first message
+    # the commune key is gone with its first message
+    assert sorted(json.loads(kfile.read_text())) == ["mqtt_password", "node_key"]
 
 
 @pytest.mark.parametrize("trusted", [True, False], ids=["trusted_clock", "untrusted_clock"])
@@ -151,6 +152,8 @@ def test_headend_clock_stepped_back_and_restarted_then_cli_rules_after_a_push(
     with Inventory(inv_path) as inv:
         inv.record("n1", "provision", commune=COMMUNE, zones=["thon-1"])
         key = inv.new_node_key("n1")
+        pw = inv.new_mqtt_password("n1", "node", COMMUNE)
+    broker.refresh()  # the broker reads this inventory: n1 is one of its users now
     sim = SimNode(tmp_path / "n1", heap_kb=256, rtc_start=NOON)
     con = sim_console(sim, tmp_path)
     data = tmp_path / "data"
@@ -160,7 +163,7 @@ def test_headend_clock_stepped_back_and_restarted_then_cli_rules_after_a_push(
     try:
         con.request("config.set", {"node_id": "n1", "commune": COMMUNE,
                                    "broker.url": broker.url})
-        con.request("keys.set", {"node_key": key})
+        con.request("keys.set", {"node_key": key, "mqtt_password": pw})
 
         def serve() -> Headend:
             store = Store(data / "headend.sqlite")

@@ -88,7 +88,7 @@ def test_mosquitto_files(access, tmp_path):
     assert "pattern write loaxa/an-phu/node/%u/status\n" in text
     assert "pattern read loaxa/an-phu/node/%u/cmd\n" in text
     assert "user headend.an-phu\ntopic readwrite loaxa/an-phu/#\n" in text
-    assert "b1" not in passwd.read_text() + text and "an-binh" not in text
+    assert "b1" not in lines and "an-binh" not in text  # another commune's node
 
 
 @pytest.mark.skipif(not shutil.which("mosquitto_passwd"), reason="mosquitto_passwd not installed")
@@ -98,3 +98,62 @@ def test_our_hashes_are_mosquitto_passwds(tmp_path):
     theirs = f.read_text().strip().split(":", 1)[1]
     salt = base64.b64decode(theirs.split("$")[3])
     assert passwd_hash("s3cret", salt) == theirs
+
+
+def _cert(tmp, name):
+    pem, key = tmp / f"{name}.pem", tmp / f"{name}.key"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-subj",
+                    "/CN=localhost", "-addext", "subjectAltName=DNS:localhost", "-days", "1",
+                    "-keyout", str(key), "-out", str(pem)], check=True, capture_output=True)
+    return pem, key
+
+
+@pytest.mark.skipif(not shutil.which("openssl"), reason="openssl makes the test certificate")
+def test_the_embedded_brokers_tls_listener(access, tmp_path):
+    """serve --mqtt-tls-cert: a node pinning the broker's CA connects over TLS with
+    its credentials; another CA, or no password, is refused."""
+    import asyncio
+
+    from loaxa.headend.server import EmbeddedBroker, Loop
+    from loaxa.provision import read_ca
+    from loaxa.rig.process import free_port
+    from loaxa_node import net_mqtt
+
+    pem, key = _cert(tmp_path, "broker")
+    other, _ = _cert(tmp_path, "other")
+    io = Loop()
+    port = free_port()
+    b = EmbeddedBroker(io, "127.0.0.1", free_port(), lambda fresh=False: access,
+                       (str(pem), str(key)), port).start()
+    try:
+        assert b.tls_url == f"mqtts://127.0.0.1:{port}"
+        url = f"mqtts://localhost:{port}"
+
+        def attempt(ca: bytes, password: str | None) -> net_mqtt.Client:
+            async def ignore(t: bytes, p: memoryview, r: int) -> None:
+                pass
+            c = net_mqtt.Client(url, "loaxa-n1", ignore, [P + "node/n1/cmd"], ca=ca,
+                                user="n1", password=password)
+
+            async def go() -> None:
+                c.start()
+            io.run(go())
+            for _ in range(300):
+                if c.up or c.error:
+                    break
+                asyncio.run(asyncio.sleep(0.01))
+
+            async def stop() -> None:
+                c.deinit()
+            io.run(stop())
+            return c
+
+        ok = attempt(read_ca(str(pem)), access.users["n1"][0])
+        assert ok.connects == 1 and ok.error is None
+        wrong_ca = attempt(read_ca(str(other)), access.users["n1"][0])
+        assert not wrong_ca.connects and "certificate" in (wrong_ca.error or ""), wrong_ca.error
+        no_pw = attempt(read_ca(str(pem)), None)
+        assert not no_pw.connects and "refused the connection" in (no_pw.error or "")
+    finally:
+        b.stop()
+        io.stop()
