@@ -174,7 +174,10 @@ import json
 from loaxa_node import audiocodec as ac, audioenc, rtp
 from loaxa_node.jitter import JitterBuffer
 
-def run(codec, rate, pt, sizes, arena_kb):
+def run(codec, rate, pt, sizes, arena_kb, frame=0):
+    # frame: samples a read asks for (the player's 320), default 20 ms
+    frame = frame or rate // 50
+    every = frame * 1000 // rate
     x = [777]
     def rnd(m):
         x[0] = (x[0] * 1103515245 + 12345) & 0x7fffffff
@@ -203,7 +206,7 @@ def run(codec, rate, pt, sizes, arena_kb):
     want = b"".join(expect)
     pos = 0
     wrong = 0
-    out = bytearray(640)
+    out = bytearray(2 * frame + 2)
     gaps = 0
     started = -1
     concealed = -1
@@ -212,12 +215,12 @@ def run(codec, rate, pt, sizes, arena_kb):
         for p in arrivals.get(t, ()):
             assert h.parse(p, len(p)) == rtp.OK
             jb.push(h, p, t)
-        if t % 20 == 0:
-            n = jb.read(out, rate // 50, started >= 0)
+        if t % every == 0:
+            n = jb.read(out, frame, started >= 0)
             if n and started < 0:
                 started = t
             if started >= 0 and pos < len(want):
-                if n < rate // 50:
+                if n < frame:
                     gaps += 1
                 k = min(2 * n, len(want) - pos)
                 if out[:k] != want[pos:pos + k]:
@@ -227,7 +230,8 @@ def run(codec, rate, pt, sizes, arena_kb):
                     concealed = jb.concealed
     return {"wrong_runs": wrong, "played": pos == len(want), "gaps": gaps,
             "started_ms": started, "packets": jb.packets, "bad": jb.bad, "lost": jb.lost,
-            "late": jb.late, "skipped": jb.skipped, "concealed": concealed, "n": len(sizes)}
+            "late": jb.late, "skipped": jb.skipped, "concealed": concealed, "n": len(sizes),
+            "slips": jb.dropped + jb.added}
 
 x = [4242]
 def rnd(m):
@@ -241,6 +245,10 @@ res = {
     "random_dvi4": run(ac.DVI4, 16000, 6, [2 * (1 + rnd(740)) for _ in range(80)], 6),
     "tuned_dvi4": run(ac.DVI4, 16000, 6, [320] * 100, 4),
     "ffmpeg_pcmu_4k": run(ac.PCMU, 8000, 0, [1024] * 40, 4),
+    # ffmpeg's default from an 8 kHz file: 2048 samples a read, sent as 1460 + 588,
+    # read 320 samples at a time as the player does: packets end mid-read, and
+    # the arrival queue once filled up with stale marks after 64 packets (issue 20)
+    "ffmpeg_pcmu_8k_in": run(ac.PCMU, 8000, 0, [1460, 588] * 60, 6, 320),
 }
 print(json.dumps(res))
 """
@@ -270,7 +278,9 @@ def test_packets_of_any_length_up_to_the_mtu_play_exactly_without_gaps():
 
 
 def test_long_packets_play_the_same_under_micropython(upy):
-    assert upy.json(LONG_PACKETS, timeout=600) == run_long()
+    # (the reference audio of 15 s of 8 kHz is held whole: a bigger heap than the VM's 1 MB)
+    big = type(upy)(heap_kb=4096)
+    assert big.json(LONG_PACKETS, timeout=600) == run_long()
 
 
 def test_packet_longer_than_the_mtu_is_bad_and_the_longest_is_stored():

@@ -5,7 +5,9 @@
 # at a time, so a 128 ms packet (ffmpeg's default) needs no 128 ms of PCM.
 # The memory is bounded by time: the arena holds a few hundred ms whatever
 # the packet size. Missing audio is concealed (the last 20 ms repeated at half
-# the level each time), late packets dropped and counted. Nothing here
+# the level each time) for as long as it lasted, late packets dropped and
+# counted. Clock drift between sender and sink is taken up one sample at a
+# time (a PI loop on the buffer's level, docs/audio.md). Nothing here
 # allocates after construction; times come from the caller (ticks_ms) so that
 # this runs and is tested the same under CPython and MicroPython.
 from array import array
@@ -20,11 +22,21 @@ MAX_PAYLOAD = MAX_PACKET - 12
 ENTRIES = 32  # packets buffered at most (power of two): 640 ms of 20 ms packets
 ORDER = 2 * ENTRIES  # arrivals remembered: the sequence window is 2 x ENTRIES wide
 CUR = 255  # arrival of the packet now playing (its table entry is free again)
+GONE = 254  # arrival of a packet played out: its ring space is free
 CHUNK_MS = 20  # decoded (and concealed) at a time
 MAX_MISORDER = 100  # RFC 3550 A.1: older than this = the sender restarted
 MAX_DROPOUT = 3000  # RFC 3550 A.1: a bigger jump forward = the sender restarted
 TICKS_MASK = 0x3FFFFFFF
 REBASE_MS = 600000  # keep jitter arithmetic in small ints (31 bits on ESP32)
+
+# Drift: a PI loop keeps the buffer's level where it settled at the start by
+# dropping or repeating single samples (never more at once), at most MAX_PPM.
+CTL_MS = 20  # the loop runs once per this much audio played
+SETTLE = 200  # steps (4 s) over which the level to hold is measured, no correction
+DEAD_US = 5000  # a level within 5 ms of it is left alone (packet bursts, jitter)
+MAX_PPM = 2000  # fastest correction: 2 ms a second, one sample at a time
+INT_US = 20000  # the drift estimate learns only while the level is within 20 ms
+ERR_US = 200000  # error clamp (small ints on ESP32)
 
 WAIT = 0  # gathering `depth` before (re)starting playout
 PLAY = 1
@@ -60,6 +72,43 @@ def _fade(buf, n: int, g0: int, g1: int):
         i += 1
 
 
+@micropython.viper
+def _slip(buf, n: int, add: int) -> int:
+    # Drop (add=0) or repeat (add=1) one sample of n, where the signal is
+    # quietest (near a zero crossing a one-sample splice is least audible);
+    # a repeated sample is the mean of its neighbours. buf has room for n+1.
+    p = ptr16(buf)
+    best = 1
+    m = 65536
+    i = 1
+    while i < n - 1:
+        v = int(p[i])
+        if v >= 32768:
+            v = 65536 - v
+        if v < m:
+            m = v
+            best = i
+        i += 1
+    if add:
+        j = n
+        while j > best:
+            p[j] = p[j - 1]
+            j -= 1
+        a = int(p[best - 1])
+        if a >= 32768:
+            a -= 65536
+        b = int(p[best + 1])
+        if b >= 32768:
+            b -= 65536
+        p[best] = ((a + b) >> 1) & 0xFFFF
+        return n + 1
+    j = best
+    while j < n - 1:
+        p[j] = p[j + 1]
+        j += 1
+    return n - 1
+
+
 class JitterBuffer:
     def __init__(self, codec, rate, pt, depth_ms=180, arena=None):
         """arena: a buffer allocated once at boot (a fresh 6 KB block may not
@@ -70,7 +119,7 @@ class JitterBuffer:
         self.pt = pt
         self.chunk = min(320, rate * CHUNK_MS // 1000) & ~1  # even: whole DVI4 bytes
         self.depth = depth_ms * rate // 1000
-        pcm_bytes = 2 * self.chunk
+        pcm_bytes = 2 * self.chunk + 2  # a chunk and the sample a slip may add
         if arena is None:
             arena = bytearray(pcm_bytes + 2 * audiocodec.bytes_for(codec, self.depth)
                               + 2 * MAX_PAYLOAD)
@@ -85,6 +134,7 @@ class JitterBuffer:
         self.offs = array("H", bytes(2 * ENTRIES))
         self.lens = array("H", bytes(2 * ENTRIES))
         self.seqs = array("H", bytes(2 * ENTRIES))
+        self.tss = array("H", bytes(2 * ENTRIES))  # low 16 bits of each timestamp
         # arrival order (entry, seq): the ring is freed from its oldest arrival
         self.ord_e = array("B", bytes(ORDER))
         self.ord_q = array("H", bytes(2 * ORDER))
@@ -96,6 +146,9 @@ class JitterBuffer:
         self.concealed = 0  # turns of audio made up
         self.skipped = 0  # dropped to bring latency back (sender faster than sink)
         self.resyncs = 0  # restarts: SSRC change, sequence or timestamp jump
+        self.dropped = 0  # single samples dropped to keep the level (sender faster)
+        self.added = 0  # single samples repeated (sender slower)
+        self.adjust = True  # drift correction on (the bench turns it off to time it)
         self.started = False
         self.spp = 0  # samples in the longest packet of this stream
         self._ssrc_hi = -1
@@ -126,13 +179,32 @@ class JitterBuffer:
         self._ts_base = 0
         self._transit = 0
         self._last_ts = 0
-
+        self._exp_ts = -1  # timestamp (16 bits) due after the packet played, -1: unknown
+        self._stall = 0  # chunks made up in a stall, counted once audio comes back
+        self._stall_n = 0  # ...and their samples: they stood in for a missing turn
+        # drift loop (small ints: levels in samples, errors in us, rates in ppm)
+        self._ctl_n = 0  # samples played since the last step
+        self._ctl_k = 0  # steps taken
+        self._lvl_sum = -1  # level summed while settling (-1: until the next arrival)
+        self._lvl_n = 0
+        self._snap_sum = 0  # ...and both as they were at the last arrival
+        self._snap_n = 0
+        self._lvl_set = 0  # the level to hold
+        self._lvl_f = 0  # the level filtered (x512, 10 s)
+        self._i16 = 0  # integral term = the measured drift, ppm x 65536
+        self._u = 0  # correction now, ppm (+: dropping)
+        self._acc = 0  # ppm x samples toward the next slip
     def depth_ms(self):
         """Audio buffered ahead of playout, in ms."""
         return (self.buffered + self.pcm_n - self.pcm_pos) * 1000 // self.rate
 
     def jitter_ms(self):
         return (self._jit16 >> 4) * 1000 // self.rate
+
+    def drift_ppm(self):
+        """The sender's clock against the sink's as the loop measured it
+        (+: the sender is faster, samples are dropped)."""
+        return self._i16 >> 16
 
     # -- arrival ----------------------------------------------------------------
     def push(self, h, buf, now_ms):
@@ -187,6 +259,7 @@ class JitterBuffer:
         self.offs[e] = wp
         self.lens[e] = plen
         self.seqs[e] = seq
+        self.tss[e] = h.ts & 0xFFFF
         i = (self.oh + self.oc) & (ORDER - 1)
         self.ord_e[i] = e
         self.ord_q[i] = seq
@@ -199,6 +272,13 @@ class JitterBuffer:
             self.highest = seq
         self.packets += 1
         self._jitter(h.ts, now_ms)
+        if self.state == PLAY and self._ctl_k < SETTLE:
+            # the level is averaged between arrivals, over whole packet
+            # periods: a sawtooth cut mid-period would bias it by ms
+            if self._lvl_sum < 0:
+                self._lvl_sum = 0
+            self._snap_sum = self._lvl_sum
+            self._snap_n = self._lvl_n
         return STORED
 
     def _free(self):
@@ -208,7 +288,7 @@ class JitterBuffer:
             if e == CUR:
                 if self.cur_len:
                     return self.size - (self.wp - self.cur_off) % self.size
-            elif self.lens[e] and self.seqs[e] == self.ord_q[self.oh]:
+            elif e != GONE and self.lens[e] and self.seqs[e] == self.ord_q[self.oh]:
                 return self.size - (self.wp - self.offs[e]) % self.size
             self.oh = (self.oh + 1) & (ORDER - 1)
             self.oc -= 1
@@ -229,6 +309,7 @@ class JitterBuffer:
             else:
                 self.lost += 1
             self.next_seq = (self.next_seq + 1) & 0xFFFF
+            self._exp_ts = -1
 
     def _jitter(self, ts, now_ms):
         if self._t_base < 0 or abs(rtp.ts_diff(ts, self._last_ts)) > self.rate * 10:
@@ -288,47 +369,90 @@ class JitterBuffer:
     def _next_chunk(self, conceal):
         """Decode (or conceal) the next 20 ms into pcm; False if nothing to play."""
         self.pcm_pos = 0
-        if not self.cur_len and not self._gap:
+        while not self.cur_len and not self._gap:
             # the sender ran ahead of our clock: drop a turn, keep latency
             while self.buffered > 2 * self._target():
                 self._skip_to((self.next_seq + 1) & 0xFFFF)
             seq = self.next_seq
             e = seq & (ENTRIES - 1)
             if self.lens[e] and self.seqs[e] == seq:
+                self.concealed += self._stall  # a stall that audio ended (late
+                self._stall = self._stall_n = 0  # audio: the loop drains the delay)
                 self._start(e)
             elif rtp.seq_diff(self.highest, seq) > 0:
                 self.lost += 1  # later packets are here, this one is gone
-                self.next_seq = (seq + 1) & 0xFFFF
-                self._gap = self._last_pk or self.chunk
                 if self._last_n:
                     self.concealed += 1
+                self.concealed += self._stall
+                self._stall = 0
+                # A stall may have made up part of the missing audio already
+                # (a lost long packet stalls playout): only the rest now, so
+                # what follows stays aligned; none left: on to the next turn.
+                g = self._missing(seq)
+                k = min(g, self._stall_n)
+                self._stall_n -= k
+                self._gap = g - k
+                self.next_seq = (seq + 1) & 0xFFFF
             elif not conceal:
                 self.pcm_n = 0
                 return False
             else:
+                # a stall, the sink about to run dry: counted as concealed
+                # only if audio comes back (else it was the stream's end)
                 if self._last_n:
-                    self.concealed += 1  # a stall, the sink about to run dry
+                    self._stall += 1
                 self._conceal()
+                self._stall_n += self.pcm_n
                 return True
         if self._gap:
-            self._gap = max(0, self._gap - (self._last_n or self.chunk))
+            n = min(self._gap, self._last_n or self.chunk)
+            self._gap -= n
             self._conceal()
+            self.pcm_n = n  # exactly the missing length
             return True
         self._decode()
         return True
 
+    def _missing(self, seq):
+        # Samples the missing turn seq lasted: the gap in timestamps up to the
+        # next packet here, shared among the turns missing before it (ffmpeg's
+        # packets come in two sizes); the last packet's length when unknown.
+        guess = self._last_pk or self.chunk
+        if self._exp_ts < 0:
+            return guess
+        m = 1
+        s = (seq + 1) & 0xFFFF
+        while m < ENTRIES:
+            e = s & (ENTRIES - 1)
+            if self.lens[e] and self.seqs[e] == s:
+                gap = (self.tss[e] - self._exp_ts) & 0xFFFF
+                if 0 < gap <= 4 * m * max(self.spp, self.chunk):
+                    n = gap // m
+                    self._exp_ts = (self._exp_ts + n) & 0xFFFF
+                    return n
+                break  # a timestamp jump: the sender restarted its clock
+            m += 1
+            s = (s + 1) & 0xFFFF
+        self._exp_ts = -1
+        return guess
+
     def _start(self, e):
         # the packet's arrival now stands for the part of it not yet decoded
+        # (the one played before is done with: its arrival no longer holds
+        # ring space; left as CUR, one stale mark a packet piled up until the
+        # arrival queue was full and packets were refused, issue 20)
         seq = self.seqs[e]
         for k in range(self.oc):
             i = (self.oh + k) & (ORDER - 1)
-            if self.ord_e[i] == e and self.ord_q[i] == seq:
+            if self.ord_e[i] == CUR:
+                self.ord_e[i] = GONE
+            elif self.ord_e[i] == e and self.ord_q[i] == seq:
                 self.ord_e[i] = CUR
-                break
         self.next_seq = (seq + 1) & 0xFFFF
         o, n = self.offs[e], self.lens[e]
         self.lens[e] = 0
         self._last_pk = audiocodec.samples_in(self.codec, n)
+        self._exp_ts = (self.tss[e] + self._last_pk) & 0xFFFF
         if self.codec == audiocodec.DVI4:
             r = self.ring
             self._dvi = audiocodec.dvi4_state(r[o], r[(o + 1) % self.size],
@@ -358,11 +482,55 @@ class JitterBuffer:
         self.cur_len -= nb
         k = self._samples(nb)
         self.buffered -= k
+        if self.adjust:
+            k = self._control(k)
         self.pcm_n = k
         self._last_n = k
         if self._run:  # back from concealment: ramp up from where it left off
             _fade(self.pcm, k, 32768 >> min(self._run, 15), 32768)
             self._run = 0
+
+    def _control(self, k):
+        """The drift loop, given k samples just decoded into pcm: -> how many
+        to play (k, or k-1/k+1 when a sample is dropped or repeated)."""
+        self._ctl_n += k
+        step = self.rate * CTL_MS // 1000
+        if self._ctl_n >= step:
+            self._ctl_n -= step
+            lvl = self.buffered
+            if self._ctl_k < SETTLE:
+                # the level to hold: where it settles once playing, whatever
+                # the sender's packet sizes and bursts
+                self._ctl_k += 1
+                if self._lvl_sum >= 0:
+                    self._lvl_sum += lvl
+                    self._lvl_n += 1
+                if self._ctl_k == SETTLE:
+                    self._lvl_set = self._snap_sum // self._snap_n if self._snap_n \
+                        else lvl
+                    self._lvl_f = self._lvl_set << 9
+                return k
+            self._lvl_f += lvl - (self._lvl_f >> 9)
+            e = (self._lvl_f >> 9) - self._lvl_set
+            # the error in us (rate>>6: 64 x 15625 = 10**6, small ints throughout)
+            eu = max(-ERR_US, min(ERR_US, e * 15625 // (self.rate >> 6)))
+            eu = eu - DEAD_US if eu > DEAD_US else eu + DEAD_US if eu < -DEAD_US else 0
+            u = (eu >> 4) + (self._i16 >> 16)  # P: 1/16 per s; I below: 1/1024 per s^2
+            if -INT_US < eu < INT_US and (-MAX_PPM < u < MAX_PPM or (u > 0) != (eu > 0)):
+                self._i16 += eu * 64 // (1000 // CTL_MS)
+            self._u = max(-MAX_PPM, min(MAX_PPM, u))
+        if self._ctl_k < SETTLE:
+            return k
+        self._acc += self._u * k
+        if self._acc >= 1000000 and k > 2:
+            self._acc -= 1000000
+            self.dropped += 1
+            return _slip(self.pcm, k, 0)
+        if self._acc <= -1000000 and k > 2:
+            self._acc += 1000000
+            self.added += 1
+            return _slip(self.pcm, k, 1)
+        return k
 
     def _conceal(self):
         # The last 20 ms again, 6 dB softer each time (a ramp the first time,

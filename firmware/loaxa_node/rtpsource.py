@@ -92,6 +92,8 @@ class RtpSource:
                 "depth_ms": jb.depth_ms(), "jitter_ms": jb.jitter_ms(),
                 "packets": jb.packets, "lost": jb.lost, "late": jb.late,
                 "dups": jb.dups, "concealed": jb.concealed, "skipped": jb.skipped,
+                "drift_ppm": jb.drift_ppm(), "slips_dropped": jb.dropped,
+                "slips_added": jb.added,
                 "underruns": self.sink.underruns if self.sink else 0,
                 "resyncs": jb.resyncs, "bad": jb.bad + self.malformed + self.link.dropped,
                 "error": self.error}

@@ -8,7 +8,11 @@ _BUF_MS = 100  # depth of the emulated DMA ring
 
 
 class NullSink:
-    def __init__(self):
+    def __init__(self, ppm=0):
+        """ppm: the clock's error (the sim's sink, `loaxa sim --audio-ppm`):
+        +100 plays 100 ppm faster than the nominal rate, as a real I2S clock
+        off by that much would."""
+        self.ppm = int(ppm)
         self.rate = 0
         self.underruns = 0
         self.frames = 0  # samples written since open, silence of underruns included
@@ -23,7 +27,11 @@ class NullSink:
         self.is_open = True
 
     def _played(self):
-        return time.ticks_diff(time.ticks_us(), self._t0) * self.rate // 1000000
+        us = time.ticks_diff(time.ticks_us(), self._t0)
+        n = us * self.rate // 1000000
+        if self.ppm:
+            n += us * self.rate // 1000000 * self.ppm // 1000000
+        return n
 
     def queued_ms(self):
         """Audio written but not yet played."""

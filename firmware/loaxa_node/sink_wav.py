@@ -11,8 +11,8 @@ _ZEROS = bytearray(512)
 
 
 class WavSink(NullSink):
-    def __init__(self, folder):
-        NullSink.__init__(self)
+    def __init__(self, folder, ppm=0):
+        NullSink.__init__(self, ppm)
         self.folder = folder
         self._f = None
         self._data_bytes = 0

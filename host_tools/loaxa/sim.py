@@ -112,6 +112,7 @@ class SimNode:
         heap_kb: int | None = None,
         rtc_start: int = 0,
         rtc_drift_ppm: float = 0.0,
+        audio_ppm: int = 0,
         baud: int | None = None,
         audio_dir: str | os.PathLike | None = None,
         uid: str | None = None,
@@ -125,6 +126,7 @@ class SimNode:
         self.heap_kb = heap_kb or budget * HEAP_FACTOR_64BIT
         self.rtc_start = rtc_start
         self.rtc_drift_ppm = rtc_drift_ppm
+        self.audio_ppm = int(audio_ppm)  # the sink's clock error: drift is testable
         self.audio_dir = Path(audio_dir).resolve() if audio_dir else self.state / "audio"
         self.uid = uid or "5a" + os.urandom(5).hex()
         self.seed_app = seed_app
@@ -216,6 +218,7 @@ class SimNode:
             MICROPYPATH=".frozen:.seed",
             LOAXA_RESET_CAUSE=cause,
             LOAXA_AUDIO_DIR=str(self.audio_dir),
+            LOAXA_AUDIO_PPM=str(self.audio_ppm),
             LOAXA_UID=self.uid,
             LOAXA_MODEM=self.modem or "",
         )

@@ -137,7 +137,9 @@ class SimHal(Hal):
 
     def audio_sink(self):
         from ..sink_wav import WavSink
-        return WavSink(os.getenv("LOAXA_AUDIO_DIR") or "audio")
+        # the sink's clock error in ppm, set by the launcher (--audio-ppm)
+        return WavSink(os.getenv("LOAXA_AUDIO_DIR") or "audio",
+                       int(os.getenv("LOAXA_AUDIO_PPM") or 0))
 
 
 class HostLink:

@@ -30,6 +30,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--rtc-offset", type=float, default=0.0,
                    help="seconds added to --rtc-start (e.g. -30 with host)")
     p.add_argument("--rtc-drift-ppm", type=float, default=0.0, help="RTC drift in ppm")
+    p.add_argument("--audio-ppm", type=int, default=0,
+                   help="the audio sink's clock error in ppm (+100: plays 100 ppm fast), "
+                   "as a real I2S clock differs from a sender's")
     p.add_argument("--baud", type=int, help="throttle the console to this UART baud rate")
     p.add_argument("--audio-dir", help="where the sink writes WAV files (default STATE/audio)")
     p.add_argument("--seconds", type=float, help="power off after this many seconds")
@@ -44,6 +47,7 @@ def run(args: argparse.Namespace) -> int:
         heap_kb=args.heap_kb,
         rtc_start=parse_rtc_start(args.rtc_start) + int(args.rtc_offset),
         rtc_drift_ppm=args.rtc_drift_ppm,
+        audio_ppm=args.audio_ppm,
         baud=args.baud,
         audio_dir=args.audio_dir,
     )
