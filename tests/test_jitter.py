@@ -327,11 +327,101 @@ def run(codec, rate, pt, n):
     gc.enable()
     return used
 
+def run_slipping():
+    # the drift loop forced to 1000 ppm once settled: slips in the measured part
+    enc = audioenc.Encoder(ac.DVI4)
+    b = bytearray(400)
+    plen = enc.encode([(k * 37 % 2000 - 1000) * 9 for k in range(320)], memoryview(b)[12:])
+    jb = JitterBuffer(ac.DVI4, 16000, 6, 180, bytearray(6144))
+    h = rtp.Header()
+    out = bytearray(642)
+    used = 0
+    for i in range(400):
+        audioenc.pack_header(b, 6, i, i * 320, 7)
+        h.parse(b, 12 + plen)
+        if i == 300:
+            jb._i16 = 1000 << 16
+            gc.collect(); gc.disable()
+            a = gc.mem_alloc()
+        jb.push(h, b, i * 20, 1600)
+        jb.read(out, 320, True)
+    used = gc.mem_alloc() - a
+    gc.enable()
+    return used if jb.dropped > 3 else -1
+
 print(json.dumps([run(ac.PCMU, 8000, 0, 1024), run(ac.DVI4, 16000, 6, 320),
-                  run(ac.L16, 8000, 96, 730)]))
+                  run(ac.L16, 8000, 96, 730), run_slipping()]))
 """
 
 
 def test_playout_allocates_nothing_per_packet_under_micropython(upy):
-    """Long and short packets through push and read: no heap allocation."""
-    assert upy.json(ALLOC) == [0, 0, 0]
+    """Long and short packets through push and read, and the drift loop
+    dropping samples: no heap allocation."""
+    assert upy.json(ALLOC) == [0, 0, 0, 0]
+
+
+# A sink whose clock runs off against the sender's (as `loaxa sim --audio-ppm`):
+# 20 ms packets sent on time, a sink consuming 320 samples whenever its 100 ms
+# queue has room, at rate x (1 + ppm).
+DRIFT = """
+import json
+from loaxa_node import audiocodec as ac, audioenc, rtp
+from loaxa_node.jitter import JitterBuffer
+
+def run(ppm, seconds, pkt=320):
+    jb = JitterBuffer(ac.L16, 16000, 96, 180, bytearray(6144))
+    h = rtp.Header()
+    b = bytearray(12 + 2 * pkt)
+    out = bytearray(642)
+    frames = 0
+    t_first = -1
+    dips = 0
+    lvl_min = 10 ** 9
+    lvl_max = 0
+    every = pkt // 16
+    for t in range(seconds * 1000):
+        played = 0 if t_first < 0 else (t - t_first) * 16 * (1000000 + ppm) // 1000000
+        if t % every == 0:
+            i = t // every
+            audioenc.pack_header(b, 96, i & 0xFFFF, i * pkt, 3)
+            h.parse(b, len(b))
+            if t > 10000 and t % 1000 == 0:  # the level as a packet arrives, once settled
+                lvl = jb.buffered + jb.pcm_n - jb.pcm_pos + frames - played
+                lvl_min = min(lvl_min, lvl)
+                lvl_max = max(lvl_max, lvl)
+            jb.push(h, b, t, max(0, frames - played))
+        while t_first < 0 or frames - played < 1600:
+            n = jb.read(out, 320, t_first >= 0 and frames - played < 480)
+            if not n:
+                break
+            if t_first < 0:
+                t_first = t
+            frames += n
+        if t_first >= 0 and played > frames:
+            dips += 1
+    return {"dropped": jb.dropped, "added": jb.added, "drift": jb.drift_ppm(),
+            "underruns": dips, "skipped": jb.skipped, "lost": jb.lost,
+            "concealed": jb.concealed, "lvl_ms": [lvl_min // 16, lvl_max // 16]}
+
+print(json.dumps([run(300, 150), run(-300, 150), run(0, 60)]))
+"""
+
+
+def test_clock_drift_is_taken_up_one_sample_at_a_time():
+    import contextlib
+    import io
+
+    buf = io.StringIO()
+    with contextlib.redirect_stdout(buf):
+        exec(DRIFT, {"__name__": "scenario"})
+    fast, slow, same = json.loads(buf.getvalue())
+    # 300 ppm of 16 kHz for 150 s is 720 samples; the loop settles (4 s) and
+    # converges first, then follows: single samples, in one direction only
+    assert fast["added"] > 400 and fast["dropped"] == 0, fast
+    assert slow["dropped"] > 400 and slow["added"] == 0, slow
+    assert -400 < fast["drift"] < -200 and 200 < slow["drift"] < 400, (fast, slow)
+    for r in (fast, slow, same):
+        assert r["underruns"] == r["skipped"] == r["lost"] == r["concealed"] == 0, r
+        # the level held within a few ms (uncorrected, 300 ppm would move it 42 ms)
+        assert r["lvl_ms"][1] - r["lvl_ms"][0] <= 12, r
+    assert same["added"] == same["dropped"] == 0, same

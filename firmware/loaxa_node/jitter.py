@@ -185,10 +185,11 @@ class JitterBuffer:
         # drift loop (small ints: levels in samples, errors in us, rates in ppm)
         self._ctl_n = 0  # samples played since the last step
         self._ctl_k = 0  # steps taken
-        self._lvl_sum = -1  # level summed while settling (-1: until the next arrival)
+        self._arr_sum = 0  # levels seen at arrivals since the last step, and how many
+        self._arr_n = 0
+        self._lvl = -1  # the level at arrivals, last step's (-1: none yet)
+        self._lvl_sum = 0  # summed over the settling steps
         self._lvl_n = 0
-        self._snap_sum = 0  # ...and both as they were at the last arrival
-        self._snap_n = 0
         self._lvl_set = 0  # the level to hold
         self._lvl_f = 0  # the level filtered (x512, 10 s)
         self._i16 = 0  # integral term = the measured drift, ppm x 65536
@@ -207,8 +208,9 @@ class JitterBuffer:
         return self._i16 >> 16
 
     # -- arrival ----------------------------------------------------------------
-    def push(self, h, buf, now_ms):
-        """Store the packet h (parsed header) of buf; -> STORED/LATE/DUP/BAD."""
+    def push(self, h, buf, now_ms, queued=0):
+        """Store the packet h (parsed header) of buf; -> STORED/LATE/DUP/BAD.
+        queued: samples the sink has yet to play (the drift loop's level)."""
         plen = h.plen
         if self.codec == audiocodec.L16:
             plen &= ~1  # half a sample is no audio
@@ -272,13 +274,14 @@ class JitterBuffer:
             self.highest = seq
         self.packets += 1
         self._jitter(h.ts, now_ms)
-        if self.state == PLAY and self._ctl_k < SETTLE:
-            # the level is averaged between arrivals, over whole packet
-            # periods: a sawtooth cut mid-period would bias it by ms
-            if self._lvl_sum < 0:
-                self._lvl_sum = 0
-            self._snap_sum = self._lvl_sum
-            self._snap_n = self._lvl_n
+        if self.state == PLAY:
+            # The drift loop's level: all audio ahead of the speaker as this
+            # packet arrives (before it), down to the sample with the sink's
+            # queue. Taken at arrivals it has no sawtooth whatever the packet
+            # sizes, and it moves with the clocks' difference sample by sample
+            # (what is buffered alone moves a whole packet at a time).
+            self._arr_sum += self.buffered - k + self.pcm_n - self.pcm_pos + queued
+            self._arr_n += 1
         return STORED
 
     def _free(self):
@@ -497,17 +500,20 @@ class JitterBuffer:
         step = self.rate * CTL_MS // 1000
         if self._ctl_n >= step:
             self._ctl_n -= step
-            lvl = self.buffered
+            if self._arr_n:
+                self._lvl = self._arr_sum // self._arr_n
+                self._arr_sum = self._arr_n = 0
+            lvl = self._lvl
+            if lvl < 0:
+                return k  # nothing arrived since playing started
             if self._ctl_k < SETTLE:
                 # the level to hold: where it settles once playing, whatever
                 # the sender's packet sizes and bursts
                 self._ctl_k += 1
-                if self._lvl_sum >= 0:
-                    self._lvl_sum += lvl
-                    self._lvl_n += 1
+                self._lvl_sum += lvl
+                self._lvl_n += 1
                 if self._ctl_k == SETTLE:
-                    self._lvl_set = self._snap_sum // self._snap_n if self._snap_n \
-                        else lvl
+                    self._lvl_set = self._lvl_sum // self._lvl_n
                     self._lvl_f = self._lvl_set << 9
                 return k
             self._lvl_f += lvl - (self._lvl_f >> 9)

@@ -38,7 +38,7 @@ class RtpSource:
 
     async def _rx(self):
         backoff = 1
-        jb, hdr, link = self.jb, self.hdr, self.link
+        jb, hdr, link, sink, rate = self.jb, self.hdr, self.link, self.sink, self.rate
         while True:
             try:
                 link.open()
@@ -51,7 +51,9 @@ class RtpSource:
                         if hdr.parse(link.pkt, n):
                             self.malformed += 1
                         else:
-                            jb.push(hdr, link.pkt, now)
+                            # the sink's queue: the drift loop sees the level to the sample
+                            jb.push(hdr, link.pkt, now,
+                                    sink.queued_ms() * rate // 1000 if sink else 0)
                         n = link.poll()
                     await asyncio.sleep_ms(POLL_MS)
             except (OSError, ValueError, EOFError) as e:

@@ -66,3 +66,47 @@ def longest_zero_run(x: np.ndarray) -> int:
     d = np.diff(z)
     starts, ends = np.where(d == 1)[0], np.where(d == -1)[0]
     return int(np.max(ends - starts)) if len(starts) else 0
+
+
+def find_lag(x: np.ndarray, y: np.ndarray) -> int:
+    """Where x starts in y (FFT cross-correlation)."""
+    n = 1 << int(np.ceil(np.log2(len(x) + len(y))))
+    xc = np.fft.irfft(np.fft.rfft(y.astype(float), n) * np.conj(np.fft.rfft(x.astype(float), n)),
+                      n)
+    lag = int(np.argmax(xc))
+    return lag - n if lag > n // 2 else lag
+
+
+def local_lags(src: np.ndarray, got: np.ndarray, rate: int, block_s: float = 0.25,
+               search_ms: int = 20, min_corr: float = 0.9) -> list[tuple[int, int]]:
+    """(source sample j, capture sample i - j) for blocks of the source, each
+    looked for within search_ms of where the last one was found: how the
+    capture shifts against the source over time (a drift correction, a hole,
+    a skip). Blocks that match worse than min_corr (concealed loss) are left
+    out; a lone block off by a pitch period is put back in line."""
+    lag = find_lag(src[rate: 2 * rate], got[: 6 * rate]) - rate
+    n = int(block_s * rate)
+    win = rate * search_ms // 1000
+    out = []
+    for j in range(0, len(src) - n, n):
+        lo = j + lag - win
+        if lo < 0:
+            continue  # before the capture starts (its fade-in)
+        seg = got[lo: j + lag + n + win].astype(float)
+        if len(seg) < n + 2 * win:
+            break
+        x = src[j: j + n].astype(float)
+        c = np.correlate(seg, x, "valid")
+        k = int(np.argmax(c))
+        w = seg[k: k + n]
+        den = float(np.sqrt(np.dot(x, x) * np.dot(w, w)))
+        if den == 0 or c[k] / den < min_corr:
+            continue
+        lag = lo - j + k
+        out.append((j, lag))
+    # A voiced block can match one pitch period off; a real shift (a slip, a
+    # hole) stays in the blocks after it: the median of three keeps only those.
+    lags = [lag for _, lag in out]
+    for i in range(1, len(out) - 1):
+        out[i] = (out[i][0], sorted(lags[i - 1: i + 2])[1])
+    return out
