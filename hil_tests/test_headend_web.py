@@ -687,6 +687,16 @@ def test_a_cluster_killed_is_an_alert_on_the_page_and_by_email(rig, browser):
     drv.get(f"http://127.0.0.1:{he.port}/")
     log_in(drv)
     assert not drv.find_element(By.ID, "alerts").is_displayed()
+    # n2's speaker line shorted: its status says so within a second, the banner shows it
+    sims["n2"].amp_fault("short")
+    t0 = time.monotonic()
+    amp = t_in("vi", "alert.amp_fault", node="n2")
+    until("the amplifier alert", lambda: [li for li in drv.find_elements(
+        By.CSS_SELECTOR, "#alerts li") if amp in li.text], 30)[0].find_element(
+        By.CSS_SELECTOR, "button[data-ack]").click()
+    print(f"\namplifier fault on the page in {time.monotonic() - t0:.1f} s")
+    sims["n2"].amp_fault(None)
+    until("the banner gone", lambda: not drv.find_element(By.ID, "alerts").is_displayed())
     sent_before = len(he.inbox.mail)
     sims["n3"].stop()  # its power cut: the broker sends its will
     t0 = time.monotonic()

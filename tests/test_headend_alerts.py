@@ -155,6 +155,23 @@ def test_each_cause_raises_one_alert_mailed_posted_and_acknowledged(tmp_path, sm
     assert sum(a["kind"] == "offline" and a["node"] == "n1" for a in alerts.rows()) == 2
 
 
+def test_the_status_fault_line_raises_and_clears_an_amplifier_alert(tmp_path, smtp, hook):
+    _, addr = smtp
+    _, url = hook
+    he, store, c, alerts = setup(tmp_path, addr, url)
+    now = time.time()
+    store.ingest_status("n1", {"state": "online", "node": "n1", "amp_fault": False}, now)
+    alerts.check(now)
+    assert alerts.rows() == []
+    store.ingest_status("n1", {"state": "online", "node": "n1", "amp_fault": "short"}, now)
+    alerts.check(now)
+    a = alerts.rows()
+    assert [(x["kind"], x["detail"]) for x in a] == [("amp_fault", {"fault": "short"})]
+    store.ingest_status("n1", {"state": "online", "node": "n1", "amp_fault": False}, now)
+    alerts.check(now)
+    assert alerts.rows()[0]["cleared"]
+
+
 def test_an_unreachable_smtp_server_is_recorded_not_fatal(tmp_path, hook):
     _, url = hook
     he, store, c, alerts = setup(tmp_path, f"127.0.0.1:{free_port()}", url)

@@ -88,7 +88,8 @@ class Control:
         return (now and now.get("source"), now and now.get("priority"),
                 p.volume if p else None, node.arb["held"] is not None, node.cfg["volume"],
                 node.link.is_up(),
-                node.rules.R.get("ver") if node.rules else None)
+                node.rules.R.get("ver") if node.rules else None,
+                node.hal.amp_fault())  # a fault reaches the head-end within a second
 
     # -- events -------------------------------------------------------------
     def event(self, kind, fields):

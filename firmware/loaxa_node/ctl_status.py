@@ -35,6 +35,7 @@ def status(ctl):
         "playing": _brief(now), "held": _brief(held),
         "net": node.link.info(),
         "temperature": node.hal.temperature(),
+        "amp_fault": node.hal.amp_fault() or False,
         "rules": node.rules.R.get("ver", "") if node.rules else None,
         "clock_synced": clock.trusted(),
         "t": clock.now() if clock.trusted() else None,

@@ -123,6 +123,11 @@ class Alerts:
                 self.raise_("offline", nid, f"offline:{nid}", {"since_s": round(down_s)})
             elif not gone:
                 self.clear(f"offline:{nid}")
+            fault = (n["status"] or {}).get("amp_fault")
+            if fault and not gone:
+                self.raise_("amp_fault", nid, f"amp_fault:{nid}", {"fault": fault})
+            elif n["state"] == "online" and fault is False:
+                self.clear(f"amp_fault:{nid}")
         events = self.he.store.events(since=self.cursor)
         for e in events:
             self.cursor = max(self.cursor, e["_rx"] + 1e-6)

@@ -116,7 +116,7 @@ STATUS: Fields = {
     "board": _str(32), "uid": _str(64), "commune": _str(64), "zones": ZONES,
     "location": _str(64), "uptime_s": _int(0, INT63), "volume": _int(0, 100),
     "play": _one_of("playing", "paused", "stopped"), "playing": BRIEF, "held": BRIEF,
-    "net": NET, "temperature": _num(-100, 200), "rules": _str(64),
+    "net": NET, "temperature": _num(-100, 200), "amp_fault": _scalar, "rules": _str(64),
     "clock_synced": _bool, "t": _int(0, T2K_MAX), "counters": _counters,
 }
 STATUS_REQUIRED = ("state", "node")
