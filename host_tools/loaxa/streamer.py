@@ -294,6 +294,7 @@ class FileServer:
         self.served = 0  # responses that streamed a file to the end
         self.refused = {"token": 0, "busy": 0}  # requests turned away, by why
         self.static: list[str] = []  # fixed tokens for every file (`loaxa headend files`)
+        self._clients: set[asyncio.Task] = set()
         self.relays: dict[str, Relay] = {}
         self.server: asyncio.base_events.Server | None = None
 
@@ -335,6 +336,9 @@ class FileServer:
     async def _client(self, r: asyncio.StreamReader, w: asyncio.StreamWriter) -> None:
         proc = None
         counted = False
+        task = asyncio.current_task()
+        if task:
+            self._clients.add(task)
         try:
             path = await request_path(r)
             live = path.startswith(self.LIVE)
@@ -370,6 +374,8 @@ class FileServer:
         except (TimeoutError, OSError, asyncio.IncompleteReadError, UnicodeDecodeError):
             pass
         finally:
+            if task:
+                self._clients.discard(task)
             if counted:
                 self.encoders -= 1
             if proc:
@@ -380,6 +386,9 @@ class FileServer:
     async def close(self) -> None:
         if self.server:
             self.server.close()
+            for t in list(self._clients):  # a request still on its way, a file half sent
+                t.cancel()
+            await asyncio.gather(*self._clients, return_exceptions=True)
             await self.server.wait_closed()
 
 
