@@ -25,9 +25,11 @@ from loaxa.sim import SimNode
 from loaxa.testsignals import (
     align,
     correlation,
+    host_stalls,
     local_lags,
     read_wav,
     speech_like,
+    start_stall_probe,
     write_wav,
 )
 
@@ -132,27 +134,6 @@ def need_sim(request) -> None:
         pytest.skip("runs several simulated nodes at once")
 
 
-# A probe of this host's scheduling: a process that sleeps 5 ms at a time and
-# logs each wake-up later than 40 ms. A sim node is a process on the same host:
-# when the host does not run it for 100 ms its sink runs dry, as a board's never
-# would. The drift test names such stalls next to any underrun it finds.
-STALL_PROBE = """
-import sys, time
-out = open(sys.argv[1], "w", buffering=1)
-t = time.monotonic()
-while True:
-    time.sleep(0.005)
-    n = time.monotonic()
-    if n - t > 0.045:
-        out.write("%.3f %.0f\\n" % (time.time(), (n - t) * 1000))
-    t = n
-"""
-
-
-def host_stalls(path: Path) -> list[str]:
-    return path.read_text().splitlines()
-
-
 @pytest.fixture(scope="module")
 def nodes(request, tmp_path_factory):
     """All the module's sim nodes, booted together before any stream starts: six
@@ -160,7 +141,7 @@ def nodes(request, tmp_path_factory):
     already streaming then runs dry (seen: a 220 ms underrun)."""
     need_sim(request)
     tmp = tmp_path_factory.mktemp("nodes")
-    probe = subprocess.Popen([sys.executable, "-c", STALL_PROBE, str(tmp / "stalls.log")])
+    probe = start_stall_probe(tmp / "stalls.log")
     specs = [(f"drift{p:+d}", p) for p in DRIFT_PPM] + [(f"n{i}", 0) for i in range(NODES)]
     with ThreadPoolExecutor(len(specs)) as pool:
         booted = list(pool.map(lambda sp: Node(tmp / sp[0], audio_ppm=sp[1]), specs))

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import wave
 from pathlib import Path
 
@@ -109,4 +111,36 @@ def local_lags(src: np.ndarray, got: np.ndarray, rate: int, block_s: float = 0.2
     lags = [lag for _, lag in out]
     for i in range(1, len(out) - 1):
         out[i] = (out[i][0], sorted(lags[i - 1: i + 2])[1])
+    return out
+
+
+# A probe of this host's scheduling: a process that sleeps 5 ms at a time and
+# logs (wall time, ms) each wake-up later than 45 ms. A sim node is a process on
+# the same host: a host that does not run it for 100 ms empties its sink, as a
+# board's never would. Tests and benches name such stalls next to an underrun.
+_STALL_PROBE = """
+import sys, time
+out = open(sys.argv[1], "w", buffering=1)
+t = time.monotonic()
+while True:
+    time.sleep(0.005)
+    n = time.monotonic()
+    if n - t > 0.045:
+        out.write("%.3f %.0f\\n" % (time.time(), (n - t) * 1000))
+    t = n
+"""
+
+
+def start_stall_probe(log: Path) -> subprocess.Popen:
+    """Start the probe writing to log; the caller kills it."""
+    return subprocess.Popen([sys.executable, "-c", _STALL_PROBE, str(log)])
+
+
+def host_stalls(log: Path, t0: float = 0.0, t1: float = 1e12) -> list[tuple[float, int]]:
+    """(wall time, ms) of the probe's late wake-ups between t0 and t1."""
+    out = []
+    for ln in log.read_text().splitlines() if log.exists() else []:
+        t, ms = ln.split()
+        if t0 <= float(t) <= t1:
+            out.append((float(t), int(ms)))
     return out

@@ -11,8 +11,8 @@ import importlib
 import sys
 from dataclasses import dataclass, field
 
-BENCHES: tuple[str, ...] = ("rules", "audio", "deploy", "heap", "mqtt", "factory", "headend",
-                            "tts", "emergency", "fanout", "brokerauth")
+BENCHES: tuple[str, ...] = ("rules", "audio", "drift", "deploy", "heap", "mqtt", "factory",
+                            "headend", "tts", "emergency", "fanout", "brokerauth")
 
 
 @dataclass
