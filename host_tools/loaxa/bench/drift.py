@@ -102,9 +102,10 @@ def cost_table() -> Table:
                    round(d["slip_us"], 1), round(loop + 3.2 * d["slip_us"], 1),
                    round(d["alloc"], 2), d["slips"]]],
                  note="Loop cost: 20 s of playout with the loop on and off, the least of 5 runs "
-                 "each, per second of audio (timer noise remains; it can come out negative). A slip at 200 ppm comes 3.2 "
-                 "times a second at 16 kHz. The allocation run forces the loop to 1000 ppm "
-                 "after it has settled, so slips happen in the measured part.")
+                 "each, per second of audio (timer noise remains; it can come out "
+                 "negative). A slip at 200 ppm comes 3.2 times a second at 16 kHz. The "
+                 "allocation run forces the loop to 1000 ppm after it has settled, so "
+                 "slips happen in the measured part.")
 
 
 # -- the soak ----------------------------------------------------------------
@@ -196,6 +197,7 @@ def _ffmpeg_reference(clip_file: Path, seconds: float) -> np.ndarray:
 
 def soak_case(sender: str, loss: float, seconds: float, tmp: Path) -> list[list[object]]:
     rate = 8000 if sender == "ffmpeg" else 16000
+    tmp.mkdir(parents=True, exist_ok=True)
     clip16 = speech_like(CLIP_S * 16000, 16000, seed=11)
     clip_file = write_wav(tmp / "clip.wav", clip16, 16000)
     nodes = []
@@ -249,6 +251,7 @@ def soak_case(sender: str, loss: float, seconds: float, tmp: Path) -> list[list[
         rows.append([sender if sender == "ffmpeg" else "head-end DVI4", f"{loss:.0%}", ppm,
                      f"{seconds / 60:.1f}", round(underruns / hours, 1),
                      round(st["skipped"] / hours, 1), round(st["lost"] / hours, 1),
+                     round(st["late"] / hours, 1),
                      round(st["concealed"] / hours, 1), round(float(steps.max()) * 1000 / rate,
                                                              2),
                      f"{lat.min():.0f}..{lat.max():.0f}" if len(lat) else "-",
@@ -260,11 +263,14 @@ def soak_case(sender: str, loss: float, seconds: float, tmp: Path) -> list[list[
 def soak_table(minutes: float) -> Table:
     t = Table(f"Soak: relay-like streams on sim nodes, {minutes:g} min a case (counts per hour)",
               ["sender", "loss+reorder", "sink ppm", "minutes", "underruns/h", "skipped/h",
-               "lost/h", "concealed/h", "largest correction ms", "latency ms (min..max)",
+               "lost/h", "late/h", "concealed/h", "largest step ms", "latency ms (min..max)",
                "drift_ppm", "slips dropped", "slips added", "host stalls >=100 ms"],
               note="Three nodes (-100, 0, +100 ppm) take the same stream at once. Largest "
-              "correction: the largest step of the capture's lag against the source between "
-              "0.25 s blocks (blocks hit by a concealed loss left out). Latency: from the "
+              "step: of the capture's lag against the source between 0.25 s blocks (blocks "
+              "hit by a concealed loss left out); a drift correction is one sample "
+              "(0.06-0.12 ms), anything longer is a stall whose audio came late (a reordered "
+              "128 ms packet the depth cannot cover) or an underrun, whose delay the loop "
+              "then drains. Latency: from the "
               "sender's first packet (this host's clock) to the sink playing each block "
               "(the sink's clock). 5 % loss: each packet dropped with p=0.05, and with p=0.05 "
               "one is held back behind the next. Host stalls: a probe process on the same host "
