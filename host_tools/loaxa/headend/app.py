@@ -124,7 +124,7 @@ class NotLoggedIn(Exception):
 def actor(request: Request) -> Actor:
     """The session's (user, role): the cookie the login set, or a bearer token."""
     token = token_of(request)
-    who = request.app.state.he.store.session(token) if token else None
+    who = request.app.state.he.session(token)
     if who is None:
         raise NotLoggedIn()
     return who
@@ -210,7 +210,7 @@ def create_app(he: Headend) -> FastAPI:
 
     @app.post("/api/logout")
     def logout(request: Request, response: Response, who: Who) -> dict:
-        he.store.logout(token_of(request))
+        he.logout(token_of(request))
         response.delete_cookie(COOKIE)
         return {"user": who[0]}
 

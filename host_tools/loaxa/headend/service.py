@@ -179,6 +179,22 @@ class Headend:
         return datetime.now(self.tz).date()
 
     # -- nodes ------------------------------------------------------------------
+    # -- sessions (the API's and the page's way in) --------------------------------
+    def session(self, token: str) -> Actor | None:
+        """The (user, role) of a live session, None once it ended."""
+        return self.store.session(token) if token else None
+
+    def logout(self, token: str) -> None:
+        self.store.logout(token)
+
+    def commune(self) -> str:
+        return (self.store.setting("serve") or {}).get("commune", "")
+
+    def zones(self, actor: Actor) -> list[str]:
+        """The zones of the inventory's nodes, the ones a broadcast may name."""
+        self._check(actor, "viewer", "nodes", {})
+        return sorted(self.store.zones())
+
     def nodes(self, actor: Actor) -> list[dict]:
         """The inventory's nodes, each with the messages of it dropped as malformed."""
         self._check(actor, "viewer", "nodes", {})

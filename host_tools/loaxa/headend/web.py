@@ -98,11 +98,11 @@ def add_web(app: FastAPI, he: Headend) -> None:
         return HTMLResponse(ENV.get_template("index.html").render(
             user=user, role=role, nodes=he.nodes((user, role)), media=he.media(),
             strangers=he.strangers((user, role)),
-            zones=sorted(he.store.zones()), today=he.today().isoformat(),
+            zones=he.zones((user, role)), today=he.today().isoformat(),
             scheduled=he.scheduled((user, role), SCHEDULED_ROWS),
             map=node_map(he.nodes((user, role))),
             can_operate=allowed(role, "operator"), can_admin=allowed(role, "admin"),
-            rules_text=(he.store.setting("rules") or {}).get("text", ""), **ctx))
+            rules_text=he.rules_in_force((user, role)).get("text", ""), **ctx))
 
     @app.get("/map", response_class=HTMLResponse, include_in_schema=False)
     def map_(request: Request) -> HTMLResponse:
@@ -138,7 +138,7 @@ def add_web(app: FastAPI, he: Headend) -> None:
             sep=" ", timespec="minutes")
         return HTMLResponse(ENV.get_template("report.html").render(
             rep=rep, user=who[0], made=made,
-            commune=(he.store.setting("serve") or {}).get("commune", ""), **_globals(code)))
+            commune=he.commune(), **_globals(code)))
 
     @app.post("/login", include_in_schema=False)
     async def login(request: Request, user: str = Form(..., max_length=64),
@@ -157,7 +157,7 @@ def add_web(app: FastAPI, he: Headend) -> None:
 
     @app.post("/logout", include_in_schema=False)
     def logout(request: Request) -> Response:
-        he.store.logout(token_of(request))
+        he.logout(token_of(request))
         r = RedirectResponse("/", 303)
         r.delete_cookie(COOKIE)
         return r
@@ -174,7 +174,7 @@ def add_web(app: FastAPI, he: Headend) -> None:
             """Until the client goes or its session ends (logout, expiry, a new
             password or role, the user removed)."""
             last = None
-            while he.store.session(token) is not None:
+            while he.session(token) is not None:
                 body = rows(he, who, code)
                 if body != last:
                     last = body
