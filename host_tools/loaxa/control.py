@@ -124,10 +124,14 @@ class Controller:
         except AssertionError:
             why = self.client.error  # what the last attempt met: refused, a certificate...
             self.close()
+            hint = ("the broker does not know the head-end's user or password: for "
+                    "mosquitto run `loaxa headend broker-files` and reload it "
+                    "(docs/control.md)" if why and "refused the connection" in why else
+                    "is the broker running, and for mqtts:// is --broker-ca the CA "
+                    "that signed its certificate?")
             raise LoaxaError(f"no connection to the broker at {url}" + (f": {why}" if why
                                                                          else ""),
-                             "is the broker running, and for mqtts:// is --broker-ca the CA "
-                             "that signed its certificate?") from None
+                             hint) from None
 
     async def _start(self) -> None:
         self.client.start()
