@@ -804,6 +804,22 @@ def test_no_client_gets_in_without_its_own_credentials(broker):
 
 
 @on_both_brokers
+def test_a_rotated_password_replaces_the_old_one(broker):
+    """Provisioning again gives the node a new password: the broker takes it and
+    refuses the old one (the embedded broker reads the inventory again by itself,
+    mosquitto after the files are written again and it is reloaded)."""
+    old = enrol(broker, "n1")
+    new = enrol(broker, "n1")  # as `loaxa provision` run again does
+    assert new != old
+    for password, ok in ((old, False), (new, True)):
+        s = Spy(broker.url, "n1", password)
+        try:
+            assert s.settle() is ok, s.client.error
+        finally:
+            s.close()
+
+
+@on_both_brokers
 def test_a_nodes_credentials_reach_only_its_own_topics(broker):
     """With node n1's password an attacker publishes nowhere but n1's status
     and events, and reads nothing but n1's commands and rules."""

@@ -38,7 +38,7 @@ class InventoryAccess:
         self.path = Path(inventory)
         self.prefix = prefix
         self.communes = communes
-        self._stamp: tuple[int, int] | None = None
+        self._stamp: tuple[int, int, bytes] | None = None
         self._access = Access(prefix)
         self._looked = 0.0
         self()
@@ -52,15 +52,26 @@ class InventoryAccess:
             return self._access
         self._looked = now
         try:
-            st = self.path.stat()
-            stamp = (st.st_mtime_ns, st.st_size)
+            stamp = _stamp(self.path)
         except OSError:
             return self._access  # kept: a moment without the file locks nobody out
         if stamp != self._stamp:
             with Inventory(self.path) as inv:
                 self._access = Access.from_inventory(inv, self.prefix, self.communes)
-            self._stamp = (self.path.stat().st_mtime_ns, self.path.stat().st_size)
+            # the stamp from before the read: a write during it is read next time
+            self._stamp = stamp
         return self._access
+
+
+def _stamp(path: Path) -> tuple[int, int, bytes]:
+    """What changes with every commit to the inventory: its time and size, which a
+    rewrite of the same pages within one clock tick leaves equal, and SQLite's file
+    change counter (header bytes 24-27, bumped by every transaction in the
+    inventory's rollback-journal mode)."""
+    st = path.stat()
+    with open(path, "rb") as f:
+        f.seek(24)
+        return st.st_mtime_ns, st.st_size, f.read(4)
 
 
 class LoaxaAuth(BaseAuthPlugin):
