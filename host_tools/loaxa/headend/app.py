@@ -14,7 +14,7 @@ from datetime import date, datetime
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from fastapi import Depends, FastAPI, Query, Request
+from fastapi import APIRouter, Depends, FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
@@ -22,6 +22,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from starlette.datastructures import MutableHeaders
 
 from ..errors import LoaxaError
+from . import models as m
 from .guard import LoginGuard, Refused
 from .service import Actor, Denied, Headend
 
@@ -139,6 +140,118 @@ def token_of(request: Request) -> str:
 Who = Annotated[Actor, Depends(actor)]
 
 
+def _he(request: Request) -> Headend:
+    return request.app.state.he  # type: ignore[no-any-return]
+
+
+He = Annotated[Headend, Depends(_he)]
+
+# The API's routes, one router per area (FastAPI's "bigger applications" layout);
+# each declares what it answers (models.py), so /openapi.json describes it.
+session = APIRouter(prefix="/api", tags=["session"])
+nodes = APIRouter(prefix="/api", tags=["nodes"])
+broadcasts = APIRouter(prefix="/api", tags=["broadcasts"])
+rules = APIRouter(prefix="/api", tags=["rules"])
+reports = APIRouter(prefix="/api", tags=["reports"])
+admin = APIRouter(prefix="/api", tags=["admin"])
+
+
+@session.post("/login", response_model=m.Session)
+async def login(body: Login, request: Request, response: Response) -> dict:
+    got = await request.app.state.guard.login(body.user, body.password, client_addr(request))
+    if isinstance(got, Refused):
+        if got.why == "wrong":
+            raise NotLoggedIn()
+        raise Throttled(got)
+    token, role = got
+    set_session_cookie(request, response, token)
+    return {"user": body.user, "role": role, "token": token}
+
+
+@session.post("/logout", response_model=m.LoggedOut)
+def logout(request: Request, response: Response, who: Who, he: He) -> dict:
+    he.logout(token_of(request))
+    response.delete_cookie(COOKIE)
+    return {"user": who[0]}
+
+
+@nodes.get("/nodes", response_model=list[m.Node])
+def list_nodes(who: Who, he: He) -> list[dict]:
+    return he.nodes(who)
+
+
+@broadcasts.post("/broadcast", response_model=m.Sent)
+def broadcast(body: Broadcast, who: Who, he: He) -> dict:
+    return he.broadcast(who, body.file, body.zones, body.priority, body.title, body.at)
+
+
+@broadcasts.post("/broadcast/{bid}/stop", response_model=m.State)
+def stop_broadcast(bid: int, who: Who, he: He) -> dict:
+    return he.stop_broadcast(who, bid)
+
+
+@broadcasts.get("/live", response_model=list[m.Relay])
+def live(who: Who, he: He) -> list[dict]:
+    return he.live(who)
+
+
+@broadcasts.get("/scheduled", response_model=list[m.Scheduled])
+def scheduled(who: Who, he: He, limit: int = 100) -> list[dict]:
+    return he.scheduled(who, limit)
+
+
+@broadcasts.delete("/scheduled/{sid}", response_model=m.State)
+def cancel(sid: int, who: Who, he: He) -> dict:
+    return he.cancel(who, sid)
+
+
+@broadcasts.post("/emergency", response_model=m.Sent)
+def emergency(body: Emergency, who: Who, he: He) -> dict:
+    return he.emergency(who, body.action, body.file, body.title)
+
+
+@rules.post("/rules", response_model=m.Sent)
+def push_rules(body: Rules, who: Who, he: He) -> dict:
+    return he.push_rules(who, body.text, body.name)
+
+
+@rules.post("/rules/check", response_model=m.RulesCheck)
+def check_rules(body: Rules, who: Who, he: He) -> dict:
+    return he.check_rules(who, body.text, body.name)
+
+
+@rules.get("/rules", response_model=m.RulesInForce)
+def rules_in_force(who: Who, he: He) -> dict:
+    return he.rules_in_force(who)
+
+
+@reports.get("/report", response_model=m.Report, response_model_by_alias=True,
+             responses={200: {"content": {"text/csv": {}}}})
+def report(who: Who, he: He, start: Annotated[date, Query(alias="from")],
+           end: Annotated[date, Query(alias="to")],
+           format: Literal["json", "csv"] = "json") -> Any:
+    rep = he.report(who, start, end)
+    if format == "csv":
+        return PlainTextResponse(he.report_csv(rep), media_type="text/csv", headers={
+            "Content-Disposition": f'attachment; filename="loaxa-{start}-{end}.csv"'})
+    return rep
+
+
+@admin.get("/audit", response_model=list[m.AuditEntry])
+def audit(who: Who, he: He, limit: int = 100) -> list[dict]:
+    return he.audit_log(who, limit)
+
+
+@admin.get("/lockouts", response_model=list[m.Lockout])
+def lockouts(who: Who, he: He) -> list[dict]:
+    return he.lockouts(who)
+
+
+@admin.delete("/lockouts/{user}", response_model=m.Unlocked)
+def unlock(user: str, who: Who, he: He) -> dict:
+    return he.unlock(who, user)
+
+
 def create_app(he: Headend) -> FastAPI:
     app = FastAPI(title="loaxa head-end", version="1",
                   description="The commune head-end: nodes, broadcasts, emergencies, rules "
@@ -147,7 +260,7 @@ def create_app(he: Headend) -> FastAPI:
     app.add_middleware(SecurityHeaders)
 
     app.state.he = he
-    guard = app.state.guard = LoginGuard(he.store)
+    app.state.guard = LoginGuard(he.store)
 
     @app.exception_handler(Throttled)
     async def _429(request: Request, exc: Throttled) -> JSONResponse:
@@ -171,17 +284,6 @@ def create_app(he: Headend) -> FastAPI:
         errs = ["/".join(str(p) for p in e["loc"][1:]) + ": " + e["msg"] for e in exc.errors()]
         return JSONResponse({"error": "bad input: " + "; ".join(errs)}, 422)
 
-    @app.post("/api/login")
-    async def login(body: Login, request: Request, response: Response) -> dict:
-        got = await guard.login(body.user, body.password, client_addr(request))
-        if isinstance(got, Refused):
-            if got.why == "wrong":
-                raise NotLoggedIn()
-            raise Throttled(got)
-        token, role = got
-        set_session_cookie(request, response, token)
-        return {"user": body.user, "role": role, "token": token}
-
     @app.get("/openapi.json", include_in_schema=False)
     def openapi(who: Who) -> JSONResponse:
         return JSONResponse(app.openapi())
@@ -200,73 +302,8 @@ def create_app(he: Headend) -> FastAPI:
             "object-src 'none'; base-uri 'none'; frame-ancestors 'none'")
         return page
 
-    @app.get("/api/lockouts")
-    def lockouts(who: Who) -> list[dict]:
-        return he.lockouts(who)
-
-    @app.delete("/api/lockouts/{user}")
-    def unlock(user: str, who: Who) -> dict:
-        return he.unlock(who, user)
-
-    @app.post("/api/logout")
-    def logout(request: Request, response: Response, who: Who) -> dict:
-        he.logout(token_of(request))
-        response.delete_cookie(COOKIE)
-        return {"user": who[0]}
-
-    @app.get("/api/nodes")
-    def nodes(who: Who) -> list[dict]:
-        return he.nodes(who)
-
-    @app.post("/api/broadcast")
-    def broadcast(body: Broadcast, who: Who) -> dict:
-        return he.broadcast(who, body.file, body.zones, body.priority, body.title, body.at)
-
-    @app.post("/api/broadcast/{bid}/stop")
-    def stop_broadcast(bid: int, who: Who) -> dict:
-        return he.stop_broadcast(who, bid)
-
-    @app.get("/api/live")
-    def live(who: Who) -> list[dict]:
-        return he.live(who)
-
-    @app.get("/api/scheduled")
-    def scheduled(who: Who, limit: int = 100) -> list[dict]:
-        return he.scheduled(who, limit)
-
-    @app.delete("/api/scheduled/{sid}")
-    def cancel(sid: int, who: Who) -> dict:
-        return he.cancel(who, sid)
-
-    @app.post("/api/emergency")
-    def emergency(body: Emergency, who: Who) -> dict:
-        return he.emergency(who, body.action, body.file, body.title)
-
-    @app.post("/api/rules")
-    def push_rules(body: Rules, who: Who) -> dict:
-        return he.push_rules(who, body.text, body.name)
-
-    @app.post("/api/rules/check")
-    def check_rules(body: Rules, who: Who) -> dict:
-        return he.check_rules(who, body.text, body.name)
-
-    @app.get("/api/rules")
-    def rules_in_force(who: Who) -> dict:
-        return he.rules_in_force(who)
-
-    @app.get("/api/report", response_model=None)
-    def report(who: Who, start: Annotated[date, Query(alias="from")],
-               end: Annotated[date, Query(alias="to")],
-               format: Literal["json", "csv"] = "json") -> dict | PlainTextResponse:
-        rep = he.report(who, start, end)
-        if format == "csv":
-            return PlainTextResponse(he.report_csv(rep), media_type="text/csv", headers={
-                "Content-Disposition": f'attachment; filename="loaxa-{start}-{end}.csv"'})
-        return rep
-
-    @app.get("/api/audit")
-    def audit(who: Who, limit: int = 100) -> list[dict]:
-        return he.audit_log(who, limit)
+    for router in (session, nodes, broadcasts, rules, reports, admin):
+        app.include_router(router)
 
     from fastapi.staticfiles import StaticFiles
 
