@@ -48,8 +48,9 @@ def refusals(ctl, node: str, n: int, timeout: float = 10) -> list[str]:
 
 @on_both_brokers
 def test_a_stolen_nodes_key_makes_no_other_node_play(fleet):  # noqa: F811
-    """The attacker has A's key and can publish anywhere (no broker ACLs here:
-    the envelope alone must hold). Every way to make B play is refused and
+    """The attacker has A's key and publishes with the head-end's broker user,
+    which may write every topic: a broker whose ACLs are missing or bypassed,
+    so the envelope alone must hold. Every way to make B play is refused and
     counted by the node it reached; A's key still acts as A."""
     fleet.add("a", ["thon-1"])
     b = fleet.add("b", ["thon-1"])
