@@ -36,6 +36,7 @@ SETTLE = 200  # steps (4 s) over which the level to hold is measured, no correct
 DEAD_US = 5000  # a level within 5 ms of it is left alone (packet bursts, jitter)
 MAX_PPM = 2000  # fastest correction: 2 ms a second, one sample at a time
 INT_US = 20000  # the drift estimate learns only while the level is within 20 ms
+CALM = 1500  # ...and 30 s (steps) after a stall whose audio came late: its delay is no drift
 ERR_US = 200000  # error clamp (small ints on ESP32)
 
 WAIT = 0  # gathering `depth` before (re)starting playout
@@ -192,6 +193,7 @@ class JitterBuffer:
         self._lvl_n = 0
         self._lvl_set = 0  # the level to hold
         self._lvl_f = 0  # the level filtered (x512, 10 s)
+        self._calm = CALM  # steps since a stall ended in late audio (CALM: none)
         self._i16 = 0  # integral term = the measured drift, ppm x 65536
         self._u = 0  # correction now, ppm (+: dropping)
         self._acc = 0  # ppm x samples toward the next slip
@@ -379,8 +381,12 @@ class JitterBuffer:
             seq = self.next_seq
             e = seq & (ENTRIES - 1)
             if self.lens[e] and self.seqs[e] == seq:
-                self.concealed += self._stall  # a stall that audio ended (late
-                self._stall = self._stall_n = 0  # audio: the loop drains the delay)
+                # a stall that late audio ended: the loop drains the delay it
+                # added, but that is no clock drift: the estimate waits
+                self.concealed += self._stall
+                if self._stall_n:
+                    self._calm = 0
+                self._stall = self._stall_n = 0
                 self._start(e)
             elif rtp.seq_diff(self.highest, seq) > 0:
                 self.lost += 1  # later packets are here, this one is gone
@@ -522,7 +528,9 @@ class JitterBuffer:
             eu = max(-ERR_US, min(ERR_US, e * 15625 // (self.rate >> 6)))
             eu = eu - DEAD_US if eu > DEAD_US else eu + DEAD_US if eu < -DEAD_US else 0
             u = (eu >> 4) + (self._i16 >> 16)  # P: 1/16 per s; I below: 1/1024 per s^2
-            if -INT_US < eu < INT_US and (-MAX_PPM < u < MAX_PPM or (u > 0) != (eu > 0)):
+            if self._calm < CALM:
+                self._calm += 1
+            elif -INT_US < eu < INT_US and (-MAX_PPM < u < MAX_PPM or (u > 0) != (eu > 0)):
                 self._i16 += eu * 64 // (1000 // CTL_MS)
             self._u = max(-MAX_PPM, min(MAX_PPM, u))
         if self._ctl_k < SETTLE:
