@@ -204,6 +204,11 @@ class JitterBuffer:
     def jitter_ms(self):
         return (self._jit16 >> 4) * 1000 // self.rate
 
+    def disturbed(self):
+        """The sink ran dry (its silence delays all that follows, as a stall's
+        late audio does): the loop drains it but does not learn it as drift."""
+        self._calm = 0
+
     def drift_ppm(self):
         """The sender's clock against the sink's as the loop measured it
         (+: the sender is faster, samples are dropped)."""

@@ -32,6 +32,7 @@ class RtpSource:
         self.once = once
         self.ended = False  # once: the head-end closed the stream
         self.malformed = 0  # not RTP v2 / truncated (counted here, before the buffer)
+        self._underruns = sink.underruns if sink else 0  # the sink's, seen so far
         self._t0 = time.ticks_ms()
         self._last_rx = self._t0
         self._task = asyncio.create_task(self._rx())
@@ -70,8 +71,11 @@ class RtpSource:
 
     async def fill(self, buf, n):
         # conceal a stall only when the sink's queue is about to run out
-        k = self.jb.read(buf, n, self.fading or self.sink is None
-                         or self.sink.queued_ms() < LOW_MS)
+        sink = self.sink
+        k = self.jb.read(buf, n, self.fading or sink is None or sink.queued_ms() < LOW_MS)
+        if sink is not None and sink.underruns != self._underruns:
+            self._underruns = sink.underruns
+            self.jb.disturbed()
         idle = time.ticks_diff(time.ticks_ms(), self._last_rx)
         if (self.jb.started and (idle > IDLE_MS or self.ended and self.jb.depth_ms() == 0)) \
                 or (not self.jb.started and idle > CONNECT_MS):
