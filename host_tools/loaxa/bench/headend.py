@@ -445,7 +445,8 @@ def _pages() -> list[tuple[str, str, bool]]:
     month = time.strftime("%Y-%m-01")
     return [("login", "/", False), ("nodes", "/", True),
             ("report", f"/report?from={month}&to={today}", True),
-            ("report, no dates: this month", "/report", True)]
+            ("report, no dates: this month", "/report", True),
+            ("a cluster", "/clusters/loa-00", True), ("users", "/users", True)]
 
 
 def web() -> Table:
