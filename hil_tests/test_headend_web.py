@@ -659,7 +659,9 @@ def test_a_clusters_page_shows_its_day_and_sends_it_a_test_tone(rig, browser):
     drv.delete_all_cookies()  # the operator: no restart button
     drv.get(f"http://127.0.0.1:{he.port}/")
     log_in(drv)
-    until("the node table", lambda: drv.find_elements(By.CSS_SELECTOR, "#node-n1 a"))[0].click()
+    # the rows are redrawn as the nodes report: look the link up as it is clicked
+    until("n1's link clicked", lambda: [a.click() or True for a in drv.find_elements(
+        By.CSS_SELECTOR, "#node-n1 a")][:1])
     until("n1's page", lambda: drv.find_element(By.TAG_NAME, "h1").text == t_in(
         "vi", "web.cl.title", node="n1"))
     spans = drv.find_elements(By.CSS_SELECTOR, "#timeline i.online")
