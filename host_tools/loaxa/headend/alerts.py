@@ -5,9 +5,8 @@ node refusing the commune's rules. Each is raised once while its cause lasts,
 shown on every page as a banner until someone acknowledges it (audited), and
 sent by e-mail (SMTP) and/or to a webhook when serve is told where.
 
-serve runs a Watcher thread that looks every second; the rows live in their
-own table, created here if missing, so that the store's migrations stay the
-store's."""
+serve's Watcher looks every second; the rows are the store's (store.py, the
+one place that touches SQLite)."""
 
 from __future__ import annotations
 
@@ -30,10 +29,6 @@ OFFLINE_S = 3 * HEARTBEAT_S
 CRASHES = 3  # crash resets within CRASH_WINDOW_S: a crash loop
 CRASH_WINDOW_S = 15 * 60
 CRASH = ("watchdog", "brownout", "unknown")  # not power_on, hard (a reboot), soft, deepsleep
-SCHEMA = """CREATE TABLE IF NOT EXISTS alerts (
-  id INTEGER PRIMARY KEY, at REAL NOT NULL, kind TEXT NOT NULL, node TEXT,
-  key TEXT NOT NULL, detail TEXT NOT NULL, cleared REAL, acked_by TEXT, acked_at REAL,
-  sent TEXT NOT NULL DEFAULT '{}')"""
 KINDS = ("offline", "amp_fault", "safe_mode", "crash_loop", "rules_refused")
 log = logging.getLogger("loaxa.headend")
 
@@ -43,53 +38,31 @@ def config(he: Headend) -> dict:
 
 
 class Alerts:
+    """The rules that raise and clear alerts; the rows are the store's."""
+
     def __init__(self, he: Headend):
         self.he = he
-        with he.store.tx() as db:
-            db.execute(SCHEMA)
         self.cursor = time.time()  # events before this start are history, not news
-        self.lock = threading.Lock()
 
     # -- the rows -------------------------------------------------------------
-    def _open(self, key: str) -> bool:
-        """An alert of this cause not yet over (or not yet seen by anyone)."""
-        return bool(self.he.store._read(
-            "SELECT 1 FROM alerts WHERE key=? AND (cleared IS NULL OR acked_by IS NULL)",
-            (key,)))
-
     def raise_(self, kind: str, node: str | None, key: str, detail: dict) -> int | None:
-        with self.lock:
-            if self._open(key):
-                return None
-            with self.he.store.tx() as db:
-                cur = db.execute("INSERT INTO alerts (at, kind, node, key, detail) "
-                                 "VALUES (?,?,?,?,?)", (time.time(), kind, node, key,
-                                                        json.dumps(detail, ensure_ascii=False)))
-                aid = int(cur.lastrowid or 0)
-        self.he.store.audit("headend", "alert", {"id": aid, "kind": kind, "node": node,
-                                                 **detail}, "raised")
-        self._notify(aid)
+        aid = self.he.store.raise_alert(kind, node, key, detail)
+        if aid is not None:
+            self._notify(aid)
         return aid
 
     def clear(self, key: str) -> None:
-        with self.he.store.tx() as db:
-            db.execute("UPDATE alerts SET cleared=? WHERE key=? AND cleared IS NULL",
-                       (time.time(), key))
+        self.he.store.clear_alert(key)
 
     def rows(self, limit: int = 100, open_only: bool = False) -> list[dict]:
-        q = ("SELECT id, at, kind, node, detail, cleared, acked_by, acked_at, sent "
-             "FROM alerts")
-        if open_only:
-            q += " WHERE acked_by IS NULL"
         tz = self.he.tz
 
         def iso(ts: float | None) -> str | None:
             return None if ts is None else datetime.fromtimestamp(ts, tz).isoformat(
                 timespec="seconds")
-        return [{"id": r[0], "at": iso(r[1]), "kind": r[2], "node": r[3],
-                 "detail": json.loads(r[4]), "cleared": iso(r[5]), "acked_by": r[6],
-                 "acked_at": iso(r[7]), "sent": json.loads(r[8])}
-                for r in self.he.store._read(q + " ORDER BY id DESC LIMIT ?", (limit,))]
+        return [{**a, "at": iso(a["at"]), "cleared": iso(a["cleared"]),
+                 "acked_at": iso(a["acked_at"])}
+                for a in self.he.store.alerts(limit, open_only)]
 
     def list(self, actor: Actor, limit: int = 100, open_only: bool = False) -> list[dict]:
         self.he._check(actor, "viewer", "alerts", {})
@@ -98,13 +71,9 @@ class Alerts:
     def ack(self, actor: Actor, aid: int) -> dict:
         detail = {"alert": aid}
         self.he._check(actor, "operator", "alert.ack", detail)
-        with self.he.store.tx() as db:
-            n = db.execute("UPDATE alerts SET acked_by=?, acked_at=? WHERE id=? AND "
-                           "acked_by IS NULL", (actor[0], time.time(), aid)).rowcount
-        if not n:
+        if not self.he.store.ack_alert(aid, actor[0]):
             raise self.he._refuse(actor, "alert.ack", detail,
                                   f"no alert {aid} waiting for acknowledgement")
-        self.he.store.audit(actor[0], "alert.ack", detail, "ok")
         return {"id": aid, "acked_by": actor[0]}
 
     # -- what raises them -----------------------------------------------------------
@@ -185,8 +154,7 @@ class Alerts:
             except httpx.HTTPError as e:
                 sent["webhook"] = f"failed: {e}"
                 log.warning("alert %s: webhook failed: %s", aid, e)
-        with self.he.store.tx() as db:
-            db.execute("UPDATE alerts SET sent=? WHERE id=?", (json.dumps(sent), aid))
+        self.he.store.alert_sent(aid, sent)
 
 
 def send_mail(cfg: dict, subject: str, body: str) -> None:

@@ -82,6 +82,13 @@ MIGRATIONS = (
     """,
     # envelope sequences: one counter per sender name (seqcounter.py)
     seqcounter.SCHEMA,
+    # alerts (alerts.py); IF NOT EXISTS: a head-end before this migration made it itself
+    """
+    CREATE TABLE IF NOT EXISTS alerts (
+      id INTEGER PRIMARY KEY, at REAL NOT NULL, kind TEXT NOT NULL, node TEXT,
+      key TEXT NOT NULL, detail TEXT NOT NULL, cleared REAL, acked_by TEXT, acked_at REAL,
+      sent TEXT NOT NULL DEFAULT '{}')
+    """,
 )
 
 
@@ -194,6 +201,11 @@ class Store:
                 raise LoaxaError(f"no user {name!r}")
             db.execute("DELETE FROM sessions WHERE user=?", (name,))
             self._audit(db, by, "user.remove", {"user": name}, "ok")
+
+    def users(self) -> list[dict]:
+        return [{"name": r[0], "role": r[1], "created_by": r[2], "created_at": r[3]}
+                for r in self._read("SELECT name, role, created_by, created_at FROM users "
+                                    "ORDER BY name")]
 
     def role_of(self, name: str) -> str | None:
         rows = self._read("SELECT role FROM users WHERE name=?", (name,))
@@ -372,6 +384,53 @@ class Store:
             if doc is not None and isinstance(rx, int | float):
                 out.append({**doc, "_rx": rx})
         return out
+
+    # -- alerts (alerts.py) ---------------------------------------------------------
+    def raise_alert(self, kind: str, node: str | None, key: str, detail: dict) -> int | None:
+        """A new alert of this cause (audited), or None while one is not yet over
+        or not yet acknowledged: checked and written in one transaction."""
+        with self.tx() as db:
+            if db.execute("SELECT 1 FROM alerts WHERE key=? AND (cleared IS NULL OR "
+                          "acked_by IS NULL)", (key,)).fetchone():
+                return None
+            cur = db.execute("INSERT INTO alerts (at, kind, node, key, detail) "
+                             "VALUES (?,?,?,?,?)", (time.time(), kind, node, key,
+                                                    json.dumps(detail, ensure_ascii=False)))
+            aid = int(cur.lastrowid or 0)
+            self._audit(db, "headend", "alert", {"id": aid, "kind": kind, "node": node,
+                                                 **detail}, "raised")
+            return aid
+
+    def clear_alert(self, key: str) -> None:
+        """Its cause is over (it stays shown until acknowledged)."""
+        with self.tx() as db:
+            db.execute("UPDATE alerts SET cleared=? WHERE key=? AND cleared IS NULL",
+                       (time.time(), key))
+
+    def alerts(self, limit: int = 100, open_only: bool = False) -> list[dict]:
+        """Newest first; times as Unix times."""
+        q = ("SELECT id, at, kind, node, detail, cleared, acked_by, acked_at, sent "
+             "FROM alerts")
+        if open_only:
+            q += " WHERE acked_by IS NULL"
+        return [{"id": r[0], "at": r[1], "kind": r[2], "node": r[3],
+                 "detail": json.loads(r[4]), "cleared": r[5], "acked_by": r[6],
+                 "acked_at": r[7], "sent": json.loads(r[8])}
+                for r in self._read(q + " ORDER BY id DESC LIMIT ?", (limit,))]
+
+    def ack_alert(self, aid: int, who: str) -> bool:
+        """Acknowledged (audited); False if there is no such alert waiting for it."""
+        with self.tx() as db:
+            n = db.execute("UPDATE alerts SET acked_by=?, acked_at=? WHERE id=? AND "
+                           "acked_by IS NULL", (who, time.time(), aid)).rowcount
+            if n:
+                self._audit(db, who, "alert.ack", {"alert": aid}, "ok")
+        return bool(n)
+
+    def alert_sent(self, aid: int, sent: dict) -> None:
+        """How the alert went out (e-mail, webhook)."""
+        with self.tx() as db:
+            db.execute("UPDATE alerts SET sent=? WHERE id=?", (json.dumps(sent), aid))
 
     # -- broadcasts -------------------------------------------------------------
     def begin_broadcast(self, who: str, kind: str, target: str, body: dict) -> int:

@@ -25,10 +25,8 @@ class UserSet(BaseModel):
 
 def users(he: Headend, actor: Actor) -> list[dict]:
     he._check(actor, "admin", "users", {})
-    return [{"name": r[0], "role": r[1], "created_by": r[2],
-             "created_at": datetime.fromtimestamp(r[3], he.tz).isoformat(timespec="minutes")}
-            for r in he.store._read("SELECT name, role, created_by, created_at FROM users "
-                                    "ORDER BY name")]
+    return [{**u, "created_at": datetime.fromtimestamp(u["created_at"], he.tz).isoformat(
+        timespec="minutes")} for u in he.store.users()]
 
 
 def set_user(he: Headend, actor: Actor, name: str, body: UserSet) -> dict:
