@@ -20,7 +20,7 @@ from datetime import datetime
 from email.message import EmailMessage
 from typing import Any
 
-from fastapi import FastAPI, Request
+from fastapi import APIRouter, Request
 
 from ..errors import LoaxaError
 from .service import HEARTBEAT_S, Actor, Headend
@@ -222,13 +222,14 @@ def parse_config(email_to: str | None, smtp: str | None, email_from: str | None,
     return cfg
 
 
-def add_alert_routes(app: FastAPI, he: Headend) -> Alerts:
+def router(alerts: Alerts) -> APIRouter:
+    """The alerts' routes."""
+    from . import models as m
     from .app import actor
 
-    alerts = Alerts(he)
-    app.state.alerts = alerts
+    r = APIRouter(prefix="/api/alerts", tags=["alerts"])
 
-    @app.get("/api/alerts", tags=["alerts"])
+    @r.get("", response_model=list[m.Alert], response_model_exclude_unset=True)
     def list_alerts(request: Request, open: bool = False, limit: int = 100,
                     lang: str = "vi") -> list[dict]:
         """Alerts, newest first: kind, node, time, detail, when its cause ended
@@ -240,8 +241,8 @@ def add_alert_routes(app: FastAPI, he: Headend) -> Alerts:
         return [{**a, "text": t_in(code, "alert." + a["kind"], node=a["node"] or "-")}
                 for a in alerts.list(actor(request), min(max(limit, 1), 1000), open)]
 
-    @app.post("/api/alerts/{aid}/ack", tags=["alerts"])
+    @r.post("/{aid}/ack", response_model=m.Acked)
     def ack(aid: int, request: Request) -> dict:
         return alerts.ack(actor(request), aid)
 
-    return alerts
+    return r

@@ -307,21 +307,15 @@ def create_app(he: Headend) -> FastAPI:
 
     from fastapi.staticfiles import StaticFiles
 
-    from .alerts import add_alert_routes
-    from .clusters import add_cluster_routes
-    from .media import add_media_routes
-    from .schedule import add_schedule_routes
-    from .tts import add_tts_routes
-    from .users import add_user_routes
-    from .web import add_web
+    from . import alerts, clusters, media, schedule, tts, users, web
 
-    add_web(app, he)
-    add_media_routes(app, he)
-    add_tts_routes(app, he)
-    add_alert_routes(app, he)
-    add_schedule_routes(app, he)
-    add_cluster_routes(app, he)
-    add_user_routes(app, he)
+    # the pages and the later areas, each its router; what they share is on app.state
+    app.state.library = library = media.Library(he)
+    app.state.alerts = watch = alerts.Alerts(he)
+    for router in (web.router(he), media.router(he, library), tts.router(he, library),
+                   alerts.router(watch), schedule.router(he), clusters.router(he),
+                   users.router(he)):
+        app.include_router(router)
     app.mount("/static", StaticFiles(directory=Path(__file__).with_name("static")),
               name="static")
     return app

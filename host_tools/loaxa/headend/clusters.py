@@ -10,7 +10,7 @@ import time
 from datetime import datetime
 from typing import Literal
 
-from fastapi import FastAPI, Request
+from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -106,23 +106,28 @@ def command(he: Headend, actor: Actor, node: str, c: Command) -> dict:
     return he._send(actor, "node." + c.cmd, c.cmd, f"node:{node}", body, detail)
 
 
-def add_cluster_routes(app: FastAPI, he: Headend) -> None:
+def router(he: Headend) -> APIRouter:
+    """A cluster's page and its routes."""
     from ..errors import LoaxaError
+    from . import models as m
     from .app import NotLoggedIn, actor
     from .web import ENV, _globals, page_lang
 
-    @app.get("/api/nodes/{node}/history", tags=["clusters"])
+    r = APIRouter(tags=["clusters"])
+
+    @r.get("/api/nodes/{node}/history", response_model=m.ClusterHistory,
+           response_model_exclude_unset=True)
     def node_history(node: str, request: Request) -> dict:
         """The last day of one cluster: online/offline timeline, events, play log."""
         return history(he, actor(request), node)
 
-    @app.post("/api/nodes/{node}/command", tags=["clusters"])
+    @r.post("/api/nodes/{node}/command", response_model=m.Sent)
     def node_command(node: str, body: Command, request: Request) -> dict:
         """volume (operator), a test tone (operator), stop (operator), restart
         (reboot, admin): to this cluster alone."""
         return command(he, actor(request), node, body)
 
-    @app.get("/clusters/{node}", response_class=HTMLResponse, include_in_schema=False)
+    @r.get("/clusters/{node}", response_class=HTMLResponse, include_in_schema=False)
     def cluster_page(node: str, request: Request) -> Response:
         code = page_lang(request)
         try:
@@ -136,3 +141,5 @@ def add_cluster_routes(app: FastAPI, he: Headend) -> None:
         return HTMLResponse(ENV.get_template("cluster.html").render(
             h=h, user=who[0], role=who[1], can_operate=allowed(who[1], "operator"),
             can_admin=allowed(who[1], "admin"), **_globals(code)))
+
+    return r

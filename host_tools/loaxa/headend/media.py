@@ -26,10 +26,11 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from fastapi import FastAPI, Request
+from fastapi import APIRouter, Request
 from fastapi.responses import FileResponse, JSONResponse
 
 from ..errors import LoaxaError
+from . import models as m
 from .service import Actor, Headend
 
 MAX_BYTES = 50 * 1024 * 1024  # a 30 min phone recording at 128 kb/s is 29 MB
@@ -221,20 +222,20 @@ class TooLarge(Exception):
     pass
 
 
-def add_media_routes(app: FastAPI, he: Headend) -> None:
+def router(he: Headend, lib: Library) -> APIRouter:
+    """The bulletin library's routes."""
     from starlette.datastructures import UploadFile
     from starlette.formparsers import MultiPartException, MultiPartParser
 
     from .app import actor
 
-    lib = Library(he)
-    app.state.library = lib
+    r = APIRouter(prefix="/api/media", tags=["bulletins"])
 
     def too_big() -> JSONResponse:
         return JSONResponse({"error": f"the file is larger than {MAX_BYTES / 2**20:g} MB",
                              "hint": "shorter, or a compressed format (m4a, mp3)"}, 413)
 
-    @app.post("/api/media", tags=["bulletins"])
+    @r.post("", response_model=m.Bulletin, response_model_exclude_unset=True)
     async def upload(request: Request) -> JSONResponse:
         """Add a bulletin: multipart/form-data with `file` (any audio ffmpeg reads:
         m4a/AAC, MP3, OGG/Opus, WAV, AMR...) and `title`. Checked and stored as
@@ -275,19 +276,20 @@ def add_media_routes(app: FastAPI, he: Headend) -> None:
             await form.close()
         return JSONResponse(item)
 
-    @app.get("/api/media", tags=["bulletins"])
+    @r.get("", response_model=list[m.Bulletin], response_model_exclude_unset=True)
     def listing(request: Request) -> list[dict]:
         """The library: name, title, seconds, uploader, date (at), source."""
         return lib.items(actor(request))
 
-    @app.get("/api/media/{name}/audio", tags=["bulletins"], response_model=None)
+    @r.get("/{name}/audio", response_model=None)
     def audio(name: str, request: Request) -> FileResponse:
         """The stored audio, for the page's preview."""
         path = lib.path(actor(request), name)
         mt = mimetypes.guess_type(path)[0] or "application/octet-stream"
         return FileResponse(path, media_type=mt, headers={"Cache-Control": "no-store"})
 
-    @app.delete("/api/media/{name}", tags=["bulletins"])
+    @r.delete("/{name}", response_model=m.Deleted)
     def delete(name: str, request: Request) -> dict:
         return lib.delete(actor(request), name)
 
+    return r

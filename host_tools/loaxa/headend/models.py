@@ -149,3 +149,91 @@ class Lockout(Out):
 class Unlocked(Out):
     user: str
     state: str
+
+
+# -- the later areas: bulletins, alerts, clusters, the schedule forms, users ---------
+class Bulletin(Out):
+    """A bulletin of the library: uploaded, synthesised, or copied into the folder."""
+
+    name: str
+    title: str
+    seconds: float | None = None
+    uploader: str | None = None
+    at: str | None = Field(None, description="when it was added (ISO 8601)")
+    source: str | None = Field(None, description="upload, tts or folder")
+
+
+class Deleted(Out):
+    name: str
+    state: str
+
+
+class Spoken(Out):
+    """A synthesised bulletin (the Bulletin's fields), or with `dry` only `spoken`."""
+
+    spoken: str = Field(description="the text as it is read: numbers, times and "
+                                    "abbreviations in words")
+
+
+class TtsEngine(Out):
+    engine: str
+    command: str
+    voices: list[str]
+    default_voice: str
+
+
+class Alert(Out):
+    id: int
+    at: str | None
+    kind: str
+    node: str | None = None
+    detail: dict[str, Any]
+    cleared: str | None = None
+    acked_by: str | None = None
+    acked_at: str | None = None
+    sent: dict[str, Any]
+    text: str = Field(description="the alert as a sentence, in the asked language")
+
+
+class Acked(Out):
+    id: int
+    acked_by: str
+
+
+class RulesForm(Out):
+    """The rules in force as the schedule forms show them."""
+
+    base: str = Field(description="the text the form was made from; send it back")
+    windows: list[dict[str, Any]]
+    items: list[dict[str, Any]]
+    zones: list[str]
+    known_zones: list[str]
+
+
+class RulesFormSaved(Out):
+    text: str
+    check: dict[str, Any] = Field(description="the checker's verdict, as POST /api/rules/check")
+    pushed: dict[str, Any] | None = Field(None, description="with `push`: as POST /api/rules")
+
+
+class ClusterHistory(Out):
+    """The last hours of one loudspeaker cluster."""
+
+    node: dict[str, Any] = Field(description="as GET /api/nodes gives it")
+    timeline: list[dict[str, Any]]
+    events: list[dict[str, Any]]
+    plays: list[dict[str, Any]]
+    hours: int | float
+
+
+class User(Out):
+    name: str
+    role: str
+    created_by: str
+    created_at: str
+
+
+class UserState(Out):
+    user: str
+    role: str | None = None
+    state: str | None = None

@@ -16,7 +16,7 @@ import tomllib
 from typing import Any
 
 import tomlkit
-from fastapi import FastAPI, Request
+from fastapi import APIRouter, Request
 from pydantic import BaseModel, ConfigDict, Field
 
 from ..errors import LoaxaError
@@ -138,13 +138,17 @@ def apply(text: str, form: Form) -> str:
     return tomlkit.dumps(doc)
 
 
-def add_schedule_routes(app: FastAPI, he: Headend) -> None:
+def router(he: Headend) -> APIRouter:
+    """The schedule forms' routes."""
+    from . import models as m
     from .app import actor
+
+    r = APIRouter(prefix="/api/rules/form", tags=["rules"])
 
     def base_text(who: Actor) -> str:
         return he.rules_in_force(who).get("text") or ""
 
-    @app.get("/api/rules/form", tags=["rules"])
+    @r.get("", response_model=m.RulesForm, response_model_exclude_unset=True)
     def form_model(request: Request) -> dict:
         """The rules in force as the schedule forms show them, with their text
         (`base`, to send back with the form)."""
@@ -152,7 +156,7 @@ def add_schedule_routes(app: FastAPI, he: Headend) -> None:
         text = base_text(who)
         return {"base": text, **model(text), "known_zones": sorted(he.store.zones())}
 
-    @app.post("/api/rules/form", tags=["rules"])
+    @r.post("", response_model=m.RulesFormSaved, response_model_exclude_unset=True)
     def form_save(body: Form, request: Request) -> dict:
         """The form's values written into its base text: the new text and the
         checker's verdict (errors name the field); with `push`, and no error,
@@ -165,3 +169,5 @@ def add_schedule_routes(app: FastAPI, he: Headend) -> None:
         if body.push and verdict["ok"]:
             out["pushed"] = he.push_rules(who, text)
         return out
+
+    return r

@@ -17,7 +17,7 @@ import subprocess
 import tempfile
 from pathlib import Path
 
-from fastapi import FastAPI, Request
+from fastapi import APIRouter, Request
 from pydantic import BaseModel, ConfigDict, Field
 
 from ..errors import LoaxaError
@@ -110,20 +110,25 @@ def speak(he: Headend, lib: object, actor: Actor, body: Speak) -> dict:
     return {**item, "spoken": spoken}
 
 
-def add_tts_routes(app: FastAPI, he: Headend) -> None:
+def router(he: Headend, lib: object) -> APIRouter:
+    """Text to speech into the library (lib: media.Library)."""
     from starlette.concurrency import run_in_threadpool
 
+    from . import models as m
     from .app import actor
 
-    @app.post("/api/tts", tags=["bulletins"])
+    r = APIRouter(prefix="/api/tts", tags=["bulletins"])
+
+    @r.post("", response_model=m.Spoken, response_model_exclude_unset=True)
     async def tts(body: Speak, request: Request) -> dict:
         """Synthesise text into a library bulletin (`dry`: only the text as it
         will be read). Numbers, times, dates and abbreviations are read in words."""
-        return await run_in_threadpool(speak, he, app.state.library, actor(request), body)
+        return await run_in_threadpool(speak, he, lib, actor(request), body)
 
-    @app.get("/api/tts", tags=["bulletins"])
+    @r.get("", response_model=m.TtsEngine)
     def tts_engine(request: Request) -> dict:
         """The synthesis engine and its voices."""
         he._check(actor(request), "viewer", "tts", {})
         return engine(he)
 
+    return r

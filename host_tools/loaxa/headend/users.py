@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Literal
 
-from fastapi import FastAPI, Request
+from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -54,26 +54,30 @@ def remove_user(he: Headend, actor: Actor, name: str) -> dict:
     return {"user": name, "state": "removed"}
 
 
-def add_user_routes(app: FastAPI, he: Headend) -> None:
+def router(he: Headend) -> APIRouter:
+    """The users page and its routes (admin)."""
+    from . import models as m
     from .app import NotLoggedIn, actor
     from .service import Denied, allowed
     from .web import ENV, _globals, page_lang
 
-    @app.get("/api/users", tags=["users"])
+    r = APIRouter(tags=["users"])
+
+    @r.get("/api/users", response_model=list[m.User])
     def list_users(request: Request) -> list[dict]:
         """Users, their role, who added them and when (admin)."""
         return users(he, actor(request))
 
-    @app.put("/api/users/{name}", tags=["users"])
+    @r.put("/api/users/{name}", response_model=m.UserState, response_model_exclude_unset=True)
     def put_user(name: str, body: UserSet, request: Request) -> dict:
         """Add a user, or set a user's password and role (admin); audited."""
         return set_user(he, actor(request), name, body)
 
-    @app.delete("/api/users/{name}", tags=["users"])
+    @r.delete("/api/users/{name}", response_model=m.UserState, response_model_exclude_unset=True)
     def delete_user(name: str, request: Request) -> dict:
         return remove_user(he, actor(request), name)
 
-    @app.get("/users", response_class=HTMLResponse, include_in_schema=False)
+    @r.get("/users", response_class=HTMLResponse, include_in_schema=False)
     def users_page(request: Request) -> Response:
         code = page_lang(request)
         try:
@@ -86,3 +90,5 @@ def add_user_routes(app: FastAPI, he: Headend) -> None:
         return HTMLResponse(ENV.get_template("users.html").render(
             rows=rows, user=who[0], role=who[1], can_operate=allowed(who[1], "operator"),
             can_admin=True, **_globals(code)))
+
+    return r

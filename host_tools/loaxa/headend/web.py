@@ -11,9 +11,10 @@ from collections.abc import AsyncIterator
 from datetime import date, datetime
 from pathlib import Path
 
-from fastapi import FastAPI, Form, Request
+from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response, StreamingResponse
 from jinja2 import Environment, FileSystemLoader, select_autoescape
+from starlette.concurrency import run_in_threadpool
 
 from ..errors import LoaxaError
 from ..i18n import t_in
@@ -85,8 +86,12 @@ def node_map(nodes: list[dict]) -> dict:
     return {"points": points, "missing": missing}
 
 
-def add_web(app: FastAPI, he: Headend) -> None:
-    @app.get("/", response_class=HTMLResponse, include_in_schema=False)
+def router(he: Headend) -> APIRouter:
+    """The pages, their forms and the live-update stream."""
+    r = APIRouter()
+
+
+    @r.get("/", response_class=HTMLResponse, include_in_schema=False)
     def index(request: Request) -> HTMLResponse:
         code = page_lang(request)
         ctx = _globals(code)
@@ -104,13 +109,13 @@ def add_web(app: FastAPI, he: Headend) -> None:
             can_operate=allowed(role, "operator"), can_admin=allowed(role, "admin"),
             rules_text=he.rules_in_force((user, role)).get("text", ""), **ctx))
 
-    @app.get("/map", response_class=HTMLResponse, include_in_schema=False)
+    @r.get("/map", response_class=HTMLResponse, include_in_schema=False)
     def map_(request: Request) -> HTMLResponse:
         """The map's SVG, for the page to refresh it when nodes change."""
         return HTMLResponse(ENV.get_template("map.html").render(
             map=node_map(he.nodes(actor(request))), **_globals(page_lang(request))))
 
-    @app.get("/scheduled", response_class=HTMLResponse, include_in_schema=False)
+    @r.get("/scheduled", response_class=HTMLResponse, include_in_schema=False)
     def scheduled(request: Request) -> HTMLResponse:
         """The scheduled broadcasts' rows, for the page to refresh its table."""
         user, role = actor(request)
@@ -118,7 +123,7 @@ def add_web(app: FastAPI, he: Headend) -> None:
             scheduled=he.scheduled((user, role), SCHEDULED_ROWS),
             can_operate=allowed(role, "operator"), **_globals(page_lang(request))))
 
-    @app.get("/report", response_class=HTMLResponse, include_in_schema=False)
+    @r.get("/report", response_class=HTMLResponse, include_in_schema=False)
     def report(request: Request) -> Response:
         """The report as a page to print (or save as PDF) for the province."""
         code = page_lang(request)
@@ -140,10 +145,10 @@ def add_web(app: FastAPI, he: Headend) -> None:
             rep=rep, user=who[0], made=made,
             commune=he.commune(), **_globals(code)))
 
-    @app.post("/login", include_in_schema=False)
+    @r.post("/login", include_in_schema=False)
     async def login(request: Request, user: str = Form(..., max_length=64),
                     password: str = Form(..., max_length=256)) -> Response:
-        got = await app.state.guard.login(user, password, client_addr(request))
+        got = await request.app.state.guard.login(user, password, client_addr(request))
         if isinstance(got, Refused):
             if got.why == "wrong":
                 return RedirectResponse("/?bad=1", 303)
@@ -155,14 +160,16 @@ def add_web(app: FastAPI, he: Headend) -> None:
         set_session_cookie(request, r, got[0])
         return r
 
-    @app.post("/logout", include_in_schema=False)
+    @r.post("/logout", include_in_schema=False)
     def logout(request: Request) -> Response:
         he.logout(token_of(request))
         r = RedirectResponse("/", 303)
         r.delete_cookie(COOKIE)
         return r
 
-    @app.get("/api/stream")
+    @r.get("/api/stream", tags=["nodes"], response_class=StreamingResponse,
+           responses={200: {"content": {"text/event-stream": {}},
+                            "description": "`nodes` events: the node table's rows"}})
     async def stream(request: Request) -> StreamingResponse:
         """Server-sent events: `nodes` with the table's rendered rows, now and
         whenever a node's state or status changes."""
@@ -174,8 +181,9 @@ def add_web(app: FastAPI, he: Headend) -> None:
             """Until the client goes or its session ends (logout, expiry, a new
             password or role, the user removed)."""
             last = None
-            while he.session(token) is not None:
-                body = rows(he, who, code)
+            # the store's calls block: off the loop, as the sync routes' are
+            while await run_in_threadpool(he.session, token) is not None:
+                body = await run_in_threadpool(rows, he, who, code)
                 if body != last:
                     last = body
                     yield "event: nodes\n" + "".join(
@@ -185,3 +193,5 @@ def add_web(app: FastAPI, he: Headend) -> None:
                 await asyncio.sleep(POLL_S)
         return StreamingResponse(events(), media_type="text/event-stream",
                                  headers={"Cache-Control": "no-store"})
+
+    return r
