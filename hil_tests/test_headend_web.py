@@ -508,7 +508,7 @@ def test_bulletins_uploaded_from_the_page_play_in_their_zone(rig, browser):
     day = he_today()
     until("thon-1's play logs", lambda: sorted(
         p["node"] for p in oper.get(f"/api/report?from={day}&to={day}").json()["plays"]
-        if p["title"] == names["ghi-am.m4a"]) == ["n1", "n2"], 30)
+        if p["title"] == "Thông báo tiêm chủng") == ["n1", "n2"], 30)  # its title
     assert all(len(wavs(sims[n])) == before[n] + 1 for n in ("n1", "n2"))
     for n in ("n1", "n2"):
         c = heard_as(wavs(sims[n])[-1], clips["ghi-am.m4a"])
@@ -556,7 +556,7 @@ def test_a_typed_bulletin_read_aloud_plays_in_its_zone(rig, browser):
     day = he_today()
     until("thon-2's play log", lambda: [
         p for p in oper.get(f"/api/report?from={day}&to={day}").json()["plays"]
-        if p["title"] == name and p["node"] == "n3"], 30)
+        if p["title"] == "Họp thôn" and p["node"] == "n3"], 30)
     c = heard_as(wavs(sims["n3"])[-1], stored)
     print(f"\nn3 heard the read-aloud bulletin with correlation {c:.4f}")
     assert c >= 0.95, c

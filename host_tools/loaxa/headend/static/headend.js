@@ -34,7 +34,10 @@ if (b) b.addEventListener("submit", function (e) {
   e.preventDefault();
   var z = Array.prototype.filter.call(b.querySelectorAll("[name=zone]"),
     function (c) { return c.checked; }).map(function (c) { return c.value; });
-  send("/api/broadcast", {file: b.source.value.trim() || b.file.value,
+  var live = b.source.value.trim(), opt = b.file.options[b.file.selectedIndex];
+  send("/api/broadcast", {file: live || b.file.value,
+                          // a library bulletin's title names it in the play logs and reports
+                          title: live || !opt ? "" : opt.text.slice(0, 80),
                           zones: z.length ? z : null,
                           priority: b.priority.value, at: b.at.value || null});
 });
