@@ -232,11 +232,22 @@ class Client(Proto):
             self._acked.clear()
             try:
                 await self._publish(topic, msg, retain, qos, pid)
-                if qos:
-                    await asyncio.wait_for(self._acked.wait(), TIMEOUT_S)
+                while qos:
+                    try:
+                        await asyncio.wait_for(self._acked.wait(), TIMEOUT_S)
+                        break
+                    except asyncio.TimeoutError:
+                        # the PUBACK queues behind every message the broker sent
+                        # before it, and a burst of commands takes the receive loop
+                        # seconds: only a broker silent for TIMEOUT_S is gone (a
+                        # reconnect here dropped a message already being handled)
+                        if _since(self._last_rx) >= TIMEOUT_S * 1000:
+                            raise
             except (OSError, asyncio.TimeoutError) as e:
                 self.kick("publish failed: %s" % (e or "no PUBACK"))
                 raise LinkError("publish failed")
+            if qos and self._want == pid:  # the connection ended before the PUBACK
+                raise LinkError("publish failed: connection lost")
 
     async def _run(self):
         fails = 0  # attempts since the last connection that got its CONNACK
