@@ -3,12 +3,14 @@ rule sets with the node's own envelope module and publish them, and collect
 what nodes report on their status and event topics.
 
 The MQTT client is the node's own (`loaxa_node.net_mqtt`), run on an asyncio loop
-in a background thread so that tests and CLIs can call this synchronously.
+in a background thread so that tests and CLIs can call this synchronously, or
+on a loop the caller runs (`loaxa headend serve`: uvicorn's, docs/headend.md).
 """
 
 from __future__ import annotations
 
 import asyncio
+import inspect
 import json
 import logging
 import threading
@@ -22,6 +24,14 @@ from . import seqcounter
 from .errors import LoaxaError
 
 log.echo = False  # the node's log module would print the client's warnings
+
+
+def on_loop(loop: asyncio.AbstractEventLoop) -> bool:
+    """Whether the calling thread is the one running loop."""
+    try:
+        return asyncio.get_running_loop() is loop
+    except RuntimeError:
+        return False
 
 
 def t2k_now() -> int:
@@ -83,19 +93,25 @@ class Controller:
                  zones: dict[str, list[str]] | None = None, prefix: str = "loaxa",
                  sender: str = "headend", client_id: str | None = None, ca: bytes | None = None,
                  timeout: float = 10.0,
-                 on_doc: Callable[[str, str, bytes, float], None] | None = None,
+                 on_doc: Callable[[str, str, bytes, float], Any] | None = None,
                  keep: bool = True, persistent: bool = True,
                  take: Callable[[str], int] | None = None, user: str | None = None,
-                 password: str | None = None):
+                 password: str | None = None, loop: asyncio.AbstractEventLoop | None = None):
         """node_keys: every node this controller may command, with its own key;
         zones: node -> its zones (the inventory's), to address a zone.
         on_doc(channel, node, payload, rx) is called for every status and event
         as it came, bytes unchecked (the head-end checks them); an exception it
         raises is logged, never let reach the MQTT client, whose connection it
-        would drop (docs/headend.md); keep=False keeps no history here (a long-running head-end
-        keeps it in its store instead); persistent=False for a short-lived
-        client (one CLI call) whose session the broker need not keep;
-        take(sender) gives the next sequence (the store's counter)."""
+        would drop (docs/headend.md); if it returns an awaitable, the client
+        awaits it before it reads the next message; keep=False keeps no history
+        here (a long-running head-end keeps it in its store instead);
+        persistent=False for a short-lived client (one CLI call) whose session
+        the broker need not keep;
+        take(sender) gives the next sequence (the store's counter);
+        loop: the client runs on this loop, which the caller runs, instead of a
+        thread of its own; the blocking calls (publish, command, rules, close)
+        then come from other threads: on the loop itself they would wait for
+        themselves, and are refused."""
         self.url = url
         self.on_doc = on_doc
         self.keep = keep
@@ -108,10 +124,14 @@ class Controller:
         self.events: list[dict] = []
         self.received: list[tuple[float, str, bytes]] = []  # (time, topic, payload) of all
         self._cond = threading.Condition()
-        self._loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(target=self._loop.run_forever, name="control",
-                                        daemon=True)
-        self._thread.start()
+        self._thread: threading.Thread | None = None
+        if loop is not None:
+            self._loop = loop
+        else:
+            self._loop = asyncio.new_event_loop()
+            self._thread = threading.Thread(target=self._loop.run_forever, name="control",
+                                            daemon=True)
+            self._thread.start()
         base = f"{prefix}/{commune}/node/+/"
         self.client = net_mqtt.Client(url, client_id or f"headend-{id(self):x}", self._on_msg,
                                       [base + "status", base + "event"], ca=ca,
@@ -137,6 +157,10 @@ class Controller:
         self.client.start()
 
     def _call(self, coro: Any, timeout: float = 15.0) -> Any:
+        if on_loop(self._loop):
+            coro.close()
+            raise RuntimeError("a blocking call of the controller on its own loop "
+                               "would wait for itself: call it from a worker thread")
         return asyncio.run_coroutine_threadsafe(coro, self._loop).result(timeout)
 
     async def _on_msg(self, t: bytes, payload: memoryview, retained: int) -> None:
@@ -150,7 +174,9 @@ class Controller:
         parts = name.split("/")
         if self.on_doc and len(parts) >= 2:
             try:
-                self.on_doc(parts[-1], parts[-2], data, rx)
+                filed = self.on_doc(parts[-1], parts[-2], data, rx)
+                if inspect.isawaitable(filed):
+                    await filed
             except Exception:  # a bug or a full disk: this message lost, not the connection
                 logging.getLogger("loaxa.control").exception("filing %s", name)
         with self._cond:
@@ -262,8 +288,9 @@ class Controller:
         try:
             self._call(stop(), 5)
         finally:
-            self._loop.call_soon_threadsafe(self._loop.stop)
-            self._thread.join(5)
+            if self._thread is not None:  # its own loop; a caller's runs on
+                self._loop.call_soon_threadsafe(self._loop.stop)
+                self._thread.join(5)
 
     def __enter__(self) -> Controller:
         return self

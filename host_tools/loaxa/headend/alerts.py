@@ -5,8 +5,8 @@ node refusing the commune's rules. Each is raised once while its cause lasts,
 shown on every page as a banner until someone acknowledges it (audited), and
 sent by e-mail (SMTP) and/or to a webhook when serve is told where.
 
-serve's Watcher looks every second; the rows are the store's (store.py, the
-one place that touches SQLite)."""
+serve's loop has a task that checks every second (server.every_second); the
+rows are the store's (store.py, the one place that touches SQLite)."""
 
 from __future__ import annotations
 
@@ -14,7 +14,6 @@ import json
 import logging
 import os
 import smtplib
-import threading
 import time
 from datetime import datetime
 from email.message import EmailMessage
@@ -175,30 +174,6 @@ def send_mail(cfg: dict, subject: str, body: str) -> None:
         if user:
             s.login(user, os.environ.get("LOAXA_SMTP_PASSWORD", ""))
         s.send_message(msg)
-
-
-class Watcher:
-    """serve's thread: alerts checked every second."""
-
-    def __init__(self, alerts: Alerts):
-        self.alerts = alerts
-        self.done = threading.Event()
-        self.thread = threading.Thread(target=self._run, name="headend-alerts", daemon=True)
-
-    def start(self) -> Watcher:
-        self.thread.start()
-        return self
-
-    def _run(self) -> None:
-        while not self.done.wait(1.0):
-            try:
-                self.alerts.check()
-            except Exception:  # a failing check now must not stop later ones
-                log.exception("alerts")
-
-    def stop(self) -> None:
-        self.done.set()
-        self.thread.join(5)
 
 
 def parse_config(email_to: str | None, smtp: str | None, email_from: str | None,

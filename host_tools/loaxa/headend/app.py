@@ -252,8 +252,10 @@ def unlock(user: str, who: Who, he: He) -> dict:
     return he.unlock(who, user)
 
 
-def create_app(he: Headend) -> FastAPI:
-    app = FastAPI(title="loaxa head-end", version="1",
+def create_app(he: Headend, lifespan: Any = None) -> FastAPI:
+    """The app around he; lifespan: what serve runs on the app's loop while it
+    serves (server.Serving; tests bring their own broker and controller)."""
+    app = FastAPI(title="loaxa head-end", version="1", lifespan=lifespan,
                   description="The commune head-end: nodes, broadcasts, emergencies, rules "
                   "and reports (docs/headend.md).",
                   docs_url=None, redoc_url=None, openapi_url=None)  # below, for users only

@@ -240,14 +240,18 @@ def router(he: Headend, lib: Library) -> APIRouter:
         """Add a bulletin: multipart/form-data with `file` (any audio ffmpeg reads:
         m4a/AAC, MP3, OGG/Opus, WAV, AMR...) and `title`. Checked and stored as
         FLAC; answers its name, title, seconds, uploader and date."""
-        who = actor(request)
-        he._check(who, "operator", "media.add", {})
+        from starlette.concurrency import run_in_threadpool
+
+        # the store's calls block: off the loop, which the broker and controller share
+        who = await run_in_threadpool(actor, request)
+        await run_in_threadpool(he._check, who, "operator", "media.add", {})
         try:
             length = int(request.headers.get("content-length", ""))
         except ValueError:
             return JSONResponse({"error": "the upload has no Content-Length"}, 411)
         if length > MAX_BYTES + SLACK:
-            he.store.audit(who[0], "media.add", {"bytes": length}, "refused: too large")
+            await run_in_threadpool(he.store.audit, who[0], "media.add", {"bytes": length},
+                                    "refused: too large")
             return too_big()
         if not request.headers.get("content-type", "").startswith("multipart/form-data"):
             return JSONResponse({"error": "send multipart/form-data with file and title"}, 415)
@@ -256,7 +260,8 @@ def router(he: Headend, lib: Library) -> APIRouter:
         try:
             form = await parser.parse()
         except TooLarge:
-            he.store.audit(who[0], "media.add", {"bytes": length}, "refused: too large")
+            await run_in_threadpool(he.store.audit, who[0], "media.add", {"bytes": length},
+                                    "refused: too large")
             return too_big()
         except MultiPartException as e:
             return JSONResponse({"error": f"bad upload: {e.message}"}, 400)
@@ -269,8 +274,6 @@ def router(he: Headend, lib: Library) -> APIRouter:
                 with open(src, "wb") as out:
                     while chunk := await f.read(1 << 16):
                         out.write(chunk)
-                from starlette.concurrency import run_in_threadpool
-
                 item = await run_in_threadpool(lib.add, who, src, title)
         finally:
             await form.close()

@@ -1,18 +1,27 @@
 """`loaxa headend serve`: the store, the MQTT broker (embedded amqtt unless
 --broker names one), the file server nodes fetch broadcasts from, the
-controller that signs commands and files what nodes report, and the API on
-one port (docs/headend.md)."""
+controller that signs commands and files what nodes report, the scheduler, the
+alert watcher and the API on one port (docs/headend.md, "One loop, one store").
+
+One event loop runs them all: uvicorn's. What runs on it is started and
+stopped in the app's lifespan (Serving); the service's calls block (SQLite,
+a command waiting for its PUBACK), so they run on worker threads, never on
+the loop: the sync routes on Starlette's, the scheduler's and the watcher's
+on the loop's default executor, what nodes report on one thread of its own
+(in order, and the MQTT client waits for each)."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
 import threading
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
-from ..control import Controller
+from ..control import Controller, on_loop
 from ..errors import LoaxaError
 from ..i18n import t
 from ..inventory import Inventory
@@ -24,18 +33,29 @@ from .store import Store
 STORE = "headend.sqlite"
 
 
-class Loop:
-    """An asyncio loop in a thread, for the broker and the file server while
-    uvicorn owns the main thread's loop."""
+class OnLoop:
+    """A running loop as the service's threads see it (he.io): run(coro) waits,
+    from a worker thread, for coro on the loop (a live relay starts so)."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.loop = loop
+
+    def run(self, coro: Any, timeout: float = 15) -> Any:
+        if on_loop(self.loop):
+            coro.close()
+            raise RuntimeError("a blocking call on the loop would wait for itself")
+        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
+
+
+class Loop(OnLoop):
+    """An asyncio loop in a thread of its own: for tests and benches, which
+    run a broker or a client beside a synchronous caller."""
 
     def __init__(self) -> None:
-        self.loop = asyncio.new_event_loop()
+        super().__init__(asyncio.new_event_loop())
         self.thread = threading.Thread(target=self.loop.run_forever, name="headend-io",
                                        daemon=True)
         self.thread.start()
-
-    def run(self, coro: Any, timeout: float = 15) -> Any:
-        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
 
     def stop(self) -> None:
         self.loop.call_soon_threadsafe(self.loop.stop)
@@ -47,7 +67,7 @@ class EmbeddedBroker:
     no anonymous client, each node its own topics, the session its user's. One
     TCP listener, and a TLS one when given a certificate (nodes over 4G)."""
 
-    def __init__(self, loop: Loop, host: str, port: int, access: Callable[[], Access] | None,
+    def __init__(self, loop: OnLoop, host: str, port: int, access: Callable[[], Access] | None,
                  tls: tuple[str, str] | None = None, tls_port: int = 8883):
         """access None: anyone may do anything, as amqtt does by default; only
         for the benches' unauthenticated baseline."""
@@ -66,57 +86,57 @@ class EmbeddedBroker:
         self.by_user = access is not None
         self.broker: Any = None
 
-    def start(self) -> EmbeddedBroker:
+    async def begin(self) -> EmbeddedBroker:
+        """Start on the running loop (serve's lifespan)."""
         from .amqtt_access import LoaxaBroker
 
         logging.getLogger("amqtt").setLevel(logging.WARNING)  # one line a packet otherwise
-
-        async def up() -> Any:
+        try:
             b = LoaxaBroker(self.cfg)
             b.by_user = self.by_user
             await b.start()
-            return b
-        try:
-            self.broker = self.io.run(up())
         except Exception as e:
-            raise LoaxaError(f"the embedded MQTT broker did not start: {e}",
-                             "is the port taken? use --mqtt-port or --broker; with "
-                             "--mqtt-tls-cert, are the certificate and key files readable "
-                             "PEM?") from None
+            raise self._failed(e) from None
+        self.broker = b
         return self
 
-    def stop(self) -> None:
+    @staticmethod
+    def _failed(e: Exception) -> LoaxaError:
+        return LoaxaError(f"the embedded MQTT broker did not start: {e}",
+                          "is the port taken? use --mqtt-port or --broker; with "
+                          "--mqtt-tls-cert, are the certificate and key files readable PEM?")
+
+    async def end(self) -> None:
         if self.broker is not None:
-            self.io.run(self.broker.shutdown())
+            await self.broker.shutdown()
+            self.broker = None
 
-
-class Ticker:
-    """Every second, sends the scheduled broadcasts whose time has come, and
-    the time to nodes without a trusted clock."""
-
-    def __init__(self, he: Headend):
-        self.he = he
-        self.done = threading.Event()
-        self.thread = threading.Thread(target=self._run, name="headend-schedule", daemon=True)
-
-    def start(self) -> Ticker:
-        self.thread.start()
+    def start(self) -> EmbeddedBroker:
+        """Start from another thread than the loop's (tests, benches)."""
+        try:
+            self.io.run(self.begin())
+        except LoaxaError:
+            raise
+        except Exception as e:
+            raise self._failed(e) from None
         return self
 
-    def _run(self) -> None:
-        while not self.done.wait(1.0):
-            try:
-                self.he.fire_due()
-            except Exception:  # the store or broker failing now must not stop later ones
-                logging.getLogger("loaxa.headend").exception("scheduled broadcasts")
-            try:
-                self.he.hint_clocks()
-            except Exception:
-                logging.getLogger("loaxa.headend").exception("time for nodes without it")
-
     def stop(self) -> None:
-        self.done.set()
-        self.thread.join(5)
+        self.io.run(self.end())
+
+
+async def every_second(what: str, *calls: Callable[[], object]) -> None:
+    """A task of serve's loop: each second, each call on a worker thread (they
+    block: the store, a command waiting for its PUBACK). A call that fails is
+    logged; the next second tries again."""
+    log = logging.getLogger("loaxa.headend")
+    while True:
+        await asyncio.sleep(1.0)
+        for call in calls:
+            try:
+                await asyncio.to_thread(call)
+            except Exception:  # the store or broker failing now must not stop later ones
+                log.exception(what)
 
 
 def open_headend(data: str | Path) -> Headend:
@@ -130,8 +150,9 @@ def open_headend(data: str | Path) -> Headend:
                    cfg.get("files_url"))
 
 
-def connect(cfg: dict, he: Headend | None, store: Store, client_id: str | None = None
-            ) -> Controller:
+def connect(cfg: dict, he: Headend | None, store: Store, client_id: str | None = None,
+            loop: asyncio.AbstractEventLoop | None = None,
+            on_doc: Callable[[str, str, bytes, float], Any] | None = None) -> Controller:
     with Inventory(cfg["inventory"]) as inv:
         # serve and the CLI each have their own broker user: the broker names a
         # session by its user, so one must not take over the other's (access.py)
@@ -151,9 +172,100 @@ def connect(cfg: dict, he: Headend | None, store: Store, client_id: str | None =
     ca = read_ca(cfg["broker_ca"]) if cfg.get("broker_ca") else None
     return Controller(cfg["broker"], cfg["commune"], keys, zones, prefix=cfg["prefix"],
                       sender="headend" if he else "headend-cli", client_id=client_id, ca=ca,
-                      on_doc=he.ingest if he else None, keep=False,
+                      on_doc=on_doc or (he.ingest if he else None), keep=False,
                       persistent=he is not None, take=store.next_seq, user=user,
-                      password=password)
+                      password=password, loop=loop)
+
+
+class Serving:
+    """What serve runs on its one loop, started and stopped in the app's
+    lifespan: the embedded broker, the file server, the controller's MQTT
+    client, live relays, the scheduler and the alert watcher (tasks)."""
+
+    def __init__(self, he: Headend, cfg: dict, web: str, host: str, files_port: int,
+                 public_host: str, mqtt_port: int, mqtt_tls: tuple[str, str] | None,
+                 mqtt_tls_port: int):
+        self.he, self.cfg, self.web = he, cfg, web
+        self.host, self.files_port, self.public_host = host, files_port, public_host
+        self.mqtt = (mqtt_port, mqtt_tls, mqtt_tls_port)
+        self.emb: EmbeddedBroker | None = None
+        self.tasks: list[asyncio.Task] = []
+        # what nodes report, filed in order on one thread: SQLite's calls block
+        self.filing = ThreadPoolExecutor(1, thread_name_prefix="headend-ingest")
+        self.failed: BaseException | None = None  # what stopped the start, said after
+        self.ready = ""  # the line serve prints once everything is up
+
+    @asynccontextmanager
+    async def lifespan(self, app: Any) -> AsyncIterator[None]:
+        try:
+            await self.start(app)
+        except BaseException as e:
+            self.failed = e
+            await self.stop()
+            raise
+        print(self.ready, flush=True)
+        try:
+            yield
+        finally:
+            await self.stop()
+
+    async def start(self, app: Any) -> None:
+        he, cfg = self.he, self.cfg
+        loop = asyncio.get_running_loop()
+        io = OnLoop(loop)
+        if not cfg["broker"]:
+            from .amqtt_access import InventoryAccess
+
+            port, tls, tls_port = self.mqtt
+            self.emb = await EmbeddedBroker(
+                io, self.host, port, InventoryAccess(cfg["inventory"], cfg["prefix"],
+                                                     [cfg["commune"]]),
+                tls, tls_port).begin()
+            cfg["broker"] = self.emb.url
+        # the stream server: files for --media, live relays always
+        fport = await he.files.start(self.host, self.files_port)
+        he.io = io
+        he.live_url = f"http://{self.public_host}:{fport}{he.files.LIVE}"
+        if cfg["media"]:
+            he.files_url = f"http://{self.public_host}:{fport}{he.files.prefix}"
+        cfg["files_url"] = he.files_url
+        await asyncio.to_thread(he.store.set_setting, "serve", cfg)
+
+        def filed(channel: str, node: str, payload: bytes, rx: float) -> Any:
+            return loop.run_in_executor(self.filing, he.ingest, channel, node, payload, rx)
+        he.connect = lambda: connect(cfg, he, he.store, "loaxa-headend", loop, filed)
+        # connect now (status and events are filed from the start), then recover:
+        # both wait on the loop, so from a worker thread
+        await asyncio.to_thread(lambda: he.ctl)
+        await asyncio.to_thread(he.recover)
+        self.tasks = [
+            asyncio.create_task(every_second("scheduled broadcasts", he.fire_due,
+                                             he.hint_clocks), name="headend-schedule"),
+            asyncio.create_task(every_second("alerts", app.state.alerts.check),
+                                name="headend-alerts")]
+        self.ready = t("headend.serving", web=self.web, broker=(
+            f"{cfg['broker']} {self.emb.tls_url}" if self.emb and self.emb.tls_url
+            else cfg["broker"]), files=he.files_url or "-")
+
+    async def stop(self) -> None:
+        he = self.he
+        for task in self.tasks:
+            task.cancel()
+        for task in self.tasks:
+            try:
+                await task
+            except (asyncio.CancelledError, Exception):
+                pass
+        self.tasks = []
+        for relay in list(he.relays.values()):
+            relay.stop()
+        await asyncio.to_thread(he.close)
+        await asyncio.to_thread(self.filing.shutdown)
+        if he.io is not None:
+            await he.files.close()
+            he.io = None
+        if self.emb:
+            await self.emb.end()
 
 
 def serve(data: str | Path, inventory: str | None, commune: str, host: str, port: int,
@@ -173,52 +285,29 @@ def serve(data: str | Path, inventory: str | None, commune: str, host: str, port
     with Inventory(inventory) as inv:
         store.sync_nodes([n for n in inv.nodes() if n["commune"] == commune])
         inv_path = str(inv.path)
-    io = Loop()
-    if broker:
-        emb = None
-    else:
-        from .amqtt_access import InventoryAccess
-        emb = EmbeddedBroker(io, host, mqtt_port, InventoryAccess(inv_path, prefix, [commune]),
-                             mqtt_tls, mqtt_tls_port).start()
-    url = broker or (emb.url if emb else "")
-    he = Headend(store, media=media)
-    # the stream server: files for --media, live relays always
-    fport = io.run(he.files.start(host, files_port))
-    he.io = io
-    he.live_url = f"http://{public_host}:{fport}{he.files.LIVE}"
-    if media:
-        he.files_url = f"http://{public_host}:{fport}{he.files.prefix}"
-    files_url = he.files_url
     if broker_ca:
         read_ca(broker_ca)  # a file that is no certificate stops the start, not a connect
-    cfg = {"broker": url, "commune": commune, "inventory": inv_path, "prefix": prefix,
-           "media": media, "files_url": files_url, "broker_ca": broker_ca, "tts": tts,
-           "alerts": alerts or {}}
-    store.set_setting("serve", cfg)
-    he.connect = lambda: connect(cfg, he, store, "loaxa-headend")
-    _ = he.ctl  # connect now: status and events are filed from the start
-    he.recover()
-    ticker = Ticker(he).start()
-    app = create_app(he)
-    from .alerts import Watcher
-
-    watcher = Watcher(app.state.alerts).start()
+    he = Headend(store, media=media)
+    cfg = {"broker": broker or "", "commune": commune, "inventory": inv_path,
+           "prefix": prefix, "media": media, "files_url": None, "broker_ca": broker_ca,
+           "tts": tts, "alerts": alerts or {}}
+    scheme = "https" if tls else "http"
+    serving = Serving(he, cfg, f"{scheme}://{public_host}:{port}/", host, files_port,
+                      public_host, mqtt_port, mqtt_tls, mqtt_tls_port)
+    app = create_app(he, lifespan=serving.lifespan)
     config = uvicorn.Config(app, host=host, port=port, log_level="warning",
                             ssl_certfile=tls[0] if tls else None,
-                            ssl_keyfile=tls[1] if tls else None)
-    scheme = "https" if tls else "http"
-    shown = f"{url} {emb.tls_url}" if emb and emb.tls_url else url
-    print(t("headend.serving", web=f"{scheme}://{public_host}:{port}/", broker=shown,
-            files=files_url or "-"), flush=True)
+                            ssl_keyfile=tls[1] if tls else None, lifespan="on")
+    # a start refused for a reason serve can say (the MQTT port taken) is said as
+    # the CLI says errors, in one sentence, without uvicorn's traceback of it
+    logging.getLogger("uvicorn.error").addFilter(
+        lambda record: not isinstance(serving.failed, LoaxaError))
     try:
         uvicorn.Server(config).run()
+    except SystemExit:
+        if not isinstance(serving.failed, LoaxaError):
+            raise
     finally:
-        watcher.stop()
-        ticker.stop()
-        for relay in list(he.relays.values()):
-            relay.stop()
-        he.close()
-        if emb:
-            emb.stop()
-        io.stop()
         store.close()
+    if isinstance(serving.failed, LoaxaError):
+        raise serving.failed

@@ -123,7 +123,7 @@ def router(he: Headend, lib: object) -> APIRouter:
     async def tts(body: Speak, request: Request) -> dict:
         """Synthesise text into a library bulletin (`dry`: only the text as it
         will be read). Numbers, times, dates and abbreviations are read in words."""
-        return await run_in_threadpool(speak, he, lib, actor(request), body)
+        return await run_in_threadpool(lambda: speak(he, lib, actor(request), body))
 
     @r.get("", response_model=m.TtsEngine)
     def tts_engine(request: Request) -> dict:

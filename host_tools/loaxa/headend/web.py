@@ -173,7 +173,7 @@ def router(he: Headend) -> APIRouter:
     async def stream(request: Request) -> StreamingResponse:
         """Server-sent events: `nodes` with the table's rendered rows, now and
         whenever a node's state or status changes."""
-        who = actor(request)
+        who = await run_in_threadpool(actor, request)  # the store's calls: off the loop
         code = page_lang(request)
         token = token_of(request)
 
