@@ -24,7 +24,6 @@ from pathlib import Path
 
 import httpx
 
-from ..control import Controller
 from ..rig.headend import HeadendProcess, enrol
 from . import Table
 
@@ -102,17 +101,37 @@ class LoginFlood:
 
 class MqttFlood:
     def __init__(self, url: str, rate: float, password: str):
+        from loaxa_node import net_mqtt
+
+        from ..headend.server import Loop
+
         self.rate = rate
-        # with node n1's own credentials: the broker lets nobody else write its events
-        self.ctl = Controller(url, COMMUNE, client_id="bench-flood", persistent=False,
-                              user="n1", password=password)
+        # with node n1's own credentials: the broker lets nobody else write its
+        # events, and a node may subscribe to nothing of other nodes' (a plain
+        # client, not a Controller, which reads every node's status)
+        self.io = Loop()
+
+        async def nothing(*_: object) -> None:
+            pass
+
+        self.client = net_mqtt.Client(url, "n1", nothing, [], user="n1", password=password)
+
+        async def go() -> None:
+            self.client.start()
+        self.io.run(go())
+        deadline = time.monotonic() + 10
+        while not self.client.up:
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"the flood's client did not connect: {self.client.error}")
+            time.sleep(0.05)
         self.stop = threading.Event()
         self.sent = 0
         self.t = 0.0
 
     def _one(self, i: int) -> None:
         doc = {"type": "play", "node": "n1", "boot": [i], "n": {"n": i}, "duration_ms": "x"}
-        self.ctl.publish(f"loaxa/{COMMUNE}/node/n1/event", json.dumps(doc), qos=0)
+        self.io.run(self.client.publish(f"loaxa/{COMMUNE}/node/n1/event",
+                                        json.dumps(doc), False, 0))
         self.sent += 1
 
     def __enter__(self) -> MqttFlood:
@@ -126,7 +145,11 @@ class MqttFlood:
         self.stop.set()
         self.th.join(10)
         self.t = time.monotonic() - self.t
-        self.ctl.close()
+
+        async def down() -> None:
+            self.client.deinit()
+        self.io.run(down())
+        self.io.stop()
 
     def said(self) -> str:
         return f"{self.sent / self.t:.0f} messages/s sent"
