@@ -284,7 +284,9 @@ def router(he: Headend, lib: Library) -> APIRouter:
         """The library: name, title, seconds, uploader, date (at), source."""
         return lib.items(actor(request))
 
-    @r.get("/{name}/audio", response_model=None)
+    @r.get("/{name}/audio", response_model=None, response_class=FileResponse,
+           responses={200: {"content": {"audio/flac": {}, "audio/*": {}},
+                            "description": "the stored audio (FLAC; a copied-in file as it is)"}})
     def audio(name: str, request: Request) -> FileResponse:
         """The stored audio, for the page's preview."""
         path = lib.path(actor(request), name)
