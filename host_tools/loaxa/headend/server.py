@@ -125,13 +125,18 @@ class EmbeddedBroker:
         self.io.run(self.end())
 
 
-async def every_second(what: str, *calls: Callable[[], object]) -> None:
-    """A task of serve's loop: each second, each call on a worker thread (they
-    block: the store, a command waiting for its PUBACK). A call that fails is
-    logged; the next second tries again."""
+async def every_second(what: str, done: asyncio.Event, *calls: Callable[[], object]) -> None:
+    """A task of serve's loop: each second until done, each call on a worker
+    thread (they block: the store, a command waiting for its PUBACK). A call that
+    fails is logged; the next second tries again. A call under way when done is
+    set is let finish: the controller it may use is closed only after."""
     log = logging.getLogger("loaxa.headend")
-    while True:
-        await asyncio.sleep(1.0)
+    while not done.is_set():
+        try:
+            await asyncio.wait_for(done.wait(), 1.0)
+            return
+        except TimeoutError:
+            pass
         for call in calls:
             try:
                 await asyncio.to_thread(call)
@@ -190,6 +195,7 @@ class Serving:
         self.mqtt = (mqtt_port, mqtt_tls, mqtt_tls_port)
         self.emb: EmbeddedBroker | None = None
         self.tasks: list[asyncio.Task] = []
+        self.done = asyncio.Event()
         # what nodes report, filed in order on one thread: SQLite's calls block
         self.filing = ThreadPoolExecutor(1, thread_name_prefix="headend-ingest")
         self.failed: BaseException | None = None  # what stopped the start, said after
@@ -239,9 +245,9 @@ class Serving:
         await asyncio.to_thread(lambda: he.ctl)
         await asyncio.to_thread(he.recover)
         self.tasks = [
-            asyncio.create_task(every_second("scheduled broadcasts", he.fire_due,
+            asyncio.create_task(every_second("scheduled broadcasts", self.done, he.fire_due,
                                              he.hint_clocks), name="headend-schedule"),
-            asyncio.create_task(every_second("alerts", app.state.alerts.check),
+            asyncio.create_task(every_second("alerts", self.done, app.state.alerts.check),
                                 name="headend-alerts")]
         self.ready = t("headend.serving", web=self.web, broker=(
             f"{cfg['broker']} {self.emb.tls_url}" if self.emb and self.emb.tls_url
@@ -249,6 +255,9 @@ class Serving:
 
     async def stop(self) -> None:
         he = self.he
+        self.done.set()  # the calls under way finish (a relay starts within 10 s)
+        if self.tasks:
+            await asyncio.wait(self.tasks, timeout=20)
         for task in self.tasks:
             task.cancel()
         for task in self.tasks:
@@ -259,6 +268,7 @@ class Serving:
         self.tasks = []
         for relay in list(he.relays.values()):
             relay.stop()
+        he.connect = None  # a late call says "no broker" rather than connect again
         await asyncio.to_thread(he.close)
         await asyncio.to_thread(self.filing.shutdown)
         if he.io is not None:
