@@ -383,7 +383,11 @@ def test_the_rules_editor_shows_errors_in_place_and_pushes_signed(rig, browser):
     drv.execute_script("arguments[0].value = arguments[1]", ed, bad)
     drv.find_element(By.ID, "rules-check").click()
     line = bad.splitlines().index('time = "06:00-29:00"') + 1
-    err = until("the error", lambda: drv.find_element(By.ID, "rules-error").text)
+    # the check the page made at its load said "no error" for the rules in force: wait
+    # for this check's answer, not that one
+    loaded_ok = t_in("vi", "web.rules_ok", version="web")
+    err = until("the error", lambda: (t := drv.find_element(By.ID, "rules-error").text)
+                != loaded_ok and t)
     assert err.startswith(t_in("vi", "web.rules_line", line=line) + ': time = "06:00-29:00"'), err
     assert drv.execute_script("var t = arguments[0]; return t.value.slice("
                               "t.selectionStart, t.selectionEnd)", ed) == 'time = "06:00-29:00"'
