@@ -253,3 +253,16 @@ def _fresh_lockouts(rig):  # noqa: F811
     yield
     for x in rig["store"].lockouts():
         rig["store"].unlock(x["user"], "test")
+
+
+def test_changing_your_own_password_ends_your_other_sessions_not_this_one(rig):  # noqa: F811
+    c, store = TestClient(create_app(rig["he"])), rig["store"]
+    store.add_user("lan", "lan-secret", "admin", "test")
+    here, elsewhere = login(c, "lan"), login(c, "lan")
+    r = c.put("/api/users/lan", json={"password": "lan-new-secret", "role": "admin"},
+              headers=here)
+    assert r.status_code == 200, r.text
+    assert c.get("/api/nodes", headers=here).status_code == 200
+    assert c.get("/api/nodes", headers=elsewhere).status_code == 401
+    assert store.audit_log(1)[0]["detail"] == {"user": "lan", "role": "admin",
+                                               "sessions_ended": 1}

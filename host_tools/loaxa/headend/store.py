@@ -176,7 +176,9 @@ class Store:
             return seqcounter.take(db, sender)
 
     # -- users and sessions -------------------------------------------------------
-    def add_user(self, name: str, password: str, role: str, by: str) -> None:
+    def add_user(self, name: str, password: str, role: str, by: str, keep: str = "") -> None:
+        """Add a user or set their password and role; their sessions end, except
+        `keep` (the session of an admin who changed their own password)."""
         if role not in ROLES:
             raise LoaxaError(f"unknown role {role!r}", "one of " + ", ".join(ROLES))
         if not name or not name.isprintable() or len(name) > 64:
@@ -189,7 +191,8 @@ class Store:
             db.execute("INSERT INTO users VALUES (?,?,?,?,?) ON CONFLICT(name) DO UPDATE SET "
                        "pw_hash=excluded.pw_hash, role=excluded.role",
                        (name, pw, role, by, time.time()))
-            ended = db.execute("DELETE FROM sessions WHERE user=?", (name,)).rowcount if had \
+            ended = db.execute("DELETE FROM sessions WHERE user=? AND token<>?",
+                               (name, keep)).rowcount if had \
                 else 0  # a new password or role: whoever held a session logs in again
             self._audit(db, by, "user.set", {"user": name, "role": role,
                                              "sessions_ended": ended}, "ok")

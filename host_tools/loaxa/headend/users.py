@@ -29,14 +29,17 @@ def users(he: Headend, actor: Actor) -> list[dict]:
         timespec="minutes")} for u in he.store.users()]
 
 
-def set_user(he: Headend, actor: Actor, name: str, body: UserSet) -> dict:
+def set_user(he: Headend, actor: Actor, name: str, body: UserSet, token: str = "") -> dict:
+    """token: the caller's session, which outlives a change of their own password
+    (their other sessions end)."""
     detail = {"user": name, "role": body.role}
     he._check(actor, "admin", "user.set", detail)
     if name == actor[0] and body.role != "admin":
         raise he._refuse(actor, "user.set", detail, "an admin cannot take their own admin "
                          "role away", "another admin can")
     try:
-        he.store.add_user(name, body.password, body.role, actor[0])
+        he.store.add_user(name, body.password, body.role, actor[0],
+                          keep=token if name == actor[0] else "")
     except LoaxaError as e:
         raise he._refuse(actor, "user.set", detail, e.msg, e.hint) from None
     return {"user": name, "role": body.role}
@@ -57,7 +60,7 @@ def remove_user(he: Headend, actor: Actor, name: str) -> dict:
 def router(he: Headend) -> APIRouter:
     """The users page and its routes (admin)."""
     from . import models as m
-    from .app import NotLoggedIn, actor
+    from .app import NotLoggedIn, actor, token_of
     from .service import Denied, allowed
     from .web import ENV, _globals, page_lang
 
@@ -71,7 +74,7 @@ def router(he: Headend) -> APIRouter:
     @r.put("/api/users/{name}", response_model=m.UserState, response_model_exclude_unset=True)
     def put_user(name: str, body: UserSet, request: Request) -> dict:
         """Add a user, or set a user's password and role (admin); audited."""
-        return set_user(he, actor(request), name, body)
+        return set_user(he, actor(request), name, body, token_of(request))
 
     @r.delete("/api/users/{name}", response_model=m.UserState, response_model_exclude_unset=True)
     def delete_user(name: str, request: Request) -> dict:
