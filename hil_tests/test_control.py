@@ -25,7 +25,7 @@ from hypothesis import strategies as st
 
 from loaxa import rules
 from loaxa.console import NodeConsole
-from loaxa.control import Controller
+from loaxa.control import Controller, t2k_now
 from loaxa.errors import NodeError
 from loaxa.headend.access import Access
 from loaxa.inventory import Inventory
@@ -478,7 +478,12 @@ def test_forged_replayed_stale_and_tampered_commands_never_act(fleet_n1, batch):
         elif how == "replayed":
             env = dict(sent["accepted"][which % 2])
         elif how == "stale":  # expired, or stamped from the future
-            env = ctl.sender.seal(k, "cmd", to, body, ts=NOON - age if i % 2 else NOON + age)
+            # The node's clock started at NOON when it booted and has run since; the
+            # sender's clock (NOON when the fleet began, before any boot) is never
+            # behind it, so "future" counts from there: from NOON, a command 301 s
+            # ahead was within the allowed skew once the node had run a few seconds.
+            ahead = t2k_now() + ctl.sender.ts_offset + age
+            env = ctl.sender.seal(k, "cmd", to, body, ts=NOON - age if i % 2 else ahead)
         elif how == "tampered":
             env = ctl.sender.seal(k, "cmd", to, {"cmd": "volume", "volume": 70})
             env["body"] = body
