@@ -89,7 +89,13 @@ def test_serve_runs_its_parts_on_the_apps_loop_and_stops_them(tmp_path):
             r = c.post("/api/broadcast", json={"file": "news", "at": at.isoformat()})
             assert r.status_code == 200 and r.json()["state"] == "pending", r.text
             wait_for(lambda e: e["body"].get("cmd") == "play", 15)
-            assert store.scheduled(r.json()["id"])[0]["state"] == "fired"
+            # marked fired once every node's message is acknowledged, which is after
+            # the listener has the play: give that a moment
+            deadline = time.monotonic() + 5
+            while (state := store.scheduled(r.json()["id"])[0]["state"]) == "firing" \
+                    and time.monotonic() < deadline:
+                time.sleep(0.05)
+            assert state == "fired"
 
             # a blocking call on the loop would wait for itself: refused
             with pytest.raises(RuntimeError, match="wait for itself"):
