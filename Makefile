@@ -13,7 +13,7 @@ ARGS ?=
 
 help:
 	@echo "make demo    a commune in a minute: head-end, three sim nodes, a broadcast, a refusal, an emergency"
-	@echo "make test    lint + unit tests + HIL suites against the sim, then the qemu subset"
+	@echo "make test    lint, the qemu subset (skips without QEMU), unit tests + HIL suites against the sim"
 	@echo "make bench   measurements (tables), not part of CI"
 	@echo "make hil TARGET=sim|qemu|serial [PORT=/dev/ttyUSB0]"
 	@echo "make flash PORT=/dev/ttyUSB0 BOARD=esp32-devkitc-max98357"
@@ -55,12 +55,13 @@ demo: venv sysdeps
 	$(PY) -m loaxa.demo
 
 # The qemu stage runs the tests marked qemu on the emulated ESP32 (docs/hil.md);
-# without QEMU they skip, and pytest's "nothing collected" (5) is no failure.
+# without QEMU they skip, and pytest's "nothing collected" (5) is no failure. It
+# runs before the main suite, so the run's last summary line counts every test.
 test: venv sysdeps
 	$(MAKE) --no-print-directory lint
-	$(PY) -m pytest -q $(ARGS)
 	$(PY) -m pytest -q hil_tests --target qemu -m qemu -p no:cacheprovider --timeout 1200 $(QEMU_ARGS) \
 	  || [ $$? -eq 5 ]
+	$(PY) -m pytest -q $(ARGS)
 
 lint: venv $(STUBS)/.installed
 	$(VENV)/bin/ruff check firmware host_tools hil_tests tests
