@@ -50,9 +50,9 @@ def test_clock_set_is_trusted_and_survives_soft_reset(node):
 
 
 @pytest.mark.needs("power_cut")
-def test_power_cut_loses_clock_trust(node, target):
+def test_power_cut_loses_clock_trust(node, strategy):
     node.request("clock.set", {"time": "2026-11-22T17:30:00+07:00"})
-    target.power_cycle()
+    strategy.transition("on", fresh=True)
     st = node.wait_ready(20)
     assert st["clock"]["synced"] is False
 
@@ -67,7 +67,7 @@ def test_version_and_log_tail(node):
 
 @pytest.mark.needs("power_cut")
 @pytest.mark.parametrize("after_ms", [0, 10, 30, 60])
-def test_power_cut_just_after_a_raw_repl_soft_reset_boots_the_app(node, target, after_ms):
+def test_power_cut_just_after_a_raw_repl_soft_reset_boots_the_app(node, strategy, after_ms):
     # A deploy cut short by power: the node was coming back into the raw REPL
     # (a soft reset there keeps it in the raw REPL) when the power went.
     repl = RawRepl(node.pause())
@@ -75,7 +75,7 @@ def test_power_cut_just_after_a_raw_repl_soft_reset_boots_the_app(node, target, 
         repl.enter(soft_reset=False)
         repl.write(b"\x04")
         time.sleep(after_ms / 1000)
-        target.power_cycle()
+        strategy.transition("on", fresh=True)
     finally:
         node.resume()
     st = node.wait_ready(20)

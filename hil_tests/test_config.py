@@ -57,12 +57,12 @@ def test_wrong_pin_locks_out_even_the_right_pin(node):
 
 
 @pytest.mark.needs("power_cut")
-def test_lockout_survives_a_power_cut(node, target):
+def test_lockout_survives_a_power_cut(node, strategy):
     node.request("pin.set", {"pin": "2468"})
     for pin in ("0000", "1111", "2222"):
         with pytest.raises(NodeError):
             node.request("auth", {"pin": pin})
-    target.power_cycle()
+    strategy.transition("on", fresh=True)
     node.wait_ready(20)
     with pytest.raises(NodeError) as e:
         node.request("auth", {"pin": "2468"})
@@ -81,7 +81,7 @@ def test_factory_reset_needs_confirmation_then_erases(node):
 
 
 @pytest.mark.needs("power_cut")
-def test_power_cut_during_config_writes_keeps_last_acknowledged(node, target):
+def test_power_cut_during_config_writes_keeps_last_acknowledged(node, strategy):
     """50 power cuts at random instants while config is being written."""
     rng = random.Random(1234)
     before = node.request("config.get", {"keys": ["volume"]})["volume"]
@@ -95,7 +95,7 @@ def test_power_cut_during_config_writes_keeps_last_acknowledged(node, target):
             sent.append(value)
         time.sleep(rng.uniform(0, 0.03))
         seen = node.lines_since(start)  # what the technician saw before the cut
-        target.power_cycle()
+        strategy.transition("on", fresh=True)
         acked = [v for v in sent if any(line.startswith(f"@w{v} ok ") for line in seen)]
         # Writes apply in order: the node must hold the last acknowledged value
         # or a later one whose ack was lost with the power, never older or corrupt.

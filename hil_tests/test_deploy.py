@@ -67,13 +67,14 @@ def test_changed_app_sends_only_changed_files_and_cleans_old_folders(node, targe
     assert c.previous == b.app
 
 
-@pytest.mark.needs("power_cut")
-def test_power_cut_at_a_random_instant_of_deploy_leaves_a_bootable_app(node, target, tmp_path):
+@pytest.mark.needs("power_cut", "filesystem")
+def test_power_cut_at_a_random_instant_of_deploy_leaves_a_bootable_app(node, target, strategy,
+                                                                       tmp_path):
     full = deploy(node).seconds
     old = node.wait_ready(30)["fw"]
     new_src = variant(tmp_path, "new", every_file=True)
     cut_at = random.uniform(0.05, full)  # anywhere in a deploy that sends every file
-    timer = threading.Timer(cut_at, target.node.power_cut)
+    timer = threading.Timer(cut_at, strategy.transition, ("on",), {"fresh": True})
     timer.start()
     try:
         deploy(node, new_src)
@@ -99,10 +100,10 @@ def test_provision_writes_identity_keys_and_pin_never_printing_keys(node, target
                                                                     capsys):
     inv_path = tmp_path / "inv.sqlite"
     node.close()  # the CLI opens the port itself
-    url, inv_arg = target.node.url, ["--inventory", str(inv_path)]
+    url, inv_arg = target.url, ["--inventory", str(inv_path)]
     assert main(["deploy", "--port", url, *inv_arg]) == 0
     assert "deployed app_" in capsys.readouterr().out
-    rc = main(["provision", "--port", target.node.url, "--node-id", "ab-07", "--commune",
+    rc = main(["provision", "--port", target.url, "--node-id", "ab-07", "--commune",
                "an-binh", "--zones", "thon-1,cho", "--net", "eth", "--broker",
                "mqtt://hq:1883", "--pin", "2468", "--inventory", str(inv_path)])
     out = capsys.readouterr()
@@ -112,7 +113,7 @@ def test_provision_writes_identity_keys_and_pin_never_printing_keys(node, target
         assert keys["node_key"] == inv.node_key("ab-07")
         (row,) = list(inv.nodes())
     assert sorted(keys) == ["mqtt_password", "node_key"]  # no key shared between nodes
-    assert row["zones"] == ["thon-1", "cho"] and row["mac"] == target.node.uid
+    assert row["zones"] == ["thon-1", "cho"] and row["mac"] == target.uid
     assert keys["node_key"] not in out.out + out.err
     assert keys["node_key"] not in inv_path.read_bytes().decode("latin-1")  # encrypted
     assert oct(inv_path.stat().st_mode & 0o777) == "0o600"
@@ -123,7 +124,7 @@ def test_provision_writes_identity_keys_and_pin_never_printing_keys(node, target
         (row,) = list(inv.nodes())
         assert row["app"] == (target.state / "app.ptr").read_text().strip()
         assert [e["action"] for e in inv.events("ab-07")] == ["keys", "provision", "deploy"]
-    with NodeConsole(target.node.url) as con:  # the PIN is set: a wrong one is refused
+    with NodeConsole(target.url) as con:  # the PIN is set: a wrong one is refused
         with pytest.raises(NodeError) as e:
             con.request("auth", {"pin": "0000"})
         assert e.value.code == "bad_pin"
@@ -134,7 +135,7 @@ def test_provision_writes_identity_keys_and_pin_never_printing_keys(node, target
     assert pw not in out.out + out.err and pw not in inv_path.read_bytes().decode("latin-1")
     with Inventory(inv_path) as inv:
         assert inv.mqtt_password("ab-07") == pw
-    assert main(["provision", "--port", target.node.url, "--node-id", "ab-07", "--commune",
+    assert main(["provision", "--port", target.url, "--node-id", "ab-07", "--commune",
                  "an-binh", "--zones", "thon-1", "--net", "eth", "--broker", "mqtt://hq:1883",
                  "--pin", "2468", "--current-pin", "2468", *inv_arg]) == 0
     again = json.loads((target.state / "data" / "keys.json").read_text())["mqtt_password"]
@@ -230,15 +231,16 @@ def test_deploy_rescues_a_node_boot_looping_on_a_buggy_app(node, target, tmp_pat
         "    def __init__(self", "    def __init__(self, *a):\n        raise RuntimeError('bug')\n"
         "\n    def _unused(self", 1))
     deploy(node, bad)  # verified and switched: the bug is in the app, not the copy
-    boots = target.node.boots
+    boots = target.boots
     time.sleep(5)
-    assert target.node.boots > boots + 1, "the node should be resetting over and over"
+    assert target.boots > boots + 1, "the node should be resetting over and over"
     deploy(node)
     status = node.wait_ready(30)
     assert not status["fw"].startswith("bug-")
 
 
 @pytest.mark.qemu  # one boot + a soft reset on qemu; a full deploy there: make bench
+@pytest.mark.keeps_node  # back in the application afterwards, nothing stored
 def test_a_slow_node_side_step_lives_on_its_ticks_and_silence_still_fails(node):
     """No deadline for a whole step: ticks restart the wait, silence ends it."""
     from loaxa.rawrepl import LinkLost, RawRepl

@@ -206,15 +206,10 @@ def test_no_rules_is_a_fault(node, capsys):
     assert v["rules"] == "fault" and rc == 2
 
 
-def sim_only(target):
-    if not hasattr(target, "node"):
-        pytest.skip(f"{target.name}: faults are injected through the sim's HAL")
-
-
+@pytest.mark.needs("amp_sense")
 def test_amplifier_fault_sensed_by_the_board(node, capsys, target):
-    sim_only(target)
     healthy(node)
-    target.node.amp_fault("short")
+    target.amp_fault("short")
     rc, v, doc = _doctor(node, capsys)
     assert v["amp"] == "fault" and rc == 2
     amp = next(c for c in doc["checks"] if c["key"] == "amp")
@@ -222,7 +217,7 @@ def test_amplifier_fault_sensed_by_the_board(node, capsys, target):
 
 
 @pytest.mark.needs("filesystem", "power_cut")
-def test_crash_loop_safe_mode_is_a_fault(node, capsys, target):
+def test_crash_loop_safe_mode_is_a_fault(node, capsys, target, strategy):
     # Three failed boots on record, and a crash log longer than the 1 KB the node
     # sends, as app.record_crash leaves them: one traceback per entry.
     data = target.state / "data"
@@ -231,7 +226,7 @@ def test_crash_loop_safe_mode_is_a_fault(node, capsys, target):
              '  File "loaxa_node/console.py", line 40, in __init__\n'
              "MemoryError: memory allocation failed, allocating %d bytes\n")
     (data / "crash.log").write_text("".join(trace % (512 + i) for i in range(12)))
-    target.power_cycle()
+    strategy.transition("on", fresh=True)
     node.wait_ready(20)
     rc, v, doc = _doctor(node, capsys)
     assert v["power"] == "fault" and rc == 2
@@ -246,10 +241,10 @@ def test_crash_loop_safe_mode_is_a_fault(node, capsys, target):
 
 
 @pytest.mark.needs("memory_leak")
-def test_heap_at_its_cap_is_a_fault(node, capsys, target):
+def test_heap_at_its_cap_is_a_fault(node, capsys, target, strategy):
     healthy(node)
     # a leak holds all but 4 KB of the heap (injected through the sim HAL)
-    target.node.leak(4)
+    target.leak(4)
     deadline = time.monotonic() + 10
     while True:
         rc, v, doc = _doctor(node, capsys, "--no-tone")
@@ -263,8 +258,8 @@ def test_heap_at_its_cap_is_a_fault(node, capsys, target):
     rc, out = diag(node, capsys, "doctor", "--no-tone")
     assert rc == 2 and "restart the node" in out
     # the restart doctor asks for, with the leak mended, clears the fault
-    target.node.leak(None)
-    target.power_cycle()
+    target.leak(None)
+    strategy.transition("on", fresh=True)
     node.wait_ready(20)
     rc, v, doc = _doctor(node, capsys, "--no-tone")
     assert v["heap"] == "ok", doc
@@ -312,24 +307,23 @@ class Tmux:
 
 
 @pytest.mark.skipif(not shutil.which("tmux"), reason="tmux not installed (scripts/sysdeps.sh)")
-def test_monitor_in_a_terminal_survives_a_reboot_and_a_cable_pull(target, target_name):
-    if target_name != "sim":
-        pytest.skip("pulling the cable needs the sim's USB bridge")
-    target.start()
+@pytest.mark.needs("usb_replug")
+def test_monitor_in_a_terminal_survives_a_reboot_and_a_cable_pull(target, strategy):
+    strategy.transition("on")  # the monitor, not this test, holds the port
     loaxa = Path(sys.executable).parent / "loaxa"
     # the terminal's own size: pytest's COLUMNS would hold rich to 80x24
     term = Tmux(f"env -u COLUMNS -u LINES LANGUAGE=en {loaxa} diag monitor "
-                f"--port {target.node.port_link} --interval 0.5")
+                f"--port {target.port_link} --interval 0.5")
     try:
         s = term.wait(r"running +\d+ s, reset: power on, boot #1")
         assert "loaxa diag monitor" in s and "connected" in s and "level" in s
-        target.power_cycle()
+        strategy.transition("on", fresh=True)
         s = term.wait(r"boot #2")
         assert "the node restarted (reset: power on, boot #2)" in s
-        target.node.unplug()
+        target.unplug()
         term.wait(r"no cable on .*waiting for it")
         time.sleep(1.5)  # the monitor keeps trying a port that is not there
-        target.node.plug()
+        target.plug()
         s = term.wait(r"— connected to ")
         before = int(re.search(r"running +(\d+) s", s).group(1))
         s = term.wait(rf"running +(?!{before} s)\d+ s, reset: power on, boot #2", 10)
@@ -365,12 +359,12 @@ class Follow:
 
 
 @pytest.fixture
-def follow(target, target_name):
+def follow(target, strategy):
     """`logs -f` on a started node, its last lines already shown."""
-    if target_name != "sim":
-        pytest.skip("rebooting and pulling the cable under `logs -f` need the sim's USB bridge")
-    target.start()
-    f = Follow(target.node.port_link)
+    if "usb_replug" not in target.provides:
+        pytest.skip(target.why_not("usb_replug"))
+    strategy.transition("on")  # `logs -f`, not this test, holds the port
+    f = Follow(target.port_link)
     try:
         f.wait(r"^\d+ (debug|info|warn|error) ")  # the last lines first
         yield f
@@ -379,9 +373,9 @@ def follow(target, target_name):
             f.proc.kill()
 
 
-def test_logs_follow_shows_new_lines_across_a_reboot_and_ends_on_ctrl_c(target, follow):
+def test_logs_follow_shows_new_lines_across_a_reboot_and_ends_on_ctrl_c(strategy, follow):
     seen = len(follow.out)
-    target.power_cycle()  # a new boot logs while we follow
+    strategy.transition("on", fresh=True)  # a new boot logs while we follow
     follow.wait(r"reset: power_on, boot #2")
     assert any("boot #2" in ln for ln in follow.out[seen:])
     follow.proc.send_signal(signal.SIGINT)  # Ctrl-C
@@ -390,10 +384,10 @@ def test_logs_follow_shows_new_lines_across_a_reboot_and_ends_on_ctrl_c(target, 
 
 
 def test_logs_follow_says_when_the_cable_is_pulled(target, follow):
-    target.node.unplug()
+    target.unplug()
     try:
         rc, err = follow.end()
     finally:
-        target.node.plug()
+        target.plug()
     assert rc == 2 and "Traceback" not in err, err
     assert "was pulled; stopped following" in err and "loaxa diag monitor" in err

@@ -10,6 +10,7 @@ MPREMOTE = Path(sys.executable).parent / "mpremote"
 
 
 @pytest.mark.qemu  # over socket:// on the emulated ESP32: one boot and a soft reset
+@pytest.mark.keeps_node  # back in the application afterwards, nothing stored
 @pytest.mark.needs("filesystem")
 def test_mpremote_runs_code_then_ctrl_d_brings_the_app_back(node, strategy):
     port = node.pause()  # one user of the port at a time

@@ -166,7 +166,7 @@ def test_bad_signature_or_old_sequence_is_refused_and_old_rules_stay(node):
 
 
 @pytest.mark.needs("power_cut")
-def test_power_cut_while_storing_rules_keeps_valid_rules(node, target):
+def test_power_cut_while_storing_rules_keeps_valid_rules(node, strategy):
     rng = random.Random(77)
     provision(node, "v0", seq=1)
     envs = {seq: signed(f"v{seq}", seq) for seq in range(2, 40)}
@@ -181,7 +181,7 @@ def test_power_cut_while_storing_rules_keeps_valid_rules(node, target):
             sent.append(f"v{seq}")
         time.sleep(rng.uniform(0, 0.05))
         seen = node.lines_since(start)
-        target.power_cycle()
+        strategy.transition("on", fresh=True)
         acked = [v for v in sent if any(ln.startswith(f"@r{v[1:]} ok ") for ln in seen)]
         allowed = sent[sent.index(acked[-1]):] if acked else [before, *sent]
         node.wait_ready(20)

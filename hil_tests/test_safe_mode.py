@@ -8,10 +8,10 @@ from loaxa.errors import NodeError
 
 
 @pytest.mark.needs("filesystem", "power_cut")
-def test_three_failed_boots_mean_safe_mode(node, target):
+def test_three_failed_boots_mean_safe_mode(node, target, strategy):
     # Three crashes/watchdog resets in a row are on record, as the firmware writes them.
     (target.state / "data" / "boot.json").write_text(json.dumps({"boots": 7, "fails": 3}))
-    target.power_cycle()
+    strategy.transition("on", fresh=True)
     st = node.wait_ready(20)
     assert st["safe_mode"] is True
     assert st["boots"] == 8
@@ -23,7 +23,7 @@ def test_three_failed_boots_mean_safe_mode(node, target):
 
 
 @pytest.mark.needs("filesystem", "power_cut")
-def test_power_cuts_are_not_failed_boots(node, target):
+def test_power_cuts_are_not_failed_boots(node, strategy):
     for _ in range(4):
-        target.power_cycle()
+        strategy.transition("on", fresh=True)
         assert node.wait_ready(20)["safe_mode"] is False

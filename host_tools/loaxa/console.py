@@ -68,7 +68,13 @@ class NodeConsole:
         # later lines go out whole instead of waiting again; a credit resets it
         self._flow = True
         self._ids = itertools.count(1)
+        # pause() hands the port over: the reader reads only while it holds
+        # _port_lock and not _paused, so once pause() has held the lock the
+        # reader is out of port.read() and stays out until resume()
         self._paused = threading.Event()
+        self._resumed = threading.Event()
+        self._resumed.set()
+        self._port_lock = threading.Lock()
         self._stop = threading.Event()
         # why the port last failed to read (cable pulled, adapter gone), None
         # while it reads: a tool that outlives a replug reopens on it
@@ -79,11 +85,13 @@ class NodeConsole:
     # -- reader ----------------------------------------------------------------
     def _read(self) -> None:
         while not self._stop.is_set():
-            if self._paused.is_set():
-                time.sleep(0.01)
+            if not self._resumed.wait(0.1):
                 continue
             try:
-                data = self.port.read(4096)
+                with self._port_lock:
+                    if self._paused.is_set():
+                        continue
+                    data = self.port.read(4096)
             except (serial.SerialException, OSError, TypeError) as e:
                 if self._stop.is_set():
                     return
@@ -114,12 +122,15 @@ class NodeConsole:
 
     def pause(self) -> serial.Serial:
         """Hand the port to a caller (raw REPL, flashing); resume() gives it back."""
+        self._resumed.clear()
         self._paused.set()
-        time.sleep(0.06)
+        with self._port_lock:  # the reader's read in progress ends (its timeout)
+            pass
         return self.port
 
     def resume(self) -> None:
         self._paused.clear()
+        self._resumed.set()
 
     def close(self) -> None:
         self._stop.set()

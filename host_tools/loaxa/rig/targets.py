@@ -15,25 +15,52 @@ from ..sim import SimNode
 from .qemu import QemuNode
 from .qemu import Unavailable as QemuUnavailable
 
-# What a test may need; a target that cannot provide it skips, saying why.
-CAPABILITIES = ("audio_capture", "power_cut", "rtc_control", "uart_throttle", "filesystem",
-                "link_control", "memory_leak")
+# What a test may need (@pytest.mark.needs); a target that cannot provide it
+# skips the test, saying why. Each optional member of Target names its capability.
+CAPABILITIES = {
+    "power_cut": "power_cycle(): cut the power at an instant (the strategy's)",
+    "filesystem": "state: the node's filesystem as a folder",
+    "audio_capture": "audio_dir: what the speaker played, as WAV files",
+    "link_control": "link_cut(), link_restore(): the node's network link",
+    "rtc_control": "the RTC starts where the test asks (sim_options rtc_start)",
+    "uart_throttle": "the console paced at its baud rate",
+    "memory_leak": "leak(): hold part of the node's heap",
+    "amp_sense": "amp_fault(): break the amplifier line as the board senses it",
+    "usb_replug": "unplug(), plug(), port_link: pull and replug the USB cable",
+    "extra_uarts": "uart_url(n): UART1... on sockets",
+    "boot_count": "boots: how many times the node has powered on or reset",
+    "known_uid": "uid: the chip id the node reports",
+}
 
 
 Unavailable = QemuUnavailable  # this target cannot run here (missing binary, image or port)
 
 
+class Lacking(Exception):
+    """A test used a capability its target does not have; the HIL plugin skips it
+    with this message (a test should say so up front with @pytest.mark.needs)."""
+
+
 class Target:
+    """Where a node runs and how its power is switched (labgrid's resource +
+    power driver). The console is one driver for all (NodeConsole on `start()`'s
+    URL); getting into a state is the strategy's (NodeStrategy): tests do not
+    call start/power_cycle/stop themselves."""
+
     name = "?"
     provides: frozenset[str] = frozenset()
     slowdown = 1.0  # how much longer than a board everything takes (console timeouts)
+    # A boot takes minutes (emulation): tests that leave the node as they found it
+    # (marked keeps_node) share one node per run instead of booting their own.
+    boots_are_dear = False
 
     def start(self) -> str:
         """Power on; return the console's pyserial URL."""
         raise NotImplementedError
 
     def power_cycle(self) -> None:
-        raise NotImplementedError
+        """Cut the power and power on again (the console's URL stays)."""
+        raise self.lacking("power_cut")
 
     def stop(self) -> None:
         pass
@@ -43,15 +70,71 @@ class Target:
         self.stop()
 
     def why_not(self, capability: str) -> str:
-        return f"target {self.name} cannot provide {capability}"
+        return (f"target {self.name} cannot provide {capability} "
+                f"({CAPABILITIES.get(capability, '?')})")
+
+    def lacking(self, capability: str) -> Lacking:
+        return Lacking(self.why_not(capability))
+
+    # -- optional capabilities: a target that has one overrides it and lists it
+    # in `provides`; here each raises Lacking, which the HIL plugin skips on.
+    @property
+    def url(self) -> str:
+        """The console's pyserial URL (for tools that open the port themselves)."""
+        raise NotImplementedError
+
+    @property
+    def state(self) -> Path:
+        raise self.lacking("filesystem")
+
+    @property
+    def audio_dir(self) -> Path:
+        raise self.lacking("audio_capture")
+
+    def link_cut(self) -> None:
+        raise self.lacking("link_control")
+
+    def link_restore(self) -> None:
+        raise self.lacking("link_control")
+
+    def leak(self, kb_left: int | None) -> None:
+        raise self.lacking("memory_leak")
+
+    def amp_fault(self, kind: str | None) -> None:
+        raise self.lacking("amp_sense")
+
+    @property
+    def port_link(self) -> Path:
+        raise self.lacking("usb_replug")
+
+    def unplug(self) -> None:
+        raise self.lacking("usb_replug")
+
+    def plug(self) -> str:
+        raise self.lacking("usb_replug")
+
+    def uart_url(self, n: int) -> str:
+        raise self.lacking("extra_uarts")
+
+    @property
+    def boots(self) -> int:
+        raise self.lacking("boot_count")
+
+    @property
+    def uid(self) -> str:
+        raise self.lacking("known_uid")
 
 
 class SimTarget(Target):
     name = "sim"
-    provides = frozenset(CAPABILITIES)
+    provides = frozenset(CAPABILITIES) - {"extra_uarts"}
 
     def __init__(self, workdir: Path, board: str = "sim", **sim_options):
         self.node = SimNode(workdir / "flash", board=board, **sim_options)
+
+    @property
+    def url(self) -> str:
+        return self.node.url
 
     @property
     def state(self) -> Path:
@@ -73,6 +156,30 @@ class SimTarget(Target):
     def link_restore(self) -> None:
         self.node.link_restore()
 
+    def leak(self, kb_left: int | None) -> None:
+        self.node.leak(kb_left)
+
+    def amp_fault(self, kind: str | None) -> None:
+        self.node.amp_fault(kind)
+
+    @property
+    def port_link(self) -> Path:
+        return self.node.port_link
+
+    def unplug(self) -> None:
+        self.node.unplug()
+
+    def plug(self) -> str:
+        return self.node.plug()
+
+    @property
+    def boots(self) -> int:
+        return self.node.boots
+
+    @property
+    def uid(self) -> str:
+        return self.node.uid
+
     def stop(self) -> None:
         self.node.stop()
 
@@ -91,7 +198,8 @@ class QemuTarget(Target):
     # No I2S (a counting null sink: nothing to capture), the RTC always starts
     # in 2000, no Wi-Fi/Ethernet, and the UART receive pace is QEMU's, not the
     # baud's: those tests skip.
-    provides = frozenset({"power_cut", "filesystem"})
+    provides = frozenset({"power_cut", "filesystem", "extra_uarts", "boot_count"})
+    boots_are_dear = True
     # The emulated flash is far slower than a board's (every read stops both
     # CPUs, which QEMU pays dearly for), more so on a busy host: console
     # timeouts stretch by the first boot's time against a board's.
@@ -109,7 +217,14 @@ class QemuTarget(Target):
         self.boot_s: float | None = None
         self._view: Path | None = None
         self._view_digest: dict[str, str] = {}
-        self.url = self.node.url
+
+    @property
+    def url(self) -> str:
+        return self.node.url
+
+    @property
+    def boots(self) -> int:
+        return self.node.boots
 
     def uart_url(self, n: int) -> str:
         return self.node.uart_url(n)
@@ -172,12 +287,16 @@ class SerialTarget(Target):
     """A real board on a USB serial port; reset through the bridge's DTR/RTS."""
 
     name = "serial"
-    provides = frozenset({"power_cut", "filesystem"})
+    provides = frozenset({"power_cut"})
 
     def __init__(self, port: str | None):
         if not port:
             raise Unavailable("--target serial needs --port (e.g. /dev/ttyUSB0)")
         self.port = port
+
+    @property
+    def url(self) -> str:
+        return self.port
 
     def start(self) -> str:
         return self.port
@@ -190,6 +309,9 @@ class SerialTarget(Target):
             s.rts = True
             time.sleep(0.1)
             s.rts = False
+
+
+TARGETS: dict[str, type[Target]] = {"sim": SimTarget, "qemu": QemuTarget, "serial": SerialTarget}
 
 
 def make_target(name: str, workdir: Path, board: str | None, port: str | None,
