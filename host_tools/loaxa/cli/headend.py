@@ -12,6 +12,7 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
+from ..headend.roles import ROLES
 from ..i18n import t
 from ..streamer import FileServer, Format, Stats, parse_dest, stream, tls_context
 
@@ -41,8 +42,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="send RTP to this address (repeatable; multicast groups too)")
     s.add_argument("--http", type=int, metavar="PORT",
                    help="serve the stream to nodes over HTTP on this port (0: any free)")
-    s.add_argument("--tls-cert", metavar="PEM", help="serve HTTPS with this certificate")
-    s.add_argument("--tls-key", metavar="PEM", help="private key of --tls-cert")
+    _tls_args(s)
     s.add_argument("--bind", default="0.0.0.0", help="address the HTTP server listens on")
     s.add_argument("--sdp", metavar="FILE", help="write the SDP of the first --udp destination")
     s.add_argument("--wait-clients", type=int, default=0, metavar="N",
@@ -69,13 +69,30 @@ def register(sub: argparse._SubParsersAction) -> None:
     f.add_argument("--rate", type=int, default=16000, help="sample rate (default 16000)")
     f.add_argument("--ptime", type=int, default=20, help="packet duration in ms (default 20)")
     f.add_argument("--bind", default="0.0.0.0", help="address to listen on")
-    f.add_argument("--tls-cert", metavar="PEM", help="serve HTTPS with this certificate")
-    f.add_argument("--tls-key", metavar="PEM", help="private key of --tls-cert")
+    _tls_args(f)
     f.add_argument("--token-file", metavar="FILE",
                    help="the token nodes must give (kept here, made on first use, so the "
                    "rules' url survives a restart; default: a new one each run)")
     f.set_defaults(func=run_files)
     _register_operator(hs)
+
+
+def _tls_args(p: argparse.ArgumentParser, prefix: str = "",
+              cert_help: str = "serve HTTPS with this certificate") -> None:
+    """--PREFIXtls-cert and --PREFIXtls-key: a pair, read back by _tls_pair."""
+    p.add_argument(f"--{prefix}tls-cert", metavar="PEM", help=cert_help)
+    p.add_argument(f"--{prefix}tls-key", metavar="PEM", help=f"private key of --{prefix}tls-cert")
+
+
+def _tls_pair(args: argparse.Namespace, prefix: str = "") -> tuple[str, str] | None:
+    """(cert, key) of a _tls_args pair, None without; one given alone is refused."""
+    from ..errors import LoaxaError
+
+    name = prefix.replace("-", "_")
+    cert, key = getattr(args, name + "tls_cert"), getattr(args, name + "tls_key")
+    if (cert is None) != (key is None):
+        raise LoaxaError(f"give both --{prefix}tls-cert and --{prefix}tls-key")
+    return (cert, key) if cert else None
 
 
 def _data_arg(p: argparse.ArgumentParser) -> None:
@@ -106,10 +123,8 @@ def _register_operator(hs: argparse._SubParsersAction) -> None:
                    "must chain to, as the nodes pin it (default: the system's CAs)")
     s.add_argument("--mqtt-port", type=int, default=1883,
                    help="port of the embedded broker (default 1883)")
-    s.add_argument("--mqtt-tls-cert", metavar="PEM",
-                   help="also run a TLS listener on the embedded broker with this certificate "
-                   "(nodes that come in over the Internet)")
-    s.add_argument("--mqtt-tls-key", metavar="PEM", help="private key of --mqtt-tls-cert")
+    _tls_args(s, "mqtt-", "also run a TLS listener on the embedded broker with this certificate "
+              "(nodes that come in over the Internet)")
     s.add_argument("--mqtt-tls-port", type=int, default=8883,
                    help="port of the embedded broker's TLS listener (default 8883)")
     s.add_argument("--media", metavar="DIR", help="folder of audio files to broadcast, "
@@ -119,8 +134,7 @@ def _register_operator(hs: argparse._SubParsersAction) -> None:
     s.add_argument("--public-host", default="127.0.0.1",
                    help="this machine's address as nodes reach it")
     s.add_argument("--prefix", default="loaxa", help="MQTT topic prefix (default loaxa)")
-    s.add_argument("--tls-cert", metavar="PEM", help="serve HTTPS with this certificate")
-    s.add_argument("--tls-key", metavar="PEM", help="private key of --tls-cert")
+    _tls_args(s)
     s.add_argument("--tls-self-signed", action="store_true",
                    help="serve HTTPS with a certificate the head-end makes for itself under "
                    "DATA/tls (for the page's microphone on the commune's network)")
@@ -165,7 +179,7 @@ def _register_operator(hs: argparse._SubParsersAction) -> None:
     _data_arg(u)
     u.add_argument("name")
     what = u.add_mutually_exclusive_group(required=True)
-    what.add_argument("--role", choices=("viewer", "operator", "admin"))
+    what.add_argument("--role", choices=ROLES)
     what.add_argument("--remove", action="store_true",
                       help="remove the user (their sessions end; the audit log keeps them)")
     what.add_argument("--unlock", action="store_true",
@@ -260,8 +274,7 @@ def run_serve(args: argparse.Namespace) -> int:
     from ..errors import LoaxaError
     from ..headend.server import serve
 
-    if (args.tls_cert is None) != (args.tls_key is None):
-        raise LoaxaError("give both --tls-cert and --tls-key")
+    _tls_pair(args)
     if args.tls_self_signed:
         if args.tls_cert:
             raise LoaxaError("give --tls-cert/--tls-key or --tls-self-signed, not both")
@@ -269,8 +282,7 @@ def run_serve(args: argparse.Namespace) -> int:
 
         args.tls_cert, args.tls_key, fp = ensure(_data(args), args.public_host)
         print(f"self-signed certificate {args.tls_cert}, SHA-256 {fp}", flush=True)
-    if (args.mqtt_tls_cert is None) != (args.mqtt_tls_key is None):
-        raise LoaxaError("give both --mqtt-tls-cert and --mqtt-tls-key")
+    _tls_pair(args, "mqtt-")
     if args.mqtt_tls_cert and args.broker:
         raise LoaxaError("--mqtt-tls-cert is for the embedded broker",
                          "configure TLS on the broker named by --broker instead")
@@ -489,7 +501,8 @@ def run_files(args: argparse.Namespace) -> int:
     if not os.path.isdir(args.dir):
         raise LoaxaError(f"no such folder: {args.dir}")
     fmt = Format(args.codec.upper(), args.rate, args.ptime)
-    tls = tls_context(args.tls_cert, args.tls_key) if args.tls_cert else None
+    pair = _tls_pair(args)
+    tls = tls_context(*pair) if pair else None
     scheme = "https" if tls else "http"
     token = files_token(args.token_file)
 
@@ -520,7 +533,8 @@ def run_stream(args: argparse.Namespace) -> int:
 
         raise LoaxaError("nowhere to send", "add --udp HOST:PORT and/or --http PORT")
 
-    tls = tls_context(args.tls_cert, args.tls_key) if args.tls_cert else None
+    pair = _tls_pair(args)
+    tls = tls_context(*pair) if pair else None
     scheme = "https" if tls else "http"
 
     def ready(port: int | None) -> None:

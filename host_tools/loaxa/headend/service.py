@@ -23,7 +23,8 @@ from ..control import Controller, topic
 from ..errors import LoaxaError
 from ..streamer import CAPTURE, FileServer, Format, Relay, is_live
 from . import checks
-from .store import ROLES, Store
+from .roles import allowed
+from .store import Store
 
 PRIORITIES = ("test", "normal", "priority")  # emergency has its own call
 SIREN_HZ = 1200
@@ -42,12 +43,6 @@ class Denied(LoaxaError):
 
 
 Actor = tuple[str, str]  # (user, role)
-
-
-def allowed(role: str, need: str) -> bool:
-    """Roles are ordered: an admin may do what an operator may, an operator
-    what a viewer may."""
-    return ROLES.index(role) >= ROLES.index(need) if role in ROLES else False
 
 
 class Headend:

@@ -27,8 +27,8 @@ from argon2.exceptions import InvalidHashError, VerificationError
 from .. import seqcounter
 from ..errors import LoaxaError
 from .checks import ZONES, check_event, check_status
+from .roles import ROLES
 
-ROLES = ("viewer", "operator", "admin")
 SESSION_S = 12 * 3600
 
 # Append only: a released migration is never edited, the next one fixes it.

@@ -7,19 +7,19 @@ user's sessions."""
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Literal
 
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from ..errors import LoaxaError
+from .roles import ROLES, Role
 from .service import Actor, Headend
 
 
 class UserSet(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    role: Literal["viewer", "operator", "admin"]
+    role: Role
     password: str = Field(min_length=8, max_length=256)
 
 
@@ -91,7 +91,7 @@ def router(he: Headend) -> APIRouter:
         except Denied as e:
             return HTMLResponse(e.msg, 403)
         return HTMLResponse(ENV.get_template("users.html").render(
-            rows=rows, user=who[0], role=who[1], can_operate=allowed(who[1], "operator"),
-            can_admin=True, **_globals(code)))
+            rows=rows, roles=ROLES, user=who[0], role=who[1],
+            can_operate=allowed(who[1], "operator"), can_admin=True, **_globals(code)))
 
     return r
