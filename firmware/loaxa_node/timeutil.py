@@ -5,6 +5,9 @@
 
 UNIX_OFFSET = 946684800  # unix time of 2000-01-01T00:00:00Z
 DAY = 86400
+# Việt Nam's offset (UTC+07:00) in minutes east of UTC: the commune's time
+# wherever the config or the rules do not name one (node and host alike)
+TZ_MIN = 420
 
 
 def days_from_civil(y, m, d):

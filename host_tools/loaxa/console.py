@@ -18,14 +18,17 @@ from pathlib import Path
 
 import serial
 
+from loaxa_node.console import CREDIT as NODE_CREDIT
+from loaxa_node.console import WINDOW
+
 from .errors import LoaxaError, NodeError, NodeTimeout
 
 _ANSI = re.compile(rb"\x1b\[[0-9;]*[A-Za-z]")
 # The node's console credits each WINDOW bytes of a line it has taken in with
 # one CREDIT byte; a long request goes out a window at a time against them
-# (firmware console.py: a board's stdin ring drops bytes beyond ~259).
-WINDOW = 256
-CREDIT = b"\x11"
+# (firmware console.py, the one place both are set: a board's stdin ring
+# drops bytes beyond ~259).
+CREDIT = NODE_CREDIT.encode()
 
 
 def clean(b: bytes) -> str:

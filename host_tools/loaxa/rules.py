@@ -26,6 +26,7 @@ from .errors import LoaxaError
 DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 DEFAULT_DAYS = 0b0011111  # Mon-Fri: no weekend sessions unless a rule says so
 DEFAULT_QUIET = "21:00-06:00"
+DEFAULT_TZ = timeutil.iso(0, timeutil.TZ_MIN)[-6:]  # "+07:00"
 _IDENT = re.compile(r"^[\w-]{1,32}$")
 _TOP = {"version", "timezone", "quiet_hours", "emergency_volume", "zones", "limits",
         "window", "schedule", "exception", "years", "streams", "files"}
@@ -365,10 +366,10 @@ def compile_text(text: str, name: str = "rules.toml", this_year: int | None = No
         # MicroPython's JSON reader splits characters beyond U+FFFF (docs/envelope.md)
         raise top.fail("version", f"{R['ver']!r} is not a usable version",
                        "at most 32 characters, no emoji or control characters")
-    tz = top.text("timezone", "+07:00")
+    tz = top.text("timezone", DEFAULT_TZ)
     m = re.fullmatch(r"(?:UTC)?([+-])(\d{2}):(\d{2})", tz)
     if not m or int(m.group(2)) > 14 or int(m.group(3)) > 59:
-        raise top.fail("timezone", f"{tz!r} is not an offset", 'like "+07:00" (Việt Nam)')
+        raise top.fail("timezone", f"{tz!r} is not an offset", f'like "{DEFAULT_TZ}" (Việt Nam)')
     R["tz"] = (1 if m.group(1) == "+" else -1) * (int(m.group(2)) * 60 + int(m.group(3)))
     q = top.text("quiet_hours", DEFAULT_QUIET)
     quiet: list[int] = []
@@ -472,7 +473,8 @@ def compile_text(text: str, name: str = "rules.toml", this_year: int | None = No
         R["sch"].append(it)
     R["x"] = []
     if this_year is None:
-        this_year = (datetime.datetime.now(datetime.UTC) + datetime.timedelta(hours=7)).year
+        this_year = (datetime.datetime.now(datetime.UTC)
+                     + datetime.timedelta(minutes=timeutil.TZ_MIN)).year
     years = _years(top, this_year)
     xw = 0  # [[exception.window]] tables seen so far, to find their lines
     for i, raw in enumerate(doc.get("exception", [])):
@@ -557,7 +559,7 @@ def segments(R: dict, start: int, end: int, zones: list[str]) -> list[tuple]:
 def week_of(R: dict, day: int) -> tuple[int, int]:
     """(the local day number of its Monday, that Monday's midnight in t2k seconds)
     of the week that holds the instant day, in the rules' time zone."""
-    tz = R.get("tz", 420)
+    tz = R.get("tz", timeutil.TZ_MIN)
     ld = (day + tz * 60) // 86400
     monday = ld - timeutil.weekday(ld)
     return monday, monday * 86400 - tz * 60
@@ -610,7 +612,7 @@ def sign_for(R: dict, inventory: str | None, nodes: list[str], commune: str | No
     return {n: sign(R, keys[n], sender, n, seq, ts) for n in nodes}
 
 
-def parse_time(s: str, tz_min: int = 420) -> int:
+def parse_time(s: str, tz_min: int = timeutil.TZ_MIN) -> int:
     """ISO time → t2k; a time without an offset is in the rules' time zone."""
     if not re.search(r"(Z|[+-]\d{2}:\d{2})$", s):
         s += timeutil.iso(0, tz_min)[-6:] if tz_min else "Z"

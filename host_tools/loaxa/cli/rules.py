@@ -96,7 +96,7 @@ def _local(t: int, tz: int) -> str:
 
 def explain(args: argparse.Namespace) -> int:
     R = rules.compile_file(args.file).rules
-    tz = R.get("tz", 420)
+    tz = R.get("tz", timeutil.TZ_MIN)
     at = rules.parse_time(args.at, tz)
     req = {"priority": args.priority, "kind": args.kind, "zones": args.zone}
     d = engine.evaluate(R, at, req, None, not args.untrusted)
@@ -116,7 +116,7 @@ def explain(args: argparse.Namespace) -> int:
 def calendar(args: argparse.Namespace) -> int:
     c = rules.compile_file(args.file)
     R = c.rules
-    tz = R.get("tz", 420)
+    tz = R.get("tz", timeutil.TZ_MIN)
     caps = {w["id"]: w["max"] for w in R["w"] + [w for x in R.get("x", []) for w in x.get("w", [])]}
     if args.week:
         day = rules.parse_time(args.week + "T12:00", tz)

@@ -23,6 +23,8 @@ from pathlib import Path
 
 import numpy as np
 
+from loaxa_node import timeutil
+
 from .. import reasons
 from ..errors import LoaxaError
 from ..headend.server import open_headend
@@ -41,7 +43,7 @@ WEB_USER, WEB_PASSWORD = "demo", "loaxa-demo"
 NEWS_HZ, NEWS_S = 440, 10  # the announcement: long enough to be cut into
 HEARD_S = 5  # from the announcement's start to the emergency
 SIREN_S = 4  # how long the emergency plays
-TZ = timezone(timedelta(hours=7))  # the rules' (and Việt Nam's) time
+TZ = timezone(timedelta(minutes=timeutil.TZ_MIN))  # the rules' (and Việt Nam's) time
 
 
 def window(start_min: int, minutes: int) -> tuple[str, bool]:

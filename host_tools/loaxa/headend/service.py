@@ -48,7 +48,7 @@ Actor = tuple[str, str]  # (user, role)
 class Headend:
     def __init__(self, store: Store, connect: Callable[[], Controller] | None = None,
                  media: str | Path | None = None, files_url: str | None = None,
-                 fmt: Format | None = None, tz_min: int = 420):
+                 fmt: Format | None = None, tz_min: int = timeutil.TZ_MIN):
         self.store = store
         self.connect = connect
         self._ctl: Controller | None = None
