@@ -11,7 +11,7 @@ TRUST_S = 24 * 3600
 
 
 class Clock:
-    def __init__(self, hal, tz_offset_min=420):
+    def __init__(self, hal, tz_offset_min=timeutil.TZ_MIN):
         self.hal = hal
         self.tz_offset_min = tz_offset_min
         try:

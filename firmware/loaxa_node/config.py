@@ -4,7 +4,10 @@
 # Keys are flat, dotted names ("net.type") so that every error and every
 # console request names exactly one value.
 
+from .timeutil import TZ_MIN
+
 NET_TYPES = ("none", "wifi", "eth", "lte")
+TOPIC_PREFIX = "loaxa"  # topics: PREFIX/COMMUNE/node/... (control/protocol.py)
 LOG_LEVELS = ("debug", "info", "warn", "error")
 
 
@@ -29,9 +32,9 @@ SCHEMA = {
     "net.password": ("", "s", 64, 0),
     "net.apn": ("", "s", 64, 0),
     "broker.url": ("", "s", 128, 0),
-    "topic_prefix": ("loaxa", "id", 0, 0),
+    "topic_prefix": (TOPIC_PREFIX, "id", 0, 0),
     "ntp.server": ("", "s", 64, 0),
-    "tz_offset_min": (420, "i", -720, 840),
+    "tz_offset_min": (TZ_MIN, "i", -720, 840),
     "jitter_ms": (180, "i", 20, 2000),
     "amp_hold_s": (5, "i", 0, 600),
     "log_level": ("info", "c", LOG_LEVELS, 0),

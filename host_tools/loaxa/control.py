@@ -19,6 +19,7 @@ from collections.abc import Callable
 from typing import Any
 
 from loaxa_node import envelope, log, net_mqtt, timeutil
+from loaxa_node.config import TOPIC_PREFIX
 
 from . import seqcounter
 from .errors import LoaxaError
@@ -90,7 +91,7 @@ class Controller:
     """One connection to the broker as the head-end."""
 
     def __init__(self, url: str, commune: str, node_keys: dict[str, bytes] | None = None,
-                 zones: dict[str, list[str]] | None = None, prefix: str = "loaxa",
+                 zones: dict[str, list[str]] | None = None, prefix: str = TOPIC_PREFIX,
                  sender: str = "headend", client_id: str | None = None, ca: bytes | None = None,
                  timeout: float = 10.0,
                  on_doc: Callable[[str, str, bytes, float], Any] | None = None,

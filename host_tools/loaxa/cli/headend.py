@@ -12,6 +12,8 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
+from loaxa_node.config import TOPIC_PREFIX
+
 from ..headend.roles import ROLES
 from ..i18n import t
 from ..streamer import FileServer, Format, Stats, parse_dest, stream, tls_context
@@ -133,7 +135,8 @@ def _register_operator(hs: argparse._SubParsersAction) -> None:
                    help="port nodes fetch media files from (default 8001)")
     s.add_argument("--public-host", default="127.0.0.1",
                    help="this machine's address as nodes reach it")
-    s.add_argument("--prefix", default="loaxa", help="MQTT topic prefix (default loaxa)")
+    s.add_argument("--prefix", default=TOPIC_PREFIX,
+                   help=f"MQTT topic prefix (default {TOPIC_PREFIX})")
     _tls_args(s)
     s.add_argument("--tls-self-signed", action="store_true",
                    help="serve HTTPS with a certificate the head-end makes for itself under "
@@ -169,7 +172,8 @@ def _register_operator(hs: argparse._SubParsersAction) -> None:
     bf.add_argument("--commune", action="append", required=True,
                     help="a commune the broker serves (repeatable)")
     bf.add_argument("--out", required=True, metavar="DIR", help="folder to write passwd and acl")
-    bf.add_argument("--prefix", default="loaxa", help="MQTT topic prefix (default loaxa)")
+    bf.add_argument("--prefix", default=TOPIC_PREFIX,
+                   help=f"MQTT topic prefix (default {TOPIC_PREFIX})")
     bf.set_defaults(func=run_broker_files)
 
     u = hs.add_parser("user", help="add a user, change a password or role, remove a user "

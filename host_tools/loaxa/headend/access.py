@@ -27,6 +27,8 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from loaxa_node.config import TOPIC_PREFIX
+
 HEADEND = "headend.{commune}"
 CLI = "headend-cli.{commune}"
 PBKDF2_ROUNDS = 101  # mosquitto_passwd's default for $7$ (PBKDF2-SHA512)
@@ -37,12 +39,12 @@ NODE_READ = ("cmd", "rules")
 @dataclass
 class Access:
     """The broker users of the communes served and what each may do."""
-    prefix: str = "loaxa"
+    prefix: str = TOPIC_PREFIX
     # user -> (password, role "node" or "headend", commune)
     users: dict[str, tuple[str, str, str]] = field(default_factory=dict)
 
     @classmethod
-    def from_inventory(cls, inv, prefix: str = "loaxa",
+    def from_inventory(cls, inv, prefix: str = TOPIC_PREFIX,
                        communes: Iterable[str] | None = None) -> Access:
         """The users of the given communes (every commune if None); the head-end
         users of each given commune are made now if they are not yet."""

@@ -21,6 +21,8 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
+from loaxa_node.config import TOPIC_PREFIX
+
 from ..control import Controller, on_loop
 from ..errors import LoaxaError
 from ..i18n import t
@@ -280,7 +282,7 @@ class Serving:
 
 def serve(data: str | Path, inventory: str | None, commune: str, host: str, port: int,
           broker: str | None, mqtt_port: int, media: str | None, files_port: int,
-          public_host: str, prefix: str = "loaxa",
+          public_host: str, prefix: str = TOPIC_PREFIX,
           tls: tuple[str, str] | None = None, broker_ca: str | None = None,
           tts: str | None = None, alerts: dict | None = None,
           mqtt_tls: tuple[str, str] | None = None, mqtt_tls_port: int = 8883) -> None:

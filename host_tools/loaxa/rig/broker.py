@@ -15,6 +15,8 @@ import sys
 import time
 from pathlib import Path
 
+from loaxa_node.config import TOPIC_PREFIX
+
 from ..errors import LoaxaError
 from . import process
 from .process import free_port
@@ -30,7 +32,7 @@ class _BrokerProcess:
     start_timeout = 5.0
 
     def __init__(self, port: int | None = None, inventory: str | os.PathLike | None = None,
-                 communes: tuple[str, ...] = (), prefix: str = "loaxa",
+                 communes: tuple[str, ...] = (), prefix: str = TOPIC_PREFIX,
                  anonymous: bool = False):
         if inventory is None and not anonymous:
             raise ValueError("a broker lets in the users of an inventory (or anonymous=True)")
@@ -86,7 +88,7 @@ class Broker(_BrokerProcess):
 
     def __init__(self, workdir: Path, port: int | None = None, extra_conf: str = "",
                  inventory: str | os.PathLike | None = None, communes: tuple[str, ...] = (),
-                 prefix: str = "loaxa", anonymous: bool = False):
+                 prefix: str = TOPIC_PREFIX, anonymous: bool = False):
         from ..headend.access import mosquitto_conf
 
         exe = mosquitto_path()
@@ -174,7 +176,7 @@ threading.Event().wait()
 
     def __init__(self, workdir: Path | None = None, port: int | None = None,
                  inventory: str | os.PathLike | None = None, communes: tuple[str, ...] = (),
-                 prefix: str = "loaxa", anonymous: bool = False):
+                 prefix: str = TOPIC_PREFIX, anonymous: bool = False):
         super().__init__(port, inventory, communes, prefix, anonymous)
 
     def argv(self) -> list[str]:
