@@ -78,6 +78,7 @@ def rig(request, tmp_path_factory):
         poll("the rules in force on every node", lambda: all(
             (n["status"] or {}).get("rules") == "web" for n in admin.get("/api/nodes").json()))
         print(f"\nweb rig up in {time.monotonic() - t0:.1f} s")
+        he.consoles = {k: v[1] for k, v in nodes.items()}  # type: ignore[attr-defined]
         yield tmp, he, {k: v[0] for k, v in nodes.items()}
     finally:
         for sim, con in nodes.values():
@@ -180,6 +181,26 @@ def result(drv) -> str:  # type: ignore[no-untyped-def]
     return drv.find_element("id", "result").text
 
 
+def go(drv, page: str) -> None:  # type: ignore[no-untyped-def]
+    """To a page as the officer goes there: its entry in the navigation."""
+    from selenium.webdriver.common.by import By
+
+    drv.find_element(By.ID, f"nav-{page}").click()
+    until(f"the {page} page", lambda: drv.find_elements(
+        By.CSS_SELECTOR, f"#nav-{page}[aria-current=page]"))
+
+
+def open_page(drv, he, path: str, user: str = "oanh",  # type: ignore[no-untyped-def]
+              password: str = "oanh-secret") -> None:
+    """path in the browser, logged in as user if no one is (a test run alone)."""
+    from selenium.webdriver.common.by import By
+
+    drv.get(f"http://127.0.0.1:{he.port}{path}")
+    if drv.find_elements(By.NAME, "password"):
+        log_in(drv, user, password)
+        drv.get(f"http://127.0.0.1:{he.port}{path}")
+
+
 def test_the_page_runs_the_network_in_a_browser(rig, browser):
     from selenium.webdriver.common.by import By
 
@@ -201,6 +222,10 @@ def test_the_page_runs_the_network_in_a_browser(rig, browser):
           lambda: cells(drv, 2) == {"n1": online, "n2": online, "n3": online})
     until("the zones on the page",
           lambda: cells(drv, 1) == {"n1": "thon-1", "n2": "thon-1", "n3": "thon-2"})
+    assert drv.find_element(By.ID, "glance").text.startswith(
+        t_in("vi", "web.glance", online=3, total=3))
+    go(drv, "clusters")
+    until("three rows on the clusters page", lambda: len(cells(drv, 0)) == 3)
     # the map: each node where it stands, coloured by its state (redrawn with the table)
     pins = until("the map", lambda: {c.find_element(By.XPATH, "..").get_attribute("id"): (
         float(c.get_attribute("cx")), float(c.get_attribute("cy")), c.get_attribute("class"))
@@ -212,6 +237,7 @@ def test_the_page_runs_the_network_in_a_browser(rig, browser):
     drv.save_screenshot(str(tmp / "desktop.png"))
 
     # a broadcast to thon-1 from the form
+    go(drv, "broadcast")
     form = drv.find_element(By.ID, "broadcast")
     assert [o.text for o in form.find_elements(By.CSS_SELECTOR, "select[name=file] option")
             ] == ["news"]
@@ -225,13 +251,17 @@ def test_the_page_runs_the_network_in_a_browser(rig, browser):
         assert abs(s - TONE_S) < 0.5 and abs(hz - TONE_HZ) < 20, (n, s, hz)
     news_s = played_s(wavs(sims["n1"])[0])[0]
 
-    # the emergency: every node, shown on the page while it sounds, then ended
+    # the emergency: every node, shown on the overview while it sounds, then ended
     drv.find_element(By.CSS_SELECTOR, "#emergency button[value=start]").click()
-    until("the emergency on every row", lambda: all(cells(drv, 4).values()))
-    time.sleep(2)  # a siren long enough to measure
+    until("the page says sent", lambda: result(drv) == vi("web.done"))
+    go(drv, "overview")
+    until("the emergency on every row", lambda: all(cells(drv, 3).values()))
+    time.sleep(1.5)  # a siren long enough to measure
+    go(drv, "broadcast")
     drv.find_element(By.CSS_SELECTOR, "#emergency button[value=stop]").click()
     until("the page says sent", lambda: result(drv) == vi("web.done"))
-    until("the emergency gone from every row", lambda: not any(cells(drv, 4).values()))
+    go(drv, "overview")
+    until("the emergency gone from every row", lambda: not any(cells(drv, 3).values()))
     until("every speaker's siren logged", lambda: plays() == ["n1", "n1", "n2", "n2", "n3"])
     assert [len(wavs(sims[n])) for n in sims] == [2, 2, 1]
     siren = {}
@@ -239,7 +269,15 @@ def test_the_page_runs_the_network_in_a_browser(rig, browser):
         siren[n], hz = played_s(wavs(sim)[-1])
         assert abs(hz - SIREN_HZ) < 30 and siren[n] > 1.5, (n, siren[n], hz)
 
-    # the report, downloaded from its link, equals what the speakers played
+    # the reports page: this month when opened; today's report chosen and downloaded
+    go(drv, "reports")
+    assert drv.find_element(By.TAG_NAME, "h1").text == t_in(
+        "vi", "web.rep.title", start=day[:8] + "01", end=day)
+    rf = drv.find_element(By.ID, "report")
+    drv.execute_script("arguments[0].value = arguments[1]", rf.find_element(By.NAME, "from"), day)
+    rf.find_element(By.CSS_SELECTOR, "button:not([type])").click()
+    until("today's report", lambda: drv.find_element(By.TAG_NAME, "h1").text == t_in(
+        "vi", "web.rep.title", start=day, end=day))
     drv.find_element(By.ID, "csv").click()
     got = until("the CSV downloaded", lambda: sorted((tmp / "downloads").glob("*.csv")))
     assert got[0].name == f"loaxa-{day}-{day}.csv"
@@ -252,20 +290,13 @@ def test_the_page_runs_the_network_in_a_browser(rig, browser):
     assert abs(per["thon-2"] - siren["n3"]) <= 1.0, (per, siren)
     assert [ln.split(",")[0] for ln in uptime.splitlines()[1:]] == ["n1", "n2", "n3"]
 
-    # the printable report, opened from its link, says the same
-    drv.find_element(By.ID, "print").click()
-    drv.switch_to.window(drv.window_handles[-1])
-    until("the printable report", lambda: drv.find_elements(By.CSS_SELECTOR, "#zones tbody tr"))
-    assert drv.find_element(By.TAG_NAME, "h1").text == t_in(
-        "vi", "web.rep.title", start=day, end=day)
+    # the page, which prints as the report, says the same
     printed = {r.find_elements(By.TAG_NAME, "td")[0].text:
                float(r.find_elements(By.TAG_NAME, "td")[3].text)
                for r in drv.find_elements(By.CSS_SELECTOR, "#zones tbody tr")}
     assert printed == per
     assert len(drv.find_elements(By.CSS_SELECTOR, "#uptime tbody tr")) == 3
     drv.save_screenshot(str(tmp / "report.png"))
-    drv.close()
-    drv.switch_to.window(drv.window_handles[0])
     print(f"\nweb page test {time.monotonic() - t0:.1f} s")
 
 
@@ -281,9 +312,7 @@ def test_scheduled_broadcasts_fire_survive_a_restart_and_cancel(rig, browser):
     drv = browser
     t0 = time.monotonic()
     before = {n: len(wavs(s)) for n, s in sims.items()}
-    drv.get(f"http://127.0.0.1:{he.port}/")
-    if drv.find_elements(By.NAME, "password"):  # run alone: log in first
-        log_in(drv)
+    open_page(drv, he, "/broadcast")
     form = until("the broadcast form", lambda: drv.find_elements(By.ID, "broadcast"))[0]
     due = int(time.time()) + 15  # as typed: whole seconds; room for a slow restart
     # the page: thon-2 in 15 s (a datetime-local input takes its value as typed)
@@ -338,9 +367,7 @@ def test_a_station_relayed_from_the_page_and_stopped_there(rig, browser):
     tmp, he, sims = rig
     drv = browser
     before = {n: len(wavs(s)) for n, s in sims.items()}
-    drv.get(f"http://127.0.0.1:{he.port}/")
-    if drv.find_elements(By.NAME, "password"):  # run alone: log in first
-        log_in(drv)
+    open_page(drv, he, "/broadcast")
     form = until("the broadcast form", lambda: drv.find_elements(By.ID, "broadcast"))[0]
     assert drv.find_element(By.ID, "no-relays").is_displayed()
     with station(60, 520) as url:
@@ -348,7 +375,7 @@ def test_a_station_relayed_from_the_page_and_stopped_there(rig, browser):
         form.find_element(By.CSS_SELECTOR, "input[value='thon-2']").click()
         form.find_element(By.TAG_NAME, "button").click()
         until("the page says sent", lambda: result(drv) == vi("web.done"))
-        # the table follows the nodes (SSE): n3 of thon-2 listening
+        # the table follows the nodes: n3 of thon-2 listening
         until("n3 listening", lambda: [r for r in drv.find_elements(
             By.CSS_SELECTOR, "#relays tbody tr") if r.text.startswith(url + " 1 ")])
         assert not drv.find_element(By.ID, "no-relays").is_displayed()
@@ -373,19 +400,22 @@ def test_the_rules_editor_shows_errors_in_place_and_pushes_signed(rig, browser):
     drv.delete_all_cookies()  # the admin now
     drv.get(f"http://127.0.0.1:{he.port}/")
     log_in(drv, "an", "an-secret-pw")
+    go(drv, "schedule")
+    drv.find_element(By.CSS_SELECTOR, "#raw summary").click()  # the raw rules, for power users
     ed = until("the editor", lambda: drv.find_elements(By.CSS_SELECTOR, "#rules textarea"))[0]
     assert 'version = "web"' in ed.get_property("value")  # the rules in force
     until("the week", lambda: len(drv.find_elements(By.CSS_SELECTOR, "#week .day")) == 7)
     blocks = drv.find_elements(By.CSS_SELECTOR, "#week .bar i")
     assert len(blocks) == 7 and all(b.get_attribute("title") == "00:00-24:00 all-day 80 %"
                                     for b in blocks)
+    # the check the page made as it opened says "no error" for the rules in force (it
+    # drew the week); the error must be this check's answer, not that one
+    loaded_ok = t_in("vi", "web.rules_ok", version="web")
+    until("the check at load", lambda: drv.find_element(By.ID, "rules-error").text == loaded_ok)
     bad = RULES.format(version="editor").replace("00:00-24:00", "06:00-29:00")
     drv.execute_script("arguments[0].value = arguments[1]", ed, bad)
     drv.find_element(By.ID, "rules-check").click()
     line = bad.splitlines().index('time = "06:00-29:00"') + 1
-    # the check the page made at its load said "no error" for the rules in force: wait
-    # for this check's answer, not that one
-    loaded_ok = t_in("vi", "web.rules_ok", version="web")
     err = until("the error", lambda: (t := drv.find_element(By.ID, "rules-error").text)
                 != loaded_ok and t)
     assert err.startswith(t_in("vi", "web.rules_line", line=line) + ': time = "06:00-29:00"'), err
@@ -406,14 +436,11 @@ def test_the_rules_editor_shows_errors_in_place_and_pushes_signed(rig, browser):
 
 
 def test_the_page_fits_a_phone(rig, browser):
-    from selenium.webdriver.common.by import By
 
     tmp, he, _ = rig
     drv = browser
     width(drv, PHONE, True)
-    drv.get(f"http://127.0.0.1:{he.port}/")
-    if drv.find_elements(By.NAME, "password"):  # run alone: log in first
-        log_in(drv)
+    open_page(drv, he, "/")
     until("three rows", lambda: len(cells(drv, 0)) == 3)
     drv.save_screenshot(str(tmp / "phone.png"))
     fit = drv.execute_script("""
@@ -484,9 +511,8 @@ def test_bulletins_uploaded_from_the_page_play_in_their_zone(rig, browser):
     drv = browser
     t0 = time.monotonic()
     width(drv, DESKTOP, False)
-    drv.get(f"http://127.0.0.1:{he.port}/")
-    if drv.find_elements(By.NAME, "password"):  # run alone: log in first
-        log_in(drv)
+    open_page(drv, he, "/")
+    go(drv, "bulletins")
     clips = phone_clips(tmp)
     names = {f: upload_on_page(drv, title, clips[f]) for f, title in
              (("tin.mp3", "Tin thời tiết"), ("ghi-am.m4a", "Thông báo tiêm chủng"))}
@@ -503,8 +529,9 @@ def test_bulletins_uploaded_from_the_page_play_in_their_zone(rig, browser):
         "a.readyState >= 1 ? a.duration : null;", audio))
     assert abs(dur - 3) < 0.15, dur
     before = {n: len(wavs(s)) for n, s in sims.items()}
+    # "Broadcast..." takes it to the broadcast page, chosen there
     drv.find_element(By.CSS_SELECTOR, f"button[data-play='{names['ghi-am.m4a']}']").click()
-    form = drv.find_element(By.ID, "broadcast")
+    form = until("the broadcast page", lambda: drv.find_elements(By.ID, "broadcast"))[0]
     assert form.find_element(By.NAME, "file").get_attribute("value") == names["ghi-am.m4a"]
     form.find_element(By.CSS_SELECTOR, "input[value='thon-1']").click()
     form.find_element(By.TAG_NAME, "button").click()
@@ -532,9 +559,7 @@ def test_a_typed_bulletin_read_aloud_plays_in_its_zone(rig, browser):
     if not shutil.which("espeak-ng"):
         pytest.skip("espeak-ng not installed (make sysdeps)")
     t0 = time.monotonic()
-    drv.get(f"http://127.0.0.1:{he.port}/")
-    if drv.find_elements(By.NAME, "password"):  # run alone: log in first
-        log_in(drv)
+    open_page(drv, he, "/bulletins")
     form = until("the text form", lambda: drv.find_elements(By.ID, "tts"))[0]
     until("the voices", lambda: form.find_elements(By.CSS_SELECTOR, "select[name=voice] option"))
     form.find_element(By.NAME, "title").send_keys("Họp thôn")
@@ -553,7 +578,8 @@ def test_a_typed_bulletin_read_aloud_plays_in_its_zone(rig, browser):
     stored.write_bytes(oper.get(f"/api/media/{name}/audio").content)
     before = {n: len(wavs(s)) for n, s in sims.items()}
     row.find_element(By.CSS_SELECTOR, "button[data-play]").click()
-    bform = drv.find_element(By.ID, "broadcast")
+    bform = until("the broadcast page", lambda: drv.find_elements(By.ID, "broadcast"))[0]
+    assert bform.find_element(By.NAME, "file").get_attribute("value") == name
     bform.find_element(By.CSS_SELECTOR, "input[value='thon-2']").click()
     bform.find_element(By.TAG_NAME, "button").click()
     until("the page says sent", lambda: result(drv) == vi("web.done"))
@@ -583,6 +609,7 @@ def test_the_schedule_forms_write_the_rules_a_node_then_keeps(rig, browser):
     drv.delete_all_cookies()
     drv.get(f"http://127.0.0.1:{he.port}/")
     log_in(drv, "an", "an-secret-pw")
+    go(drv, "schedule")
     rows = until("the forms loaded", lambda: drv.find_elements(By.CSS_SELECTOR,
                                                                  "#windows .srow"))
     assert len(rows) == 1  # the rules in force: one all-day window
@@ -647,6 +674,32 @@ def test_the_schedule_forms_write_the_rules_a_node_then_keeps(rig, browser):
     assert got[0]["msg"] == "the rules do not allow it now", got
     time.sleep(1)
     assert len(wavs(sims["n3"])) == before["n3"]
+    # the item plays at its time: n3's clock set 3 s before it (the sim's clock, as a
+    # time server would), the bulletin comes from the head-end's stream server
+    from loaxa_node import timeutil
+
+    now = int(time.time()) - timeutil.UNIX_OFFSET
+    ahead = (h * 3600 + 10 * 60 - 3 - (now + 7 * 3600)) % 86400
+    con = he.consoles["n3"]
+    day = he_today()
+
+    def n3_plays() -> list[dict]:
+        return [p for p in admin.get(f"/api/report?from={day}&to={day}").json()["plays"]
+                if p["node"] == "n3"]
+    played = len(n3_plays())
+    con.request("clock.set", {"time": timeutil.iso(now + ahead)})
+    t_set = time.monotonic()
+    try:
+        until("n3's play log of the item", lambda: len(n3_plays()) > played, 30)
+        logged = time.monotonic() - t_set
+        assert len(wavs(sims["n3"])) == before["n3"] + 1
+        c = heard_as(wavs(sims["n3"])[-1], tmp / "media" / "news.wav")
+    finally:  # its clock back: the commands after this one are stamped with the real time
+        con.request("clock.set", {"time": timeutil.iso(int(time.time()) - timeutil.UNIX_OFFSET)})
+    print(f"\nn3 played the item, logged {logged:.1f} s after its clock was set 3 s before "
+          f"it ({TONE_S} s long); correlation {c:.4f}")
+    assert c >= 0.95, c
+    assert {n: len(wavs(sims[n])) for n in ("n1", "n2")} == {n: before[n] for n in ("n1", "n2")}
     # and the broadcast windows back as they were for the tests after this one
     assert admin.post("/api/rules", json={"text": RULES.format(version="web2")}
                       ).status_code == 200
@@ -747,8 +800,9 @@ def full_page(drv, path) -> None:  # type: ignore[no-untyped-def]
     path.write_bytes(base64.b64decode(shot["data"]))
 
 
-PAGES = (("login", "/"), ("overview", "/"), ("report", "/report"), ("cluster", "/clusters/n1"),
-         ("users", "/users"))
+PAGES = (("login", "/"), ("overview", "/"), ("clusters", "/clusters"), ("cluster", "/clusters/n1"),
+         ("bulletins", "/bulletins"), ("schedule", "/schedule"), ("broadcast", "/broadcast"),
+         ("report", "/report"), ("users", "/users"))
 
 
 def test_every_page_at_phone_and_pc_width_without_sideways_scroll(rig, browser):

@@ -22,6 +22,7 @@ from loaxa.headend.app import create_app
 from loaxa.headend.server import EmbeddedBroker, Loop, connect
 from loaxa.headend.service import Denied, Headend
 from loaxa.headend.store import MIGRATIONS, Store
+from loaxa.i18n import t_in
 from loaxa.inventory import Inventory
 from loaxa.rig.broker import free_port
 from loaxa_node import envelope, net_mqtt, timeutil
@@ -455,8 +456,7 @@ def test_web_page_speaks_vietnamese_unless_asked_and_lists_nodes_live(rig):
     assert "Sai tên người dùng hoặc mật khẩu." in c.get("/?bad=1").text
     r = c.post("/login", data={"user": "vien", "password": "vien-secret"})
     page = c.get("/").text
-    assert "Các cụm loa" in page and 'id="node-n1"' in page and 'id="node-n2"' in page
-    assert "Phát một tệp" not in page  # a viewer gets no broadcast form
+    assert t_in("vi", "web.now") in page and 'id="node-n1"' in page and 'id="node-n2"' in page
     assert 'viewport' in page  # phone-width screens
     with c.stream("GET", "/api/stream?lang=en") as s:
         assert s.headers["content-type"].startswith("text/event-stream")
@@ -466,6 +466,12 @@ def test_web_page_speaks_vietnamese_unless_asked_and_lists_nodes_live(rig):
             if line == "" and len(lines) > 1:
                 break
     assert lines[0] == "event: nodes" and 'id="node-n1"' in "".join(lines)
+    assert "".join(lines).count("<td") == 16  # every column, as the clusters page shows them
+    with c.stream("GET", "/api/stream?lang=en&view=brief") as s:  # the overview's four
+        for line in s.iter_lines():
+            if 'id="node-n1"' in line:
+                assert line.count("<td") == 8, line  # two rows of four
+                break
     c.post("/logout")
     assert "Đăng nhập" in c.get("/").text
     assert TestClient(create_app(rig["he"])).get("/api/stream").status_code == 401
@@ -571,3 +577,45 @@ def test_the_users_page_adds_changes_and_removes_users_audited(rig):
     page = c.get("/users", headers=admin)
     assert page.status_code == 200 and 'id="user-set"' in page.text
     assert c.get("/users", headers=oper).status_code == 403
+
+
+def test_every_page_of_the_navigation_by_role(rig):
+    """Viewers see every page but users, operators get the forms that act, the admin
+    the schedule forms, the raw rules' buttons and the users page; each page says
+    where it is in the navigation; one not logged in goes to the login form."""
+    c = rig["client"]
+    who = {r: login(c, u) for r, u in (("viewer", "vien"), ("operator", "oanh"),
+                                       ("admin", "an"))}
+    acts = {"/bulletins": 'id="upload"', "/broadcast": 'id="broadcast"',
+            "/schedule": 'id="sched-form"'}
+    for path, nav in (("/", "overview"), ("/clusters", "clusters"), ("/bulletins", "bulletins"),
+                      ("/broadcast", "broadcast"), ("/schedule", "schedule"),
+                      ("/report", "reports"), ("/clusters/n1", "clusters"), ("/users", "users")):
+        r = TestClient(c.app).get(path, follow_redirects=False)
+        if path == "/":
+            assert 'action="/login"' in r.text and 'id="nav-' not in r.text
+        else:
+            assert r.status_code == 303 and r.headers["location"].startswith("/?"), path
+        for role, h in who.items():
+            r = c.get(path, headers=h)
+            if path == "/users" and role != "admin":
+                assert r.status_code == 403, (path, role)
+                continue
+            assert r.status_code == 200, (path, role, r.text[:200])
+            page = r.text
+            assert f'id="nav-{nav}" aria-current="page"' in page, (path, role)
+            assert ('id="nav-users"' in page) == (role == "admin"), (path, role)
+            assert page.count('id="alerts"') == 1, (path, role)  # the banner, once
+            if path in acts:
+                needs = "admin" if path == "/schedule" else "operator"
+                assert (acts[path] in page) == (role in ("admin", needs)), (path, role)
+    # the overview: the clusters at a glance; the broadcast page with a bulletin chosen
+    page = c.get("/?lang=en", headers=who["viewer"]).text
+    assert "of 2 loudspeaker clusters online" in page
+    page = c.get("/broadcast?file=news", headers=who["operator"]).text
+    assert '<option value="news" selected>' in page
+    # the reports page opened without dates: this month
+    today = rig["he"].today()
+    page = c.get("/report", headers=who["viewer"]).text
+    assert t_in("vi", "web.rep.title", start=today.replace(day=1).isoformat(),
+                end=today.isoformat()) in page

@@ -161,11 +161,11 @@ def test_bad_statuses_and_events_are_dropped_counted_and_shown(rig):
     assert rig["he"].bad["n1"]["location: not a text of at most 64 chars"] >= 1
     assert rig["he"].bad["n1"]["duration_ms: not an integer 0..604800000"] >= 1
     assert rig["he"].bad["n9"]["not a node of the inventory"] >= 2
-    page = c.get("/?lang=en", headers=rig["admin"]).text
+    page = c.get("/clusters?lang=en", headers=rig["admin"]).text
     row = page[page.index('id="node-n1"'):]
     assert f"{bad + 11} malformed messages" in row[:row.index("</tr>")]
     assert "n9 × " in page
-    assert "tin nhắn sai dạng" in c.get("/?lang=vi", headers=rig["admin"]).text
+    assert "tin nhắn sai dạng" in c.get("/clusters?lang=vi", headers=rig["admin"]).text
     every_page_answers(rig)
 
 

@@ -138,8 +138,10 @@ def test_an_emergency_during_a_login_flood_answers_within_500_ms(rig):  # noqa: 
     assert max(took) < 0.5, took
 
 
-PAGES = ("/", "/map", "/scheduled", "/report?from=2026-11-23&to=2026-11-23", "/api/nodes",
-         "/api/live", "/static/headend.js", "/static/headend.css", "/openapi.json", "/nope")
+NAV = ("/", "/clusters", "/clusters/n1", "/bulletins", "/broadcast", "/schedule", "/report",
+       "/report?from=2026-11-23&to=2026-11-23", "/users", "/?lang=en")
+PAGES = NAV + ("/map", "/scheduled", "/api/nodes", "/api/live", "/static/live.js",
+               "/static/loaxa.css", "/openapi.json", "/nope")
 
 
 def test_every_page_has_the_security_headers_and_no_inline_script(rig):  # noqa: F811
@@ -157,7 +159,7 @@ def test_every_page_has_the_security_headers_and_no_inline_script(rig):  # noqa:
         assert h["x-frame-options"] == "DENY"
     assert c.get("/").headers["content-security-policy"].startswith(
         "default-src 'self'; script-src 'self'; style-src 'self';")
-    for path in ("/", "/report?from=2026-11-23&to=2026-11-23", "/?lang=en"):
+    for path in NAV:
         page = c.get(path).text
         for tag in re.findall(r"<script[^>]*>", page):
             assert "src=" in tag or 'type="application/json"' in tag, (path, tag)

@@ -110,3 +110,23 @@ def test_forms_start_from_no_rules_at_all():
     m["windows"] = [{"name": "ngay", "days": "daily", "time": "06:00-21:00", "volume": 70}]
     text = apply("", as_form(m, ""))
     assert rules.compile_text(text).rules["ver"] == "v1"
+
+
+def test_an_item_of_a_library_bulletin_brings_where_the_nodes_fetch_it():
+    """A file:NAME item plays only if the rules say where the files are: the forms
+    write serve's stream server as [files] when the text has none."""
+    from loaxa.streamer import Format
+
+    files = Format().session(url="http://10.0.0.2:8001/file/")  # serve's, as it passes it
+    m = model("")
+    m["version"] = "v1"
+    m["windows"] = [{"name": "ngay", "days": "daily", "time": "06:00-21:00", "volume": 70}]
+    m["items"] = [{"name": "tin", "source": "file:bt-1", "start": "07:00", "minutes": 5,
+                   "days": "daily"}]
+    text = apply("", as_form(m, ""), files)
+    assert rules.compile_text(text).rules["fs"] == {"transport": "http", **files}
+    # a [files] the text has stays as it is; a tone needs none
+    mine = text.replace("10.0.0.2", "10.0.0.9")
+    assert apply(mine, as_form(model(mine), mine), files) == mine
+    m["items"][0]["source"] = "tone:440"
+    assert "[files]" not in apply("", as_form(m, ""), files)

@@ -11,10 +11,10 @@ from datetime import datetime
 from typing import Literal
 
 from fastapi import APIRouter, Request
-from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.responses import HTMLResponse, Response
 from pydantic import BaseModel, ConfigDict, Field
 
-from .service import HEARTBEAT_S, SILENT_S, Actor, Headend, allowed
+from .service import HEARTBEAT_S, SILENT_S, Actor, Headend
 
 HOURS = 24
 EVENTS = 50
@@ -110,8 +110,8 @@ def router(he: Headend) -> APIRouter:
     """A cluster's page and its routes."""
     from ..errors import LoaxaError
     from . import models as m
-    from .app import NotLoggedIn, actor
-    from .web import ENV, _globals, page_lang
+    from .app import actor
+    from .web import page
 
     r = APIRouter(tags=["clusters"])
 
@@ -129,17 +129,10 @@ def router(he: Headend) -> APIRouter:
 
     @r.get("/clusters/{node}", response_class=HTMLResponse, include_in_schema=False)
     def cluster_page(node: str, request: Request) -> Response:
-        code = page_lang(request)
         try:
-            who = actor(request)
-        except NotLoggedIn:
-            return RedirectResponse(f"/?lang={code}", 303)
-        try:
-            h = history(he, who, node)
+            return page(request, "cluster.html", "clusters",
+                        lambda who: {"h": history(he, who, node)})
         except LoaxaError as e:
             return HTMLResponse(e.msg, 404)
-        return HTMLResponse(ENV.get_template("cluster.html").render(
-            h=h, user=who[0], role=who[1], can_operate=allowed(who[1], "operator"),
-            can_admin=allowed(who[1], "admin"), **_globals(code)))
 
     return r

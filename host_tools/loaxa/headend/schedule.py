@@ -105,8 +105,11 @@ def _rows(doc: Any, key: str, rows: list[dict], fields: tuple[str, ...]) -> None
         doc.append(key, aot)
 
 
-def apply(text: str, form: Form) -> str:
-    """The rules text with the form's values in place."""
+def apply(text: str, form: Form, files: dict | None = None) -> str:
+    """The rules text with the form's values in place. files: where the nodes
+    fetch a library bulletin (serve's stream server as a session), written as
+    the rules' [files] table when an item names one (file:NAME) and the text has
+    none: without it the nodes would know no way to the bulletin."""
     try:
         doc = tomlkit.parse(text or "")
     except Exception as e:  # tomlkit's parse errors share no base class but Exception
@@ -135,6 +138,13 @@ def apply(text: str, form: Form) -> str:
         doc["zones"] = declared + sorted(used - set(declared))
     _rows(doc, "window", form.windows, WINDOW)
     _rows(doc, "schedule", form.items, ITEM)
+    if files and "files" not in doc and any(
+            str(r.get("source") or "").startswith("file:") for r in form.items):
+        t = tomlkit.table()
+        for k in ("url", "codec", "rate", "pt"):
+            if k in files:
+                t[k] = files[k]
+        doc["files"] = t
     return tomlkit.dumps(doc)
 
 
@@ -163,7 +173,7 @@ def router(he: Headend) -> APIRouter:
         pushed to every node as POST /api/rules does (admin)."""
         who = actor(request)
         he._check(who, "admin" if body.push else "viewer", "rules.form", {})
-        text = apply(body.base, body)
+        text = apply(body.base, body, he.fmt.session(url=he.files_url) if he.files_url else None)
         verdict = he.check_rules(who, text)
         out = {"text": text, "check": verdict}
         if body.push and verdict["ok"]:

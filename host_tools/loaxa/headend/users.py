@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from fastapi import APIRouter, Request
-from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.responses import HTMLResponse, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from ..errors import LoaxaError
@@ -60,9 +60,8 @@ def remove_user(he: Headend, actor: Actor, name: str) -> dict:
 def router(he: Headend) -> APIRouter:
     """The users page and its routes (admin)."""
     from . import models as m
-    from .app import NotLoggedIn, actor, token_of
-    from .service import Denied, allowed
-    from .web import ENV, _globals, page_lang
+    from .app import actor, token_of
+    from .web import page
 
     r = APIRouter(tags=["users"])
 
@@ -82,16 +81,7 @@ def router(he: Headend) -> APIRouter:
 
     @r.get("/users", response_class=HTMLResponse, include_in_schema=False)
     def users_page(request: Request) -> Response:
-        code = page_lang(request)
-        try:
-            who = actor(request)
-            rows = users(he, who)
-        except NotLoggedIn:
-            return RedirectResponse(f"/?lang={code}", 303)
-        except Denied as e:
-            return HTMLResponse(e.msg, 403)
-        return HTMLResponse(ENV.get_template("users.html").render(
-            rows=rows, roles=ROLES, user=who[0], role=who[1],
-            can_operate=allowed(who[1], "operator"), can_admin=True, **_globals(code)))
+        return page(request, "users.html", "users",
+                    lambda who: {"rows": users(he, who), "roles": ROLES})
 
     return r

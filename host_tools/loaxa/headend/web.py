@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import math
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from datetime import date, datetime
 from pathlib import Path
 
@@ -20,7 +20,7 @@ from ..errors import LoaxaError
 from ..i18n import t_in
 from .app import COOKIE, NotLoggedIn, actor, client_addr, set_session_cookie, token_of
 from .guard import Refused
-from .service import Headend, allowed
+from .service import Actor, Denied, Headend, allowed
 
 ENV = Environment(loader=FileSystemLoader(Path(__file__).with_name("templates")),
                   autoescape=select_autoescape())
@@ -54,8 +54,10 @@ def _globals(code: str) -> dict:
             "lang": code, "cols": t_in(code, "web.cols").split("|")}
 
 
-def rows(he: Headend, who: tuple[str, str], code: str) -> str:
-    tpl = ENV.get_template("row.html")
+def rows(he: Headend, who: tuple[str, str], code: str, brief: bool = False) -> str:
+    """The node table's rows: every column, or (brief: the overview's) the
+    cluster, its zones, its state and what it plays."""
+    tpl = ENV.get_template("row_brief.html" if brief else "row.html")
     return "".join(tpl.render(n=n, **_globals(code)) for n in he.nodes(who))
 
 
@@ -86,28 +88,76 @@ def node_map(nodes: list[dict]) -> dict:
     return {"points": points, "missing": missing}
 
 
+def page(request: Request, template: str, name: str,
+         data: Callable[[Actor], dict]) -> Response:
+    """A page of the navigation (name: its entry) for the one logged in, with
+    what base.html and nav.html use (the user, the role's rights, the alert
+    banner's texts) and data(actor); one not logged in goes to the login form,
+    one whose role may not see it gets why."""
+    code = page_lang(request)
+    try:
+        who = actor(request)
+        extra = data(who)
+    except NotLoggedIn:
+        return RedirectResponse(f"/?lang={code}", 303)
+    except Denied as e:
+        return HTMLResponse(e.msg, 403)
+    return HTMLResponse(ENV.get_template(template).render(
+        user=who[0], role=who[1], page=name, can_operate=allowed(who[1], "operator"),
+        can_admin=allowed(who[1], "admin"), **_globals(code), **extra))
+
+
 def router(he: Headend) -> APIRouter:
     """The pages, their forms and the live-update stream."""
     r = APIRouter()
 
 
     @r.get("/", response_class=HTMLResponse, include_in_schema=False)
-    def index(request: Request) -> HTMLResponse:
-        code = page_lang(request)
-        ctx = _globals(code)
+    def index(request: Request) -> Response:
+        """The overview: the clusters online at a glance, what each plays now, the
+        next scheduled broadcasts; the login form to one not logged in."""
         try:
-            user, role = actor(request)
+            actor(request)
         except NotLoggedIn:
-            return HTMLResponse(ENV.get_template("index.html").render(
-                user=None, bad=request.query_params.get("bad"), **ctx))
-        return HTMLResponse(ENV.get_template("index.html").render(
-            user=user, role=role, nodes=he.nodes((user, role)), media=he.media(),
-            strangers=he.strangers((user, role)),
-            zones=he.zones((user, role)), today=he.today().isoformat(),
-            scheduled=he.scheduled((user, role), SCHEDULED_ROWS),
-            map=node_map(he.nodes((user, role))),
-            can_operate=allowed(role, "operator"), can_admin=allowed(role, "admin"),
-            rules_text=he.rules_in_force((user, role)).get("text", ""), **ctx))
+            return HTMLResponse(ENV.get_template("login.html").render(
+                user=None, bad=request.query_params.get("bad"), **_globals(page_lang(request))))
+
+        def data(who: Actor) -> dict:
+            return {"nodes": he.nodes(who), "pending": [
+                s for s in he.scheduled(who, SCHEDULED_ROWS) if s["state"] == "pending"][::-1]}
+        return page(request, "index.html", "overview", data)
+
+    @r.get("/clusters", response_class=HTMLResponse, include_in_schema=False)
+    def clusters(request: Request) -> Response:
+        """Every loudspeaker cluster (a link to its page) and the map."""
+        def data(who: Actor) -> dict:
+            nodes = he.nodes(who)
+            return {"nodes": nodes, "strangers": he.strangers(who), "map": node_map(nodes)}
+        return page(request, "clusters.html", "clusters", data)
+
+    @r.get("/bulletins", response_class=HTMLResponse, include_in_schema=False)
+    def bulletins(request: Request) -> Response:
+        """The library: upload, record, text read aloud (operators); list, preview."""
+        return page(request, "bulletins.html", "bulletins", lambda who: {})
+
+    @r.get("/broadcast", response_class=HTMLResponse, include_in_schema=False)
+    def broadcast(request: Request) -> Response:
+        """A broadcast now or at a time, the live relays, the emergency, the
+        scheduled broadcasts; ?file=NAME chooses a library bulletin."""
+        def data(who: Actor) -> dict:
+            try:
+                media = request.app.state.library.items(who)
+            except LoaxaError:  # no media folder: live sources only
+                media = []
+            return {"media": media, "chosen": request.query_params.get("file", ""),
+                    "zones": he.zones(who), "scheduled": he.scheduled(who, SCHEDULED_ROWS)}
+        return page(request, "broadcast.html", "broadcast", data)
+
+    @r.get("/schedule", response_class=HTMLResponse, include_in_schema=False)
+    def schedule(request: Request) -> Response:
+        """The week the rules give each zone; for the admin the forms and the raw rules."""
+        return page(request, "schedule.html", "schedule", lambda who: {
+            "rules_text": he.rules_in_force(who).get("text", "")})
 
     @r.get("/map", response_class=HTMLResponse, include_in_schema=False)
     def map_(request: Request) -> HTMLResponse:
@@ -125,25 +175,19 @@ def router(he: Headend) -> APIRouter:
 
     @r.get("/report", response_class=HTMLResponse, include_in_schema=False)
     def report(request: Request) -> Response:
-        """The report as a page to print (or save as PDF) for the province."""
-        code = page_lang(request)
-        try:
-            who = actor(request)
-        except NotLoggedIn:
-            return RedirectResponse(f"/?lang={code}", 303)
-        try:  # opened without dates: this month so far
-            today = he.today()
-            start = date.fromisoformat(request.query_params.get("from") or
-                                       today.replace(day=1).isoformat())
-            end = date.fromisoformat(request.query_params.get("to") or today.isoformat())
-        except ValueError as e:
-            raise LoaxaError(f"bad date: {e}", "from=YYYY-MM-DD&to=YYYY-MM-DD") from None
-        rep = he.report(who, start, end)
-        made = datetime.now(he.tz).isoformat(
-            sep=" ", timespec="minutes")
-        return HTMLResponse(ENV.get_template("report.html").render(
-            rep=rep, user=who[0], made=made,
-            commune=he.commune(), **_globals(code)))
+        """The report as a page to print (or save as PDF) for the province; opened
+        without dates, this month so far."""
+        def data(who: Actor) -> dict:
+            try:
+                today = he.today()
+                start = date.fromisoformat(request.query_params.get("from") or
+                                           today.replace(day=1).isoformat())
+                end = date.fromisoformat(request.query_params.get("to") or today.isoformat())
+            except ValueError as e:
+                raise LoaxaError(f"bad date: {e}", "from=YYYY-MM-DD&to=YYYY-MM-DD") from None
+            return {"rep": he.report(who, start, end), "commune": he.commune(),
+                    "made": datetime.now(he.tz).isoformat(sep=" ", timespec="minutes")}
+        return page(request, "report.html", "reports", data)
 
     @r.post("/login", include_in_schema=False)
     async def login(request: Request, user: str = Form(..., max_length=64),
@@ -153,7 +197,7 @@ def router(he: Headend) -> APIRouter:
             if got.why == "wrong":
                 return RedirectResponse("/?bad=1", 303)
             code = page_lang(request)  # the login form again, saying how long to wait
-            return HTMLResponse(ENV.get_template("index.html").render(
+            return HTMLResponse(ENV.get_template("login.html").render(
                 user=None, wait=got.retry_after, **_globals(code)), 429,
                 headers={"Retry-After": str(got.retry_after)})
         r = RedirectResponse("/", 303)
@@ -172,10 +216,12 @@ def router(he: Headend) -> APIRouter:
                             "description": "`nodes` events: the node table's rows"}})
     async def stream(request: Request) -> StreamingResponse:
         """Server-sent events: `nodes` with the table's rendered rows, now and
-        whenever a node's state or status changes."""
+        whenever a node's state or status changes; `view=brief`: the overview's
+        four columns."""
         who = await run_in_threadpool(actor, request)  # the store's calls: off the loop
         code = page_lang(request)
         token = token_of(request)
+        brief = request.query_params.get("view") == "brief"
 
         async def events() -> AsyncIterator[str]:
             """Until the client goes or its session ends (logout, expiry, a new
@@ -183,7 +229,7 @@ def router(he: Headend) -> APIRouter:
             last = None
             # the store's calls block: off the loop, as the sync routes' are
             while await run_in_threadpool(he.session, token) is not None:
-                body = await run_in_threadpool(rows, he, who, code)
+                body = await run_in_threadpool(rows, he, who, code, brief)
                 if body != last:
                     last = body
                     yield "event: nodes\n" + "".join(

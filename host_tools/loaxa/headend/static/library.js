@@ -1,5 +1,5 @@
 // The bulletin library on the page (docs/headend.md): upload, record with the
-// microphone, preview, delete, and pick one for the broadcast form. No inline
+// microphone, preview, delete, and take one to the broadcast page. No inline
 // code: the texts come from the section's data- attributes.
 (function () {
   "use strict";
@@ -27,21 +27,6 @@
     Object.keys(data).forEach(function (k) { b.dataset[k] = data[k]; });
     return b;
   }
-  // the broadcast form's file list follows the library
-  function options(items) {
-    var sel = document.querySelector("#broadcast select[name=file]");
-    if (!sel) return;
-    var keep = sel.value;
-    sel.innerHTML = "";
-    items.forEach(function (m) {
-      var o = document.createElement("option");
-      o.value = m.name;
-      o.textContent = m.title;
-      sel.appendChild(o);
-    });
-    if (keep) sel.value = keep;
-    if (!sel.value && items.length) sel.value = items[0].name;
-  }
   var labels = Array.prototype.map.call(
     document.querySelectorAll("#media thead th"), function (th) { return th.textContent; });
   function load() {
@@ -61,12 +46,13 @@
         a.src = "/api/media/" + encodeURIComponent(m.name) + "/audio";
         cell(tr, "", labels[4]).appendChild(a);
         var td = cell(tr, "");
-        td.appendChild(button(T.play, {play: m.name}));
-        td.appendChild(document.createTextNode(" "));
-        td.appendChild(button(T.del, {del: m.name, title: m.title}));
+        if (T.operator) {
+          td.appendChild(button(T.play, {play: m.name}));
+          td.appendChild(document.createTextNode(" "));
+          td.appendChild(button(T.del, {del: m.name, title: m.title}));
+        }
         body.appendChild(tr);
       });
-      options(items);
       return items;
     });
   }
@@ -80,17 +66,17 @@
       });
     });
   }
+  load();
+  if (!form) return;  // a viewer: the list and its previews only
   form.addEventListener("submit", function (e) {
     e.preventDefault();
     upload(new FormData(form));
   });
   document.getElementById("media").addEventListener("click", function (e) {
     var d = e.target.dataset;
-    if (d.play) {  // to the broadcast form, its zones to choose
-      var sel = document.querySelector("#broadcast select[name=file]");
-      sel.value = d.play;
-      document.querySelector("#broadcast [name=source]").value = "";
-      document.getElementById("broadcast").scrollIntoView();
+    if (d.play) {  // to the broadcast page, the bulletin chosen, its zones to choose
+      window.location.href = "/broadcast?file=" + encodeURIComponent(d.play) +
+        "&lang=" + document.documentElement.lang;
     } else if (d.del && window.confirm(T.confirm.replace("@", d.title))) {
       fetch("/api/media/" + encodeURIComponent(d.del), {method: "DELETE"})
         .then(function (r) { return r.json(); })
@@ -151,6 +137,4 @@
   }
   tts.addEventListener("submit", function (e) { e.preventDefault(); speak(false); });
   document.getElementById("tts-dry").addEventListener("click", function () { speak(true); });
-  window.loaxaLibrary = {load: load};
-  load();
 })();
