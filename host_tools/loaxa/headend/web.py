@@ -20,7 +20,8 @@ from ..errors import LoaxaError
 from ..i18n import t_in
 from .app import COOKIE, NotLoggedIn, actor, client_addr, set_session_cookie, token_of
 from .guard import Refused
-from .service import Actor, Denied, Headend, allowed
+from .roles import allowed
+from .service import Actor, Denied, Headend
 
 ENV = Environment(loader=FileSystemLoader(Path(__file__).with_name("templates")),
                   autoescape=select_autoescape())
