@@ -149,13 +149,17 @@ def width(drv, size: tuple[int, int], phone: bool) -> None:  # type: ignore[no-u
 
 
 def until(what: str, fn, timeout: float = 30):  # type: ignore[no-untyped-def]
-    """poll, tolerant of an element the SSE update replaced while it was read."""
-    from selenium.common.exceptions import StaleElementReferenceException
+    """poll, tolerant of an element the live update replaced while it was read, or
+    not there yet while the next page loads."""
+    from selenium.common.exceptions import (
+        NoSuchElementException,
+        StaleElementReferenceException,
+    )
 
     def safe():  # type: ignore[no-untyped-def]
         try:
             return fn()
-        except StaleElementReferenceException:
+        except (StaleElementReferenceException, NoSuchElementException):
             return None
     return poll(what, safe, timeout)
 
@@ -276,8 +280,9 @@ def test_the_page_runs_the_network_in_a_browser(rig, browser):
     rf = drv.find_element(By.ID, "report")
     drv.execute_script("arguments[0].value = arguments[1]", rf.find_element(By.NAME, "from"), day)
     rf.find_element(By.CSS_SELECTOR, "button:not([type])").click()
-    until("today's report", lambda: drv.find_element(By.TAG_NAME, "h1").text == t_in(
-        "vi", "web.rep.title", start=day, end=day))
+    # the page is replaced as the form is sent: no heading for a moment
+    until("today's report", lambda: [h.text for h in drv.find_elements(By.TAG_NAME, "h1")] == [
+        t_in("vi", "web.rep.title", start=day, end=day)])
     drv.find_element(By.ID, "csv").click()
     got = until("the CSV downloaded", lambda: sorted((tmp / "downloads").glob("*.csv")))
     assert got[0].name == f"loaxa-{day}-{day}.csv"
