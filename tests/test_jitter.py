@@ -425,3 +425,48 @@ def test_clock_drift_is_taken_up_one_sample_at_a_time():
         # the level held within a few ms (uncorrected, 300 ppm would move it 42 ms)
         assert r["lvl_ms"][1] - r["lvl_ms"][0] <= 12, r
     assert same["added"] == same["dropped"] == 0, same
+
+
+# The ESP32 port's ticks_us (QEMU boards play into NullSink): a 2**30 us period,
+# ticks_diff right only within half of it, about 9 minutes.
+NULLSINK_WRAP = """
+import json
+from loaxa_node import sink_null
+
+PERIOD = 1 << 30
+
+class Esp32Time:
+    now = PERIOD - 5000000  # 5 s before the counter wraps
+    def ticks_us(self):
+        return self.now % PERIOD
+    def ticks_diff(self, a, b):
+        return (a - b + PERIOD // 2) % PERIOD - PERIOD // 2
+    def ticks_add(self, a, d):
+        return (a + d) % PERIOD
+
+clock = Esp32Time()
+sink_null.time = clock
+out = []
+for ppm in (0, 150, -200):
+    s = sink_null.NullSink(ppm)
+    s.open(16000)
+    start = clock.now
+    s._t0 = clock.ticks_us()
+    s.frames = 1
+    worst = 0
+    for step in range(1, 20 * 60 * 10 + 1):  # 20 minutes, a look every 100 ms
+        clock.now += 100000 + (step % 7) * 13
+        us = clock.now - start
+        want = us * 16000 * (1000000 + ppm) // 10 ** 12
+        worst = max(worst, abs(s._played() - want))
+    out.append(worst)
+print(json.dumps(out))
+"""
+
+
+def test_null_sink_counts_past_the_esp32_ticks_wrap(upy):
+    """A stream on an emulated board longer than ticks_us's half period (about 9
+    minutes on the ESP32 port) is still paced and measured at its rate."""
+    worst = upy.json(NULLSINK_WRAP)
+    assert max(worst) <= 1, worst
+

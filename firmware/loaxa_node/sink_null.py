@@ -17,7 +17,8 @@ class NullSink:
         self.underruns = 0
         self.frames = 0  # samples written since open, silence of underruns included
         self.is_open = False
-        self._t0 = time.ticks_us()
+        self._t0 = time.ticks_us()  # when the ring started, moved on a whole second at a time
+        self._base = 0  # samples (at the nominal rate) played up to _t0
 
     def open(self, rate):
         if self.is_open:
@@ -27,17 +28,32 @@ class NullSink:
         self.is_open = True
 
     def _played(self):
+        # ticks_us wraps (after about 9 minutes of ticks_diff on the ESP32 port):
+        # the start moves on by whole seconds, whose samples go to _base, so
+        # only a difference of under a second or so is ever taken. Small ints.
         us = time.ticks_diff(time.ticks_us(), self._t0)
-        n = us * self.rate // 1000000
+        if us >= 1000000:
+            s = us // 1000000
+            self._t0 = time.ticks_add(self._t0, s * 1000000)
+            self._base += s * self.rate
+            us -= s * 1000000
+        rate = self.rate
+        n = self._base + (us // 1000 * rate + us % 1000 * rate // 1000) // 1000
         if self.ppm:
-            n += us * self.rate // 1000000 * self.ppm // 1000000
+            n += n // 1000000 * self.ppm + n % 1000000 * self.ppm // 1000000
         return n
 
     def queued_ms(self):
         """Audio written but not yet played."""
         if not self.is_open or not self.frames:
             return 0
-        return max(0, self.frames - self._played()) * 1000 // self.rate
+        return self.queued() * 1000 // self.rate
+
+    def queued(self):
+        """The same in samples: to the sample, as an I2S DMA position would say."""
+        if not self.is_open or not self.frames:
+            return 0
+        return max(0, self.frames - self._played())
 
     def _put(self, buf):
         pass  # a null sink plays into the void
@@ -51,6 +67,7 @@ class NullSink:
             raise OSError("sink not open")
         if self.frames == 0:
             self._t0 = time.ticks_us()  # the ring starts playing with the first write
+            self._base = 0
         lag = self._played() - self.frames
         if lag > 0:
             self.underruns += 1
