@@ -7,7 +7,8 @@
 # the packet size. Missing audio is concealed (the last 20 ms repeated at half
 # the level each time) for as long as it lasted, late packets dropped and
 # counted. Clock drift between sender and sink is taken up one sample at a
-# time (a PI loop on the buffer's level, docs/audio.md). Nothing here
+# time (a loop on the buffer's level, fed the drift measured from arrival
+# times against the sink's clock, docs/audio.md). Nothing here
 # allocates after construction; times come from the caller (ticks_ms) so that
 # this runs and is tested the same under CPython and MicroPython.
 from array import array
@@ -38,6 +39,14 @@ MAX_PPM = 2000  # fastest correction: 2 ms a second, one sample at a time
 INT_US = 20000  # the drift estimate learns only while the level is within 20 ms
 CALM = 1500  # ...and 30 s (steps) after a stall whose audio came late: its delay is no drift
 ERR_US = 200000  # error clamp (small ints on ESP32)
+# The drift itself: how fast RTP time runs against the sink's clock, from the
+# packets that came soonest (the largest RTP time - sink time in each window).
+# A late packet, a stall, a reordering only lower the others: the estimate does
+# not see them, as a level-driven integral does (docs/audio.md).
+EST_S = 20  # window, seconds of sink time
+EST_N = 16  # windows kept: the slope is fitted over up to 320 s
+EST_MIN = 3  # windows before it is used (60 s); until then the PI integral learns
+NONE = -0x3FFFFFFF
 
 WAIT = 0  # gathering `depth` before (re)starting playout
 PLAY = 1
@@ -155,6 +164,7 @@ class JitterBuffer:
         self._ssrc_hi = -1
         self._ssrc_lo = -1
         self._jit16 = 0  # RFC 3550 A.8 interarrival jitter, ts units x16
+        self._em = array("i", bytes(4 * EST_N))  # each window's largest RTP - sink time
         self.reset()
 
     def reset(self):
@@ -197,6 +207,17 @@ class JitterBuffer:
         self._i16 = 0  # integral term = the measured drift, ppm x 65536
         self._u = 0  # correction now, ppm (+: dropping)
         self._acc = 0  # ppm x samples toward the next slip
+        self._e_ok = False  # the estimate below is set
+        self._e_ppm16 = 0  # drift from the slope of the windows' maxima, ppm x 16
+        self._est_restart()
+
+    def _est_restart(self):
+        # new windows (a stall of the sink shifts its time against what it was given)
+        self._e_ts = -1  # RTP time where sink time is 0 (-1: not anchored yet)
+        self._e_out = 0  # samples given to the sink since then (sink time = this - queued)
+        self._e_max = NONE  # this window's largest RTP time - sink time
+        self._e_k = 0  # windows closed
+
     def depth_ms(self):
         """Audio buffered ahead of playout, in ms."""
         return (self.buffered + self.pcm_n - self.pcm_pos) * 1000 // self.rate
@@ -208,6 +229,7 @@ class JitterBuffer:
         """The sink ran dry (its silence delays all that follows, as a stall's
         late audio does): the loop drains it but does not learn it as drift."""
         self._calm = 0
+        self._est_restart()
 
     def drift_ppm(self):
         """The sender's clock against the sink's as the loop measured it
@@ -289,7 +311,55 @@ class JitterBuffer:
             # (what is buffered alone moves a whole packet at a time).
             self._arr_sum += self.buffered - k + self.pcm_n - self.pcm_pos + queued
             self._arr_n += 1
+            self._estimate(h.ts, queued)
         return STORED
+
+    def _slope(self, k):
+        # least squares over the last n windows' maxima (once a window, not per
+        # packet): slope = 2 sum(c y) / sum(c c), c = 2i - (n-1); y from the oldest
+        n = min(k, EST_N)
+        y0 = self._em[(k - n) % EST_N]
+        num = 0
+        den = 0
+        for i in range(n):
+            c = 2 * i - n + 1
+            num += c * (self._em[(k - n + i) % EST_N] - y0)
+            den += c * c
+        w = EST_S * self.rate
+        s16 = 32 * num // den  # samples a window, x 16
+        # ppm x 16 = s16 / w x 1e6 (64 x 15625 = 10**6, small ints)
+        self._e_ppm16 = s16 * 15625 // (w >> 6)
+        self._e_ok = True
+
+    def _estimate(self, ts, queued):
+        # per packet: small ints, no allocation
+        w = EST_S * self.rate
+        if self._e_ts < 0:
+            self._e_ts = ts
+            self._e_out = queued  # sink time 0 now
+        sp = self._e_out - queued
+        if sp >= w:
+            m = self._e_max
+            if m == NONE or sp >= 2 * w:
+                self._est_restart()  # nothing arrived in a window: start again
+                return
+            k = self._e_k
+            self._em[k % EST_N] = m
+            self._e_k = k + 1
+            # the anchors move on a window: RTP - sink time stays as it was
+            self._e_ts = (self._e_ts + w) & rtp.TS_MASK
+            self._e_out -= w
+            sp -= w
+            self._e_max = NONE
+            if k + 1 >= EST_MIN:
+                self._slope(k + 1)
+        v = rtp.ts_diff(ts, self._e_ts) - sp
+        if self._e_k and (v - self._em[(self._e_k - 1) % EST_N] > self.rate
+                          or self._em[(self._e_k - 1) % EST_N] - v > self.rate):
+            self._est_restart()  # a timestamp jump (a new source): not drift
+            return
+        if v > self._e_max:
+            self._e_max = v
 
     def _free(self):
         # ring bytes free behind the oldest payload still needed
@@ -374,6 +444,7 @@ class JitterBuffer:
             _copy8(out, 2 * i, self.pcm, 2 * self.pcm_pos, 2 * k)
             i += k
             self.pcm_pos += k
+        self._e_out += i
         return i
 
     def _next_chunk(self, conceal):
@@ -533,7 +604,9 @@ class JitterBuffer:
             eu = max(-ERR_US, min(ERR_US, e * 15625 // (self.rate >> 6)))
             eu = eu - DEAD_US if eu > DEAD_US else eu + DEAD_US if eu < -DEAD_US else 0
             u = (eu >> 4) + (self._i16 >> 16)  # P: 1/16 per s; I below: 1/1024 per s^2
-            if self._calm < CALM:
+            if self._e_ok:
+                self._i16 = self._e_ppm16 << 12  # measured, not learnt from the level
+            elif self._calm < CALM:
                 self._calm += 1
             elif -INT_US < eu < INT_US and (-MAX_PPM < u < MAX_PPM or (u > 0) != (eu > 0)):
                 self._i16 += eu * 64 // (1000 // CTL_MS)

@@ -39,7 +39,7 @@ class RtpSource:
 
     async def _rx(self):
         backoff = 1
-        jb, hdr, link, sink, rate = self.jb, self.hdr, self.link, self.sink, self.rate
+        jb, hdr, link, sink = self.jb, self.hdr, self.link, self.sink
         while True:
             try:
                 link.open()
@@ -53,8 +53,7 @@ class RtpSource:
                             self.malformed += 1
                         else:
                             # the sink's queue: the drift loop sees the level to the sample
-                            jb.push(hdr, link.pkt, now,
-                                    sink.queued_ms() * rate // 1000 if sink else 0)
+                            jb.push(hdr, link.pkt, now, sink.queued() if sink else 0)
                         n = link.poll()
                     await asyncio.sleep_ms(POLL_MS)
             except (OSError, ValueError, EOFError) as e:

@@ -67,6 +67,10 @@ class I2sSink:
         """Audio written but not yet played (estimated from the rate)."""
         return max(0, time.ticks_diff(self._end, time.ticks_ms()))
 
+    def queued(self):
+        """The same in samples (the drift loop's level and estimate)."""
+        return self.queued_ms() * self.rate // 1000
+
     async def drain(self):
         while self._busy:
             await self._done.wait()
