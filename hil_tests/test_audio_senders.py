@@ -240,12 +240,7 @@ def test_default_sender_plays_whole_and_aligned_every_run(sender, sender_nodes, 
                                                           tmp_path):
     if sender.startswith("gstreamer") and not shutil.which("gst-launch-1.0"):
         pytest.skip("gst-launch-1.0 not installed (scripts/sysdeps.sh)")
-    rates = INPUT_RATES
-    if sender == "ffmpeg-L16":
-        # From an 8 kHz file ffmpeg sends L16 in bursts of 4 KB (256 ms) every
-        # 256 ms: the sim's 6 KB arena cannot hold two at 180 ms depth and the
-        # start stalls once (docs/audio.md, not done yet). Other files here.
-        rates = INPUT_RATES[1:]
+    rates = INPUT_RATES  # ffmpeg's L16 from an 8 kHz file too: 4 KB bursts every 256 ms
     # every node gets every input rate in turn
     jobs = [rates[(i + i // NODES) % len(rates)] for i in range(RUNS)]
     refs = {r: reference(sender, clips[r], tmp_path) for r in rates}

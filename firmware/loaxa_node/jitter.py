@@ -171,6 +171,7 @@ class JitterBuffer:
         for i in range(ENTRIES):
             self.lens[i] = 0
         self.state = WAIT
+        self._t_wait = -1  # when the first packet came (ticks_ms), while gathering
         self.next_seq = -1  # first packet sets it
         self.highest = 0
         self.buffered = 0  # samples stored and not yet played
@@ -302,6 +303,8 @@ class JitterBuffer:
         if rtp.seq_diff(seq, self.highest) > 0:
             self.highest = seq
         self.packets += 1
+        if self._t_wait < 0:
+            self._t_wait = now_ms & TICKS_MASK
         self._jitter(h.ts, now_ms)
         if self.state == PLAY:
             # The drift loop's level: all audio ahead of the speaker as this
@@ -425,14 +428,23 @@ class JitterBuffer:
                                      - 2 * audiocodec.bytes_for(self.codec, self.spp))
         return min(t, room, (ENTRIES * 2 // 3) * self.spp)
 
-    def read(self, out, n, conceal=False):
+    def read(self, out, n, conceal=False, now_ms=-1):
         """Write up to n samples of playout into out (int16); -> how many.
         0 before the stream has gathered its depth, and when nothing has
         arrived to play unless conceal: the caller asks for concealment only
         when the sink is about to run dry (a late burst is no loss while the
-        sink's ring still plays)."""
+        sink's ring still plays). now_ms: ticks_ms, for the start rule."""
         if self.state == WAIT:
-            if self.next_seq < 0 or self.buffered < self._target():
+            t = self._target()
+            if self.next_seq < 0 or self.buffered < t:
+                return 0
+            if now_ms >= 0 and t < self.depth + max(0, self.spp - self.chunk) and \
+                    (now_ms - self._t_wait) & TICKS_MASK < t * 1000 // self.rate:
+                # The depth is capped by the ring (packets too long for it):
+                # a sender's burst fills it at once, and starting on that would
+                # leave no margin when the next burst comes (ffmpeg's L16 from
+                # an 8 kHz file: 256 ms every 256 ms). The capped depth is
+                # waited out in time from the first packet instead.
                 return 0
             self.state = PLAY
             self.started = True

@@ -71,7 +71,8 @@ class RtpSource:
     async def fill(self, buf, n):
         # conceal a stall only when the sink's queue is about to run out
         sink = self.sink
-        k = self.jb.read(buf, n, self.fading or sink is None or sink.queued_ms() < LOW_MS)
+        k = self.jb.read(buf, n, self.fading or sink is None or sink.queued_ms() < LOW_MS,
+                         time.ticks_ms())
         if sink is not None and sink.underruns != self._underruns:
             self._underruns = sink.underruns
             self.jb.disturbed()
