@@ -57,7 +57,7 @@ def test_demo_tells_the_story_in_both_languages(tmp_path):
         outs[lang] = out
     en, vi = outs["en"], outs["vi"]
 
-    assert "refused by n3: outside every broadcast window of zone thon-2" in en
+    assert "refused by n3: outside every broadcast window of area thon-2" in en
     assert "n3 từ chối: ngoài mọi khung giờ phát của khu vực thon-2" in vi
     for lang, out in outs.items():
         other = fragments("vi" if lang == "en" else "en") - fragments(lang)

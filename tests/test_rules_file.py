@@ -164,9 +164,9 @@ def test_calendar_shows_each_zone_week(capsys):
     assert main(["rules", "calendar", str(EXAMPLE), "--week", "2026-11-25"]) == 0
     out = capsys.readouterr().out
     assert "Week of Monday 2026-11-23" in out
-    zone_cho = out.split("== zone cho ==")[1]
+    zone_cho = out.split("== area cho ==")[1]
     assert "Sun 2026-11-29  11:00-11:30 market 50 % (max 60 %)" in zone_cho
-    assert "Sun 2026-11-29  silent" in out.split("== zone thon1 ==")[1]
+    assert "Sun 2026-11-29  silent" in out.split("== area thon1 ==")[1]
     assert "05:30-06:00 morning 70 % (max 80 %) ▶ vov-morning" in out
 
 

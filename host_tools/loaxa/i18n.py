@@ -33,14 +33,16 @@ MESSAGES: dict[str, str] = {
         "  python -m serial.tools.miniterm {url}\n"
         "Ctrl-C here powers the node off."),
     "sim.stopped": N_("Node powered off."),
-    "demo.title": N_("loaxa demo: a commune's head-end and three loudspeaker nodes on this "
+    "demo.title": N_("loaxa demo: a commune's head-end and three loudspeaker clusters on this "
                      "machine, in about a minute."),
     "demo.missing": N_("{program} is not installed; the demo needs it."),
     "demo.install": N_("install it: sudo apt-get install {package} (or `make sysdeps` as root)"),
     "demo.starting": N_("Starting the head-end (embedded MQTT broker, SQLite in {data}) and "
-                        "three simulated nodes (the firmware on the real MicroPython VM)..."),
-    "demo.headend": N_("Head-end up: web page {web}, broker {broker}. Each node has the "
-                       "commune's key, its own key, its zone and a set clock."),
+                        "three simulated loudspeaker clusters (the firmware on the real "
+                        "MicroPython VM)..."),
+    "demo.headend": N_("Head-end up: web page {web}, broker {broker}. Each loudspeaker cluster "
+                       "has the "
+                       "commune's key, its own key, its area and a set clock."),
     "demo.online": N_("Online: {nodes}."),
     "demo.rules": N_("Rules {version} pushed, signed with the commune key: {open} may "
                      "broadcast {w1} (open now), {shut} {w2} (later). File: {path}"),
@@ -53,31 +55,36 @@ MESSAGES: dict[str, str] = {
                      "head-end."),
     "demo.news_title": N_("Vaccination day"),
     "demo.siren_title": N_("Storm warning"),
-    "demo.table": N_("The nodes, as the head-end sees them"),
+    "demo.table": N_("The loudspeaker clusters, as the head-end sees them"),
     # TRANSLATORS: the node table's column headers, separated by |
-    "demo.cols": N_("node|zone|state|rules|heard, in order|refused|WAV (one per node, one clock)"),
+    "demo.cols": N_("loudspeaker cluster|area|state|rules|heard, in order|refused|"
+                    "WAV (one per cluster, one clock)"),
     "demo.state.online": N_("online"),
     "demo.state.offline": N_("offline"),
     "demo.nothing": N_("nothing"),
     "demo.files": N_("Files:\n"
-                     "  report (CSV: minutes per zone and day, each node's uptime): {csv}\n"
+                     "  report (CSV: minutes per area and day, each loudspeaker cluster's "
+                     "uptime): {csv}\n"
                      "  the rules: {rules}\n"
                      "  head-end log: {log}\n"
                      "  head-end store (SQLite): {store}"),
     "demo.story": N_(
         "What happened:\n"
-        "  - “{news}” was for {open} only: {nodes} played it, the node of {shut} "
+        "  - “{news}” was for {open} only: {nodes} played it, the loudspeaker cluster of {shut} "
         "stayed silent.\n"
-        "  - The node of {shut} refused the announcement meant for it: {why}. Every node "
+        "  - The loudspeaker cluster of {shut} refused the announcement meant for it: {why}. "
+        "Every loudspeaker cluster "
         "checks the commune's signed rules itself; {shut} may broadcast {w2}.\n"
-        "  - An emergency needs no window: the siren cut in on every node at once, at the "
+        "  - An emergency needs no window: the siren cut in on every loudspeaker cluster at "
+        "once, at the "
         "emergency volume; when it ended, {nodes} played “{news}” again from the start.\n"
-        "  - The report counts {m1} min for {open} and {m2} min for {shut}: what the nodes "
+        "  - The report counts {m1} min for {open} and {m2} min for {shut}: what the "
+        "loudspeaker clusters "
         "played, from their play logs."),
     "demo.web": N_("Open the head-end's web page: {web}  (user {user}, password {password})"),
     "demo.done": N_("Done."),
-    "demo.enter": N_("Press Enter (or Ctrl-C) to stop the head-end and the nodes. "),
-    "demo.not_tty": N_("Not a terminal: stopping the head-end and the nodes now."),
+    "demo.enter": N_("Press Enter (or Ctrl-C) to stop the head-end and the loudspeaker clusters. "),
+    "demo.not_tty": N_("Not a terminal: stopping the head-end and the loudspeaker clusters now."),
     "demo.stopped": N_("Stopped; the files stay where they are."),
     "flash.done": N_("{port}: flashed MicroPython {version} ({chip}, MAC {mac})."),
     "flash.factory": N_(
@@ -106,8 +113,8 @@ MESSAGES: dict[str, str] = {
     "rules.week": N_(
         "Week of Monday {monday} (UTC{tz}); times when normal content may play, at "
         "its default volume:"),
-    "rules.zone": N_("== zone {zone} =="),
-    "rules.all_nodes": N_("== all nodes =="),
+    "rules.zone": N_("== area {zone} =="),
+    "rules.all_nodes": N_("== all loudspeaker clusters =="),
     "rules.silent": N_("silent"),
     "rules.silent_exc": N_("silent (exception {name})"),
     "rules.refused_at": N_("refused: {reason}"),
@@ -131,14 +138,14 @@ MESSAGES: dict[str, str] = {
     "reason.quiet_hours": N_("quiet hours {start}-{end}: only emergency plays"),
     "reason.exception_mutes": N_("exception {exception}: silence on these dates"),
     "reason.outside_windows": N_("outside every broadcast window"),
-    "reason.outside_zones": N_("outside every broadcast window of zone {zones}"),
+    "reason.outside_zones": N_("outside every broadcast window of area {zones}"),
     "reason.window_denies_priority": N_("window {window} does not allow {priority}"),
     "reason.sessions_per_day": N_("limit of {limit} sessions a day reached"),
     "reason.minutes_per_day": N_("limit of {limit} minutes a day reached"),
     "reason.session_minutes": N_("limit of {limit} minutes a session reached"),
     "reason.window_allows": N_(
         "window {window} ({start}-{end}) allows {priority} at {volume} % (cap {cap} %)"),
-    "reason.of_zone": N_(" (the limit of zone {zone})"),
+    "reason.of_zone": N_(" (the limit of area {zone})"),
     "reason.item_ended": N_("schedule item ended"),
     "error": N_("error: {msg}"),
     "hint": N_("  hint: {hint}"),
@@ -348,10 +355,10 @@ MESSAGES: dict[str, str] = {
     "headend.broker_files": N_("Wrote {passwd} and {acl}: {nodes} nodes and {users} head-end "
                                "users. Put these lines in mosquitto.conf, then reload it:"),
     # TRANSLATORS: column headers of the node table, separated by |
-    "headend.nodes_cols": N_("node|zones|state|last seen|playing|volume|firmware"),
+    "headend.nodes_cols": N_("loudspeaker cluster|areas|state|last seen|playing|volume|firmware"),
     "headend.ago": N_("{s} s ago"),
     # TRANSLATORS: column headers of the scheduled broadcasts table, separated by |
-    "headend.scheduled_cols": N_("id|time|file|zones|state|by"),
+    "headend.scheduled_cols": N_("id|time|bulletin|areas|state|by"),
     "web.title": N_("Commune loudspeakers"),
     "web.library": N_("Bulletin library"),
     "web.media_title": N_("Title"),
@@ -425,7 +432,7 @@ MESSAGES: dict[str, str] = {
     "web.s.source": N_("Bulletin"),
     "web.s.start": N_("Start"),
     "web.s.minutes": N_("Minutes"),
-    "web.s.pushed": N_("Pushed to every node (version {version})."),
+    "web.s.pushed": N_("Pushed to every loudspeaker cluster (version {version})."),
     "web.s.d.daily": N_("every day"),
     "web.s.d.mon_fri": N_("Monday to Friday"),
     "web.s.d.mon_sat": N_("Monday to Saturday"),
@@ -452,27 +459,27 @@ MESSAGES: dict[str, str] = {
     "web.bad_login": N_("Wrong user name or password."),
     "web.login_wait": N_("Too many failed logins: try again in {s} s."),
     "web.signed_in": N_("{user} ({role})"),
-    "web.nodes": N_("Loudspeaker nodes"),
     # TRANSLATORS: column headers of the web page's node table, separated by |
-    "web.cols": N_("Node|Zones|State|Last seen|Playing|Volume|Signal|Firmware"),
+    "web.cols": N_("Loudspeaker cluster|Areas|State|Last seen|Playing|Volume|Signal|Firmware"),
     "web.state.online": N_("online"),
     "web.state.offline": N_("offline"),
     "web.state.unknown": N_("not heard from"),
     "web.malformed": N_("{n} malformed messages"),
     "headend.user_removed": N_("User {name} removed; their sessions have ended."),
     "headend.user_unlocked": N_("User {name} may log in again."),
-    "web.strangers": N_("Dropped, from nodes the inventory does not know (node × messages): "
+    "web.strangers": N_("Dropped, from loudspeaker clusters the inventory does not know "
+                        "(cluster × messages): "
                         "{nodes}"),
     "web.live": N_("Updates by itself."),
-    "web.broadcast": N_("Broadcast a file or a live source"),
-    "web.file": N_("File"),
+    "web.broadcast": N_("Broadcast a bulletin or a live source"),
+    "web.file": N_("Bulletin"),
     "web.source": N_("or live: a station's URL, or a microphone (alsa:default)"),
     "web.relays": N_("Live now"),
     # TRANSLATORS: column headers of the live relays, separated by |
-    "web.relay_cols": N_("Source|Nodes listening|Seconds|"),
+    "web.relay_cols": N_("Source|Clusters listening|Seconds|"),
     "web.relay_none": N_("Nothing is relayed live."),
     "web.stop": N_("Stop"),
-    "web.zones": N_("Zones (empty: all)"),
+    "web.zones": N_("Areas (empty: all)"),
     "web.priority": N_("Priority"),
     "web.send": N_("Broadcast"),
     "web.emergency": N_("Emergency"),
@@ -483,7 +490,7 @@ MESSAGES: dict[str, str] = {
     "web.scheduled_ok": N_("Scheduled for {due}."),
     "web.scheduled": N_("Scheduled broadcasts"),
     # TRANSLATORS: column headers, separated by |
-    "web.sched_cols": N_("Time|File|Zones|State|By"),
+    "web.sched_cols": N_("Time|Bulletin|Areas|State|By"),
     "web.cancel": N_("Cancel"),
     "web.all_zones": N_("all"),
     "web.sched.pending": N_("waiting"),
@@ -497,31 +504,32 @@ MESSAGES: dict[str, str] = {
     "web.no_location": N_("Without a location (config location = \"lat,lon\"): {nodes}"),
     "web.rules": N_("Commune rules"),
     "web.rules_check": N_("Check"),
-    "web.rules_push": N_("Push to every node, signed"),
+    "web.rules_push": N_("Push to every loudspeaker cluster, signed"),
     "web.rules_ok": N_("No errors (version {version})."),
     "web.rules_line": N_("Line {line}"),
     "web.week": N_("This week: when normal content may play, and how loud"),
-    "web.all_nodes": N_("All nodes"),
+    "web.all_nodes": N_("All loudspeaker clusters"),
     "web.report": N_("Report for the province"),
     "web.from": N_("From"),
     "web.to": N_("To"),
     "web.csv": N_("Download the report (CSV)"),
     "web.print": N_("Printable report"),
     "web.rep.title": N_("Broadcast report, {start} to {end}"),
-    "web.rep.zones": N_("Broadcast time per zone and day"),
+    "web.rep.zones": N_("Broadcast time per area and day"),
     # TRANSLATORS: column headers, separated by |
-    "web.rep.zone_cols": N_("Zone|Day|Minutes|Seconds"),
-    "web.rep.nodes": N_("Node uptime"),
+    "web.rep.zone_cols": N_("Area|Day|Minutes|Seconds"),
+    "web.rep.nodes": N_("Loudspeaker cluster uptime"),
     # TRANSLATORS: column headers, separated by |
-    "web.rep.node_cols": N_("Node|Zones|Uptime|Online (s)|Observed (s)|Offline periods"),
+    "web.rep.node_cols": N_("Loudspeaker cluster|Areas|Uptime|Online (s)|Observed (s)|"
+                            "Offline periods"),
     "web.rep.offline": N_("Offline periods"),
     # TRANSLATORS: column headers, separated by |
-    "web.rep.offline_cols": N_("Node|From|To|Seconds|Cause"),
+    "web.rep.offline_cols": N_("Loudspeaker cluster|From|To|Seconds|Cause"),
     "web.rep.cause.will": N_("connection lost"),
     "web.rep.cause.silent": N_("no heartbeat"),
     "web.rep.plays": N_("Each broadcast"),
     # TRANSLATORS: column headers, separated by |
-    "web.rep.play_cols": N_("Start|Node|Zones|Seconds|Title|Priority|Outcome"),
+    "web.rep.play_cols": N_("Start|Loudspeaker cluster|Areas|Seconds|Title|Priority|Outcome"),
     "web.rep.none": N_("None."),
     "web.rep.made": N_("Made at {at} by {user}."),
     "web.rep.print": N_("Print"),

@@ -190,7 +190,7 @@ def _register_operator(hs: argparse._SubParsersAction) -> None:
                       help="lift a lockout after too many failed logins")
     u.set_defaults(func=run_user)
 
-    n = hs.add_parser("nodes", help="the node table: online, last seen, playing, volume")
+    n = hs.add_parser("nodes", help="the loudspeaker clusters: online, last seen, playing, volume")
     _data_arg(n)
     n.add_argument("--json", action="store_true", help="print JSON")
     n.set_defaults(func=run_nodes)
@@ -202,7 +202,7 @@ def _register_operator(hs: argparse._SubParsersAction) -> None:
                    help="name of a file in the head-end's --media folder, or a live source "
                    "that serve relays: a station's URL (http://..., rtp://...) or a microphone "
                    "(alsa:default, pulse:default)")
-    b.add_argument("--zones", default="", help="comma-separated zones (default: all)")
+    b.add_argument("--zones", default="", help="comma-separated areas (zones; default: all)")
     b.add_argument("--priority", default="normal", choices=("test", "normal", "priority"))
     b.add_argument("--title", default="", help="title for the play log")
     b.add_argument("--at", metavar="TIME", help="broadcast then, not now: 'YYYY-MM-DD HH:MM[:SS]' "
@@ -219,7 +219,7 @@ def _register_operator(hs: argparse._SubParsersAction) -> None:
     c.add_argument("id", type=int, help="its id (loaxa headend scheduled)")
     c.set_defaults(func=run_cancel)
 
-    e = hs.add_parser("emergency", help="start or end an emergency on every node")
+    e = hs.add_parser("emergency", help="start or end an emergency on every loudspeaker cluster")
     _data_arg(e)
     e.add_argument("action", choices=("start", "stop"))
     e.add_argument("--file", help="a media file to play (default: a siren)")
@@ -238,7 +238,7 @@ def _register_operator(hs: argparse._SubParsersAction) -> None:
     _data_arg(fu)
     fu.set_defaults(func=run_files_url)
 
-    rep = hs.add_parser("report", help="broadcast minutes per zone and day")
+    rep = hs.add_parser("report", help="broadcast minutes per area and day")
     _data_arg(rep)
     rep.add_argument("--from", dest="start", required=True, metavar="YYYY-MM-DD")
     rep.add_argument("--to", dest="end", required=True, metavar="YYYY-MM-DD")
