@@ -443,10 +443,11 @@ def _pages() -> list[tuple[str, str, bool]]:
     page fetches, such as /scheduled's rows, are not pages)."""
     today = time.strftime("%Y-%m-%d")
     month = time.strftime("%Y-%m-01")
-    return [("login", "/", False), ("nodes", "/", True),
+    return [("login", "/", False), ("overview", "/", True), ("clusters", "/clusters", True),
+            ("a cluster", "/clusters/loa-00", True), ("bulletins", "/bulletins", True),
+            ("schedule", "/schedule", True), ("broadcast", "/broadcast", True),
             ("report", f"/report?from={month}&to={today}", True),
-            ("report, no dates: this month", "/report", True),
-            ("a cluster", "/clusters/loa-00", True), ("users", "/users", True)]
+            ("report, no dates: this month", "/report", True), ("users", "/users", True)]
 
 
 def web() -> Table:
