@@ -28,7 +28,7 @@ from loaxa.testsignals import (
     speech_like,
     write_wav,
 )
-from loaxa_node.jitter import MAX_PAYLOAD
+from loaxa_node.audio.jitter import MAX_PAYLOAD
 
 pytestmark = pytest.mark.skipif(not shutil.which("ffmpeg"), reason="ffmpeg not installed")
 FF = ["ffmpeg", "-nostdin", "-hide_banner", "-loglevel", "error"]

@@ -34,7 +34,8 @@ from loaxa.rig.process import free_port
 from loaxa.sim import SimNode
 from loaxa.streamer import Format, Packetizer
 from loaxa.testsignals import longest_zero_run, read_wav
-from loaxa_node import envelope, net_mqtt, timeutil
+from loaxa_node import envelope, timeutil
+from loaxa_node.net import mqtt as net_mqtt
 
 pytestmark = pytest.mark.skipif(mosquitto_path() is None, reason="mosquitto not installed")
 

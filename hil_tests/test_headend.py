@@ -185,7 +185,8 @@ def retained_rules(he: Headend, node: str = "n1") -> str | None:
     """The version of the rules the broker keeps retained for node, as the node
     receives them when it connects now (None: nothing retained)."""
     from loaxa.headend.server import Loop
-    from loaxa_node import envelope, net_mqtt
+    from loaxa_node import envelope
+    from loaxa_node.net import mqtt as net_mqtt
 
     got: list[bytes] = []
     rules = f"loaxa/{COMMUNE}/node/{node}/rules"

@@ -11,7 +11,8 @@ import pytest
 
 from loaxa import rules
 from loaxa.errors import NodeError
-from loaxa_node import gain, timeutil
+from loaxa_node import timeutil
+from loaxa_node.audio import gain
 
 KEY = "5e" * 32
 OTHER_KEY = "a7" * 32

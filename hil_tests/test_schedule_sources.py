@@ -15,7 +15,7 @@ from test_node_rules import EDGE, MORNING, local_iso, provision, wait_idle
 
 from loaxa import rules
 from loaxa.testsignals import align, correlation, level_db, speech_like, write_wav
-from loaxa_node import gain
+from loaxa_node.audio import gain
 
 CLI = str(Path(sys.executable).parent / "loaxa")
 RULES = 'version = "sources"' + MORNING + """[files]

@@ -16,8 +16,8 @@ import numpy as np
 import pytest
 
 from loaxa.testsignals import speech_like
-from loaxa_node import audiocodec as ac
-from loaxa_node import audioenc
+from loaxa_node.audio import codec as ac
+from loaxa_node.audio import encoder as audioenc
 
 with warnings.catch_warnings():
     warnings.simplefilter("ignore", DeprecationWarning)
@@ -102,7 +102,7 @@ def test_decoders_give_identical_samples_under_micropython(upy):
             ac.L16: speech_like(200).astype(">i2").tobytes(),
             ac.DVI4: dvi4_packets(speech_like(640), 320)[1]}
     code = (
-        "import sys, json\nfrom loaxa_node import audiocodec as ac\n"
+        "import sys, json\nfrom loaxa_node.audio import codec as ac\n"
         f"pk = {json.dumps({str(k): v.hex() for k, v in pkts.items()})}\n"
         "out = {}\nbuf = bytearray(2048)\n"
         "for k in pk:\n"

@@ -117,7 +117,7 @@ def test_the_embedded_brokers_tls_listener(access, tmp_path):
     from loaxa.headend.server import EmbeddedBroker, Loop
     from loaxa.provision import read_ca
     from loaxa.rig.process import free_port
-    from loaxa_node import net_mqtt
+    from loaxa_node.net import mqtt as net_mqtt
 
     pem, key = _cert(tmp_path, "broker")
     other, _ = _cert(tmp_path, "other")

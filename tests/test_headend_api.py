@@ -25,7 +25,8 @@ from loaxa.headend.store import MIGRATIONS, Store
 from loaxa.i18n import t_in
 from loaxa.inventory import Inventory
 from loaxa.rig.broker import free_port
-from loaxa_node import envelope, net_mqtt, timeutil
+from loaxa_node import envelope, timeutil
+from loaxa_node.net import mqtt as net_mqtt
 
 COMMUNE = "an-phu"
 RULES = """

@@ -22,7 +22,7 @@ from loaxa.headend.service import Headend
 from loaxa.headend.store import Store
 from loaxa.inventory import Inventory
 from loaxa.rig.broker import free_port
-from loaxa_node import net_mqtt
+from loaxa_node.net import mqtt as net_mqtt
 
 COMMUNE = "an-phu"
 OWN_THREADS = ("control", "headend-io", "headend-schedule", "headend-alerts")

@@ -8,16 +8,18 @@ import json
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from loaxa_node import audiocodec, audioenc, rtp
-from loaxa_node.jitter import JitterBuffer
+from loaxa_node.audio import codec as audiocodec
+from loaxa_node.audio import encoder as audioenc
+from loaxa_node.audio import rtp
+from loaxa_node.audio.jitter import JitterBuffer
 
 # Runs verbatim on both interpreters: a sender of 20 ms L16 packets at 16 kHz
 # through a network with random delay (0-40 ms: reorders) and 5 % loss, and a
 # sink reading 20 ms every 20 ms. Prints counters and the longest silent run.
 SCENARIO = """
 import json, math
-from loaxa_node import audiocodec as ac, audioenc, rtp
-from loaxa_node.jitter import JitterBuffer
+from loaxa_node.audio import codec as ac, encoder as audioenc, rtp
+from loaxa_node.audio.jitter import JitterBuffer
 
 def run(npk, loss_pct, seq0, ssrc_change_at):
     x = 12345
@@ -104,7 +106,7 @@ def header(seq: int, pt: int = 96, ssrc: int = 1) -> bytearray:
 
 
 def test_sequence_wraps_and_restarts_are_handled():
-    from loaxa_node import audiocodec as ac
+    from loaxa_node.audio import codec as ac
 
     jb = JitterBuffer(ac.L16, 16000, 96)
     h = rtp.Header()
@@ -131,7 +133,7 @@ def test_sequence_wraps_and_restarts_are_handled():
 @settings(max_examples=300, deadline=None)
 @given(st.binary(min_size=0, max_size=1600))
 def test_garbage_never_raises_and_is_dropped(data):
-    from loaxa_node import audiocodec as ac
+    from loaxa_node.audio import codec as ac
 
     jb = JitterBuffer(ac.DVI4, 16000, 6)
     h = rtp.Header()
@@ -146,7 +148,7 @@ def test_garbage_never_raises_and_is_dropped(data):
 
 def test_timestamp_jump_plays_on_and_does_not_count_as_jitter():
     """The head-end switched source: timestamps jump, sequence numbers do not."""
-    from loaxa_node import audiocodec as ac
+    from loaxa_node.audio import codec as ac
 
     jb = JitterBuffer(ac.L16, 16000, 96)
     h = rtp.Header()
@@ -171,8 +173,8 @@ def test_timestamp_jump_plays_on_and_does_not_count_as_jitter():
 # at random so runs cross the end of the ring at every offset.
 LONG_PACKETS = """
 import json
-from loaxa_node import audiocodec as ac, audioenc, rtp
-from loaxa_node.jitter import JitterBuffer
+from loaxa_node.audio import codec as ac, encoder as audioenc, rtp
+from loaxa_node.audio.jitter import JitterBuffer
 
 def run(codec, rate, pt, sizes, arena_kb, frame=0):
     # frame: samples a read asks for (the player's 320), default 20 ms
@@ -284,8 +286,8 @@ def test_long_packets_play_the_same_under_micropython(upy):
 
 
 def test_packet_longer_than_the_mtu_is_bad_and_the_longest_is_stored():
-    from loaxa_node import audiocodec as ac
-    from loaxa_node.jitter import MAX_PACKET
+    from loaxa_node.audio import codec as ac
+    from loaxa_node.audio.jitter import MAX_PACKET
 
     jb = JitterBuffer(ac.PCMU, 8000, 0, 180, bytearray(6 * 1024))
     h = rtp.Header()
@@ -300,8 +302,8 @@ def test_packet_longer_than_the_mtu_is_bad_and_the_longest_is_stored():
 
 ALLOC = """
 import gc, json
-from loaxa_node import audiocodec as ac, audioenc, rtp
-from loaxa_node.jitter import JitterBuffer
+from loaxa_node.audio import codec as ac, encoder as audioenc, rtp
+from loaxa_node.audio.jitter import JitterBuffer
 
 def run(codec, rate, pt, n):
     enc = audioenc.Encoder(codec)
@@ -365,8 +367,8 @@ def test_playout_allocates_nothing_per_packet_under_micropython(upy):
 # queue has room, at rate x (1 + ppm).
 DRIFT = """
 import json
-from loaxa_node import audiocodec as ac, audioenc, rtp
-from loaxa_node.jitter import JitterBuffer
+from loaxa_node.audio import codec as ac, encoder as audioenc, rtp
+from loaxa_node.audio.jitter import JitterBuffer
 
 def run(ppm, seconds, pkt=320):
     jb = JitterBuffer(ac.L16, 16000, 96, 180, bytearray(6144))
@@ -431,7 +433,7 @@ def test_clock_drift_is_taken_up_one_sample_at_a_time():
 # ticks_diff right only within half of it, about 9 minutes.
 NULLSINK_WRAP = """
 import json
-from loaxa_node import sink_null
+from loaxa_node.audio import sink_null
 
 PERIOD = 1 << 30
 

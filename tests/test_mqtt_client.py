@@ -7,7 +7,7 @@ import asyncio
 
 import pytest
 
-from loaxa_node import net_mqtt
+from loaxa_node.net import mqtt as net_mqtt
 
 TIMEOUT = 0.3  # the client's PUBACK timeout, shortened for the test
 

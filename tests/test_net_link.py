@@ -2,8 +2,8 @@
 
 from loaxa import boards
 from loaxa_node.compat import backoff_ms
-from loaxa_node.net_link import BACKOFF_MS, kinds
-from loaxa_node.net_modem import csq_signal
+from loaxa_node.net.link import BACKOFF_MS, kinds
+from loaxa_node.net.modem import csq_signal
 
 
 def test_a_wired_link_comes_first_then_wifi_only_with_an_ssid():

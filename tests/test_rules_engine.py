@@ -13,7 +13,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from loaxa_node import rulecheck, rules, timeutil
+from loaxa_node import timeutil
+from loaxa_node.rules import check as rulecheck
+from loaxa_node.rules import engine as rules
 from loaxa_node.timeutil import DAY, t2k
 
 # Local days the instants and dated rules cluster around.
@@ -163,7 +165,7 @@ FAST = settings(max_examples=300, deadline=None, database=None,
 
 UPY_EVAL = """
 import sys, json
-from loaxa_node import rules
+from loaxa_node.rules import engine as rules
 for line in sys.stdin:
     R, now, req, usage, trusted = json.loads(line)
     z = req["zones"]

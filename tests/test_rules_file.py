@@ -264,8 +264,8 @@ def test_explain_gives_the_refusal_reason_in_vietnamese(monkeypatch, capsys):
 
 
 ENGINE_CODES = sorted(set(re.findall(r'"code": "(\w+)"', (
-    (REPO / "firmware" / "loaxa_node" / "rules.py").read_text()
-    + (REPO / "firmware" / "loaxa_node" / "rulesvc.py").read_text()))))
+    (REPO / "firmware" / "loaxa_node" / "rules" / "engine.py").read_text()
+    + (REPO / "firmware" / "loaxa_node" / "rules" / "service.py").read_text()))))
 SAMPLE = {"volume": 70, "kind": "relay", "start": "05:30", "end": "06:15", "exception": "tet",
           "zones": ["cho"], "window": "market", "priority": "test", "limit": 2, "cap": 80}
 

@@ -8,7 +8,8 @@ import datetime
 import pytest
 
 from loaxa.rules import RulesFileError, _lunar_day, compile_text
-from loaxa_node import rules, timeutil
+from loaxa_node import timeutil
+from loaxa_node.rules import engine as rules
 
 BASE = """
 version = "lunar"

@@ -18,7 +18,7 @@ import pytest
 from loaxa import FIRMWARE
 from loaxa.streamer import FileServer, Format
 from loaxa.testsignals import speech_like, write_wav
-from loaxa_node import sdp
+from loaxa_node.audio import sdp
 
 
 def rtp(ssrc: int, seq: int = 1) -> bytes:
@@ -28,7 +28,7 @@ def rtp(ssrc: int, seq: int = 1) -> bytes:
 # what the receiving side prints: packet lengths taken, and how many it dropped
 RECEIVE = """
 import json, time
-from loaxa_node.net_udp import UdpLink
+from loaxa_node.net.udp import UdpLink
 l = UdpLink("0.0.0.0", PORT, 1500, SRC, SSRC)
 l.open()
 print("ready")

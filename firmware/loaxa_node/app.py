@@ -24,21 +24,21 @@ SIM_BOARD = {"name": "sim", "chip": "sim", "audio": {"sink": "wav"}, "net": []}
 COMMANDS = {
     "status": ("app.status", False),
     "version": ("app.version", False),
-    "log": ("service.log_", False),
-    "clock.get": ("service.clock_get", False),
-    "clock.set": ("service.clock_set", True),
-    "clock.sync": ("service.clock_sync", False),  # only from the configured server
-    "config.get": ("service.config_get", False),
-    "config.set": ("service.config_set", True),
-    "auth": ("service.auth", False),
-    "pin.set": ("service.pin_set", True),
-    "tone": ("service.tone", True),
-    "keys.set": ("service.keys_set", True),
-    "reboot": ("service.reboot", True),
-    "factory_reset": ("service.factory_reset", False),  # asks for the PIN itself
-    "play": ("stream.play", True),
-    "stop": ("stream.stop", True),
-    "volume": ("stream.volume", True),
+    "log": ("control.system.log_", False),
+    "clock.get": ("control.system.clock_get", False),
+    "clock.set": ("control.system.clock_set", True),
+    "clock.sync": ("control.system.clock_sync", False),  # only from the configured server
+    "config.get": ("control.system.config_get", False),
+    "config.set": ("control.system.config_set", True),
+    "auth": ("control.system.auth", False),
+    "pin.set": ("control.system.pin_set", True),
+    "tone": ("control.system.tone", True),
+    "keys.set": ("control.system.keys_set", True),
+    "reboot": ("control.system.reboot", True),
+    "factory_reset": ("control.system.factory_reset", False),  # asks for the PIN itself
+    "play": ("control.play.play", True),
+    "stop": ("control.play.stop", True),
+    "volume": ("control.play.volume", True),
 }
 
 
@@ -75,12 +75,12 @@ class Node:
         self.control = None  # the MQTT control plane, once a broker is configured
         self._ctl_cfg = None
         if not self.safe_mode:
-            from .player import Player
+            from .audio.player import Player
             self.player = Player(self.hal, self.cfg["amp_hold_s"],
                                  self.board.get("audio", {}).get("buffer_kb", 4))
             self.player.on_end = self._play_ended
         # the network comes up in safe mode too: it is how a fixed app arrives
-        from .net_link import Link
+        from .net.link import Link
         self.link = Link(self)
         self.commands = dict(COMMANDS)
         self.tasks = []
@@ -88,7 +88,7 @@ class Node:
         self._reset_reason = None
         self.rules = None
         if not self.safe_mode:
-            from . import rulesvc
+            from .rules import service as rulesvc
             self.rules = rulesvc.install(self)
 
     def _count_boot(self):
@@ -151,14 +151,14 @@ class Node:
         elif self.control is not None:
             self.control.configure()
         elif c["broker.url"]:
-            from .ctl_node import Control
+            from .control.plane import Control
             self.control = Control(self)
             self.tasks.extend(self.control.start())
 
     def _start_sntp(self):
         # loaded only once a server is configured: a node without one saves the RAM
         if self.cfg["ntp.server"] and self._sntp is None and self.tasks:
-            from . import sntp
+            from .net import sntp
             self._sntp = asyncio.create_task(sntp.run(self))
             self.tasks.append(self._sntp)
 
@@ -169,7 +169,7 @@ class Node:
     async def _after_play(self, *a):
         before = loaded()
         try:
-            from .ctl_arb import ended
+            from .control.arbiter import ended
             await ended(self, *a)
         except Exception as e:
             log.error("after play: %r" % (e,))

@@ -29,20 +29,22 @@ def backoff_ms(fails, first, longest):
 
 
 def unload(*names):
-    """Drop loaxa_node submodules needed only for a moment (parsing rules, a
-    session) and give their RAM back. Modules that set KEEP stay: those with
-    viper or native code, which an ESP32 never frees, so a reload would leak
-    executable RAM each time."""
+    """Drop loaxa_node submodules ("config", "rules.check") needed only for a
+    moment (parsing rules, a session) and give their RAM back. Modules that
+    set KEEP stay: those with viper or native code, which an ESP32 never
+    frees, so a reload would leak executable RAM each time."""
     import gc
     import sys
-    pkg = sys.modules["loaxa_node"]
     for n in names:
         m = sys.modules.get("loaxa_node." + n)
-        if m is None or getattr(m, "KEEP", False):
+        # sub-packages (net, audio, ...) stay: their __init__ is empty, and a
+        # module left loaded (KEEP) must stay reachable from the one package
+        if m is None or getattr(m, "KEEP", False) or hasattr(m, "__path__"):
             continue
         del sys.modules["loaxa_node." + n]
+        head, _, leaf = ("loaxa_node." + n).rpartition(".")
         try:
-            delattr(pkg, n)
+            delattr(sys.modules[head], leaf)
         except (AttributeError, KeyError, TypeError):  # not loaded; ports differ in which
             pass
     # Collected even when nothing was dropped: a request's garbage then never

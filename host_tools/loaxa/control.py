@@ -18,8 +18,9 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from loaxa_node import envelope, log, net_mqtt, timeutil
+from loaxa_node import envelope, log, timeutil
 from loaxa_node.config import TOPIC_PREFIX
+from loaxa_node.net import mqtt as net_mqtt
 
 from . import seqcounter
 from .errors import LoaxaError

@@ -18,8 +18,10 @@ from typing import Any
 
 import lunar_vn
 
-from loaxa_node import envelope, rulecheck, sdp, timeutil
-from loaxa_node import rules as engine
+from loaxa_node import envelope, timeutil
+from loaxa_node.audio import sdp
+from loaxa_node.rules import check as rulecheck
+from loaxa_node.rules import engine
 
 from .errors import LoaxaError
 

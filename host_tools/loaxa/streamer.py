@@ -24,8 +24,10 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from loaxa_node import audiocodec, audioenc, rtp, sdp
-from loaxa_node.jitter import MAX_PACKET, MAX_PAYLOAD
+from loaxa_node.audio import codec as audiocodec
+from loaxa_node.audio import encoder as audioenc
+from loaxa_node.audio import rtp, sdp
+from loaxa_node.audio.jitter import MAX_PACKET, MAX_PAYLOAD
 
 from .errors import LoaxaError
 

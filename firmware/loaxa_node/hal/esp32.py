@@ -132,7 +132,7 @@ class Esp32Hal(Hal):
     def audio_sink(self):
         kind = self.board["audio"]["sink"]
         if kind == "i2s":
-            from ..sink_i2s import I2sSink
+            from ..audio.sink_i2s import I2sSink
             return I2sSink(self.board["audio"])
-        from ..sink_null import NullSink
+        from ..audio.sink_null import NullSink
         return NullSink()

@@ -136,7 +136,7 @@ class SimHal(Hal):
         return SimPpp(uart)
 
     def audio_sink(self):
-        from ..sink_wav import WavSink
+        from ..audio.sink_wav import WavSink
         # the sink's clock error in ppm, set by the launcher (--audio-ppm)
         return WavSink(os.getenv("LOAXA_AUDIO_DIR") or "audio",
                        int(os.getenv("LOAXA_AUDIO_PPM") or 0))
@@ -150,7 +150,7 @@ class HostLink:
 
     async def connect(self):
         if not self.is_up():
-            from ..net_link import LinkError
+            from ..net.link import LinkError
             raise LinkError("host network cut")
         return "127.0.0.1"
 

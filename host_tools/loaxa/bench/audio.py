@@ -34,8 +34,8 @@ PAYLOADS = [("PCMU", 8000, 20), ("PCMA", 8000, 20), ("L16", 16000, 20), ("DVI4",
 # (parse + jitter buffer + decode) with gc disabled to count bytes allocated.
 UPY_DECODE = """
 import gc, json, sys, time
-from loaxa_node import audiocodec as ac, rtp
-from loaxa_node.jitter import JitterBuffer
+from loaxa_node.audio import codec as ac, rtp
+from loaxa_node.audio.jitter import JitterBuffer
 d = json.loads(sys.stdin.read())
 codec = ac.codec_by_name(d["codec"])
 pkts = [bytes.fromhex(p) for p in d["pkts"]]
@@ -70,7 +70,7 @@ print(json.dumps({"us": dt, "path_us": path_us, "alloc_per_packet": per}))
 # Runs on the VM: UdpLink.poll() draining packets already queued on its socket.
 UPY_UDP = """
 import gc, json, socket, sys
-from loaxa_node.net_udp import UdpLink
+from loaxa_node.net.udp import UdpLink
 import time
 link = UdpLink("127.0.0.1", PORT, 164 + 12 + 64 + 1)
 link.open()

@@ -39,7 +39,7 @@ def _inventory(path: Path, n: int) -> dict[str, str]:
 
 async def _connect(url: str, n: int, pws: dict[str, str] | None,
                    cpu: Callable[[], float]) -> dict:
-    from loaxa_node import net_mqtt
+    from loaxa_node.net import mqtt as net_mqtt
 
     async def ignore(t: bytes, p: memoryview, r: int) -> None:
         pass

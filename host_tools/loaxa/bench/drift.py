@@ -46,8 +46,8 @@ CLIP_S = 10  # the source: a 10 s clip of speech-like audio, looped
 # with the loop forced to correct at 1000 ppm (a slip every 62 ms).
 UPY_COST = """
 import gc, json, time
-from loaxa_node import audiocodec as ac, audioenc, rtp
-from loaxa_node.jitter import JitterBuffer, _slip
+from loaxa_node.audio import codec as ac, encoder as audioenc, rtp
+from loaxa_node.audio.jitter import JitterBuffer, _slip
 enc = audioenc.Encoder(ac.DVI4)
 b = bytearray(400)
 plen = enc.encode([(k * 37 % 2000 - 1000) * 9 for k in range(320)], memoryview(b)[12:])

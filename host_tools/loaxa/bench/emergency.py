@@ -101,7 +101,7 @@ class LoginFlood:
 
 class MqttFlood:
     def __init__(self, url: str, rate: float, password: str):
-        from loaxa_node import net_mqtt
+        from loaxa_node.net import mqtt as net_mqtt
 
         from ..headend.server import Loop
 

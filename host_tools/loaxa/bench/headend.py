@@ -418,7 +418,7 @@ def _web_headend(tmp: Path) -> tuple[subprocess.Popen, int]:
     process.wait_listening(p, port, "the head-end", 30)
 
     async def statuses() -> None:
-        from loaxa_node import net_mqtt
+        from loaxa_node.net import mqtt as net_mqtt
 
         async def ignore(t: bytes, m: memoryview, r: int) -> None:
             pass

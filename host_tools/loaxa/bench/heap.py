@@ -31,9 +31,12 @@ from . import Table
 WASM_PKG = "@micropython/micropython-webassembly-pyscript@1.27.0"
 # Bytecode-only modules in boot order (their imports of each other resolve as
 # on the node); stdlib modules are imported first so only our code is counted.
+# A sub-package is a row of its own before its first module: what the package
+# itself (its empty __init__) costs.
 MODULES = ("compat", "storage", "timeutil", "log", "config", "console", "auth", "clock",
-           "sink_null", "sink_wav", "service", "rules", "rulesvc", "app", "rtp",
-           "rtpsource", "envelope", "rulecheck")
+           "audio", "audio.sink_null", "audio.sink_wav", "control", "control.system", "rules",
+           "rules.engine", "rules.service", "app", "audio.rtp", "audio.stream", "envelope",
+           "rules.check")
 MEASURE = """
 import gc, sys
 for m in ("asyncio", "json", "hashlib", "struct", "os", "time", "binascii", "errno"):
@@ -54,9 +57,10 @@ import { loadMicroPython } from "%(pkg)s";
 import fs from "fs";
 const mp = await loadMicroPython({heapsize: 4 << 20, stdout: console.log, stderr: console.log});
 const src = %(src)s;
-mp.FS.mkdirTree("/app/loaxa_node");
-for (const f of fs.readdirSync(src)) if (f.endsWith(".mpy"))
+for (const f of fs.readdirSync(src, {recursive: true})) if (f.endsWith(".mpy")) {
+  mp.FS.mkdirTree("/app/loaxa_node/" + f.split("/").slice(0, -1).join("/"));
   mp.FS.writeFile("/app/loaxa_node/" + f, fs.readFileSync(src + "/" + f));
+}
 mp.runPython(fs.readFileSync(%(script)s, "utf8"));
 """
 
@@ -72,7 +76,7 @@ def _module_table() -> Table:
         compile_app(tmp / "app", march="x64")
         pkg = tmp / "app" / "loaxa_node"
         # keep bytecode-only modules: .mpy with native code have arch bits set
-        for f in pkg.glob("*.mpy"):
+        for f in pkg.rglob("*.mpy"):
             if f.read_bytes()[2] >> 2:
                 f.unlink()
         cols = {"x64, .mpy from a filesystem": _x64(tmp, mount="", root=str(tmp / "app"))}
@@ -167,8 +171,8 @@ MEM_INFO = ("import gc, micropython\ngc.collect()\nprint('H', gc.mem_alloc(), gc
 # by the whole receive path (RTP parse, jitter buffer, decode) with gc off.
 DECODE = """
 import gc, time
-from loaxa_node import audiocodec as ac, rtp
-from loaxa_node.jitter import JitterBuffer
+from loaxa_node.audio import codec as ac, rtp
+from loaxa_node.audio.jitter import JitterBuffer
 pkts = [bytes.fromhex(p) for p in %(pkts)r]
 codec = ac.codec_by_name("DVI4")
 out = bytearray(640)

@@ -107,7 +107,7 @@ def _cpu_of(pid: int) -> float:
 async def _load(url: str, n: int, broker_cpu: Callable[[], float]) -> dict:
     """broker_cpu() reads the broker's CPU seconds so far: its connect cost and
     its cost under load are counted apart."""
-    from loaxa_node import net_mqtt
+    from loaxa_node.net import mqtt as net_mqtt
     lat: list[float] = []
     acked: set[tuple[str, int]] = set()  # (node, beat) the broker PUBACKed: owed to the head-end
     got: set[tuple[str, int]] = set()

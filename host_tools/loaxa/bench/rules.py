@@ -19,7 +19,7 @@ N = 2000
 # The same measuring code runs on both interpreters.
 CODE = """
 import json, sys, time
-from loaxa_node import rules
+from loaxa_node.rules import engine as rules
 try:
     us, diff = time.ticks_us, time.ticks_diff
 except AttributeError:  # CPython

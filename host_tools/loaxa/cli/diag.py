@@ -183,7 +183,7 @@ def _clock(args: argparse.Namespace, con: NodeConsole) -> int:
 
 
 def _rules(args: argparse.Namespace, con: NodeConsole) -> int:
-    from loaxa_node import rules as engine
+    from loaxa_node.rules import engine
     try:
         got = con.request("rules.get")
     except NodeError as e:

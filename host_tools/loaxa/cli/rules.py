@@ -7,8 +7,8 @@ import sys
 import time
 from pathlib import Path
 
-from loaxa_node import rules as engine
 from loaxa_node import timeutil
+from loaxa_node.rules import engine
 
 from .. import rules
 from ..i18n import t

@@ -14,8 +14,8 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from loaxa_node import rules as engine
 from loaxa_node import timeutil
+from loaxa_node.rules import engine
 
 from ..console import NodeConsole
 from ..errors import LoaxaError, NodeError

@@ -1,8 +1,8 @@
 # Console commands of the node itself: log, clock, config, PIN, keys, speaker
 # test, reboot and factory reset. The node loads this module for a request
 # and drops it afterwards (app.COMMANDS): handlers take (node, args).
-from . import config, log, storage, timeutil
-from .console import CmdError, arg
+from .. import config, log, storage, timeutil
+from ..console import CmdError, arg
 
 MAX_TONE_S = 30
 
@@ -38,7 +38,7 @@ def clock_set(node, args):
 
 
 async def clock_sync(node, args):
-    from . import sntp
+    from ..net import sntp
     try:
         rtt = await sntp.sync(node)
     except (OSError, ValueError) as e:
@@ -92,8 +92,8 @@ async def tone(node, args):
     vol = arg(args, "volume", int, node.cfg["volume"], 0, 100)
     if node.player is None:
         raise CmdError("safe_mode", "audio is off in safe mode")
-    from .ctl_arb import play
-    from .player import tone_maker
+    from ..audio.player import tone_maker
+    from .arbiter import play
     await play(node, {"source": "tone:%d" % freq, "priority": "test", "codec": "sine"},
                tone_maker(freq, secs), vol)
     return {"freq": freq, "seconds": secs, "volume": vol}
@@ -168,7 +168,7 @@ def _set_mqtt_password(node, pw):
 
 
 def _set_broker_ca(node, der):
-    from .ctl_setup import CA_FILE
+    from .setup import CA_FILE
     if der:
         storage.write_bytes(CA_FILE, der)
     else:

@@ -4,7 +4,7 @@
 # encoders are in audioenc.py: the head-end needs them, the node does not.
 from array import array
 
-from .compat import micropython, ptr8, ptr16
+from ..compat import micropython, ptr8, ptr16
 
 KEEP = True  # viper code: never unloaded (compat.unload)
 

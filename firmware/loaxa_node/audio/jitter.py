@@ -13,8 +13,9 @@
 # this runs and is tested the same under CPython and MicroPython.
 from array import array
 
-from . import audiocodec, rtp
-from .compat import micropython, ptr8, ptr16
+from ..compat import micropython, ptr8, ptr16
+from . import codec as audiocodec
+from . import rtp
 
 KEEP = True  # viper code: never unloaded (compat.unload)
 

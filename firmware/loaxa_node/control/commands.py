@@ -6,23 +6,23 @@
 import json
 import sys
 
-from . import envelope, log, storage
-from .compat import unload
-from .console import CmdError
+from .. import envelope, log, storage
+from ..compat import unload
+from ..console import CmdError
 
 # command: (handler "module.function" called as fn(node, args) like the
 # console's app.COMMANDS, body fields besides "cmd")
 COMMANDS = {
-    "play": ("stream.play", ("session", "priority", "kind", "zones", "until", "volume",
-                             "bulletin", "title", "source")),
-    "stop": ("stream.stop", ("bulletin", "priority")),
-    "volume": ("ctl_cmd.volume", ("volume",)),
-    "tone": ("service.tone", ("freq", "seconds", "volume")),
-    "emergency": ("stream.emergency", ("action", "session", "tone", "until", "volume",
-                                       "bulletin", "title", "source")),
-    "time": ("ctl_cmd.time_hint", ()),
-    "reboot": ("service.reboot", ()),
-    "config": ("service.config_set", ("set",)),
+    "play": ("control.play.play", ("session", "priority", "kind", "zones", "until",
+                                       "volume", "bulletin", "title", "source")),
+    "stop": ("control.play.stop", ("bulletin", "priority")),
+    "volume": ("control.commands.volume", ("volume",)),
+    "tone": ("control.system.tone", ("freq", "seconds", "volume")),
+    "emergency": ("control.play.emergency", ("action", "session", "tone", "until",
+                                            "volume", "bulletin", "title", "source")),
+    "time": ("control.commands.time_hint", ()),
+    "reboot": ("control.system.reboot", ()),
+    "config": ("control.system.config_set", ("set",)),
 }
 
 
@@ -72,7 +72,7 @@ async def _rules(ctl, env, key, retained):
         s = env.get("seq")
         if isinstance(s, int) and s <= rs.seq.get(env.get("from"), 0):
             return  # the retained rules in force (or older ones), seen again on reconnect
-    from . import rulecmd
+    from ..rules import commands as rulecmd
     info = rulecmd.accept(ctl.node, env, key)
     ctl.ok += 1
     ctl.event("rules", {"version": info["version"], "seq": env["seq"], "from": env["from"]})
@@ -141,8 +141,8 @@ def time_hint(node, args):
 def volume(node, args):
     """The head-end sets the node's volume: it ramps what plays (as the
     console's `volume`) and stays the default for new plays, reboots too."""
-    from .service import config_set
-    from .stream import volume as ramp
+    from .play import volume as ramp
+    from .system import config_set
     r = ramp(node, args)
     now = node.player.now if node.player else None
     if now is not None and "kind" in now:

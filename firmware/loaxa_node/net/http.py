@@ -24,7 +24,7 @@ def _tls(s, host):
     head-end only, never from a server that merely answers on its address."""
     import ssl
 
-    from . import log, storage
+    from .. import log, storage
     try:
         with open(storage.path(CA_FILE), "rb") as f:
             ca = f.read()

@@ -3,7 +3,7 @@
 # Loaded for each heartbeat only.
 import gc
 
-from . import VERSION
+from .. import VERSION
 
 
 def _brief(info):

@@ -11,9 +11,9 @@
 import asyncio
 import gc
 
-from . import log
-from .compat import loaded, unload_new
-from .console import CmdError
+from .. import log
+from ..compat import loaded, unload_new
+from ..console import CmdError
 
 PRIORITIES = ("test", "normal", "priority", "emergency")  # DESIGN §6, lowest first
 
@@ -79,7 +79,7 @@ def allowed(node, info, volume):
     rs = node.rules
     if "kind" not in info or rs is None:
         return volume
-    from . import rules
+    from ..rules import engine as rules
     clock = node.clock
     now = clock.now()
     d = rules.evaluate(rs.R, now, {"priority": info["priority"], "kind": info["kind"],

@@ -8,8 +8,8 @@ import asyncio
 import gc
 import json
 
-from . import log, storage, timeutil
-from .compat import loaded, unload, unload_new
+from .. import log, storage, timeutil
+from ..compat import loaded, unload, unload_new
 
 # A fresh node: only emergency plays until the commune's rules arrive.
 DEFAULT = {"v": 1, "ver": "default", "q": [1260, 360]}
@@ -22,7 +22,7 @@ MAX_SLEEP_S = 3600
 
 
 def _check(stored):
-    from .rulecheck import check
+    from .check import check
     check(stored["rules"])
 
 
@@ -30,7 +30,7 @@ class RulesService:
     def __init__(self, node):
         self.node = node
         st, src = storage.read_json("rules.json", None, _check)
-        unload("rulecheck")
+        unload("rules.check")
         if src == "bak":
             log.warn("rules: using the last good copy")
         st = st or {"rules": DEFAULT, "seq": {}}
@@ -135,7 +135,7 @@ class RulesService:
         kind, _, arg = it["src"].partition(":")
         p = self.node.player
         if kind == "tone":
-            from .player import ToneSource
+            from ..audio.player import ToneSource
             gc.collect()  # the tone table wants 2 KB in one piece
             return ToneSource(int(arg), seconds), "sine"
         if kind == "relay":
@@ -149,7 +149,7 @@ class RulesService:
             log.error("rules: %s: the rules map no stream to %s" % (it["id"], it["src"]))
             return None
         gc.collect()  # the stream's objects go low in the heap, not between garbage
-        from .rtpsource import RtpSource
+        from ..audio.stream import RtpSource
         return RtpSource(sess, self.node.cfg["jitter_ms"], p.arena(), p.sink,
                          once=kind == "file"), sess["codec"]
 
@@ -186,7 +186,7 @@ class RulesService:
 
     async def _pass(self):
         """Start, stop or re-level what plays; returns ms until the next pass."""
-        from . import rules
+        from . import engine as rules
         await self._apply(rules)
         now, ms = self.node.clock.now_ms()
         nxt = rules.next_change(self.R, now, self.zones())
@@ -225,8 +225,8 @@ class RulesService:
 def install(node):
     svc = RulesService(node)
     node.clock.on_set = svc.poke
-    node.register("rules.get", "rulecmd.get")
+    node.register("rules.get", "rules.commands.get")
     # The signature is the authority here, as over MQTT: no PIN needed.
-    node.register("rules.set", "rulecmd.set_")
-    node.register("rules.eval", "rulecmd.eval_")
+    node.register("rules.set", "rules.commands.set_")
+    node.register("rules.eval", "rules.commands.eval_")
     return svc

@@ -8,7 +8,7 @@
 import select
 import socket
 
-from .rtp import is_multicast
+from ..audio.rtp import is_multicast
 
 
 class UdpLink:

@@ -1,7 +1,7 @@
 # Sine generator for the speaker test (console `tone`) and alert tones.
 import math
 
-from .compat import micropython, ptr16
+from ..compat import micropython, ptr16
 
 KEEP = True  # viper code: never unloaded (compat.unload)
 

@@ -3,7 +3,7 @@
 # Only STA_IF is ever made: a node never opens an access point (DESIGN 8).
 import asyncio
 
-from .net_link import LinkError
+from .link import LinkError
 
 CONNECT_S = 20
 

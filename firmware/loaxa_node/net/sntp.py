@@ -6,7 +6,7 @@ import os
 import struct
 import time
 
-from . import log
+from .. import log
 
 NTP_2000 = 3155673600  # NTP seconds (from 1900) at 2000-01-01, the node's epoch
 TIMEOUT_MS = 2000

@@ -12,8 +12,8 @@
 import asyncio
 import time
 
-from . import log
-from .net_link import LinkError
+from .. import log
+from .link import LinkError
 
 CMD_MS = 2000  # a modem answers a plain command within this
 DIAL_MS = 30000

@@ -1,7 +1,7 @@
 # Volume and ramps. Volume is 0-100 %, 0.5 dB a step below full scale
 # (100 % = 0 dB, 80 % = -10 dB, 0 = mute); every change ramps over RAMP_MS so
 # the speaker never steps (no click on volume change, start, stop or preempt).
-from .compat import micropython, ptr16
+from ..compat import micropython, ptr16
 
 KEEP = True  # viper code: never unloaded (compat.unload)
 

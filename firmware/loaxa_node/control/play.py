@@ -3,8 +3,8 @@
 # it afterwards (app.COMMANDS), and with it what the request imported: the
 # stream's code (rtpsource.py and what it imports) stays alive only as long
 # as a stream plays.
-from .compat import unload
-from .console import CmdError, arg
+from ..compat import unload
+from ..console import CmdError, arg
 
 PRIORITIES = ("test", "normal", "priority", "emergency")  # DESIGN §6, lowest first
 KINDS = ("live", "file", "relay")  # with a kind the rules govern a play
@@ -14,11 +14,11 @@ MAX_SIREN_S = 600  # an emergency tone without `until`
 def _parse_session(obj):
     # The SDP parser is needed once per play: dropped at once so the stream's
     # long-lived objects do not land above it in the heap.
-    from . import sdp
+    from ..audio import sdp
     try:
         return sdp.session(obj)
     finally:
-        unload("sdp")
+        unload("audio.sdp")
 
 
 # Fields a play request may carry besides the session (docs/control.md).
@@ -48,8 +48,8 @@ async def play(node, args):
     for k in LABELS + ("kind", "until"):
         if args.get(k) is not None:
             info[k] = args[k]
-    from .ctl_arb import play as arbitrate
-    from .player import stream_maker
+    from ..audio.player import stream_maker
+    from .arbiter import play as arbitrate
     # a file (the head-end's /file/NAME) ends with its response, as a
     # schedule item's does (rulesvc); live and relay streams rejoin
     make = stream_maker(sess, node.cfg["jitter_ms"], node.player,
@@ -70,7 +70,7 @@ def _check_labels(args):
 async def stop(node, args):
     """Fade out what plays; with `bulletin` only that one, with `priority`
     only at or below it. A held (preempted) broadcast it covers is dropped."""
-    from .ctl_arb import drop_held, rank
+    from .arbiter import drop_held, rank
     b = args.get("bulletin")
     pr = args.get("priority")
 
@@ -116,8 +116,8 @@ async def emergency(node, args):
     for k in LABELS[:2] + ("until",):
         if args.get(k) is not None:
             info[k] = args[k]
-    from .ctl_arb import play as arbitrate
-    from .player import tone_maker
+    from ..audio.player import tone_maker
+    from .arbiter import play as arbitrate
     vol = await arbitrate(node, info, tone_maker(freq, secs),
                           arg(args, "volume", int, node.cfg["volume"], 0, 100))
     return {"playing": info, "volume": vol}

@@ -8,8 +8,8 @@
 import asyncio
 import time
 
-from . import log
-from .compat import const
+from .. import log
+from ..compat import const
 from .gain import Gain, peak
 
 FRAME = const(320)  # samples per sink write: 20 ms at 16 kHz
@@ -46,7 +46,7 @@ def stream_maker(sess, depth_ms, player, once=False):
     """The arbiter's make() for an RTP stream; its code loads when it is made.
     once: the end of the link ends the play (a file), not a break to rejoin."""
     def make():
-        from .rtpsource import RtpSource
+        from .stream import RtpSource
         return RtpSource(sess, depth_ms, player.arena(), player.sink, once=once)
     return make
 

@@ -3,8 +3,8 @@
 # the node's identity or zones change.
 import json
 
-from . import storage
-from .net_mqtt import Client
+from .. import storage
+from ..net.mqtt import Client
 
 CA_FILE = "ca.der"  # the one CA a TLS broker's certificate must chain to
 

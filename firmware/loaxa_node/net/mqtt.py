@@ -14,7 +14,7 @@
 import asyncio
 import time
 
-from .compat import backoff_ms, loaded, unload_new
+from ..compat import backoff_ms, loaded, unload_new
 
 # Resident once loaded, even when a request loaded it (config.set of the
 # broker): a second copy imported later by the modules that use it would
@@ -263,7 +263,7 @@ class Client(Proto):
             ok = False
             try:
                 # the connect code loads for the connect only (net_mqttc)
-                from .net_mqttc import connect
+                from .mqtt_connect import connect
                 await connect(self)
                 ok = True
             except Exception as e:  # OSError, TimeoutError, ssl and DNS errors
@@ -378,7 +378,7 @@ class Client(Proto):
             await self._skip(n - kept)
 
     def _warn(self, msg):
-        from . import log
+        from .. import log
         log.warn("mqtt: " + msg)
 
     def deinit(self):

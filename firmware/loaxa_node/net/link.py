@@ -11,8 +11,8 @@
 import asyncio
 import time
 
-from . import log
-from .compat import backoff_ms
+from .. import log
+from ..compat import backoff_ms
 
 BACKOFF_MS = (2000, 300000)  # first and longest wait after every link failed
 CHECK_MS = 1000  # how often an up link is looked at
@@ -88,10 +88,10 @@ class Link:
             if kind == "host":
                 d = hal.host_link()
             elif kind == "lte":
-                from .net_modem import Modem
+                from .modem import Modem
                 d = Modem(self.node)
             else:
-                from .net_netif import Netif
+                from .netif import Netif
                 d = Netif(kind, self.node)
             self._drivers[kind] = d
         return d

@@ -6,14 +6,14 @@ import asyncio
 import json
 import time
 
-from . import VERSION, log, storage
+from .. import VERSION, log, storage
 
 try:
     from typing import Any  # noqa: F401  (type comments only)
 except ImportError:
     pass
-from .compat import const, loaded, unload_new
-from .net_mqtt import LinkError
+from ..compat import const, loaded, unload_new
+from ..net.mqtt import LinkError
 
 HEARTBEAT_S = const(60)
 QUEUE = const(16)  # events kept while the broker is away; ~150 B each
@@ -52,7 +52,7 @@ class Control:
         """(Re)build topics and subscriptions from the config (ctl_setup)."""
         before = loaded()
         try:
-            from .ctl_setup import configure
+            from .setup import configure
             configure(self)
         finally:
             unload_new(before)
@@ -174,7 +174,7 @@ class Control:
             if c.up and (sig != self._last or age >= HEARTBEAT_S):
                 before = loaded()
                 try:
-                    from .ctl_status import status  # loads for the heartbeat only
+                    from .status import status  # loads for the heartbeat only
                     doc = json.dumps(status(self))
                 finally:
                     unload_new(before)
@@ -212,7 +212,7 @@ class Control:
     async def _msg(self, topic, payload, retained):
         before = loaded()
         try:
-            from .ctl_cmd import handle
+            from .commands import handle
             await handle(self, topic, payload, retained)
         except Exception as e:  # a bug in a handler must not take the node down
             log.error("control: %r" % (e,))

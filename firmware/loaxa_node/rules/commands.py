@@ -1,8 +1,9 @@
 # Console commands of the rules (docs/console.md): rules.get, rules.set
 # (signed envelope only) and rules.eval, on the node's RulesService. The node
 # loads this module for a request and drops it afterwards (app.COMMANDS).
-from . import log, rules, storage, timeutil
-from .console import CmdError
+from .. import log, storage, timeutil
+from ..console import CmdError
+from . import engine as rules
 
 
 def get(node, args):
@@ -17,7 +18,7 @@ def set_(node, args):
     keys, _ = storage.read_json("keys.json", {})
     if "node_key" not in keys:
         raise CmdError("no_key", "no node key on this node: provision one with keys.set")
-    from . import envelope
+    from .. import envelope
     return accept(node, args, envelope.key_bytes(keys["node_key"]))
 
 
@@ -25,8 +26,8 @@ def accept(node, env, key):
     """Put the rule set in the signed envelope env into force, or raise
     CmdError and keep the rules in force. Console and MQTT (ctl_cmd) alike."""
     svc = node.rules
-    from . import envelope
-    from .rulecheck import check
+    from .. import envelope
+    from .check import check
     sender = env.get("from") if isinstance(env, dict) else None
     try:
         body = envelope.open_(env, key, "rules", node.cfg["node_id"],

@@ -7,7 +7,7 @@
 # of UTC). Window, quiet-hour and schedule edges fall on whole minutes of the
 # local day, so every answer is constant between two "marks" (those minutes,
 # on each day) and evaluation only ever has to look at marks.
-from .timeutil import DAY, weekday
+from ..timeutil import DAY, weekday
 
 PRIORITIES = ("emergency", "priority", "normal", "test")
 KINDS = ("live", "file", "relay", "tone")

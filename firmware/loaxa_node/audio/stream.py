@@ -2,7 +2,7 @@
 import asyncio
 import time
 
-from . import log
+from .. import log
 
 POLL_MS = 5  # receive task period: well under one packet, so sockets never fill
 LOW_MS = 30  # sink queue below which a stalled stream is concealed
@@ -16,7 +16,8 @@ class RtpSource:
     def __init__(self, sess, depth_ms, arena=None, sink=None, once=False):
         """once: the link's end is the stream's end (a file the head-end
         serves), not a break to reconnect after."""
-        from . import audiocodec, rtp
+        from . import codec as audiocodec
+        from . import rtp
         from .jitter import JitterBuffer
         self.sess = sess
         self.codec = sess["codec"]
@@ -108,9 +109,9 @@ class RtpSource:
 def make_link(sess):
     from .jitter import MAX_PACKET
     if sess["transport"] == "http":
-        from .net_http import HttpLink
+        from ..net.http import HttpLink
         return HttpLink(sess["url"], MAX_PACKET)
-    from .net_udp import UdpLink
+    from ..net.udp import UdpLink
     # One byte more than the longest packet accepted tells a datagram that
     # recv() cut short.
     return UdpLink(sess["addr"], sess["port"], MAX_PACKET + 1, sess.get("src"),

@@ -5,7 +5,7 @@
 #   {"transport": "udp", "addr": "239.10.0.1", "port": 5004,
 #    "codec": "DVI4", "rate": 16000, "pt": 6}
 #   {"transport": "http", "url": "http://10.0.0.2:8000/stream/dvi4-16k", ...}
-from . import audiocodec
+from . import codec as audiocodec
 
 TRANSPORTS = ("udp", "http")
 

@@ -1,8 +1,8 @@
 # Checks the compiled form of the rules (rules.py evaluates it) on arrival,
 # so malformed rules never replace good ones. A module of its own because
 # the node needs it only while accepting rules: it is unloaded afterwards.
-from .rules import _WIN_PRI, KINDS, PRIORITIES, RulesError
-from .timeutil import DAY
+from ..timeutil import DAY
+from .engine import _WIN_PRI, KINDS, PRIORITIES, RulesError
 
 _TOP = ("v", "ver", "tz", "q", "ev", "cap", "zcap", "w", "sch", "x", "st", "fs")
 _WIN = ("id", "d", "dr", "s", "e", "vol", "max", "p", "z")
@@ -65,7 +65,7 @@ def _check_win(w, where):
 
 def _session(s, where):
     # the sources relay:NAME and file:NAME play: what a play command would take
-    from . import sdp
+    from ..audio import sdp
     try:
         sdp.session(s)
     except ValueError as e:

@@ -4,7 +4,7 @@
 # code in its heap.
 import asyncio
 
-from .net_mqtt import TIMEOUT_S, LinkError, Refused, _len_into
+from .mqtt import TIMEOUT_S, LinkError, Refused, _len_into
 
 CONNACK_RC = ("accepted", "bad protocol version", "client id rejected", "server unavailable",
               "bad user name or password", "not authorised")
