@@ -1,4 +1,4 @@
-"""The MQTT client's QoS 1 publish (loaxa_node.net_mqtt, the node's and the
+"""The MQTT client's QoS 1 publish (loaxa_node.net.mqtt, the node's and the
 head-end's) against a broker played by the test: a PUBACK that queues behind a
 burst of commands is not a dead broker, and a publish whose connection ends
 before its PUBACK fails instead of counting as sent."""

@@ -70,7 +70,7 @@ class Node:
         self.clock = Clock(self.hal, self.cfg["tz_offset_min"])
         self.auth = Auth()
         self.player = None
-        # who plays: state of ctl_arb, which loads per request
+        # who plays: state of control/arbiter.py, which loads per request
         self.arb = {"cur": None, "make": None, "vol": 0, "held": None, "timer": None}
         self.control = None  # the MQTT control plane, once a broker is configured
         self._ctl_cfg = None

@@ -2,7 +2,7 @@
 rule sets with the node's own envelope module and publish them, and collect
 what nodes report on their status and event topics.
 
-The MQTT client is the node's own (`loaxa_node.net_mqtt`), run on an asyncio loop
+The MQTT client is the node's own (`loaxa_node.net.mqtt`), run on an asyncio loop
 in a background thread so that tests and CLIs can call this synchronously, or
 on a loop the caller runs (`loaxa headend serve`: uvicorn's, docs/headend.md).
 """

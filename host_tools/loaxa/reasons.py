@@ -1,6 +1,6 @@
 """The rules engine's reasons, worded for people.
 
-The engine (firmware `loaxa_node.rules`) answers with a code and its
+The engine (firmware `loaxa_node.rules.engine`) answers with a code and its
 parameters, e.g. {"code": "window_denies_priority", "window": "market",
 "priority": "test"}; the node logs and returns that, and the host says it in
 the reader's language. docs/rules.md lists the codes.

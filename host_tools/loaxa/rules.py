@@ -3,7 +3,7 @@
 The operator's TOML is checked here with errors that name the file, the line
 and key, what is wrong and what is allowed; it compiles to the compact JSON
 form that nodes store. Every decision (explain, calendar) comes from the
-firmware's own `loaxa_node.rules`, the code the node runs.
+firmware's own `loaxa_node.rules.engine`, the code the node runs.
 """
 
 from __future__ import annotations

@@ -2,7 +2,7 @@
 
 ffmpeg decodes and resamples whatever comes in (WAV, MP3, FLAC, OGG, a relayed
 station); the payload is encoded by the firmware's own codec module
-(loaxa_node.audiocodec), so the head-end sends exactly what nodes decode. One
+(loaxa_node.audio.codec), so the head-end sends exactly what nodes decode. One
 packetizer feeds every output: UDP unicast/multicast destinations, and an
 HTTP server whose GET responses carry the same packets framed per RFC 4571,
 each client behind a bounded queue that drops its oldest packet when full.

@@ -1,7 +1,7 @@
 # RTP audio payloads of RFC 3551 that a node decodes: PCMU, PCMA, L16 mono and
 # DVI4 (IMA ADPCM). Decoders write native int16 samples into a caller's buffer
 # and allocate nothing (viper loops, tables built once at import). The
-# encoders are in audioenc.py: the head-end needs them, the node does not.
+# encoders are in encoder.py: the head-end needs them, the node does not.
 from array import array
 
 from ..compat import micropython, ptr8, ptr16

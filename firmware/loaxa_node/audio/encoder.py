@@ -1,4 +1,4 @@
-# RTP payload encoders (the head-end's side of audiocodec): G.711 as in the
+# RTP payload encoders (the head-end's side of codec.py): G.711 as in the
 # public Sun g711.c, IMA ADPCM as in the IMA recommended practice, packed as
 # RFC 3551 §4.5.1 DVI4. Pure Python, so the node could run them too.
 from .codec import DVI4_HEADER, L16, PCMA, PCMU, STEPS

@@ -1,6 +1,6 @@
 # RTP fixed header (RFC 3550 §5.1) parsed into preallocated fields, and the
 # sequence and timestamp arithmetic the jitter buffer needs. The sender's side
-# (pack_header) is in audioenc.py: the node never sends.
+# (pack_header) is in encoder.py: the node never sends.
 #
 # 32-bit fields are kept as small ints so that parsing allocates nothing on a
 # 32-bit port (small ints hold 31 bits there): the timestamp keeps its low 30

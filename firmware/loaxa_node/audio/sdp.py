@@ -115,7 +115,7 @@ def session(obj):
             raise ValueError("addr must be an IPv4 address")
         out["addr"] = addr
         out["port"] = port
-        # the sender a session names: RTP from anyone else is dropped (net_udp)
+        # the sender a session names: RTP from anyone else is dropped (net/udp.py)
         src = obj.get("src")
         if src is not None:
             if not isinstance(src, str) or len(src.split(".")) != 4 or not all(

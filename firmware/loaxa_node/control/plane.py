@@ -1,7 +1,7 @@
 # The node on the commune's MQTT network (docs/control.md): its topics, the
 # broker connection, the retained status heartbeat and the bounded event
 # queue. Loaded once a broker is configured; each message is handled by
-# ctl_cmd, which loads for that message only.
+# commands.py, which loads for that message only.
 import asyncio
 import json
 import time
@@ -41,15 +41,15 @@ class Control:
         self._kick = asyncio.Event()
         self._tasks = []
         self._last = None  # what the last status published said, to see a change
-        self.client = None  # type: Any  # net_mqtt.Client, made by ctl_setup
-        self.base = self.me = ""  # topic prefixes (ctl_setup)
+        self.client = None  # type: Any  # net/mqtt.Client, made by setup.py
+        self.base = self.me = ""  # topic prefixes (setup.py)
         node.link.on_change(self._link)
         self.event("boot", {"reset_cause": node.reset_cause, "fw": VERSION,
                             "boots": node.boot["boots"], "safe_mode": node.safe_mode})
         log.on_error = self._error  # type: ignore[assignment]
 
     def configure(self):
-        """(Re)build topics and subscriptions from the config (ctl_setup)."""
+        """(Re)build topics and subscriptions from the config (setup.py)."""
         before = loaded()
         try:
             from .setup import configure

@@ -1,7 +1,7 @@
 # The commands `play`, `stop`, `volume` (console and MQTT) and `emergency`
 # (MQTT, docs/control.md). The node loads this module for a request and drops
 # it afterwards (app.COMMANDS), and with it what the request imported: the
-# stream's code (rtpsource.py and what it imports) stays alive only as long
+# stream's code (audio/stream.py and what it imports) stays alive only as long
 # as a stream plays.
 from ..compat import unload
 from ..console import CmdError, arg
@@ -27,7 +27,7 @@ LABELS = ("bulletin", "title", "source")
 
 async def play(node, args):
     """Console `play`, and the body of an MQTT play command: arbitration
-    (ctl_arb) decides; with `kind` the rules do too."""
+    (arbiter.py) decides; with `kind` the rules do too."""
     if node.player is None:
         raise CmdError("safe_mode", "audio is off in safe mode")
     sess = args.get("session")
@@ -51,7 +51,7 @@ async def play(node, args):
     from ..audio.player import stream_maker
     from .arbiter import play as arbitrate
     # a file (the head-end's /file/NAME) ends with its response, as a
-    # schedule item's does (rulesvc); live and relay streams rejoin
+    # schedule item's does (rules/service.py); live and relay streams rejoin
     make = stream_maker(sess, node.cfg["jitter_ms"], node.player,
                         once=args.get("kind") == "file")
     vol = await arbitrate(node, info, make, vol)
@@ -92,7 +92,7 @@ async def emergency(node, args):
     p = node.player
     if act == "stop":
         if p is not None and p.now is not None and p.now.get("priority") == "emergency":
-            await p.stop()  # what it preempted resumes (ctl_arb)
+            await p.stop()  # what it preempted resumes (arbiter.py)
             return {"stopped": True}
         return {"stopped": False}
     if act != "start":

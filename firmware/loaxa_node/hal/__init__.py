@@ -59,13 +59,13 @@ class Hal:
         return None
 
     # Links: a port HAL defines only those its boards can declare (each
-    # method costs heap on every node): host_link() (sim: a net_link driver
+    # method costs heap on every node): host_link() (sim: a net/link.py driver
     # for the host's network), wlan() (STA_IF only), lan(), and for "lte"
     # modem_uart(lte) (readinto -> None when empty, write), modem_pwrkey(lte,
     # pressed) and ppp(uart) (network.PPP's v1.23 API).
 
     def audio_sink(self):
-        """A sink object (see sink.py) for this board's audio output."""
+        """A sink object (see audio/sink_null.py) for this board's audio output."""
         raise NotImplementedError
 
 

@@ -143,7 +143,7 @@ class SimHal(Hal):
 
 
 class HostLink:
-    """The sim's link driver (net_link): the host's network, which the rig
+    """The sim's link driver (net/link.py): the host's network, which the rig
     cuts by leaving LINK_CUT_FILE in the node's directory."""
 
     signal = None

@@ -1,6 +1,6 @@
 # RTP over a node-initiated HTTP(S) GET whose body is RFC 4571 framed RTP
 # (2-byte length, then the packet): works through carrier NAT on 4G, and over
-# TLS. Same link interface as net_udp.UdpLink.
+# TLS. Same link interface as udp.UdpLink.
 import socket
 
 

@@ -2,7 +2,7 @@
 #
 # It tries the links the board declares, wired first, then Wi-Fi, then the LTE
 # modem (net.type, when set, goes first); on the sim the only link is the
-# host's network. A driver (hal/sim.HostLink, net_netif, net_modem: each board
+# host's network. A driver (hal/sim.HostLink, net/netif, net/modem: each board
 # loads only its own) speaks its link assuming all is well and raises LinkError
 # when it is not; this layer owns reconnect: jittered exponential back-off,
 # never a reboot, never an access point. A driver has connect() -> address,

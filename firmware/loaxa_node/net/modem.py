@@ -1,5 +1,5 @@
 # LTE modem link: AT dialogue on a UART, then PPP (network.PPP, v1.23 API).
-# Loaded only on boards that declare "lte". A link driver for net_link: it
+# Loaded only on boards that declare "lte". A link driver for the link manager (link.py): it
 # assumes a good modem and raises LinkError on the first thing that is not;
 # the link manager owns retries and back-off.
 #

@@ -262,7 +262,7 @@ class Client(Proto):
             before = loaded() if _NODE else None
             ok = False
             try:
-                # the connect code loads for the connect only (net_mqttc)
+                # the connect code loads for the connect only (mqtt_connect.py)
                 from .mqtt_connect import connect
                 await connect(self)
                 ok = True

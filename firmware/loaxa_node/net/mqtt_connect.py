@@ -1,4 +1,4 @@
-# Connecting net_mqtt's Client: TCP (TLS with the pinned CA), CONNECT with
+# Connecting mqtt.py's Client: TCP (TLS with the pinned CA), CONNECT with
 # the last will and the node's credentials, CONNACK, SUBSCRIBE, SUBACK. Loaded
 # for each connect and dropped after it: a connected node does not keep this
 # code in its heap.

@@ -1,4 +1,4 @@
-# Wi-Fi station and Ethernet link drivers for net_link, through the port's
+# Wi-Fi station and Ethernet link drivers for the link manager (link.py), through the port's
 # network interfaces. Loaded only on boards that declare "wifi" or "eth".
 # Only STA_IF is ever made: a node never opens an access point (DESIGN 8).
 import asyncio

@@ -1,6 +1,6 @@
 # RTP over UDP, unicast or multicast (DESIGN §4), for LANs.
 #
-# A link (this one and net_http.HttpLink) speaks its protocol assuming a good
+# A link (this one and http.HttpLink) speaks its protocol assuming a good
 # network and raises OSError when it fails; the stream above owns reconnect
 # and back-off. poll() returns the length of one packet now in link.pkt
 # (0: none waiting) and never blocks, so one task drains a link between sink

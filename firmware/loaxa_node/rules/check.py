@@ -1,4 +1,4 @@
-# Checks the compiled form of the rules (rules.py evaluates it) on arrival,
+# Checks the compiled form of the rules (engine.py evaluates it) on arrival,
 # so malformed rules never replace good ones. A module of its own because
 # the node needs it only while accepting rules: it is unloaded afterwards.
 from ..timeutil import DAY

@@ -24,7 +24,7 @@ def set_(node, args):
 
 def accept(node, env, key):
     """Put the rule set in the signed envelope env into force, or raise
-    CmdError and keep the rules in force. Console and MQTT (ctl_cmd) alike."""
+    CmdError and keep the rules in force. Console and MQTT (control/commands.py) alike."""
     svc = node.rules
     from .. import envelope
     from .check import check
