@@ -1,5 +1,5 @@
 """IP over the LTE modem path on the emulated ESP32: the stock v1.23 image's
-network.PPP (lwIP) on UART1, the node's own net_modem dialogue with the rig's
+network.PPP (lwIP) on UART1, the node's own net/modem dialogue with the rig's
 modem (loaxa.rig.modem), which hands the line to slirp after CONNECT.
 
 The node is 10.0.2.15, the host 10.0.2.2 (slirp relays it to 127.0.0.1).
