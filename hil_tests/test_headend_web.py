@@ -459,6 +459,27 @@ def test_the_page_fits_a_phone(rig, browser):
     width(drv, DESKTOP, False)
 
 
+def test_moving_between_live_pages_leaves_the_page_answering(rig, browser):
+    """A page left keeps its live stream open in chromium's back-forward cache
+    unless the page closes it; with six connections to a host, five moves between
+    live pages left the next request waiting 58 s (docs/headend.md, "Pages"): the
+    next page, or the broadcast sent from it."""
+    tmp, he, _ = rig
+    drv = browser
+    width(drv, DESKTOP, False)
+    open_page(drv, he, "/")
+    for k in range(6):  # the click waits for the page: 10 s is a page that hangs
+        t0 = time.monotonic()
+        go(drv, "clusters" if k % 2 == 0 else "overview")
+        took = time.monotonic() - t0
+        assert took < 10, f"move {k + 1} between live pages took {took:.0f} s"
+    drv.set_script_timeout(60)
+    ms = drv.execute_async_script("""
+        var done = arguments[0], t = performance.now();
+        fetch('/api/nodes').then(function () { done(performance.now() - t); });""")
+    assert ms < 5000, f"a request waited {ms:.0f} ms after six moves between live pages"
+
+
 def he_today() -> str:
     return time.strftime("%Y-%m-%d", time.gmtime(time.time() + 7 * 3600))  # Việt Nam's day
 
