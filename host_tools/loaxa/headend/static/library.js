@@ -56,13 +56,21 @@
       return items;
     });
   }
+  // a bulletin just made: its row marked and brought into view (on a phone the
+  // list is below the forms)
+  function shown(name) {
+    var tr = document.getElementById("media-" + name);
+    if (!tr) return;
+    tr.classList.add("new");
+    tr.scrollIntoView({block: "center"});
+  }
   function upload(data) {
     out.textContent = T.sending;
     return fetch("/api/media", {method: "POST", body: data}).then(function (r) {
       return r.json().then(function (j) {
         out.textContent = r.ok ? j.title + " (" + mmss(j.seconds) + ") ✓" : j.error;
         out.className = r.ok ? "ok" : "error";
-        if (r.ok) { form.reset(); load(); }
+        if (r.ok) { form.reset(); load().then(function () { shown(j.name); }); }
       });
     });
   }
@@ -130,7 +138,7 @@
         if (!dry) {
           out.textContent = j.title + " (" + mmss(j.seconds) + ") ✓";
           out.className = "ok";
-          load();
+          load().then(function () { shown(j.name); });
         }
       });
     });
