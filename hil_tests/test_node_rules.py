@@ -9,8 +9,9 @@ import wave
 import numpy as np
 import pytest
 
-from loaxa import rules
+from loaxa import rules, testrules
 from loaxa.errors import NodeError
+from loaxa.testrules import MORNING, RULES  # noqa: F401  (MORNING: other tests build on it)
 from loaxa_node import timeutil
 from loaxa_node.audio import gain
 
@@ -18,24 +19,6 @@ KEY = "5e" * 32
 OTHER_KEY = "a7" * 32
 NODE = "r1"
 
-# A commune that broadcasts 05:30-06:15 every day; a tone stands in for the
-# provincial relay until the audio pipeline lands.
-MORNING = """
-quiet_hours = "21:00-05:00"
-[[window]]
-name = "morning"
-days = "daily"
-time = "05:30-06:15"
-volume = 60
-"""
-RULES = 'version = "{version}"' + MORNING + """max_volume = 80
-[[schedule]]
-name = "bell"
-source = "tone:1000"
-start = "05:30"
-minutes = 1
-days = "daily"
-"""
 DAY = (2026, 11, 23)
 EDGE = timeutil.t2k(*DAY, 5, 30) - 7 * 3600  # 05:30 local, as t2k UTC
 
@@ -52,9 +35,7 @@ def signed(version="v1", seq=1, key=KEY, body=None, to=NODE):
 
 def provision(node, version="v1", seq=1, body=None):
     """The node's name and key, then its rules (RULES, or body), signed for it."""
-    node.request("config.set", {"node_id": NODE})
-    node.request("keys.set", {"node_key": KEY})
-    return node.request("rules.set", signed(version, seq, body=body))
+    return testrules.provision(node, NODE, KEY, signed(version, seq, body=body))
 
 
 def local_iso(t):

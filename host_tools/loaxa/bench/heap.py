@@ -25,6 +25,7 @@ from pathlib import Path
 
 from ..appbuild import cache_dir
 from ..sim import compile_app, micropython_cmd
+from ..testrules import RULES, provision
 from ..testsignals import speech_like, write_wav
 from . import Table
 
@@ -148,22 +149,6 @@ def _ratio(a: int | None, b: int | None) -> object:
 
 # -- the emulated ESP32 (QEMU, the stock image) -------------------------------
 
-RULES = """
-version = "bench"
-quiet_hours = "21:00-05:00"
-[[window]]
-name = "morning"
-days = "daily"
-time = "05:30-06:15"
-volume = 60
-max_volume = 80
-[[schedule]]
-name = "bell"
-source = "tone:1000"
-start = "05:30"
-minutes = 1
-days = "daily"
-"""
 MEM_INFO = ("import gc, micropython\ngc.collect()\nprint('H', gc.mem_alloc(), gc.mem_free())\n"
             "micropython.mem_info()")
 # On the node's REPL after Ctrl-C: DVI4 decode speed in the guest's own time
@@ -263,12 +248,10 @@ def _qemu_table() -> Table:
                 node.request("version", timeout=60)
             rtt = (time.monotonic() - t1) / ROUND_TRIPS
             key = "5e" * 32
-            env = rules.sign(rules.compile_text(RULES).rules, bytes.fromhex(key), "headend",
-                             "heap", 1, 0)
+            R = rules.compile_text(RULES.format(version="bench")).rules
+            env = rules.sign(R, bytes.fromhex(key), "headend", "heap", 1, 0)
             try:
-                node.request("config.set", {"node_id": "heap"}, timeout=60)
-                node.request("keys.set", {"node_key": key}, timeout=60)
-                node.request("rules.set", env, timeout=60)
+                provision(node, "heap", key, env, timeout=60)
                 row("with the rules service (one signed rule set)")
             except NodeTimeout:  # seen on qemu (docs/hil.md); Ctrl-C below still works
                 rows.append(["with the rules service", "n/a", "", "", "rules.set: no answer"])
