@@ -152,13 +152,7 @@ def flash(
     opts = ["--erase-all"] if erase else ["--skip-flashed"]
     text = _write(port, board, baud, [*opts, pin["offset"], str(path)], report, verbose,
                   stub, reset)
-    mac = _MAC.search(text)
-    chip = _CHIP_TYPE.search(text)
-    return FlashResult(
-        port=port, chip=chip.group(1).strip() if chip else board["chip"],
-        mac=mac.group(1) if mac else "", version=pin["version"], sha256=sha256_file(path),
-        skipped="already in flash" in text,
-    )
+    return _result(port, board, path, text, skipped="already in flash" in text)
 
 
 def factory(
@@ -205,12 +199,17 @@ def factory(
                 f.write(run)
             regions += [hex(vfs[0] + off), str(fs_path)]
         text = _write(port, board, baud, regions, report, verbose, stub, reset)
+    return _result(port, board, path, text, skipped=False)
+
+
+def _result(port: str, board: dict, path: Path, text: str, skipped: bool) -> FlashResult:
+    """What a write of the image at path did, from esptool's output text."""
     mac = _MAC.search(text)
     chip = _CHIP_TYPE.search(text)
     return FlashResult(
         port=port, chip=chip.group(1).strip() if chip else board["chip"],
-        mac=mac.group(1) if mac else "", version=pin["version"], sha256=sha256_file(path),
-        skipped=False,
+        mac=mac.group(1) if mac else "", version=board["image"]["version"],
+        sha256=sha256_file(path), skipped=skipped,
     )
 
 
