@@ -22,6 +22,7 @@ from loaxa_node import envelope, timeutil
 from loaxa_node.audio import sdp
 from loaxa_node.rules import check as rulecheck
 from loaxa_node.rules import engine
+from loaxa_node.rules import engine as K  # the compiled form's keys: K.WINDOWS is "w"
 
 from .errors import LoaxaError
 
@@ -35,7 +36,8 @@ _TOP = {"version", "timezone", "quiet_hours", "emergency_volume", "zones", "limi
 _SESSION = {"transport", "url", "addr", "port", "codec", "rate", "pt"}
 LUNAR_YEARS = 5  # lunar dates resolve for this year and the next four unless `years` says
 _LIMITS = {"session_minutes", "sessions_per_day", "minutes_per_day", "zones"}
-_CAPS = (("s", "session_minutes"), ("n", "sessions_per_day"), ("d", "minutes_per_day"))
+_CAPS = ((K.CAP_SESSION, "session_minutes"), (K.CAP_SESSIONS, "sessions_per_day"),
+         (K.CAP_DAY, "minutes_per_day"))
 _WINDOW = {"name", "days", "dates", "time", "overnight", "volume", "max_volume",
            "priorities", "zones"}
 _SCHEDULE = {"name", "source", "start", "minutes", "days", "dates", "zones", "priority",
@@ -233,38 +235,38 @@ def _span(t: _Table, key: str = "time") -> tuple[int, int]:
 
 
 def _window(t: _Table, seen: set[str], zones: list[str], prefix: str = "") -> dict:
-    w: dict[str, Any] = {"id": prefix + t.name(seen)}
-    w["d"] = t.days(DEFAULT_DAYS if not prefix else 127)
+    w: dict[str, Any] = {K.ID: prefix + t.name(seen)}
+    w[K.DAYS] = t.days(DEFAULT_DAYS if not prefix else 127)
     dr = t.dates()
     if dr:
-        w["dr"] = dr
-    w["s"], w["e"] = _span(t)
-    w["max"] = t.num("max_volume", 100, 0, 100)
-    w["vol"] = t.num("volume", min(70, w["max"]), 0, 100)
-    if w["vol"] > w["max"]:
-        raise t.fail("volume", f"{w['vol']} is above max_volume {w['max']}",
-                     f"a volume from 0 to {w['max']}")
+        w[K.DATES] = dr
+    w[K.START], w[K.END] = _span(t)
+    w[K.MAX_VOLUME] = t.num("max_volume", 100, 0, 100)
+    w[K.VOLUME] = t.num("volume", min(70, w[K.MAX_VOLUME]), 0, 100)
+    if w[K.VOLUME] > w[K.MAX_VOLUME]:
+        raise t.fail("volume", f"{w[K.VOLUME]} is above max_volume {w[K.MAX_VOLUME]}",
+                     f"a volume from 0 to {w[K.MAX_VOLUME]}")
     p = t.data.get("priorities")
     if p is not None:
         allowed = ("priority", "normal", "test")
         if not isinstance(p, list) or not p or any(x not in allowed for x in p):
             raise t.fail("priorities", f"{p!r} is not allowed",
                          "a list of priority, normal, test (emergency plays anyway)")
-        w["p"] = p
+        w[K.PRIORITY] = p
     z = t.zones(zones)
     if z:
-        w["z"] = z
+        w[K.ZONES] = z
     return w
 
 
 def _week(x: dict) -> list[tuple[int, int]]:
     """Minutes of the week (Mon 00:00 = 0) that x covers, as intervals."""
-    s, e = x["s"], x["e"] if "e" in x else x["s"] + x["dur"]
+    s, e = x[K.START], x[K.END] if K.END in x else x[K.START] + x[K.DURATION]
     if e <= s:
         e += 1440
     out = []
     for d in range(7):
-        if x.get("d", 127) >> d & 1:
+        if x.get(K.DAYS, 127) >> d & 1:
             a, b = d * 1440 + s, d * 1440 + e
             out.append((a, min(b, 7 * 1440)))
             if b > 7 * 1440:
@@ -278,7 +280,7 @@ def _meet(a: list[tuple[int, int]], b: list[tuple[int, int]]) -> bool:
 
 def _share(a: dict, b: dict, key: str) -> bool:
     za, zb = a.get(key), b.get(key)
-    if key == "z":
+    if key == K.ZONES:
         return not za or not zb or bool(set(za) & set(zb))
     return not za or not zb or any(x0 <= y1 and y0 <= x1 for x0, x1 in za for y0, y1 in zb)
 
@@ -291,19 +293,19 @@ def _check_windows(src: _Src, table: str, wins: list[dict], quiet: list[int],
                    base: int = 0) -> None:
     def fail(i: int, key: str, msg: str, allowed: str = "") -> RulesFileError:
         return src.fail(table, base + i, key, f"{table}[{i}].{key}",
-                        f"window {wins[i]['id']!r} " + msg, allowed)
+                        f"window {wins[i][K.ID]!r} " + msg, allowed)
 
     for i, a in enumerate(wins):
         for j in range(i):
             b = wins[j]
-            if _share(a, b, "z") and _share(a, b, "dr") and _meet(_week(a), _week(b)):
-                raise fail(i, "time", f"overlaps window {b['id']!r} "
-                           f"({_hm(b['s'])}-{_hm(b['e'])}) on a shared day and zone",
+            if _share(a, b, K.ZONES) and _share(a, b, K.DATES) and _meet(_week(a), _week(b)):
+                raise fail(i, "time", f"overlaps window {b[K.ID]!r} "
+                           f"({_hm(b[K.START])}-{_hm(b[K.END])}) on a shared day and zone",
                            "windows of one zone must not overlap; merge them or move one")
         if quiet:
-            q = {"s": quiet[0], "e": quiet[1], "d": 127}
+            q = {K.START: quiet[0], K.END: quiet[1], K.DAYS: 127}
             if _meet(_week(a), _week(q)):
-                raise fail(i, "time", f"{_hm(a['s'])}-{_hm(a['e'])} reaches into quiet "
+                raise fail(i, "time", f"{_hm(a[K.START])}-{_hm(a[K.END])} reaches into quiet "
                            f"hours {_hm(quiet[0])}-{_hm(quiet[1])}",
                            "move the window, or change quiet_hours at the top "
                            '(e.g. quiet_hours = "21:00-05:00")')
@@ -363,16 +365,16 @@ def compile_text(text: str, name: str = "rules.toml", this_year: int | None = No
         raise RulesFileError(name, int(m.group(1)) if m else None, "TOML", str(e),
                              "see docs/rules.md for the format") from None
     top = _Table(src, None, 0, "rules", doc, _TOP)
-    R: dict[str, Any] = {"v": 1, "ver": top.text("version", "")}
-    if len(R["ver"]) > 32 or any(ord(c) > 0xFFFF or ord(c) < 0x20 for c in R["ver"]):
+    R: dict[str, Any] = {K.FORMAT: 1, K.VER: top.text("version", "")}
+    if len(R[K.VER]) > 32 or any(ord(c) > 0xFFFF or ord(c) < 0x20 for c in R[K.VER]):
         # MicroPython's JSON reader splits characters beyond U+FFFF (docs/envelope.md)
-        raise top.fail("version", f"{R['ver']!r} is not a usable version",
+        raise top.fail("version", f"{R[K.VER]!r} is not a usable version",
                        "at most 32 characters, no emoji or control characters")
     tz = top.text("timezone", DEFAULT_TZ)
     m = re.fullmatch(r"(?:UTC)?([+-])(\d{2}):(\d{2})", tz)
     if not m or int(m.group(2)) > 14 or int(m.group(3)) > 59:
         raise top.fail("timezone", f"{tz!r} is not an offset", f'like "{DEFAULT_TZ}" (Việt Nam)')
-    R["tz"] = (1 if m.group(1) == "+" else -1) * (int(m.group(2)) * 60 + int(m.group(3)))
+    R[K.TZ] = (1 if m.group(1) == "+" else -1) * (int(m.group(2)) * 60 + int(m.group(3)))
     q = top.text("quiet_hours", DEFAULT_QUIET)
     quiet: list[int] = []
     if q.strip():
@@ -383,8 +385,8 @@ def compile_text(text: str, name: str = "rules.toml", this_year: int | None = No
             raise top.fail("quiet_hours", str(e), '"21:00-06:00", or "" for none') from None
         if not sep or quiet[0] == quiet[1]:
             raise top.fail("quiet_hours", f"{q!r} is empty", '"21:00-06:00", or "" for none')
-        R["q"] = quiet
-    R["ev"] = top.num("emergency_volume", 100, 0, 100)
+        R[K.QUIET] = quiet
+    R[K.EMERGENCY_VOLUME] = top.num("emergency_volume", 100, 0, 100)
     zones = top.data.get("zones", [])
     if not isinstance(zones, list) or not all(isinstance(z, str) and _IDENT.match(z)
                                               for z in zones):
@@ -394,7 +396,7 @@ def compile_text(text: str, name: str = "rules.toml", this_year: int | None = No
         cap = {k: lim.num(key, 0, 0, 1440) for k, key in _CAPS}
         cap = {k: v for k, v in cap.items() if v}
         if cap:
-            R["cap"] = cap
+            R[K.CAP] = cap
         zl = lim.data.get("zones", {})
         if not isinstance(zl, dict):
             raise lim.fail("zones", "must be tables [limits.zones.NAME]",
@@ -411,7 +413,7 @@ def compile_text(text: str, name: str = "rules.toml", this_year: int | None = No
             if c:
                 zcap[z] = c
         if zcap:
-            R["zcap"] = zcap
+            R[K.ZONE_CAP] = zcap
     streams = doc.get("streams", {})
     if not isinstance(streams, dict):
         raise top.fail("streams", "must be tables [streams.NAME]", "[streams.vov1] with url, "
@@ -419,25 +421,25 @@ def compile_text(text: str, name: str = "rules.toml", this_year: int | None = No
     st = {name: _session(_Table(src, "streams", 0, f"streams.{name}", raw, _SESSION))
           for name, raw in streams.items()}
     if st:
-        R["st"] = st
+        R[K.STREAMS] = st
     if "files" in doc:
         ft = _Table(src, "files", 0, "files", doc["files"], _SESSION)
         fs = _session(ft)
         if fs["transport"] != "http":
             raise ft.fail("url", "files come from the head-end over HTTP",
                           'url = "http://HEADEND:8001/file/" (the file name is appended)')
-        R["fs"] = fs
+        R[K.FILES] = fs
     seen: set[str] = set()
     wins = doc.get("window", [])
     if not isinstance(wins, list):
         raise top.fail("window", "must be [[window]] tables")
-    R["w"] = [_window(_Table(src, "window", i, f"window[{i}]", w, _WINDOW), seen, zones)
+    R[K.WINDOWS] = [_window(_Table(src, "window", i, f"window[{i}]", w, _WINDOW), seen, zones)
               for i, w in enumerate(wins)]
-    _check_windows(src, "window", R["w"], quiet)
-    R["sch"] = []
+    _check_windows(src, "window", R[K.WINDOWS], quiet)
+    R[K.SCHEDULE] = []
     for i, raw in enumerate(doc.get("schedule", [])):
         t = _Table(src, "schedule", i, f"schedule[{i}]", raw, _SCHEDULE)
-        it: dict[str, Any] = {"id": t.name(seen)}
+        it: dict[str, Any] = {K.ID: t.name(seen)}
         srcv = t.text("source")
         kind, _, rest = srcv.partition(":")
         if kind not in ("file", "relay", "tone") or not rest:
@@ -448,32 +450,33 @@ def compile_text(text: str, name: str = "rules.toml", this_year: int | None = No
         if kind == "file" and not re.fullmatch(r"[A-Za-z0-9_.-]{1,64}", rest) or ".." in rest:
             raise t.fail("source", f"{srcv!r}: not a file name",
                          "file:NAME, NAME of letters, digits, '.', '-', '_'")
-        it["src"], it["k"] = srcv, kind
-        it["p"] = t.text("priority", "normal")
-        if it["p"] not in ("priority", "normal", "test"):
-            raise t.fail("priority", f"{it['p']!r} is not allowed", "priority, normal or test")
+        it[K.SOURCE], it[K.KIND] = srcv, kind
+        it[K.PRIORITY] = t.text("priority", "normal")
+        if it[K.PRIORITY] not in ("priority", "normal", "test"):
+            raise t.fail("priority", f"{it[K.PRIORITY]!r} is not allowed",
+                         "priority, normal or test")
         try:
-            it["s"] = _minutes(t.text("start")) % 1440
+            it[K.START] = _minutes(t.text("start")) % 1440
         except ValueError as e:
             raise t.fail("start", str(e), 'a time like "05:30"') from None
-        it["dur"] = t.num("minutes", None, 1, 1440)
-        it["d"] = t.days(DEFAULT_DAYS)
+        it[K.DURATION] = t.num("minutes", None, 1, 1440)
+        it[K.DAYS] = t.days(DEFAULT_DAYS)
         dr = t.dates()
         if dr:
-            it["dr"] = dr
+            it[K.DATES] = dr
         z = t.zones(zones)
         if z:
-            it["z"] = z
+            it[K.ZONES] = z
         if "volume" in t.data:
-            it["vol"] = t.num("volume", None, 0, 100)
-        inside = [w for w in R["w"] if (not w.get("z") or (z and set(z) <= set(w["z"])))
-                  and _covers(w, it)]
+            it[K.VOLUME] = t.num("volume", None, 0, 100)
+        inside = [w for w in R[K.WINDOWS]
+                  if (not w.get(K.ZONES) or (z and set(z) <= set(w[K.ZONES]))) and _covers(w, it)]
         if not inside:
-            raise t.fail("start", f"{_hm(it['s'])} for {it['dur']} min is not inside any "
+            raise t.fail("start", f"{_hm(it[K.START])} for {it[K.DURATION]} min is not inside any "
                          "window of its days and zones", "a schedule item must lie inside "
                          "one window on each of its days")
-        R["sch"].append(it)
-    R["x"] = []
+        R[K.SCHEDULE].append(it)
+    R[K.EXCEPTIONS] = []
     if this_year is None:
         this_year = (datetime.datetime.now(datetime.UTC)
                      + datetime.timedelta(minutes=timeutil.TZ_MIN)).year
@@ -481,7 +484,7 @@ def compile_text(text: str, name: str = "rules.toml", this_year: int | None = No
     xw = 0  # [[exception.window]] tables seen so far, to find their lines
     for i, raw in enumerate(doc.get("exception", [])):
         t = _Table(src, "exception", i, f"exception[{i}]", raw, _EXCEPTION)
-        x: dict[str, Any] = {"id": t.name(seen)}
+        x: dict[str, Any] = {K.ID: t.name(seen)}
         if str(raw.get("dates", "")).startswith("lunar:"):
             # the node knows only solar dates: one exception per year, same name
             spans = _lunar_dates(t, years)
@@ -493,26 +496,26 @@ def compile_text(text: str, name: str = "rules.toml", this_year: int | None = No
             spans = dr
         z = t.zones(zones)
         if z:
-            x["z"] = z
-        mute = t.data.get("mute", False)
+            x[K.ZONES] = z
+        mute = t.data.get(K.MUTE, False)
         sub = t.data.get("window", [])
         if not isinstance(mute, bool) or bool(mute) == bool(sub):
             raise t.fail("mute", "say either mute = true or give [[exception.window]] "
                          "tables that replace the windows on these dates",
                          "one of the two")
         if mute:
-            x["mute"] = True
+            x[K.MUTE] = True
         else:
-            x["w"] = [_window(_Table(src, "exception.window", xw + j,
+            x[K.WINDOWS] = [_window(_Table(src, "exception.window", xw + j,
                                      f"exception[{i}].window[{j}]", w, _WINDOW),
-                              seen, zones, prefix=x["id"] + ".")
+                              seen, zones, prefix=x[K.ID] + ".")
                       for j, w in enumerate(sub)]
-            _check_windows(src, "exception.window", x["w"], quiet, xw)
+            _check_windows(src, "exception.window", x[K.WINDOWS], quiet, xw)
             xw += len(sub)
         for first, last in spans:
-            R["x"].append({"id": x["id"], "from": first, "to": last,
-                           **{k: v for k, v in x.items() if k != "id"}})
-    for k in ("sch", "x"):
+            R[K.EXCEPTIONS].append({K.ID: x[K.ID], K.FROM: first, K.TO: last,
+                           **{k: v for k, v in x.items() if k != K.ID}})
+    for k in (K.SCHEDULE, K.EXCEPTIONS):
         if not R[k]:
             del R[k]
     rulecheck.check(R)  # the node's own check: whatever we emit, it accepts
@@ -531,10 +534,10 @@ def _session(t: _Table) -> dict:
 
 
 def _covers(w: dict, it: dict) -> bool:
-    if (it["d"] & ~w["d"]) & 127:
+    if (it[K.DAYS] & ~w[K.DAYS]) & 127:
         return False
-    ws, we = w["s"], w["e"] if w["e"] > w["s"] else w["e"] + 1440
-    return ws <= it["s"] and it["s"] + it["dur"] <= we
+    ws, we = w[K.START], w[K.END] if w[K.END] > w[K.START] else w[K.END] + 1440
+    return ws <= it[K.START] and it[K.START] + it[K.DURATION] <= we
 
 
 def segments(R: dict, start: int, end: int, zones: list[str]) -> list[tuple]:
@@ -548,7 +551,7 @@ def segments(R: dict, start: int, end: int, zones: list[str]) -> list[tuple]:
         nxt = min(engine.next_change(R, now, zones), end)
         d = engine.evaluate(R, now, req)
         cur = engine.current(R, now, zones)
-        items = [it["id"] for it, _ in cur["items"]]
+        items = [it[K.ID] for it, _ in cur["items"]]
         seg = (now, nxt, d["allow"], d["volume"], d["reason"], cur["window"], items)
         if out and out[-1][2:] == seg[2:]:
             out[-1] = (out[-1][0], nxt, *seg[2:])
@@ -561,7 +564,7 @@ def segments(R: dict, start: int, end: int, zones: list[str]) -> list[tuple]:
 def week_of(R: dict, day: int) -> tuple[int, int]:
     """(the local day number of its Monday, that Monday's midnight in t2k seconds)
     of the week that holds the instant day, in the rules' time zone."""
-    tz = R.get("tz", timeutil.TZ_MIN)
+    tz = R.get(K.TZ, timeutil.TZ_MIN)
     ld = (day + tz * 60) // 86400
     monday = ld - timeutil.weekday(ld)
     return monday, monday * 86400 - tz * 60

@@ -2,12 +2,49 @@
 # so malformed rules never replace good ones. A module of its own because
 # the node needs it only while accepting rules: it is unloaded afterwards.
 from ..timeutil import DAY
-from .engine import _WIN_PRI, KINDS, PRIORITIES, RulesError
+from .engine import (
+    _WIN_PRI,
+    CAP,
+    CAP_DAY,
+    CAP_SESSION,
+    CAP_SESSIONS,
+    DATES,
+    DAYS,
+    DURATION,
+    EMERGENCY_VOLUME,
+    END,
+    EXCEPTIONS,
+    FILES,
+    FORMAT,
+    FROM,
+    ID,
+    KIND,
+    KINDS,
+    MAX_VOLUME,
+    MUTE,
+    PRIORITIES,
+    PRIORITY,
+    QUIET,
+    SCHEDULE,
+    SOURCE,
+    START,
+    STREAMS,
+    TO,
+    TZ,
+    VER,
+    VOLUME,
+    WINDOWS,
+    ZONE_CAP,
+    ZONES,
+    RulesError,
+)
 
-_TOP = ("v", "ver", "tz", "q", "ev", "cap", "zcap", "w", "sch", "x", "st", "fs")
-_WIN = ("id", "d", "dr", "s", "e", "vol", "max", "p", "z")
-_ITEM = ("id", "src", "k", "p", "s", "dur", "d", "dr", "z", "vol")
-_EXC = ("id", "from", "to", "z", "mute", "w")
+_TOP = (FORMAT, VER, TZ, QUIET, EMERGENCY_VOLUME, CAP, ZONE_CAP, WINDOWS, SCHEDULE, EXCEPTIONS,
+        STREAMS, FILES)
+_WIN = (ID, DAYS, DATES, START, END, VOLUME, MAX_VOLUME, PRIORITY, ZONES)
+_ITEM = (ID, SOURCE, KIND, PRIORITY, START, DURATION, DAYS, DATES, ZONES, VOLUME)
+_EXC = (ID, FROM, TO, ZONES, MUTE, WINDOWS)
+_CAP = (CAP_SESSION, CAP_SESSIONS, CAP_DAY)
 
 
 def _fail(where, msg):
@@ -39,28 +76,28 @@ def _list(x, k, where):
 
 
 def _common(x, where):
-    _int(x, "d", 0, 127, where)
-    for r in _list(x, "dr", where):
+    _int(x, DAYS, 0, 127, where)
+    for r in _list(x, DATES, where):
         if not (isinstance(r, list) and len(r) == 2 and isinstance(r[0], int)
                 and isinstance(r[1], int) and r[0] <= r[1]):
-            _fail(where + ".dr", "must be [first day, last day] pairs")
-    for z in _list(x, "z", where):
+            _fail(where + "." + DATES, "must be [first day, last day] pairs")
+    for z in _list(x, ZONES, where):
         if not isinstance(z, str):
-            _fail(where + ".z", "must be zone names")
-    if not isinstance(x["id"], str):
-        _fail(where + ".id", "must be a string")
+            _fail(where + "." + ZONES, "must be zone names")
+    if not isinstance(x[ID], str):
+        _fail(where + "." + ID, "must be a string")
 
 
 def _check_win(w, where):
-    _obj(w, where, _WIN, ("id", "s", "e", "vol", "max"))
+    _obj(w, where, _WIN, (ID, START, END, VOLUME, MAX_VOLUME))
     _common(w, where)
-    _int(w, "s", 0, 1439, where)
-    _int(w, "e", 0, 1440, where)
-    _int(w, "vol", 0, 100, where)
-    _int(w, "max", 0, 100, where)
-    for p in _list(w, "p", where):
+    _int(w, START, 0, 1439, where)
+    _int(w, END, 0, 1440, where)
+    _int(w, VOLUME, 0, 100, where)
+    _int(w, MAX_VOLUME, 0, 100, where)
+    for p in _list(w, PRIORITY, where):
         if p not in _WIN_PRI:
-            _fail(where + ".p", "must be among " + ", ".join(_WIN_PRI))
+            _fail(where + "." + PRIORITY, "must be among " + ", ".join(_WIN_PRI))
 
 
 def _session(s, where):
@@ -74,51 +111,51 @@ def _session(s, where):
 
 def check(R):
     """Raise RulesError naming the first malformed field of compiled rules R."""
-    _obj(R, "rules", _TOP, ("v",))
-    if R["v"] != 1:
-        _fail("rules.v", "format version must be 1")
-    if not isinstance(R.get("ver", ""), str):
-        _fail("rules.ver", "must be a string")
-    _int(R, "tz", -720, 840, "rules")
-    _int(R, "ev", 0, 100, "rules")
-    q = R.get("q", [])
+    _obj(R, "rules", _TOP, (FORMAT,))
+    if R[FORMAT] != 1:
+        _fail("rules." + FORMAT, "format version must be 1")
+    if not isinstance(R.get(VER, ""), str):
+        _fail("rules." + VER, "must be a string")
+    _int(R, TZ, -720, 840, "rules")
+    _int(R, EMERGENCY_VOLUME, 0, 100, "rules")
+    q = R.get(QUIET, [])
     if q and not (isinstance(q, list) and len(q) == 2 and all(
             isinstance(m, int) and 0 <= m < 1440 for m in q)):
-        _fail("rules.q", "quiet hours must be [start, end] minutes of the day")
-    caps = [("rules.cap", R.get("cap", {}))]
-    zcap = R.get("zcap", {})
+        _fail("rules." + QUIET, "quiet hours must be [start, end] minutes of the day")
+    caps = [("rules." + CAP, R.get(CAP, {}))]
+    zcap = R.get(ZONE_CAP, {})
     if not isinstance(zcap, dict):
-        _fail("rules.zcap", "must be an object of zone limits")
+        _fail("rules." + ZONE_CAP, "must be an object of zone limits")
     for z in zcap:
-        caps.append(("rules.zcap." + str(z), zcap[z]))
+        caps.append(("rules.%s.%s" % (ZONE_CAP, z), zcap[z]))
     for where, cap in caps:
-        _obj(cap, where, ("s", "n", "d"), ())
+        _obj(cap, where, _CAP, ())
         for k in cap:
             _int(cap, k, 0, 1440, where)
-    st = R.get("st", {})
+    st = R.get(STREAMS, {})
     if not isinstance(st, dict):
-        _fail("rules.st", "must be an object of stream sessions")
+        _fail("rules." + STREAMS, "must be an object of stream sessions")
     for name in st:
-        _session(st[name], "rules.st." + str(name))
-    if "fs" in R:
-        _session(R["fs"], "rules.fs")
-    for i, w in enumerate(_list(R, "w", "rules")):
-        _check_win(w, "rules.w[%d]" % i)
-    for i, it in enumerate(_list(R, "sch", "rules")):
-        where = "rules.sch[%d]" % i
-        _obj(it, where, _ITEM, ("id", "src", "k", "s", "dur"))
+        _session(st[name], "rules.%s.%s" % (STREAMS, name))
+    if FILES in R:
+        _session(R[FILES], "rules." + FILES)
+    for i, w in enumerate(_list(R, WINDOWS, "rules")):
+        _check_win(w, "rules.%s[%d]" % (WINDOWS, i))
+    for i, it in enumerate(_list(R, SCHEDULE, "rules")):
+        where = "rules.%s[%d]" % (SCHEDULE, i)
+        _obj(it, where, _ITEM, (ID, SOURCE, KIND, START, DURATION))
         _common(it, where)
-        _int(it, "s", 0, 1439, where)
-        _int(it, "dur", 1, 1440, where)
-        if it["k"] not in KINDS[1:] or it.get("p", "normal") not in PRIORITIES:
+        _int(it, START, 0, 1439, where)
+        _int(it, DURATION, 1, 1440, where)
+        if it[KIND] not in KINDS[1:] or it.get(PRIORITY, "normal") not in PRIORITIES:
             _fail(where, "kind must be file, relay or tone and p a priority")
-        if "vol" in it:
-            _int(it, "vol", 0, 100, where)
-    for i, x in enumerate(_list(R, "x", "rules")):
-        where = "rules.x[%d]" % i
-        _obj(x, where, _EXC, ("id", "from", "to"))
+        if VOLUME in it:
+            _int(it, VOLUME, 0, 100, where)
+    for i, x in enumerate(_list(R, EXCEPTIONS, "rules")):
+        where = "rules.%s[%d]" % (EXCEPTIONS, i)
+        _obj(x, where, _EXC, (ID, FROM, TO))
         _common(x, where)
-        _int(x, "from", 0, 0x3FFFFFFF // DAY, where)
-        _int(x, "to", x["from"], 0x3FFFFFFF // DAY, where)
-        for j, w in enumerate(_list(x, "w", where)):
-            _check_win(w, where + ".w[%d]" % j)
+        _int(x, FROM, 0, 0x3FFFFFFF // DAY, where)
+        _int(x, TO, x[FROM], 0x3FFFFFFF // DAY, where)
+        for j, w in enumerate(_list(x, WINDOWS, where)):
+            _check_win(w, where + ".%s[%d]" % (WINDOWS, j))

@@ -69,7 +69,7 @@ def eval_(node, args):
         d = rules.evaluate(svc.R, now, req, svc.used(clock.now()), clock.trusted())
     except rules.RulesError as e:
         raise CmdError("bad_args", str(e))
-    tz = svc.R.get("tz", 420)
+    tz = svc.R.get(rules.TZ, timeutil.TZ_MIN)
     d["at"] = timeutil.iso(now, tz)
     d["until"] = None if d["until"] is None else timeutil.iso(d["until"], tz)
     d["window"] = rules.current(svc.R, now, req["zones"])["window"]

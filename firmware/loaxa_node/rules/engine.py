@@ -7,12 +7,49 @@
 # of UTC). Window, quiet-hour and schedule edges fall on whole minutes of the
 # local day, so every answer is constant between two "marks" (those minutes,
 # on each day) and evaluation only ever has to look at marks.
-from ..timeutil import DAY, weekday
+from ..timeutil import DAY, TZ_MIN, weekday
 
 PRIORITIES = ("emergency", "priority", "normal", "test")
 KINDS = ("live", "file", "relay", "tone")
 HORIZON_DAYS = 8  # `until` looks this far ahead, then gives None ("not soon")
 _WIN_PRI = ("priority", "normal", "test")
+
+# The compiled form's keys, named once for the engine, the checker (check.py)
+# and the host's compiler (loaxa/rules.py); docs/rules.md, "Compiled form",
+# shows this table. Short because the node keeps its rules in RAM and a signed
+# rule set must fit one MQTT packet.
+FORMAT = "v"  # format version, 1
+VER = "ver"  # the rule set's version text (status shows it)
+TZ = "tz"  # the commune's offset, minutes east of UTC
+QUIET = "q"  # quiet hours: [start, end], minutes of the local day
+EMERGENCY_VOLUME = "ev"
+CAP = "cap"  # the commune's limits: {CAP_SESSION, CAP_SESSIONS, CAP_DAY}
+ZONE_CAP = "zcap"  # {zone: limits} tighter than the commune's
+STREAMS = "st"  # {name: stream session} that relay:NAME items play
+FILES = "fs"  # the head-end's file service session that file:NAME items play
+WINDOWS = "w"  # broadcast windows (top level, or an exception's own)
+SCHEDULE = "sch"  # schedule items
+EXCEPTIONS = "x"  # dated exceptions: days muted or with windows of their own
+# in a window, a schedule item or an exception
+ID = "id"  # its name
+DAYS = "d"  # weekdays, a mask with Monday in bit 0 (127: every day)
+DATES = "dr"  # only these dates: [[first, last]] days since 2000-01-01
+ZONES = "z"  # only these zones (absent: all)
+START = "s"  # minute of the local day
+END = "e"  # a window's end, minute of the local day
+DURATION = "dur"  # a schedule item's length, minutes
+VOLUME = "vol"
+MAX_VOLUME = "max"  # a window's ceiling
+PRIORITY = "p"  # a window's allowed priorities; a schedule item's own
+KIND = "k"  # a schedule item's: file, relay or tone
+SOURCE = "src"  # a schedule item's source: file:NAME, relay:NAME or tone:HZ
+FROM = "from"  # an exception's first day
+TO = "to"  # an exception's last day
+MUTE = "mute"  # an exception that silences its days
+# in CAP and ZONE_CAP
+CAP_SESSION = "s"  # minutes one session may play
+CAP_SESSIONS = "n"  # sessions a day
+CAP_DAY = "d"  # minutes a day
 
 
 class RulesError(ValueError):
@@ -24,7 +61,7 @@ def _hm(m):
 
 
 def _zok(x, zones):
-    z = x.get("z")
+    z = x.get(ZONES)
     if not z:
         return True
     for a in zones:
@@ -34,9 +71,9 @@ def _zok(x, zones):
 
 
 def _dayok(x, d):
-    if not (x.get("d", 127) >> weekday(d)) & 1:
+    if not (x.get(DAYS, 127) >> weekday(d)) & 1:
         return False
-    dr = x.get("dr")
+    dr = x.get(DATES)
     if not dr:
         return True
     for a, b in dr:
@@ -46,16 +83,16 @@ def _dayok(x, d):
 
 
 def _exc(R, d, zones, mute):
-    for x in R.get("x", ()):
-        if x["from"] <= d <= x["to"] and _zok(x, zones) and bool(x.get("mute")) == mute:
+    for x in R.get(EXCEPTIONS, ()):
+        if x[FROM] <= d <= x[TO] and _zok(x, zones) and bool(x.get(MUTE)) == mute:
             return x
     return None
 
 
 def _span(x):
     # (start, end) seconds from the start day's midnight; end > 1 day crosses it
-    s = x["s"] * 60
-    e = s + x["dur"] * 60 if "dur" in x else x["e"] * 60
+    s = x[START] * 60
+    e = s + x[DURATION] * 60 if DURATION in x else x[END] * 60
     return s, (e + DAY if e <= s else e)
 
 
@@ -64,7 +101,7 @@ def _window(R, lt, zones):
     d, sec = divmod(lt, DAY)
     for dd, off in ((d, sec), (d - 1, sec + DAY)):
         x = _exc(R, dd, zones, False)
-        for w in (x.get("w", ()) if x else R.get("w", ())):
+        for w in (x.get(WINDOWS, ()) if x else R.get(WINDOWS, ())):
             s, e = _span(w)
             if s <= off < e and _zok(w, zones) and _dayok(w, dd):
                 return w
@@ -72,7 +109,7 @@ def _window(R, lt, zones):
 
 
 def _quiet(R, lt):
-    q = R.get("q")
+    q = R.get(QUIET)
     if not q:
         return False
     sec = lt % DAY
@@ -84,7 +121,7 @@ def _items(R, lt, zones):
     """[(item, local end)] of schedule items running at local time lt."""
     d, sec = divmod(lt, DAY)
     out = []
-    for it in R.get("sch", ()):
+    for it in R.get(SCHEDULE, ()):
         s, e = _span(it)
         for dd, off in ((d, sec), (d - 1, sec + DAY)):
             if s <= off < e and _zok(it, zones) and _dayok(it, dd):
@@ -95,17 +132,17 @@ def _items(R, lt, zones):
 
 def _marks(R):
     m = {0}
-    q = R.get("q")
+    q = R.get(QUIET)
     if q:
         m.add(q[0])
         m.add(q[1] % 1440)
-    for ws in [R.get("w", ())] + [x.get("w", ()) for x in R.get("x", ())]:
+    for ws in [R.get(WINDOWS, ())] + [x.get(WINDOWS, ()) for x in R.get(EXCEPTIONS, ())]:
         for w in ws:
-            m.add(w["s"])
-            m.add(w["e"] % 1440)
-    for it in R.get("sch", ()):
-        m.add(it["s"])
-        m.add((it["s"] + it["dur"]) % 1440)
+            m.add(w[START])
+            m.add(w[END] % 1440)
+    for it in R.get(SCHEDULE, ()):
+        m.add(it[START])
+        m.add((it[START] + it[DURATION]) % 1440)
     return sorted(m)
 
 
@@ -121,7 +158,7 @@ def _after(R, lt, days):
 
 
 def _lowest_volume(R):
-    v = [min(w["vol"], w["max"]) for w in R.get("w", ())]
+    v = [min(w[VOLUME], w[MAX_VOLUME]) for w in R.get(WINDOWS, ())]
     return min(v) if v else 50
 
 
@@ -132,7 +169,7 @@ def _decide(R, lt, pri, kind, zones, vol, run, usage, trusted):
     host words it in the reader's language, the node only logs it.
     """
     if pri == "emergency":
-        ev = R.get("ev", 100)
+        ev = R.get(EMERGENCY_VOLUME, 100)
         return True, ev, {"code": "emergency", "volume": ev}, None
     if not trusted:
         if kind == "live":
@@ -140,45 +177,45 @@ def _decide(R, lt, pri, kind, zones, vol, run, usage, trusted):
             return True, v, {"code": "untrusted_live", "volume": v}, None
         return False, 0, {"code": "untrusted_waits", "kind": kind}, None
     if _quiet(R, lt):
-        q = R["q"]
+        q = R[QUIET]
         return False, 0, {"code": "quiet_hours", "start": _hm(q[0]), "end": _hm(q[1])}, None
     d = lt // DAY
     x = _exc(R, d, zones, True)
     if x:
-        return False, 0, {"code": "exception_mutes", "exception": x["id"]}, None
+        return False, 0, {"code": "exception_mutes", "exception": x[ID]}, None
     w = _window(R, lt, zones)
     if w is None:
         return False, 0, {"code": "outside_windows", "zones": list(zones)}, None
-    if pri not in w.get("p", _WIN_PRI):
-        return False, 0, {"code": "window_denies_priority", "window": w["id"],
+    if pri not in w.get(PRIORITY, _WIN_PRI):
+        return False, 0, {"code": "window_denies_priority", "window": w[ID],
                           "priority": pri}, None
     cap, by = _caps(R, zones)
     n, used = (usage.get("n", 0), usage.get("s", 0)) if usage.get("day") == d else (0, 0)
     left = None
-    if cap.get("n") and not run and n >= cap["n"]:
-        return False, 0, _limit("sessions_per_day", cap, by, "n"), None
-    if cap.get("d"):
-        left = cap["d"] * 60 - used
+    if cap.get(CAP_SESSIONS) and not run and n >= cap[CAP_SESSIONS]:
+        return False, 0, _limit("sessions_per_day", cap, by, CAP_SESSIONS), None
+    if cap.get(CAP_DAY):
+        left = cap[CAP_DAY] * 60 - used
         if left <= 0:
-            return False, 0, _limit("minutes_per_day", cap, by, "d"), None
+            return False, 0, _limit("minutes_per_day", cap, by, CAP_DAY), None
         midnight = DAY - lt % DAY
         if left > midnight:  # tomorrow's budget starts at midnight
-            left = midnight + cap["d"] * 60 if cap["d"] < 1440 else None
-    if cap.get("s"):
-        s = cap["s"] * 60 - run
+            left = midnight + cap[CAP_DAY] * 60 if cap[CAP_DAY] < 1440 else None
+    if cap.get(CAP_SESSION):
+        s = cap[CAP_SESSION] * 60 - run
         if s <= 0:
-            return False, 0, _limit("session_minutes", cap, by, "s"), None
+            return False, 0, _limit("session_minutes", cap, by, CAP_SESSION), None
         left = s if left is None else min(left, s)
-    v = min(w["vol"] if vol is None else vol, w["max"])
-    return True, v, {"code": "window_allows", "window": w["id"], "start": _hm(w["s"]),
-                     "end": _hm(w["e"]), "priority": pri, "volume": v, "cap": w["max"]}, left
+    v = min(w[VOLUME] if vol is None else vol, w[MAX_VOLUME])
+    return True, v, {"code": "window_allows", "window": w[ID], "start": _hm(w["s"]),
+                     "end": _hm(w[END]), "priority": pri, "volume": v, "cap": w[MAX_VOLUME]}, left
 
 
 def _caps(R, zones):
     """The commune's limits tightened by those of the request's zones; and
     which zone set each limit that a zone tightened."""
-    cap = R.get("cap", {})
-    zcap = R.get("zcap")
+    cap = R.get(CAP, {})
+    zcap = R.get(ZONE_CAP)
     by = {}  # type: dict
     if not zcap:
         return cap, by
@@ -229,7 +266,7 @@ def evaluate(R, now, req, usage=None, trusted=True):
     """
     pri, kind, zones, vol, run = _request(req)
     usage = usage or {}
-    tz = R.get("tz", 420) * 60
+    tz = R.get(TZ, TZ_MIN) * 60
     lt = now + tz
     a = _decide(R, lt, pri, kind, zones, vol, run, usage, trusted)
     until = None if a[3] is None else now + a[3]
@@ -246,13 +283,13 @@ def evaluate(R, now, req, usage=None, trusted=True):
 def _state(R, lt, zones):
     w = _window(R, lt, zones)
     x = _exc(R, lt // DAY, zones, True)
-    return (lt // DAY, _quiet(R, lt), x and x["id"], w and w["id"],
-            [it["id"] for it, _ in _items(R, lt, zones)])
+    return (lt // DAY, _quiet(R, lt), x and x[ID], w and w[ID],
+            [it[ID] for it, _ in _items(R, lt, zones)])
 
 
 def next_change(R, now, zones=()):
     """First instant after now at which any answer for zones may change."""
-    tz = R.get("tz", 420) * 60
+    tz = R.get(TZ, TZ_MIN) * 60
     lt = now + tz
     s0 = _state(R, lt, zones)
     for c in _after(R, lt, 1):
@@ -263,18 +300,18 @@ def next_change(R, now, zones=()):
 
 def current(R, now, zones=()):
     """What the rules say for zones at now: open window, quiet, running items."""
-    lt = now + R.get("tz", 420) * 60
+    lt = now + R.get(TZ, TZ_MIN) * 60
     w = _window(R, lt, zones)
     x = _exc(R, lt // DAY, zones, True)
     return {
-        "window": w and w["id"],
+        "window": w and w[ID],
         "quiet": _quiet(R, lt),
-        "muted": x and x["id"],
+        "muted": x and x[ID],
         "items": [(it, end - lt + now) for it, end in _items(R, lt, zones)],
         "day": lt // DAY,
     }
 
 
 def item_request(it, zones):
-    return {"priority": it.get("p", "normal"), "kind": it["k"], "zones": zones,
-            "volume": it.get("vol")}
+    return {"priority": it.get(PRIORITY, "normal"), "kind": it[KIND], "zones": zones,
+            "volume": it.get(VOLUME)}

@@ -4,6 +4,9 @@
 # re-levels what plays. Schedule items play their source: relay:NAME the
 # stream the rules map NAME to (R["st"]), file:NAME the head-end's file
 # service (R["fs"], url + NAME, played once), tone:HZ a tone.
+# The compiled form's keys are named in engine.py's table (TZ, ID, SOURCE...);
+# this module, resident while the node runs, spells the few it reads as
+# literals: importing the table would keep the whole engine in RAM.
 import asyncio
 import gc
 import json
@@ -70,7 +73,7 @@ class RulesService:
 
     def _account(self, now):
         """Roll the counters over at local midnight; close a finished session."""
-        day = (now + self.R.get("tz", 420) * 60) // timeutil.DAY
+        day = (now + self.R.get("tz", timeutil.TZ_MIN) * 60) // timeutil.DAY
         p = self.node.player
         if self._sess and (p is None or p.now is not self._sess[0]):
             self.usage["s"] += max(0, now - self._sess[1])
@@ -79,7 +82,8 @@ class RulesService:
         if self.usage["day"] != day:
             self.usage = {"day": day, "n": 1 if self._sess else 0, "s": 0}
             if self._sess:  # the running session counts for the new day from midnight
-                self._sess = (self._sess[0], now - (now + self.R.get("tz", 420) * 60) % 86400)
+                tz = self.R.get("tz", timeutil.TZ_MIN) * 60
+                self._sess = (self._sess[0], now - (now + tz) % 86400)
             storage.write_json("usage.json", self.usage)
 
     # -- the scheduler -----------------------------------------------------------

@@ -193,7 +193,7 @@ def _rules(args: argparse.Namespace, con: NodeConsole) -> int:
     clk = con.request("clock.get")
     cfg = con.request("config.get", {"keys": ["zones"]})
     R, zones = got["rules"], cfg["zones"]
-    tz = R.get("tz", timeutil.TZ_MIN)
+    tz = R.get(engine.TZ, timeutil.TZ_MIN)
     kinds = [args.kind] if args.kind else ["relay", "live"]
     answers = [dict(con.request("rules.eval", {"priority": args.priority, "kind": k}),
                     kind=k, priority=args.priority) for k in kinds]

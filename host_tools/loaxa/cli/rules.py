@@ -69,8 +69,9 @@ def register(sub: argparse._SubParsersAction) -> None:
 def check(args: argparse.Namespace) -> int:
     c = rules.compile_file(args.file)
     R = c.rules
-    print(t("rules.ok", file=args.file, windows=len(R["w"]), items=len(R.get("sch", [])),
-            exceptions=len(R.get("x", [])), size=len(rules.compact(R))))
+    print(t("rules.ok", file=args.file, windows=len(R[engine.WINDOWS]),
+            items=len(R.get(engine.SCHEDULE, [])), exceptions=len(R.get(engine.EXCEPTIONS, [])),
+            size=len(rules.compact(R))))
     return 0
 
 
@@ -96,7 +97,7 @@ def _local(t: int, tz: int) -> str:
 
 def explain(args: argparse.Namespace) -> int:
     R = rules.compile_file(args.file).rules
-    tz = R.get("tz", timeutil.TZ_MIN)
+    tz = R.get(engine.TZ, timeutil.TZ_MIN)
     at = rules.parse_time(args.at, tz)
     req = {"priority": args.priority, "kind": args.kind, "zones": args.zone}
     d = engine.evaluate(R, at, req, None, not args.untrusted)
@@ -109,15 +110,17 @@ def explain(args: argparse.Namespace) -> int:
     print(t("rules.until", until=_local(d["until"], tz) if d["until"] is not None
             else t("rules.no_change")))
     for it, end in cur["items"]:
-        print(t("rules.item", item=it["id"], src=it["src"], end=_local(end, tz)))
+        print(t("rules.item", item=it[engine.ID], src=it[engine.SOURCE], end=_local(end, tz)))
     return 0
 
 
 def calendar(args: argparse.Namespace) -> int:
     c = rules.compile_file(args.file)
     R = c.rules
-    tz = R.get("tz", timeutil.TZ_MIN)
-    caps = {w["id"]: w["max"] for w in R["w"] + [w for x in R.get("x", []) for w in x.get("w", [])]}
+    tz = R.get(engine.TZ, timeutil.TZ_MIN)
+    wins = R[engine.WINDOWS] + [w for x in R.get(engine.EXCEPTIONS, [])
+                                for w in x.get(engine.WINDOWS, [])]
+    caps = {w[engine.ID]: w[engine.MAX_VOLUME] for w in wins}
     if args.week:
         day = rules.parse_time(args.week + "T12:00", tz)
     else:
@@ -150,6 +153,6 @@ def calendar(args: argparse.Namespace) -> int:
             line = "; ".join(parts) or (t("rules.silent_exc", name=muted) if muted
                                         else t("rules.silent"))
             print(f"  {_dayname(k)} {yy:04d}-{mm:02d}-{dd:02d}  {line}")
-    print("\n" + t("rules.emergency", volume=R.get("ev", 100)))
+    print("\n" + t("rules.emergency", volume=R.get(engine.EMERGENCY_VOLUME, 100)))
     return 0
 

@@ -324,7 +324,7 @@ def _checks(con: NodeConsole, st: dict, ask: Callable[..., dict], oom: list[str]
     record, expected_broker = _inventory(st, inventory)
     tone_seen, tone_error = _tone(con, pin) if tone and not st.get("safe_mode") else \
         (None, t("doctor.tone_skipped") if not tone else None)
-    tz = (R or {}).get("tz", timeutil.TZ_MIN)
+    tz = (R or {}).get(engine.TZ, timeutil.TZ_MIN)
     return [
         _console(st, con.url),
         power(st, crash),

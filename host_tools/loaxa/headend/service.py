@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from loaxa_node import timeutil
+from loaxa_node.rules import engine
 
 from .. import rules
 from ..control import Controller, topic
@@ -414,19 +415,19 @@ class Headend:
             compiled = self._files_token(rules.compile_text(text, name).rules)
         except LoaxaError as e:
             raise self._refuse(actor, "rules.push", detail, e.msg, e.hint) from None
-        detail["version"] = compiled.get("ver")
-        r = self._send(actor, "rules.push", "rules", "all", {"version": compiled.get("ver")},
+        detail["version"] = compiled.get(engine.VER)
+        r = self._send(actor, "rules.push", "rules", "all", {"version": compiled.get(engine.VER)},
                        detail, rules_body=compiled, settings={"rules": {
-                           "text": text, "name": name, "version": compiled.get("ver")}})
-        return {**r, "version": compiled.get("ver")}
+                           "text": text, "name": name, "version": compiled.get(engine.VER)}})
+        return {**r, "version": compiled.get(engine.VER)}
 
     def _files_token(self, R: dict) -> dict:
         """Rules whose [files] url is this head-end's stream server get a token
         for every file in it (schedule items file:NAME), good RULES_TOKEN_S; a
         push or a restart makes a new one (docs/security.md)."""
-        fs = R.get("fs")
+        fs = R.get(engine.FILES)
         if fs and self.files_url and fs.get("url") == self.files_url:
-            R = {**R, "fs": {**fs, "url": f"{self.files_url}"
+            R = {**R, engine.FILES: {**fs, "url": f"{self.files_url}"
                              f"{self.files.grant('*', RULES_TOKEN_S)}/"}}
         return R
 
@@ -465,7 +466,7 @@ class Headend:
                     for s0, s1, ok, vol, _, wid, items in segs
                     if s1 > a and s0 < a + 86400 and ok]})
             week.append({"zone": zone or None, "days": days})
-        return {"ok": True, "version": R.get("ver"), "week": week}
+        return {"ok": True, "version": R.get(engine.VER), "week": week}
 
     def rules_in_force(self, actor: Actor) -> dict:
         """The last acknowledged push: what the broker keeps retained for every node."""
