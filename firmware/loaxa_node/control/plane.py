@@ -38,7 +38,7 @@ class Control:
         self.ok = 0  # commands and rule sets acted on
         self.refused = 0
         self.seq, _ = storage.read_json("cmdseq.json", {})  # sender -> last command seq
-        self._kick = asyncio.Event()
+        self._wake = asyncio.Event()  # wakes the sender: something to publish
         self._tasks = []
         self._last = None  # what the last status published said, to see a change
         self.client = None  # type: Any  # net/mqtt.Client, made by setup.py
@@ -106,7 +106,7 @@ class Control:
         c = self.client
         if c is None or not c.up:
             self._save()
-        self._kick.set()
+        self._wake.set()
 
     def _put(self, text):
         if self._qn == QUEUE:
@@ -146,8 +146,8 @@ class Control:
 
     async def _sender(self):
         while True:
-            await self._kick.wait()
-            self._kick.clear()
+            await self._wake.wait()
+            self._wake.clear()
             c = self.client
             while self._qn and c.up:
                 text = self._q[self._qh]
@@ -190,7 +190,7 @@ class Control:
     # -- broker and link ------------------------------------------------------
     def _up(self):
         self._last = None  # a fresh status right away: the will may have said offline
-        self._kick.set()
+        self._wake.set()
         self.event("broker", {"up": True, "reconnects": max(0, self.client.connects - 1)})
         log.info("mqtt: connected to " + self.client.url)
 
@@ -207,7 +207,7 @@ class Control:
     def _link(self, up):
         self.event("link", {"up": up, "info": self.node.link.info()})
         if not up and self.client:
-            self.client.kick("link down")
+            self.client.drop("link down")
 
     async def _msg(self, topic, payload, retained):
         before = loaded()

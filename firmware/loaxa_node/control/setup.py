@@ -25,7 +25,7 @@ def configure(ctl):
     if c is not None and c.url == cfg["broker.url"]:
         c.subs, c.will, c.client_id = subs, will, "loaxa-" + cfg["node_id"]
         c.user, c.password = user, password
-        c.kick("subscriptions changed", True)
+        c.drop("subscriptions changed", True)
         return
     if c is not None:
         c.deinit()

@@ -164,7 +164,7 @@ def _set_mqtt_password(node, pw):
     c = node.control.client if node.control else None
     if c is not None and c.password != pw:  # rotated: connect again with it
         c.password = pw
-        c.kick("broker password changed", True)
+        c.drop("broker password changed", True)
 
 
 def _set_broker_ca(node, der):
@@ -176,7 +176,7 @@ def _set_broker_ca(node, der):
     c = node.control.client if node.control else None
     if c is not None:  # the next TLS handshake pins the new CA
         c.ca = der or None
-        c.kick("broker CA changed", True)
+        c.drop("broker CA changed", True)
 
 
 def reboot(node, args):

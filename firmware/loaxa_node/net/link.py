@@ -21,7 +21,9 @@ ORDER = ("eth", "wifi", "lte")  # DESIGN section 7: prefer a wired link
 
 
 class LinkError(OSError):
-    """The link failed: no carrier, no answer, refused. The manager retries."""
+    """A link failed: no carrier, no answer, refused, a connection lost. The one
+    "link failed" error of every layer (drivers, MQTT): whoever owns the link
+    or connection retries (this manager; the MQTT Client its connection)."""
 
 
 def kinds(board, cfg):

@@ -15,6 +15,7 @@ import asyncio
 import time
 
 from ..compat import backoff_ms, loaded, unload_new
+from .link import LinkError  # the broker's connection failed: Client reconnects
 
 # Resident once loaded, even when a request loaded it (config.set of the
 # broker): a second copy imported later by the modules that use it would
@@ -36,10 +37,6 @@ def _since(t):
 MAX_PACKET = 2048  # bytes kept of one received packet: a signed rule set fits
 TIMEOUT_S = 10  # connect, CONNACK, PUBACK
 BACKOFF_MS = (1000, 60000)  # first and longest pause between reconnects
-
-class LinkError(OSError):
-    """The connection to the broker failed; Client reconnects."""
-
 
 class Refused(LinkError):
     """The broker answered and said no: CONNACK with a code, or a SUBACK
@@ -211,7 +208,7 @@ class Client(Proto):
         self._task = asyncio.create_task(self._run())
         return self._task
 
-    def kick(self, why="reconnect asked", bye=False):
+    def drop(self, why="reconnect asked", bye=False):
         """Drop the connection (link down, new subscriptions); safe to call
         twice, and when not connected. bye: say DISCONNECT, so the broker
         does not publish the will (the node is not going offline)."""
@@ -244,7 +241,7 @@ class Client(Proto):
                         if _since(self._last_rx) >= TIMEOUT_S * 1000:
                             raise
             except (OSError, asyncio.TimeoutError) as e:
-                self.kick("publish failed: %s" % (e or "no PUBACK"))
+                self.drop("publish failed: %s" % (e or "no PUBACK"))
                 raise LinkError("publish failed")
             if qos and self._want == pid:  # the connection ended before the PUBACK
                 raise LinkError("publish failed: connection lost")
@@ -301,7 +298,7 @@ class Client(Proto):
                     self.on_down(self.error)
             # jittered: a commune's nodes coming back together do not reconnect in step
             fails += 1
-            # a kick (new password, CA or subscriptions) ends the pause: what
+            # a drop() (new password, CA or subscriptions) ends the pause: what
             # failed may work now
             self._dead.clear()
             try:
@@ -316,11 +313,11 @@ class Client(Proto):
             while True:
                 await asyncio.sleep(self.keepalive / 2)
                 if _since(self._last_rx) > ka * 3 // 2:
-                    self.kick("broker silent past the keepalive")
+                    self.drop("broker silent past the keepalive")
                     return
                 await self._send(b"\xc0\x00")
         except OSError as e:
-            self.kick("ping: %s" % e)
+            self.drop("ping: %s" % e)
 
     async def _receive(self):
         try:
@@ -329,9 +326,9 @@ class Client(Proto):
                 self._last_rx = _ms()
                 await self._handle(b0, n)
         except OSError as e:
-            self.kick(str(e) or "receive failed")
+            self.drop(str(e) or "receive failed")
         except Exception as e:  # a bug in a handler must not leave a dead connection up
-            self.kick("receive: %r" % (e,))
+            self.drop("receive: %r" % (e,))
 
     async def _handle(self, b0, n):
         buf = self._buf
