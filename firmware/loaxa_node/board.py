@@ -1,8 +1,10 @@
 # Board definition schema (boards/*.json). Pure: `loaxa` validates the files
 # with it and the node checks its stored copy the same way.
 
+from .net.link import LINK_TYPES
+
 CHIPS = ("esp32", "esp32c3", "esp32s3", "sim")
-NETS = ("wifi", "eth", "lte")
+NETS = LINK_TYPES
 SINKS = ("i2s", "wav", "null")
 ARCHS = ("xtensawin", "rv32imc", "x64")
 

@@ -4,9 +4,10 @@
 # Keys are flat, dotted names ("net.type") so that every error and every
 # console request names exactly one value.
 
+from .net.link import LINK_TYPES  # resident anyway: the node always has a link manager
 from .timeutil import TZ_MIN
 
-NET_TYPES = ("none", "wifi", "eth", "lte")
+NET_TYPES = ("none",) + LINK_TYPES
 TOPIC_PREFIX = "loaxa"  # topics: PREFIX/COMMUNE/node/... (control/protocol.py)
 LOG_LEVELS = ("debug", "info", "warn", "error")
 

@@ -20,6 +20,7 @@ from typing import Any
 
 from loaxa_node import envelope, log, timeutil
 from loaxa_node.config import TOPIC_PREFIX
+from loaxa_node.control.protocol import CMD, EVENT, NODE_WRITES, RULES, STATUS, node_topic
 from loaxa_node.net import mqtt as net_mqtt
 
 from . import seqcounter
@@ -85,7 +86,7 @@ def topic(prefix: str, commune: str, node: str, channel: str) -> str:
     zone or to the commune as such: every node gets its own message."""
     if not node or "/" in node or "+" in node or "#" in node:
         raise LoaxaError(f"bad node id {node!r}")
-    return f"{prefix}/{commune}/node/{node}/{channel}"
+    return node_topic(prefix, commune, node, channel)
 
 
 class Controller:
@@ -134,9 +135,9 @@ class Controller:
             self._thread = threading.Thread(target=self._loop.run_forever, name="control",
                                             daemon=True)
             self._thread.start()
-        base = f"{prefix}/{commune}/node/+/"
         self.client = net_mqtt.Client(url, client_id or f"headend-{id(self):x}", self._on_msg,
-                                      [base + "status", base + "event"], ca=ca,
+                                      [node_topic(prefix, commune, "+", c) for c in NODE_WRITES],
+                                      ca=ca,
                                       user=user, password=password)
         # events sent while we reconnect wait at the broker
         self.client.clean = not persistent
@@ -185,9 +186,9 @@ class Controller:
             if self.keep:
                 self.received.append((rx, name, data))
             if isinstance(doc, dict) and len(parts) >= 2:
-                if parts[-1] == "status":
+                if parts[-1] == STATUS:
                     self.status[parts[-2]] = doc
-                elif parts[-1] == "event" and self.keep:
+                elif parts[-1] == EVENT and self.keep:
                     doc["_rx"] = rx
                     self.events.append(doc)
             self._cond.notify_all()
@@ -276,13 +277,13 @@ class Controller:
         """Sign body as a command for every node target means, each with its own
         key and name, and publish each on its node's cmd topic. Returns
         {seq, ts, exp, from, to: [nodes], envs: {node: envelope}, _sent, _done}."""
-        return self._fan_out("cmd", target, body, False, **stamp)
+        return self._fan_out(CMD, target, body, False, **stamp)
 
     def rules(self, target: str | list[str], rules: dict, retain: bool = True,
               **stamp: Any) -> dict:
         """The rule set for every node target means, retained on each node's
         rules topic (a node that reconnects gets its own at once)."""
-        return self._fan_out("rules", target, rules, retain, **stamp)
+        return self._fan_out(RULES, target, rules, retain, **stamp)
 
     def close(self) -> None:
         async def stop() -> None:

@@ -11,6 +11,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from loaxa_node.control.protocol import KINDS, PRIORITIES
+
 from .i18n import t
 
 CODES = ("emergency", "untrusted_live", "untrusted_waits", "quiet_hours", "exception_mutes",
@@ -19,11 +21,11 @@ CODES = ("emergency", "untrusted_live", "untrusted_waits", "quiet_hours", "excep
 
 
 def priority(p: str) -> str:
-    return t("priority." + p) if p in ("emergency", "priority", "normal", "test") else p
+    return t("priority." + p) if p in PRIORITIES else p
 
 
 def kind(k: str) -> str:
-    return t("kind." + k) if k in ("live", "file", "relay", "tone") else k
+    return t("kind." + k) if k in KINDS else k
 
 
 def describe(reason: Any) -> str:

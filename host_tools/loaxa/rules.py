@@ -20,6 +20,7 @@ import lunar_vn
 
 from loaxa_node import envelope, timeutil
 from loaxa_node.audio import sdp
+from loaxa_node.control.protocol import BROADCAST_PRIORITIES, KINDS
 from loaxa_node.rules import check as rulecheck
 from loaxa_node.rules import engine
 from loaxa_node.rules import engine as K  # the compiled form's keys: K.WINDOWS is "w"
@@ -29,6 +30,7 @@ from .errors import LoaxaError
 DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 DEFAULT_DAYS = 0b0011111  # Mon-Fri: no weekend sessions unless a rule says so
 DEFAULT_QUIET = "21:00-06:00"
+_HIGHEST_FIRST = BROADCAST_PRIORITIES[::-1]  # as hints name them: priority, normal, test
 DEFAULT_TZ = timeutil.iso(0, timeutil.TZ_MIN)[-6:]  # "+07:00"
 _IDENT = re.compile(r"^[\w-]{1,32}$")
 _TOP = {"version", "timezone", "quiet_hours", "emergency_volume", "zones", "limits",
@@ -248,10 +250,9 @@ def _window(t: _Table, seen: set[str], zones: list[str], prefix: str = "") -> di
                      f"a volume from 0 to {w[K.MAX_VOLUME]}")
     p = t.data.get("priorities")
     if p is not None:
-        allowed = ("priority", "normal", "test")
-        if not isinstance(p, list) or not p or any(x not in allowed for x in p):
+        if not isinstance(p, list) or not p or any(x not in BROADCAST_PRIORITIES for x in p):
             raise t.fail("priorities", f"{p!r} is not allowed",
-                         "a list of priority, normal, test (emergency plays anyway)")
+                         f"a list of {', '.join(_HIGHEST_FIRST)} (emergency plays anyway)")
         w[K.PRIORITY] = p
     z = t.zones(zones)
     if z:
@@ -442,7 +443,7 @@ def compile_text(text: str, name: str = "rules.toml", this_year: int | None = No
         it: dict[str, Any] = {K.ID: t.name(seen)}
         srcv = t.text("source")
         kind, _, rest = srcv.partition(":")
-        if kind not in ("file", "relay", "tone") or not rest:
+        if kind not in KINDS[1:] or not rest:  # a live source is no schedule item
             raise t.fail("source", f"{srcv!r} is not a source",
                          '"relay:NAME", "file:NAME" or "tone:HZ"')
         if kind == "tone" and not (rest.isdigit() and 50 <= int(rest) <= 8000):
@@ -452,9 +453,9 @@ def compile_text(text: str, name: str = "rules.toml", this_year: int | None = No
                          "file:NAME, NAME of letters, digits, '.', '-', '_'")
         it[K.SOURCE], it[K.KIND] = srcv, kind
         it[K.PRIORITY] = t.text("priority", "normal")
-        if it[K.PRIORITY] not in ("priority", "normal", "test"):
+        if it[K.PRIORITY] not in BROADCAST_PRIORITIES:
             raise t.fail("priority", f"{it[K.PRIORITY]!r} is not allowed",
-                         "priority, normal or test")
+                         ", ".join(_HIGHEST_FIRST[:-1]) + " or " + _HIGHEST_FIRST[-1])
         try:
             it[K.START] = _minutes(t.text("start")) % 1440
         except ValueError as e:

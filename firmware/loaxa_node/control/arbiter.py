@@ -14,8 +14,7 @@ import gc
 from .. import log
 from ..compat import loaded, unload_new
 from ..console import CmdError
-
-PRIORITIES = ("test", "normal", "priority", "emergency")  # DESIGN §6, lowest first
+from .protocol import PRIORITIES  # lowest first: the rank
 
 
 def rank(info):

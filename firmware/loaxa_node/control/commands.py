@@ -9,6 +9,7 @@ import sys
 from .. import envelope, log, storage
 from ..compat import unload
 from ..console import CmdError
+from .protocol import NODE_READS
 
 # command: (handler "module.function" called as fn(node, args) like the
 # console's app.COMMANDS, body fields besides "cmd")
@@ -31,7 +32,7 @@ def _channel(ctl, topic):
     to nothing else (no zone or commune-wide topic, no shared key)."""
     if topic.startswith(ctl.me):
         ch = topic[len(ctl.me):]
-        if ch in ("cmd", "rules"):
+        if ch in NODE_READS:
             return ch
     return None
 

@@ -14,8 +14,8 @@ except ImportError:
     pass
 from ..compat import const, loaded, unload_new
 from ..net.mqtt import LinkError
+from .protocol import EVENT, HEARTBEAT_S, STATUS
 
-HEARTBEAT_S = const(60)
 QUEUE = const(16)  # events kept while the broker is away; ~150 B each
 # The queue on flash while it holds events the broker has not taken, one JSON
 # text a line: a power cut then loses none of them (written only when an event
@@ -42,7 +42,7 @@ class Control:
         self._tasks = []
         self._last = None  # what the last status published said, to see a change
         self.client = None  # type: Any  # net/mqtt.Client, made by setup.py
-        self.base = self.me = ""  # topic prefixes (setup.py)
+        self.me = ""  # the node's topic folder (setup.py)
         node.link.on_change(self._link)
         self.event("boot", {"reset_cause": node.reset_cause, "fw": VERSION,
                             "boots": node.boot["boots"], "safe_mode": node.safe_mode})
@@ -152,7 +152,7 @@ class Control:
             while self._qn and c.up:
                 text = self._q[self._qh]
                 try:
-                    await c.publish(self.me + "event", text, False, 1)
+                    await c.publish(self.me + EVENT, text, False, 1)
                 except LinkError:
                     self._save()
                     break  # kept; sent after the reconnect
@@ -179,7 +179,7 @@ class Control:
                 finally:
                     unload_new(before)
                 try:
-                    await c.publish(self.me + "status", doc, True, 1)
+                    await c.publish(self.me + STATUS, doc, True, 1)
                     self._last = sig
                     age = 0
                 except LinkError:

@@ -5,9 +5,8 @@
 # as a stream plays.
 from ..compat import unload
 from ..console import CmdError, arg
+from .protocol import PLAY_KINDS, PRIORITIES
 
-PRIORITIES = ("test", "normal", "priority", "emergency")  # DESIGN §6, lowest first
-KINDS = ("live", "file", "relay")  # with a kind the rules govern a play
 MAX_SIREN_S = 600  # an emergency tone without `until`
 
 
@@ -60,8 +59,8 @@ async def play(node, args):
 
 def _check_labels(args):
     k = args.get("kind")
-    if k is not None and k not in KINDS:
-        raise CmdError("bad_args", "kind must be one of " + ", ".join(KINDS))
+    if k is not None and k not in PLAY_KINDS:  # with a kind the rules govern a play
+        raise CmdError("bad_args", "kind must be one of " + ", ".join(PLAY_KINDS))
     u = args.get("until")
     if u is not None and (not isinstance(u, int) or isinstance(u, bool)):
         raise CmdError("bad_args", "until must be t2k seconds (an integer)")

@@ -5,18 +5,18 @@ import json
 
 from .. import storage
 from ..net.mqtt import Client
+from .protocol import NODE_READS, STATUS, node_topic
 
 CA_FILE = "ca.der"  # the one CA a TLS broker's certificate must chain to
 
 
 def configure(ctl):
     cfg = ctl.node.cfg
-    ctl.base = "%s/%s/" % (cfg["topic_prefix"], cfg["commune"])
-    ctl.me = ctl.base + "node/" + cfg["node_id"] + "/"
+    ctl.me = node_topic(cfg["topic_prefix"], cfg["commune"], cfg["node_id"])
     # Its own topics only: the head-end sends every node of a zone (or of the
     # commune) its own message, signed with its own key (docs/control.md).
-    subs = [ctl.me + "cmd", ctl.me + "rules"]
-    will = (ctl.me + "status", json.dumps({"state": "offline", "node": cfg["node_id"]}),
+    subs = [ctl.me + ch for ch in NODE_READS]
+    will = (ctl.me + STATUS, json.dumps({"state": "offline", "node": cfg["node_id"]}),
             True, 1)
     # the broker knows the node by its id and the password provisioning gave it
     keys, _ = storage.read_json("keys.json", {})

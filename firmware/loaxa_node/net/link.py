@@ -17,7 +17,9 @@ from ..compat import backoff_ms
 BACKOFF_MS = (2000, 300000)  # first and longest wait after every link failed
 CHECK_MS = 1000  # how often an up link is looked at
 RECHECK_S = 60  # on a fallback link, how often to look whether the cable is back
-ORDER = ("eth", "wifi", "lte")  # DESIGN section 7: prefer a wired link
+# The link types, in the order the manager prefers them (DESIGN section 7: a
+# wired link first); config net.type and the board files take them from here.
+LINK_TYPES = ("eth", "wifi", "lte")
 
 
 class LinkError(OSError):
@@ -33,7 +35,7 @@ def kinds(board, cfg):
     nets = board.get("net", [])
     want = cfg.get("net.type")
     out = [want] if want in nets else []
-    for k in ORDER:
+    for k in LINK_TYPES:
         if k in nets and k not in out and (k != "wifi" or cfg.get("net.ssid")):
             out.append(k)
     return out

@@ -1,9 +1,9 @@
 # Checks the compiled form of the rules (engine.py evaluates it) on arrival,
 # so malformed rules never replace good ones. A module of its own because
 # the node needs it only while accepting rules: it is unloaded afterwards.
+from ..control.protocol import BROADCAST_PRIORITIES, PRIORITIES, SCHEDULE_KINDS
 from ..timeutil import DAY
 from .engine import (
-    _WIN_PRI,
     CAP,
     CAP_DAY,
     CAP_SESSION,
@@ -19,10 +19,8 @@ from .engine import (
     FROM,
     ID,
     KIND,
-    KINDS,
     MAX_VOLUME,
     MUTE,
-    PRIORITIES,
     PRIORITY,
     QUIET,
     SCHEDULE,
@@ -96,8 +94,8 @@ def _check_win(w, where):
     _int(w, VOLUME, 0, 100, where)
     _int(w, MAX_VOLUME, 0, 100, where)
     for p in _list(w, PRIORITY, where):
-        if p not in _WIN_PRI:
-            _fail(where + "." + PRIORITY, "must be among " + ", ".join(_WIN_PRI))
+        if p not in BROADCAST_PRIORITIES:
+            _fail(where + "." + PRIORITY, "must be among " + ", ".join(BROADCAST_PRIORITIES))
 
 
 def _session(s, where):
@@ -147,7 +145,7 @@ def check(R):
         _common(it, where)
         _int(it, START, 0, 1439, where)
         _int(it, DURATION, 1, 1440, where)
-        if it[KIND] not in KINDS[1:] or it.get(PRIORITY, "normal") not in PRIORITIES:
+        if it[KIND] not in SCHEDULE_KINDS or it.get(PRIORITY, "normal") not in PRIORITIES:
             _fail(where, "kind must be file, relay or tone and p a priority")
         if VOLUME in it:
             _int(it, VOLUME, 0, 100, where)

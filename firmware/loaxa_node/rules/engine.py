@@ -7,12 +7,10 @@
 # of UTC). Window, quiet-hour and schedule edges fall on whole minutes of the
 # local day, so every answer is constant between two "marks" (those minutes,
 # on each day) and evaluation only ever has to look at marks.
+from ..control.protocol import BROADCAST_PRIORITIES, KINDS, PRIORITIES
 from ..timeutil import DAY, TZ_MIN, weekday
 
-PRIORITIES = ("emergency", "priority", "normal", "test")
-KINDS = ("live", "file", "relay", "tone")
 HORIZON_DAYS = 8  # `until` looks this far ahead, then gives None ("not soon")
-_WIN_PRI = ("priority", "normal", "test")
 
 # The compiled form's keys, named once for the engine, the checker (check.py)
 # and the host's compiler (loaxa/rules.py); docs/rules.md, "Compiled form",
@@ -186,7 +184,7 @@ def _decide(R, lt, pri, kind, zones, vol, run, usage, trusted):
     w = _window(R, lt, zones)
     if w is None:
         return False, 0, {"code": "outside_windows", "zones": list(zones)}, None
-    if pri not in w.get(PRIORITY, _WIN_PRI):
+    if pri not in w.get(PRIORITY, BROADCAST_PRIORITIES):
         return False, 0, {"code": "window_denies_priority", "window": w[ID],
                           "priority": pri}, None
     cap, by = _caps(R, zones)

@@ -17,6 +17,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from loaxa_node.config import TOPIC_PREFIX
+from loaxa_node.control.protocol import node_topic
+
 from ..headend.access import Access
 from ..inventory import Inventory
 from ..rig.broker import Amqtt, Broker
@@ -47,7 +50,7 @@ async def _connect(url: str, n: int, pws: dict[str, str] | None,
     clients: list[Any] = []
     c0, t0 = cpu(), time.monotonic()
     for i in range(n):
-        me = f"loaxa/{COMMUNE}/node/s{i}/"
+        me = node_topic(TOPIC_PREFIX, COMMUNE, f"s{i}")
         c = net_mqtt.Client(url, f"loaxa-s{i}", ignore, [me + "cmd", me + "rules"],
                             (me + "status", '{"state": "offline"}', True, 1),
                             user=f"s{i}", password=pws[f"s{i}"] if pws else None)

@@ -24,6 +24,9 @@ from pathlib import Path
 
 import httpx
 
+from loaxa_node.config import TOPIC_PREFIX
+from loaxa_node.control.protocol import node_topic
+
 from ..rig.headend import HeadendProcess, enrol
 from . import Table
 
@@ -130,7 +133,7 @@ class MqttFlood:
 
     def _one(self, i: int) -> None:
         doc = {"type": "play", "node": "n1", "boot": [i], "n": {"n": i}, "duration_ms": "x"}
-        self.io.run(self.client.publish(f"loaxa/{COMMUNE}/node/n1/event",
+        self.io.run(self.client.publish(node_topic(TOPIC_PREFIX, COMMUNE, "n1", "event"),
                                         json.dumps(doc), False, 0))
         self.sent += 1
 

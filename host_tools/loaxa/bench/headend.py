@@ -51,6 +51,7 @@ ICECAST_BPS = 64000 // 8
 # t - bytes/rate constant; its lag is how far that grew past its own best.
 SWARM = """
 import asyncio, json, resource, sys, time
+
 port, path, n, rate, warm, measure, step = sys.argv[1:8]
 n, rate, warm, measure, step = int(n), int(rate), float(warm), float(measure), float(step)
 soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
@@ -418,6 +419,8 @@ def _web_headend(tmp: Path) -> tuple[subprocess.Popen, int]:
     process.wait_listening(p, port, "the head-end", 30)
 
     async def statuses() -> None:
+        from loaxa_node.config import TOPIC_PREFIX
+        from loaxa_node.control.protocol import node_topic
         from loaxa_node.net import mqtt as net_mqtt
 
         async def ignore(t: bytes, m: memoryview, r: int) -> None:
@@ -431,8 +434,8 @@ def _web_headend(tmp: Path) -> tuple[subprocess.Popen, int]:
             doc = {"state": "online", "node": f"loa-{i:02d}", "fw": "0.9.0", "volume": 70,
                    "zones": [f"thon-{i % 4 + 1}"], "net": {"type": "lte", "signal": -71},
                    "playing": {"title": "Bản tin sáng", "source": "file:news"} if i % 3 else {}}
-            await c.publish(f"loaxa/{WEB_COMMUNE}/node/loa-{i:02d}/status", json.dumps(doc),
-                            True, 1)
+            await c.publish(node_topic(TOPIC_PREFIX, WEB_COMMUNE, f"loa-{i:02d}", "status"),
+                            json.dumps(doc), True, 1)
         c.deinit()
     asyncio.run(statuses())
     return p, port

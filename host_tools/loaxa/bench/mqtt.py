@@ -26,6 +26,9 @@ from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any
 
+from loaxa_node.config import TOPIC_PREFIX
+from loaxa_node.control.protocol import node_topic
+
 from ..console import NodeConsole
 from ..control import Controller, t2k_now
 from ..rig.broker import Broker
@@ -123,11 +126,12 @@ async def _load(url: str, n: int, broker_cpu: Callable[[], float]) -> dict:
     async def ignore(t: bytes, p: memoryview, r: int) -> None:
         pass
 
-    head = net_mqtt.Client(url, "headend", on_head, [f"loaxa/{COMMUNE}/node/+/status"])
+    head = net_mqtt.Client(url, "headend", on_head,
+                           [node_topic(TOPIC_PREFIX, COMMUNE, "+", "status")])
     head.start()
     clients: list[net_mqtt.Client] = []
     for i in range(n):
-        me = f"loaxa/{COMMUNE}/node/s{i}/"
+        me = node_topic(TOPIC_PREFIX, COMMUNE, f"s{i}")
         c = net_mqtt.Client(url, f"loaxa-s{i}", ignore,
                             [me + "cmd", me + "rules", f"loaxa/{COMMUNE}/all/cmd",
                              f"loaxa/{COMMUNE}/all/rules"],
@@ -156,7 +160,8 @@ async def _load(url: str, n: int, broker_cpu: Callable[[], float]) -> dict:
                    "counters": {"cmd_ok": 0, "cmd_refused": 0}, "volume": 70,
                    "play": "stopped", "net": {"type": "host", "up": True}}
             try:
-                await c.publish(f"loaxa/{COMMUNE}/node/s{i}/status", json.dumps(doc), True, 1)
+                await c.publish(node_topic(TOPIC_PREFIX, COMMUNE, f"s{i}", "status"),
+                                json.dumps(doc), True, 1)
                 acked.add((f"s{i}", k))
             except OSError:
                 refused[0] += 1

@@ -9,6 +9,7 @@ import sys
 import time
 
 from loaxa_node import timeutil
+from loaxa_node.control.protocol import KINDS, PRIORITIES
 
 from ..console import NodeConsole
 from ..diag import authorise, doctor, mutate, view
@@ -57,9 +58,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="set the node's clock from this laptop's (trusted until the next sync)")
     c = s.add_parser("rules", parents=[common],
                      help="the window now, the next change, and why something does not play")
-    c.add_argument("--priority", default="normal", choices=("emergency", "priority", "normal",
-                                                            "test"))
-    c.add_argument("--kind", choices=("live", "file", "relay", "tone"),
+    c.add_argument("--priority", default="normal", choices=PRIORITIES)
+    c.add_argument("--kind", choices=KINDS,
                    help="default: scheduled (relay) and live")
     c = s.add_parser("doctor", parents=[common], help="checklist with a verdict per line; "
                      "exit code 0 ok, 1 warning, 2 fault")

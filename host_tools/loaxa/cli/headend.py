@@ -12,7 +12,9 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
+from loaxa_node.audio.codec import NAMES as CODECS
 from loaxa_node.config import TOPIC_PREFIX
+from loaxa_node.control.protocol import BROADCAST_PRIORITIES, HEARTBEAT_S
 
 from ..headend.roles import ROLES
 from ..i18n import t
@@ -34,7 +36,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--udp 239.10.0.1:5004 --sdp news.sdp --http 8000",
     )
     s.add_argument("source", help="audio file or http(s):// station URL")
-    s.add_argument("--codec", default="DVI4", choices=("PCMU", "PCMA", "L16", "DVI4"),
+    s.add_argument("--codec", default="DVI4", choices=CODECS,
                    help="payload (default DVI4: 4 bits a sample)")
     s.add_argument("--rate", type=int, default=16000,
                    help="sample rate: 8000 for PCMU/PCMA, 8000/16000 for DVI4, "
@@ -66,7 +68,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     f.add_argument("dir", help="folder of audio files")
     f.add_argument("--http", type=int, required=True, metavar="PORT",
                    help="port to listen on (0: any free)")
-    f.add_argument("--codec", default="DVI4", choices=("PCMU", "PCMA", "L16", "DVI4"),
+    f.add_argument("--codec", default="DVI4", choices=CODECS,
                    help="payload (default DVI4)")
     f.add_argument("--rate", type=int, default=16000, help="sample rate (default 16000)")
     f.add_argument("--ptime", type=int, default=20, help="packet duration in ms (default 20)")
@@ -148,7 +150,7 @@ def _register_operator(hs: argparse._SubParsersAction) -> None:
                    "(docs/headend.md, Text read aloud)")
     s.add_argument("--alert-offline-s", type=float, metavar="S",
                    help="alert when a loudspeaker cluster is offline this long "
-                   "(default 180: three heartbeats)")
+                   f"(default {3 * HEARTBEAT_S}: three heartbeats)")
     s.add_argument("--alert-email", metavar="ADDR[,ADDR]",
                    help="send alerts by e-mail to these addresses")
     s.add_argument("--smtp", metavar="HOST:PORT", help="the SMTP server for --alert-email "
@@ -203,7 +205,7 @@ def _register_operator(hs: argparse._SubParsersAction) -> None:
                    "that serve relays: a station's URL (http://..., rtp://...) or a microphone "
                    "(alsa:default, pulse:default)")
     b.add_argument("--zones", default="", help="comma-separated areas (zones; default: all)")
-    b.add_argument("--priority", default="normal", choices=("test", "normal", "priority"))
+    b.add_argument("--priority", default="normal", choices=BROADCAST_PRIORITIES)
     b.add_argument("--title", default="", help="title for the play log")
     b.add_argument("--at", metavar="TIME", help="broadcast then, not now: 'YYYY-MM-DD HH:MM[:SS]' "
                    "in the commune's time, or ISO 8601 with an offset")

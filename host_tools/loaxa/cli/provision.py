@@ -6,6 +6,8 @@ import argparse
 import json
 import os
 
+from loaxa_node.net.link import LINK_TYPES
+
 from ..console import NodeConsole
 from ..errors import LoaxaError
 from ..i18n import t
@@ -21,7 +23,7 @@ def add_identity_args(p: argparse.ArgumentParser, single: bool = True,
         p.add_argument("--node-id", required=required, help="node name, e.g. xa-an-binh-07")
     p.add_argument("--commune", required=required, help="commune id, e.g. an-binh")
     p.add_argument("--zones", required=required, help="comma-separated zones, e.g. thon-1,cho")
-    p.add_argument("--net", required=required, choices=("wifi", "eth", "lte"))
+    p.add_argument("--net", required=required, choices=LINK_TYPES)
     p.add_argument("--ssid", default="", help="Wi-Fi network name (--net wifi)")
     p.add_argument("--wifi-password", default=os.environ.get("LOAXA_WIFI_PASSWORD", ""),
                    help="Wi-Fi password (or $LOAXA_WIFI_PASSWORD, kept out of shell history)")

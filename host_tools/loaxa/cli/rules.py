@@ -8,6 +8,7 @@ import time
 from pathlib import Path
 
 from loaxa_node import timeutil
+from loaxa_node.control.protocol import KINDS, PRIORITIES
 from loaxa_node.rules import engine
 
 from .. import rules
@@ -51,8 +52,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     c.add_argument("file")
     c.add_argument("--at", required=True,
                    help="time, e.g. 2026-11-23T05:40 (rules' time zone) or with an offset")
-    c.add_argument("--priority", default="normal", choices=engine.PRIORITIES)
-    c.add_argument("--kind", default="live", choices=engine.KINDS,
+    c.add_argument("--priority", default="normal", choices=PRIORITIES)
+    c.add_argument("--kind", default="live", choices=KINDS,
                    help="source kind (default live)")
     c.add_argument("--zone", action="append", default=[], help="the node's zone (repeatable)")
     c.add_argument("--untrusted", action="store_true",

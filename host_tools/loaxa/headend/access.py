@@ -28,12 +28,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from loaxa_node.config import TOPIC_PREFIX
+from loaxa_node.control.protocol import NODE_READS, NODE_WRITES, node_topic
 
 HEADEND = "headend.{commune}"
 CLI = "headend-cli.{commune}"
 PBKDF2_ROUNDS = 101  # mosquitto_passwd's default for $7$ (PBKDF2-SHA512)
-NODE_PUBLISH = ("status", "event")
-NODE_READ = ("cmd", "rules")
 
 
 @dataclass
@@ -82,9 +81,8 @@ class Access:
             return topic.startswith(base) and len(topic) > len(base)
         if role != "node":
             return False
-        me = f"{base}node/{user}/"
-        ends = NODE_PUBLISH if action == "publish" else NODE_READ
-        return any(topic == me + e for e in ends)
+        ends = NODE_WRITES if action == "publish" else NODE_READS
+        return any(topic == node_topic(self.prefix, commune, user, e) for e in ends)
 
     # -- mosquitto (and brokers that read its files) -------------------------------
     def password_file(self, salt: Callable[[int], bytes] = os.urandom) -> str:
@@ -101,8 +99,8 @@ class Access:
         out = ["# written by `loaxa headend broker-files` from the inventory: do not edit\n",
                "# nodes: their own status and events out, their own commands and rules in\n"]
         for c in self.communes():
-            out += [f"pattern write {p}/{c}/node/%u/{e}\n" for e in NODE_PUBLISH]
-            out += [f"pattern read {p}/{c}/node/%u/{e}\n" for e in NODE_READ]
+            out += [f"pattern write {node_topic(p, c, '%u', e)}\n" for e in NODE_WRITES]
+            out += [f"pattern read {node_topic(p, c, '%u', e)}\n" for e in NODE_READS]
         for user in sorted(self.users):
             _, role, c = self.users[user]
             if role == "headend":

@@ -21,8 +21,10 @@ from typing import Any
 
 from fastapi import APIRouter, Request
 
+from loaxa_node.control.protocol import HEARTBEAT_S
+
 from ..errors import LoaxaError
-from .service import HEARTBEAT_S, Actor, Headend
+from .service import Actor, Headend
 
 OFFLINE_S = 3 * HEARTBEAT_S
 CRASHES = 3  # crash resets within CRASH_WINDOW_S: a crash loop

@@ -101,7 +101,7 @@ class Broadcast(Strict):
                       "a station's URL (http, https, rtp, rtsp, srt...) or a microphone "
                       "(alsa:DEVICE, pulse:DEVICE)")
     zones: list[str] | None = Field(None, description="only these zones (default: all)")
-    priority: Literal["test", "normal", "priority"] = "normal"
+    priority: m.BroadcastPriority = "normal"
     title: str = Field("", max_length=80)
     at: datetime | None = Field(None, description="broadcast then instead of now (ISO 8601; "
                                 "without an offset, the commune's time)")

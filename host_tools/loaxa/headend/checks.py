@@ -17,6 +17,9 @@ import math
 from collections.abc import Callable
 from typing import Any
 
+from loaxa_node.audio.codec import NAMES as CODECS
+from loaxa_node.control.protocol import KINDS, PRIORITIES
+
 MAX_DOC = 4096  # bytes of one status or event: the node's are well under 1 KB
 MAX_ANY = 1024  # bytes of a free-form field (an ack's result, a refusal's reason)
 INT32 = 2**31 - 1
@@ -105,8 +108,10 @@ def _counters(v: Any) -> str | None:
 
 NODE_ID = _str(64)
 TEXT = _str(200)
-BRIEF = _object({"source": _str(512), "priority": _str(16), "bulletin": _str(32),
-                 "title": TEXT, "codec": _str(16)})
+PRIORITY = _one_of(*PRIORITIES)
+KIND = _one_of(*KINDS)
+BRIEF = _object({"source": _str(512), "priority": PRIORITY, "bulletin": _str(32),
+                 "title": TEXT, "codec": _one_of(*CODECS)})
 NET = _object({"type": _str(16), "up": _bool, "addr": _str(64), "signal": _num(-200, 200),
                "up_s": _int(0, INT63), "reconnects": _int(0, INT63), "error": TEXT})
 ZONES = _list_of(_str(32), 16)
@@ -129,11 +134,11 @@ EVENTS: dict[str, Fields] = {
     "ack": {"seq": _int(0, INT63), "from": _str(32), "cmd": _str(32), "result": _any},
     "refused": {"code": _str(32), "msg": TEXT, "topic": TEXT, "seq": _any, "from": _any,
                 "reason": _any},
-    "play": {"bulletin": _str(32), "title": TEXT, "priority": _str(16), "kind": _str(16),
+    "play": {"bulletin": _str(32), "title": TEXT, "priority": PRIORITY, "kind": KIND,
              "source": _str(512), "start": _int(0, T2K_MAX),
              "duration_ms": _int(0, 7 * 86400 * 1000), "volume": _int(0, 100),
              "outcome": _one_of(*PLAY_OUTCOMES), "underruns": _int(0, INT63)},
-    "cut_short": {"bulletin": _str(32), "title": TEXT, "priority": _str(16),
+    "cut_short": {"bulletin": _str(32), "title": TEXT, "priority": PRIORITY,
                   "source": _str(512), "reason": _any},
     "rules": {"version": _str(64), "seq": _int(0, INT63), "from": _str(32)},
     "boot": {"reset_cause": _scalar, "fw": _str(32), "boots": _int(0, INT63),

@@ -14,7 +14,9 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, Response
 from pydantic import BaseModel, ConfigDict, Field
 
-from .service import HEARTBEAT_S, SILENT_S, Actor, Headend
+from loaxa_node.control.protocol import HEARTBEAT_S
+
+from .service import SILENT_S, Actor, Headend
 
 HOURS = 24
 EVENTS = 50

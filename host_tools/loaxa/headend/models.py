@@ -5,9 +5,16 @@ checked on the way out."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
+
+from loaxa_node.control.protocol import BROADCAST_PRIORITIES
+
+if TYPE_CHECKING:
+    BroadcastPriority = str
+else:  # the node's own list (control/protocol.py), named in the OpenAPI description
+    BroadcastPriority = Literal[BROADCAST_PRIORITIES]
 
 
 class Out(BaseModel):

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from loaxa_node import timeutil
+from loaxa_node.control.protocol import BROADCAST_PRIORITIES, HEARTBEAT_S
 from loaxa_node.rules import engine
 
 from .. import rules
@@ -27,9 +28,7 @@ from . import checks
 from .roles import allowed
 from .store import Store
 
-PRIORITIES = ("test", "normal", "priority")  # emergency has its own call
 SIREN_HZ = 1200
-HEARTBEAT_S = 60  # a node sends its status at least this often (docs/control.md)
 SILENT_S = 1.5 * HEARTBEAT_S  # a node silent longer was offline, will or not
 LATE_S = 600  # a scheduled broadcast the head-end was down for still goes out this late
 MALFORMED_LOG_S = 60  # at most one log line this often about dropped messages
@@ -232,9 +231,10 @@ class Headend:
         if at is not None:
             detail["at"] = at.isoformat()
         self._check(actor, "operator", "broadcast", detail)
-        if priority not in PRIORITIES:
+        if priority not in BROADCAST_PRIORITIES:  # emergency has its own call
             raise self._refuse(actor, "broadcast", detail, f"unknown priority {priority!r}",
-                               "one of " + ", ".join(PRIORITIES) + "; emergencies: emergency")
+                               "one of " + ", ".join(BROADCAST_PRIORITIES)
+                               + "; emergencies: emergency")
         try:  # before anything starts or is queued (docs/headend.md, "Live relays")
             live = is_live(file)
         except LoaxaError as e:
