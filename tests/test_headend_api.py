@@ -10,6 +10,7 @@ import sqlite3
 import threading
 import time
 from datetime import date
+from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
@@ -66,28 +67,41 @@ class Listener:
             return list(self.got)
 
 
-@pytest.fixture(scope="module")
-def rig(tmp_path_factory):
-    tmp = tmp_path_factory.mktemp("headend")
+def commune(tmp: Path, fake_user: str) -> tuple[dict[str, bytes], str, str]:
+    """The inventory tmp/inv.sqlite of COMMUNE's two nodes (n1 in thon-1, n2 in
+    thon-2), each with its key, and the test's own broker users with a
+    head-end's rights: `listener` listens as nodes would, fake_user publishes
+    as nodes do. Returns the nodes' keys and the two users' passwords."""
     with Inventory(tmp / "inv.sqlite") as inv:
         for node, zone in (("n1", "thon-1"), ("n2", "thon-2")):
             inv.record(node, "provision", commune=COMMUNE, zones=[zone])
             inv.new_node_key(node)
         keys = {n: bytes.fromhex(inv.node_key(n)) for n in ("n1", "n2")}
-        # the test's own broker users, with a head-end's rights: one listens as
-        # nodes would, one publishes as nodes do
         listen_pw = inv.new_mqtt_password("listener", "headend", COMMUNE)
-        fake_pw = inv.new_mqtt_password("fake-node", "headend", COMMUNE)
+        fake_pw = inv.new_mqtt_password(fake_user, "headend", COMMUNE)
+    return keys, listen_pw, fake_pw
+
+
+def headend_store(tmp: Path, url: str) -> tuple[Store, dict]:
+    """The head-end's store at tmp/headend.sqlite with the inventory's nodes,
+    and the configuration that connects it to the broker at url."""
+    store = Store(tmp / "headend.sqlite")
+    with Inventory(tmp / "inv.sqlite") as inv:
+        store.sync_nodes(list(inv.nodes()))
+    return store, {"broker": url, "commune": COMMUNE, "inventory": str(tmp / "inv.sqlite"),
+                   "prefix": "loaxa"}
+
+
+@pytest.fixture(scope="module")
+def rig(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("headend")
+    keys, listen_pw, fake_pw = commune(tmp, "fake-node")
     io = Loop()
     broker = EmbeddedBroker(io, "127.0.0.1", free_port(),
                             InventoryAccess(tmp / "inv.sqlite", "loaxa", [COMMUNE])).start()
     (tmp / "media").mkdir()
     (tmp / "media" / "news.wav").write_bytes(b"RIFF")
-    store = Store(tmp / "headend.sqlite")
-    with Inventory(tmp / "inv.sqlite") as inv:
-        store.sync_nodes(list(inv.nodes()))
-    cfg = {"broker": broker.url, "commune": COMMUNE, "inventory": str(tmp / "inv.sqlite"),
-           "prefix": "loaxa"}
+    store, cfg = headend_store(tmp, broker.url)
     he = Headend(store, media=tmp / "media", files_url="http://127.0.0.1:8001/file/")
     he.connect = lambda: connect(cfg, he, store, "headend-test")
     for name, role in (("vien", "viewer"), ("oanh", "operator"), ("an", "admin")):

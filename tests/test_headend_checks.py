@@ -16,7 +16,7 @@ import pytest
 from fastapi.testclient import TestClient
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from test_headend_api import COMMUNE, Listener, login
+from test_headend_api import COMMUNE, Listener, commune, headend_store, login
 
 from loaxa.control import Controller
 from loaxa.headend.amqtt_access import InventoryAccess
@@ -24,7 +24,6 @@ from loaxa.headend.app import create_app
 from loaxa.headend.server import EmbeddedBroker, Loop, connect
 from loaxa.headend.service import Headend
 from loaxa.headend.store import MIGRATIONS, Store
-from loaxa.inventory import Inventory
 from loaxa.rig.broker import Broker, free_port, mosquitto_path
 from loaxa_node import envelope, timeutil
 
@@ -56,14 +55,8 @@ def rig(request, tmp_path_factory):
     mosq = None
     if request.param == "mosquitto" and mosquitto_path() is None:
         pytest.skip("mosquitto not installed")
-    with Inventory(tmp / "inv.sqlite") as inv:
-        for node, zone in (("n1", "thon-1"), ("n2", "thon-2")):
-            inv.record(node, "provision", commune=COMMUNE, zones=[zone])
-            inv.new_node_key(node)
-        keys = {n: bytes.fromhex(inv.node_key(n)) for n in ("n1", "n2")}
-        # publishes what any node could, and what none may: a user with a head-end's rights
-        fake_pw = inv.new_mqtt_password("fake-nodes", "headend", COMMUNE)
-        listen_pw = inv.new_mqtt_password("listener", "headend", COMMUNE)
+    # fake-nodes publishes what any node could, and what none may
+    keys, listen_pw, fake_pw = commune(tmp, "fake-nodes")
     if request.param == "mosquitto":
         mosq = Broker(tmp / "broker", inventory=tmp / "inv.sqlite", communes=(COMMUNE,)).start()
     io = Loop()
@@ -71,11 +64,7 @@ def rig(request, tmp_path_factory):
         io, "127.0.0.1", free_port(),
         InventoryAccess(tmp / "inv.sqlite", "loaxa", [COMMUNE])).start()
     url = mosq.url if mosq else emb.url  # type: ignore[union-attr]
-    store = Store(tmp / "headend.sqlite")
-    with Inventory(tmp / "inv.sqlite") as inv:
-        store.sync_nodes(list(inv.nodes()))
-    cfg = {"broker": url, "commune": COMMUNE, "inventory": str(tmp / "inv.sqlite"),
-           "prefix": "loaxa"}
+    store, cfg = headend_store(tmp, url)
     he = Headend(store)
     he.connect = lambda: connect(cfg, he, store, "headend-checks")
     _ = he.ctl

@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from fastapi.testclient import TestClient
+from test_headend_api import login
 
 from loaxa.headend import media
 from loaxa.headend.app import create_app
@@ -31,12 +32,6 @@ def lib(tmp_path_factory):
     yield {"he": he, "client": client, "tmp": tmp, "store": store}
     client.close()
     store.close()
-
-
-def login(client: TestClient, user: str) -> dict:
-    r = client.post("/api/login", json={"user": user, "password": f"{user}-secret"})
-    assert r.status_code == 200, r.text
-    return {"Authorization": "Bearer " + r.json()["token"]}
 
 
 def clip(tmp: Path, name: str, *codec: str, seconds: float = 1.5) -> Path:
