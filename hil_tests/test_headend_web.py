@@ -181,6 +181,14 @@ def log_in(drv, user: str = "oanh", password: str = "oanh-secret") -> None:  # t
     drv.find_element(By.CSS_SELECTOR, "form[action='/login'] button").click()
 
 
+def log_in_anew(drv, he, user: str = "oanh", password: str = "oanh-secret") -> None:  # type: ignore[no-untyped-def]
+    """Whoever was logged in logged out (the cookies cleared), then user logs in on the
+    first page."""
+    drv.delete_all_cookies()
+    drv.get(f"http://127.0.0.1:{he.port}/")
+    log_in(drv, user, password)
+
+
 def result(drv) -> str:  # type: ignore[no-untyped-def]
     return drv.find_element("id", "result").text
 
@@ -402,9 +410,7 @@ def test_the_rules_editor_shows_errors_in_place_and_pushes_signed(rig, browser):
 
     tmp, he, _ = rig
     drv = browser
-    drv.delete_all_cookies()  # the admin now
-    drv.get(f"http://127.0.0.1:{he.port}/")
-    log_in(drv, "an", "an-secret-pw")
+    log_in_anew(drv, he, "an", "an-secret-pw")  # the admin now
     go(drv, "schedule")
     drv.find_element(By.CSS_SELECTOR, "#raw summary").click()  # the raw rules, for power users
     ed = until("the editor", lambda: drv.find_elements(By.CSS_SELECTOR, "#rules textarea"))[0]
@@ -632,9 +638,7 @@ def test_the_schedule_forms_write_the_rules_a_node_then_keeps(rig, browser):
     tmp, he, sims = rig
     drv = browser
     width(drv, DESKTOP, False)
-    drv.delete_all_cookies()
-    drv.get(f"http://127.0.0.1:{he.port}/")
-    log_in(drv, "an", "an-secret-pw")
+    log_in_anew(drv, he, "an", "an-secret-pw")
     go(drv, "schedule")
     rows = until("the forms loaded", lambda: drv.find_elements(By.CSS_SELECTOR,
                                                                  "#windows .srow"))
@@ -739,9 +743,7 @@ def test_a_clusters_page_shows_its_day_and_sends_it_a_test_tone(rig, browser):
     tmp, he, sims = rig
     drv = browser
     width(drv, DESKTOP, False)
-    drv.delete_all_cookies()  # the operator: no restart button
-    drv.get(f"http://127.0.0.1:{he.port}/")
-    log_in(drv)
+    log_in_anew(drv, he)  # the operator: no restart button
     # the rows are redrawn as the nodes report: look the link up as it is clicked
     until("n1's link clicked", lambda: [a.click() or True for a in drv.find_elements(
         By.CSS_SELECTOR, "#node-n1 a")][:1])
@@ -768,9 +770,7 @@ def test_a_cluster_killed_is_an_alert_on_the_page_and_by_email(rig, browser):
     tmp, he, sims = rig
     drv = browser
     width(drv, DESKTOP, False)
-    drv.delete_all_cookies()
-    drv.get(f"http://127.0.0.1:{he.port}/")
-    log_in(drv)
+    log_in_anew(drv, he)
     assert not drv.find_element(By.ID, "alerts").is_displayed()
     # n2's speaker line shorted: its status says so within a second, the banner shows it
     sims["n2"].amp_fault("short")
