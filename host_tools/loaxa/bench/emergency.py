@@ -19,8 +19,8 @@ import statistics
 import tempfile
 import threading
 import time
-from collections.abc import Callable
 from pathlib import Path
+from typing import Self
 
 import httpx
 
@@ -36,25 +36,44 @@ WARMUP_S = 2.0  # the flood runs this long before the first sample
 TIMEOUT_S = 10.0  # an emergency not answered by then counts as not answered
 
 
-def _paced(rate: float, stop: threading.Event, fn: Callable[[int], None]) -> None:
-    """Call fn(i) rate times a second until stop (late calls are not made up)."""
-    t0, i = time.monotonic(), 0
-    while not stop.is_set():
-        due = t0 + i / rate
-        now = time.monotonic()
-        if due > now:
-            time.sleep(due - now)
-        elif now - due > 1:  # fell behind: skip ahead
-            t0, i = now, 0
-        fn(i)
-        i += 1
+class _Flood:
+    """Calls _one(i) rate times a second on a thread of its own, from the start
+    of a `with` to its end (late calls are not made up)."""
 
-
-class LoginFlood:
-    def __init__(self, base: str, rate: float, spread: bool):
-        self.base, self.rate, self.spread = base, rate, spread
-        self.codes: dict[int, int] = {}
+    def __init__(self, rate: float):
+        self.rate = rate
         self.stop = threading.Event()
+        self.pacer = threading.Thread(target=self._pace, daemon=True)
+
+    def _one(self, i: int) -> None:
+        raise NotImplementedError
+
+    def _pace(self) -> None:
+        t0, i = time.monotonic(), 0
+        while not self.stop.is_set():
+            due = t0 + i / self.rate
+            now = time.monotonic()
+            if due > now:
+                time.sleep(due - now)
+            elif now - due > 1:  # fell behind: skip ahead
+                t0, i = now, 0
+            self._one(i)
+            i += 1
+
+    def __enter__(self) -> Self:
+        self.pacer.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop.set()
+        self.pacer.join(10)
+
+
+class LoginFlood(_Flood):
+    def __init__(self, base: str, rate: float, spread: bool):
+        super().__init__(rate)
+        self.base, self.spread = base, spread
+        self.codes: dict[int, int] = {}
         self.clients: dict[str, httpx.Client] = {}
         self._lock = threading.Lock()
         self.threads: list[threading.Thread] = []
@@ -84,15 +103,8 @@ class LoginFlood:
         th.start()
         self.threads.append(th)
 
-    def __enter__(self) -> LoginFlood:
-        self.pacer = threading.Thread(target=_paced, args=(self.rate, self.stop, self._one),
-                                      daemon=True)
-        self.pacer.start()
-        return self
-
     def __exit__(self, *exc: object) -> None:
-        self.stop.set()
-        self.pacer.join(10)
+        super().__exit__()
         for th in self.threads:
             th.join(30)
         for c in self.clients.values():
@@ -102,13 +114,13 @@ class LoginFlood:
         return ", ".join(f"{n} × {c or 'failed'}" for c, n in sorted(self.codes.items()))
 
 
-class MqttFlood:
+class MqttFlood(_Flood):
     def __init__(self, url: str, rate: float, password: str):
         from loaxa_node.net import mqtt as net_mqtt
 
         from ..headend.server import Loop
 
-        self.rate = rate
+        super().__init__(rate)
         # with node n1's own credentials: the broker lets nobody else write its
         # events, and a node may subscribe to nothing of other nodes' (a plain
         # client, not a Controller, which reads every node's status)
@@ -127,7 +139,6 @@ class MqttFlood:
             if time.monotonic() > deadline:
                 raise RuntimeError(f"the flood's client did not connect: {self.client.error}")
             time.sleep(0.05)
-        self.stop = threading.Event()
         self.sent = 0
         self.t = 0.0
 
@@ -137,16 +148,12 @@ class MqttFlood:
                                         json.dumps(doc), False, 0))
         self.sent += 1
 
-    def __enter__(self) -> MqttFlood:
+    def __enter__(self) -> Self:
         self.t = time.monotonic()
-        self.th = threading.Thread(target=_paced, args=(self.rate, self.stop, self._one),
-                                   daemon=True)
-        self.th.start()
-        return self
+        return super().__enter__()
 
     def __exit__(self, *exc: object) -> None:
-        self.stop.set()
-        self.th.join(10)
+        super().__exit__()
         self.t = time.monotonic() - self.t
 
         async def down() -> None:
