@@ -314,3 +314,26 @@ def test_the_csv_opens_as_text_whatever_the_titles_say(tmp_path):
     assert text.split("\n\n")[0].splitlines()[1].startswith("'=thon,")
     assert b",30.0," in plays  # numbers stay numbers
     store.close()
+
+
+def test_what_a_node_plays_in_its_own_words_is_kept():
+    """The status and play events a node sends while it plays, in its own vocabulary
+    (control/protocol.py): every priority and kind, a payload codec or a tone's sine,
+    are kept; a priority or kind outside it is not."""
+    from loaxa.headend.checks import check_event, check_status
+    from loaxa_node.audio.codec import NAMES
+    from loaxa_node.control.protocol import KINDS, PRIORITIES
+
+    for p in PRIORITIES:
+        for codec in (*NAMES, "sine"):
+            doc = {"state": "online", "node": "n1",
+                   "playing": {"source": "tone:1200", "priority": p, "codec": codec}}
+            assert check_status("n1", doc)[0] == doc, (p, codec)
+        for k in KINDS:
+            ev = {"type": "play", "node": "n1", "boot": 1, "n": 1, "priority": p, "kind": k}
+            assert check_event("n1", ev)[0] == ev, (p, k)
+    bad = {"state": "online", "node": "n1", "playing": {"priority": "urgent"}}
+    assert check_status("n1", bad) == (None, "playing: not an object whose priority is one of "
+                                       + "|".join(PRIORITIES))
+    assert check_event("n1", {"type": "play", "node": "n1", "boot": 1, "n": 1,
+                              "kind": "podcast"})[0] is None

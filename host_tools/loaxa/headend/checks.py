@@ -17,7 +17,6 @@ import math
 from collections.abc import Callable
 from typing import Any
 
-from loaxa_node.audio.codec import NAMES as CODECS
 from loaxa_node.control.protocol import KINDS, PRIORITIES
 
 MAX_DOC = 4096  # bytes of one status or event: the node's are well under 1 KB
@@ -111,7 +110,7 @@ TEXT = _str(200)
 PRIORITY = _one_of(*PRIORITIES)
 KIND = _one_of(*KINDS)
 BRIEF = _object({"source": _str(512), "priority": PRIORITY, "bulletin": _str(32),
-                 "title": TEXT, "codec": _one_of(*CODECS)})
+                 "title": TEXT, "codec": _str(16)})  # a payload codec, or "sine" for a tone
 NET = _object({"type": _str(16), "up": _bool, "addr": _str(64), "signal": _num(-200, 200),
                "up_s": _int(0, INT63), "reconnects": _int(0, INT63), "error": TEXT})
 ZONES = _list_of(_str(32), 16)
