@@ -16,6 +16,8 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response, Streamin
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from starlette.concurrency import run_in_threadpool
 
+from loaxa_node.control.protocol import BROADCAST_PRIORITIES
+
 from ..errors import LoaxaError
 from ..i18n import t_in
 from .app import COOKIE, NotLoggedIn, actor, client_addr, set_session_cookie, token_of
@@ -52,6 +54,7 @@ def _globals(code: str) -> dict:
         return t_in(code, "web.state." + s) if s in ("online", "offline") else \
             t_in(code, "web.state.unknown")
     return {"_": lambda key, **kw: t_in(code, key, **kw), "ago": ago, "state": state,
+            "priorities": BROADCAST_PRIORITIES[::-1],  # a broadcast's, highest first
             "lang": code, "cols": t_in(code, "web.cols").split("|")}
 
 

@@ -7,7 +7,7 @@
   if (!sec) return;
   var T = sec.dataset, base = "", zones = [], media = [];
   var DAYS = ["daily", "mon-fri", "mon-sat", "sat-sun", "sun"];
-  var PRIOS = ["priority", "normal", "test"];
+  var PRIOS = T.prios.split(" ");  // the node's list (control/protocol.py), from the page
 
   function el(tag, attrs, text) {
     var e = document.createElement(tag);
