@@ -68,7 +68,8 @@ mp.runPython(fs.readFileSync(%(script)s, "utf8"));
 
 def run(argv: list[str]) -> list[Table]:
     """ARGS=noqemu leaves out the emulated ESP32's table (a boot takes minutes)."""
-    return [_module_table(), *([] if "noqemu" in argv else [_qemu_table(), _qemu_decode_table()])]
+    return [_module_table(), _uses_table(),
+            *([] if "noqemu" in argv else [_qemu_table(), _qemu_decode_table()])]
 
 
 def _module_table() -> Table:
@@ -105,6 +106,91 @@ def _module_table() -> Table:
                  rows, note)
 
 
+# Modules a node can load for one use (a request, a pass, a connect) and drop
+# after it, with what uses them. Measured on top of the booted node's modules:
+# what each holds while loaded (with what its import brings in), and what stays
+# after it is dropped (the names it interned: qstrs are never freed).
+USES = (("config", "boot, config.set"), ("control.system", "console system commands"),
+        ("control.play", "play, stop, volume"), ("control.arbiter", "each play and its end"),
+        ("audio.sdp", "play with an SDP"), ("rules.commands", "rules.get/set/eval"),
+        ("rules.check", "rules.set, boot"), ("rules.engine", "each scheduler pass"),
+        ("envelope", "each MQTT message, rules.set"), ("control.commands", "each MQTT message"),
+        ("control.setup", "broker (re)configure"), ("control.status", "each status heartbeat"),
+        ("net.mqtt_connect", "each broker connect"))
+BOOTED = ("compat", "storage", "timeutil", "log", "console", "auth", "clock", "app",
+          "rules.service", "net.link", "net.mqtt", "control.plane")
+MEASURE_USES = """
+import gc, sys
+for m in ("asyncio", "json", "hashlib", "struct", "os", "time", "binascii", "errno"):
+    __import__(m)
+sys.path.insert(0, %(root)r)
+for m in %(booted)r:
+    __import__("loaxa_node." + m)
+from loaxa_node.compat import unload
+def table():
+    return [k[11:] for k in sys.modules if k.startswith("loaxa_node.")]
+for m in %(mods)r:
+    before = table()
+    gc.collect()
+    a = gc.mem_alloc()
+    try:
+        __import__("loaxa_node." + m)
+    except ImportError:  # it needs viper code (not on the WebAssembly port)
+        unload(*[n for n in table() if n not in before])
+        continue
+    gc.collect()
+    b = gc.mem_alloc()
+    new = [n for n in table() if n not in before]
+    unload(*new)
+    gc.collect()
+    print("U", m, b - a, gc.mem_alloc() - a, "+".join(new))
+"""
+
+
+def _uses_table() -> Table:
+    """What unloading gives back, per module a node loads for one use only:
+    its RAM while loaded against what stays after it is dropped, on the
+    32-bit VM and the sim's x64 VM."""
+    mods = tuple(m for m, _ in USES)
+    with tempfile.TemporaryDirectory() as t:
+        tmp = Path(t)
+        compile_app(tmp / "app", march="x64")
+        pkg = tmp / "app" / "loaxa_node"
+        script = tmp / "measure_uses.py"
+        script.write_text(MEASURE_USES % {"root": str(tmp / "app"), "booted": BOOTED,
+                                          "mods": mods})
+        x64 = _parse_uses(subprocess.run(
+            [*micropython_cmd(), "-X", "heapsize=4M", str(script)],
+            capture_output=True, text=True, timeout=60).stdout)
+        for f in pkg.rglob("*.mpy"):  # the WebAssembly port has no native emitter
+            if f.read_bytes()[2] >> 2:
+                f.unlink()
+        (tmp / "wasm").mkdir()
+        (tmp / "wasm" / "measure_uses.py").write_text(
+            MEASURE_USES % {"root": "/app", "booted": BOOTED, "mods": mods})
+        wasm = _parse_uses(_wasm_out(tmp / "wasm", pkg, "measure_uses.py"))
+    rows = []
+    for m, use in USES:
+        w, x = wasm.get(m), x64.get(m)
+        rows.append([m, use, "n/a" if w is None else w[0] / 1024,
+                     *(["n/a", "n/a"] if x is None else [x[0] / 1024, x[1] / 1024]),
+                     (x or w or (0, 0, ""))[2]])
+    return Table("per-use modules: RAM while loaded vs after unloading (KB, on top of the booted"
+                 " node's modules)", ["module", "loaded for", "wasm32 loaded", "x64 loaded",
+                                      "x64 after unload", "its import loads"], rows,
+                 "'after unload' is what stays: interned names (qstrs are never freed, and"
+                 " their pools grow by doubling) and heap unloading could not give back;"
+                 " loaded minus after is what per-use loading saves between uses. The"
+                 " WebAssembly port's conservative collector keeps unloaded modules (its"
+                 " stack scan), so it has no 'after' column; n/a there: the import needs viper"
+                 " code, which that port cannot run.")
+
+
+def _parse_uses(out: str) -> dict[str, tuple[int, int, str]]:
+    return {p[1]: (int(p[2]), int(p[3]), p[4] if len(p) > 4 else "")
+            for p in (line.split() for line in out.splitlines()) if len(p) >= 4 and p[0] == "U"}
+
+
 def _x64(tmp: Path, mount: str, root: str) -> dict[str, int]:
     script = tmp / "measure.py"
     script.write_text(MEASURE % {"mount": mount, "root": root, "mods": MODULES})
@@ -114,24 +200,30 @@ def _x64(tmp: Path, mount: str, root: str) -> dict[str, int]:
 
 
 def _wasm(tmp: Path, pkg_dir: Path) -> dict[str, int]:
+    (tmp / "measure_wasm.py").write_text(MEASURE % {"mount": "", "root": "/app",
+                                                    "mods": MODULES})
+    return _parse(_wasm_out(tmp, pkg_dir, "measure_wasm.py"))
+
+
+def _wasm_out(tmp: Path, pkg_dir: Path, script: str) -> str:
+    """stdout of tmp/script run by MicroPython's WebAssembly port with the
+    package at /app/loaxa_node ("" without node and npm)."""
     node, npm = shutil.which("node"), shutil.which("npm")
     if not node or not npm:
-        return {}
+        return ""
     where = cache_dir().parent / "wasm"
     mod = where / "node_modules" / "@micropython" / "micropython-webassembly-pyscript"
     if not mod.is_dir():
         r = subprocess.run([npm, "install", "--silent", "--prefix", str(where), WASM_PKG],
                            capture_output=True, text=True, timeout=300)
         if r.returncode:
-            return {}
-    script = tmp / "measure_wasm.py"
-    script.write_text(MEASURE % {"mount": "", "root": "/app", "mods": MODULES})
-    runner = where / "measure.mjs"
+            return ""
+    runner = tmp / "measure.mjs"
     runner.write_text(NODE_RUNNER % {"pkg": str(mod / "micropython.mjs"),
                                      "src": json.dumps(str(pkg_dir)),
-                                     "script": json.dumps(str(script))})
-    out = subprocess.run([node, str(runner)], capture_output=True, text=True, timeout=120)
-    return _parse(out.stdout)
+                                     "script": json.dumps(str(tmp / script))})
+    return subprocess.run([node, str(runner)], capture_output=True, text=True,
+                          timeout=120).stdout
 
 
 def _parse(out: str) -> dict[str, int]:
