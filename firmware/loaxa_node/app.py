@@ -9,7 +9,7 @@ import sys
 import time
 
 from . import VERSION, log, storage
-from .compat import loaded, unload, unload_new
+from .compat import unload, uses
 
 SAFE_MODE_AFTER = 3  # failed boots in a row (crash or watchdog)
 HEALTHY_AFTER_S = 30  # a boot that ran this long counts as good
@@ -42,6 +42,17 @@ COMMANDS = {
 }
 
 
+class Arb:
+    """Who plays: the state of control/arbiter.py, which loads per request."""
+
+    def __init__(self):
+        self.cur = None  # info of the broadcast the arbiter started
+        self.make = None  # how to make its source again
+        self.vol = 0  # its volume
+        self.held = None  # (info, make, vol) of the broadcast it preempted
+        self.timer = None  # the task that stops it at its `until`
+
+
 class Node:
     def __init__(self):
         self._t0 = time.ticks_ms()
@@ -70,8 +81,7 @@ class Node:
         self.clock = Clock(self.hal, self.cfg["tz_offset_min"])
         self.auth = Auth()
         self.player = None
-        # who plays: state of control/arbiter.py, which loads per request
-        self.arb = {"cur": None, "make": None, "vol": 0, "held": None, "timer": None}
+        self.arb = Arb()
         self.control = None  # the MQTT control plane, once a broker is configured
         self._ctl_cfg = None
         if not self.safe_mode:
@@ -113,18 +123,13 @@ class Node:
         if mutating and not self.auth.authorised():
             raise CmdError("auth_required", 'send @1 auth {"pin": "..."} first')
         mod, _, fn = handler.rpartition(".")
-        before = loaded()
-        try:
-            __import__("loaxa_node." + mod)
-            r = getattr(sys.modules["loaxa_node." + mod], fn)(self, args)
+        # What a request imports gives its RAM back once no request or pass
+        # runs (a stream's code lives on in the stream until that ends).
+        with uses(mod) as m:
+            r = getattr(m, fn)(self, args)
             if hasattr(r, "send"):  # coroutine: handler is async
                 r = await r
             return r
-        finally:
-            # A request leaves the module table as it found it, so what it
-            # imported gives its RAM back (a stream's code lives on in the
-            # stream until that ends).
-            unload_new(before)
 
     def apply_config(self, cfg):
         self.cfg = cfg
@@ -167,14 +172,11 @@ class Node:
         asyncio.create_task(self._after_play(info, info.get("outcome", outcome), stats, ms))
 
     async def _after_play(self, *a):
-        before = loaded()
         try:
-            from .control.arbiter import ended
-            await ended(self, *a)
+            with uses("control.arbiter") as arbiter:
+                await arbiter.ended(self, *a)
         except Exception as e:
             log.error("after play: %r" % (e,))
-        finally:
-            unload_new(before)
 
     def uptime_s(self):
         return time.ticks_diff(time.ticks_ms(), self._t0) // 1000

@@ -28,11 +28,81 @@ def backoff_ms(fails, first, longest):
     return d // 2 + ((r[0] << 8) | r[1]) * (d // 2) // 65535
 
 
+class Table:
+    """Who uses the module table now (see uses); one instance, TABLE."""
+
+    def __init__(self):
+        self.users = 0  # uses blocks running now, in all tasks
+        self.before = None  # names loaded when the first of them began
+        self.later = []  # unload() asked for while others used the table
+
+
+TABLE = Table()
+
+
+class uses:
+    """`with uses("rules.engine") as engine:` imports a module for a block
+    (uses() without a name: the block's own imports). What blocks import is
+    unloaded when the last block running, in any task, ends: never while
+    another task is inside one (a play awaiting its fade, a scheduler pass),
+    so no task loses a module it uses and no module is imported twice while
+    in use. Objects that outlive their block (a playing stream) keep their
+    code; the next user imports a fresh copy, so modules loaded this way
+    keep no shared state. Blocks may await: entering and leaving never do."""
+
+    def __init__(self, name=None):
+        self.name = name
+
+    def __enter__(self):
+        t = TABLE
+        if not t.users:
+            t.before = _loaded()
+        t.users += 1
+        if self.name is None:
+            return None
+        import sys
+        try:
+            __import__("loaxa_node." + self.name)
+        except BaseException:
+            self.__exit__(None, None, None)
+            raise
+        return sys.modules["loaxa_node." + self.name]
+
+    def __exit__(self, *exc):
+        t = TABLE
+        t.users -= 1
+        if not t.users:
+            before, later = t.before or (), t.later
+            t.before, t.later = None, []
+            _drop(*later, *[n for n in _loaded() if n not in before])
+
+
+def detached(fn, *args):
+    """fn(*args), a call that does not await, and what its imports loaded is
+    dropped from the module table at once: its objects (a stream's source)
+    keep their code, and the heap they leave is not left between them and
+    what comes next. Safe in any task: no other task ran during the call, so
+    none got those modules from the table."""
+    before = _loaded()
+    try:
+        return fn(*args)
+    finally:
+        _drop(*[n for n in _loaded() if n not in before])
+
+
 def unload(*names):
     """Drop loaxa_node submodules ("config", "rules.check") needed only for a
-    moment (parsing rules, a session) and give their RAM back. Modules that
-    set KEEP stay: those with viper or native code, which an ESP32 never
-    frees, so a reload would leak executable RAM each time."""
+    moment (parsing rules, a session) and give their RAM back: at once at
+    boot or from the only uses block running, else when the last one ends."""
+    if TABLE.users > 1:  # another task may be using them
+        TABLE.later.extend(names)
+    else:
+        _drop(*names)
+
+
+def _drop(*names):
+    # Modules that set KEEP stay: those with viper or native code, which an
+    # ESP32 never frees, so a reload would leak executable RAM each time.
     import gc
     import sys
     for n in names:
@@ -53,14 +123,7 @@ def unload(*names):
     gc.collect()
 
 
-def loaded():
-    """Names of the loaxa_node submodules in memory now."""
+def _loaded():
+    # names of the loaxa_node submodules in memory now
     import sys
     return [k[11:] for k in sys.modules if k.startswith("loaxa_node.")]
-
-
-def unload_new(before):
-    """Leave the module table as loaded() found it. Objects still in use (a
-    playing stream) keep their code alive until they end; the next user
-    imports a fresh copy, so modules loaded this way keep no shared state."""
-    unload(*[n for n in loaded() if n not in before])

@@ -6,13 +6,12 @@
 # here: console play and tone, MQTT commands.
 #
 # Loaded for a request or a playback's end only; its state lives in node.arb
-# (cur: info of what we started, make: how to make its source again, vol,
-# held: (info, make, vol) of the preempted broadcast, timer: the until task).
+# (app.Arb).
 import asyncio
 import gc
 
 from .. import log
-from ..compat import loaded, unload_new
+from ..compat import detached
 from ..console import CmdError
 from .protocol import PRIORITIES  # lowest first: the rank
 
@@ -39,8 +38,8 @@ async def play(node, info, make, volume):
     if cur is not None:
         if rank(cur) < rank(info):
             cur["outcome"] = "preempted"
-            if cur is a["cur"]:
-                _hold(node, (cur, a["make"], a["vol"]))
+            if cur is a.cur:
+                _hold(node, (cur, a.make, a.vol))
         else:
             cur["outcome"] = "replaced"
     await _start(node, info, make, volume)
@@ -54,22 +53,19 @@ async def _start(node, info, make, volume):
     info.pop("outcome", None)
     info["start"] = node.clock.now() if node.clock.trusted() else None
     gc.collect()  # long-lived stream objects go into the lowest free blocks
-    before = loaded()
     try:
-        src = make()  # what it imports lives on in the source, not the module table
+        src = detached(make)  # what it imports lives on in the source only
     except ValueError as e:
         raise CmdError("too_big", str(e))
-    finally:
-        unload_new(before)
-    a["cur"], a["make"], a["vol"] = info, make, volume
+    a.cur, a.make, a.vol = info, make, volume
     await p.play(src, volume, info)
     if "kind" in info and node.rules is not None:
         node.rules.started(info)  # the rules' limits count it
-    if a["timer"]:
-        a["timer"].cancel()
-        a["timer"] = None
+    if a.timer:
+        a.timer.cancel()
+        a.timer = None
     if info.get("until") is not None:
-        a["timer"] = asyncio.create_task(_stop_at(node, info, info["until"]))
+        a.timer = asyncio.create_task(_stop_at(node, info, info["until"]))
 
 
 def allowed(node, info, volume):
@@ -92,9 +88,9 @@ def allowed(node, info, volume):
 
 
 def _hold(node, held):
-    if node.arb["held"] is not None:
-        cut_short(node, node.arb["held"][0], {"code": "preempted_again"})
-    node.arb["held"] = held
+    if node.arb.held is not None:
+        cut_short(node, node.arb.held[0], {"code": "preempted_again"})
+    node.arb.held = held
 
 
 def cut_short(node, info, reason):
@@ -107,9 +103,9 @@ def cut_short(node, info, reason):
 
 def drop_held(node, match):
     """Forget the held broadcast if match(info) (a stop that covers it)."""
-    h = node.arb["held"]
+    h = node.arb.held
     if h is not None and match(h[0]):
-        node.arb["held"] = None
+        node.arb.held = None
         cut_short(node, h[0], {"code": "stopped"})
 
 
@@ -134,18 +130,18 @@ async def ended(node, info, outcome, stats, ms):
             "source": info.get("source"), "start": info.get("start"), "duration_ms": ms,
             "volume": info.get("volume", node.player.volume), "outcome": outcome,
             "underruns": stats.get("underruns", 0) if stats else 0})
-    if info is a["cur"] and node.player.now is None:
-        a["cur"] = a["make"] = None
+    if info is a.cur and node.player.now is None:
+        a.cur = a.make = None
     if outcome in ("preempted", "replaced"):
         if outcome == "preempted" and info.get("item") and node.rules is not None:
             node.rules.forget(info["item"])  # restarted if its slot still runs
         return
-    h = a["held"]
+    h = a.held
     if h is None or node.player.now is not None:
         if node.rules is not None:
             node.rules.poke()
         return
-    a["held"] = None
+    a.held = None
     info, make, vol = h
     until = info.get("until")
     if until is not None and until <= node.clock.now():

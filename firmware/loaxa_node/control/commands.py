@@ -4,10 +4,9 @@
 # acknowledged on the event topic. Anything else is refused, counted and
 # reported; nothing unauthenticated acts. Loaded per message.
 import json
-import sys
 
 from .. import envelope, log, storage
-from ..compat import unload
+from ..compat import unload, uses
 from ..console import CmdError
 from .protocol import NODE_READS
 
@@ -121,10 +120,10 @@ async def _command(ctl, env, key):
     elif name == "time":
         args = {"ts": env["ts"]}
     mod, _, fn = handler.rpartition(".")
-    __import__("loaxa_node." + mod)
-    r = getattr(sys.modules["loaxa_node." + mod], fn)(node, args)
-    if hasattr(r, "send"):  # coroutine
-        r = await r
+    with uses(mod) as m:
+        r = getattr(m, fn)(node, args)
+        if hasattr(r, "send"):  # coroutine
+            r = await r
     ctl.ok += 1
     ctl.event("ack", {"seq": env["seq"], "from": sender, "cmd": name, "result": r})
 

@@ -1,7 +1,9 @@
 # The node on the commune's MQTT network (docs/control.md): its topics, the
 # broker connection, the retained status heartbeat and the bounded event
-# queue. Loaded once a broker is configured; each message is handled by
-# commands.py, which loads for that message only.
+# queue. Loaded once a broker is configured, with its topics (setup.py) and
+# status document (status.py): together 1 KB on a 32-bit heap, less than the
+# 1 KB that unloading them would give back (docs/architecture.md). Each
+# message is handled by commands.py, which loads for that message only.
 import asyncio
 import json
 import time
@@ -12,9 +14,11 @@ try:
     from typing import Any  # noqa: F401  (type comments only)
 except ImportError:
     pass
-from ..compat import const, loaded, unload_new
+from ..compat import const, uses
 from ..net.mqtt import LinkError
 from .protocol import EVENT, HEARTBEAT_S, STATUS
+from .setup import configure as set_up
+from .status import status as status_doc
 
 QUEUE = const(16)  # events kept while the broker is away; ~150 B each
 # The queue on flash while it holds events the broker has not taken, one JSON
@@ -50,12 +54,7 @@ class Control:
 
     def configure(self):
         """(Re)build topics and subscriptions from the config (setup.py)."""
-        before = loaded()
-        try:
-            from .setup import configure
-            configure(self)
-        finally:
-            unload_new(before)
+        set_up(self)
 
     def start(self):
         self.configure()
@@ -86,7 +85,7 @@ class Control:
         p = node.player
         now = p.now if p else None
         return (now and now.get("source"), now and now.get("priority"),
-                p.volume if p else None, node.arb["held"] is not None, node.cfg["volume"],
+                p.volume if p else None, node.arb.held is not None, node.cfg["volume"],
                 node.link.is_up(),
                 node.rules.R.get("ver") if node.rules else None,
                 node.hal.amp_fault())  # a fault reaches the head-end within a second
@@ -172,12 +171,7 @@ class Control:
             c = self.client
             sig = self._signature()
             if c.up and (sig != self._last or age >= HEARTBEAT_S):
-                before = loaded()
-                try:
-                    from .status import status  # loads for the heartbeat only
-                    doc = json.dumps(status(self))
-                finally:
-                    unload_new(before)
+                doc = json.dumps(status_doc(self))
                 try:
                     await c.publish(self.me + STATUS, doc, True, 1)
                     self._last = sig
@@ -210,11 +204,8 @@ class Control:
             self.client.drop("link down")
 
     async def _msg(self, topic, payload, retained):
-        before = loaded()
         try:
-            from .commands import handle
-            await handle(self, topic, payload, retained)
+            with uses("control.commands") as commands:
+                await commands.handle(self, topic, payload, retained)
         except Exception as e:  # a bug in a handler must not take the node down
             log.error("control: %r" % (e,))
-        finally:
-            unload_new(before)

@@ -3,7 +3,7 @@
 # it afterwards (app.COMMANDS), and with it what the request imported: the
 # stream's code (audio/stream.py and what it imports) stays alive only as long
 # as a stream plays.
-from ..compat import unload
+from ..compat import detached
 from ..console import CmdError, arg
 from .protocol import PLAY_KINDS, PRIORITIES
 
@@ -13,11 +13,12 @@ MAX_SIREN_S = 600  # an emergency tone without `until`
 def _parse_session(obj):
     # The SDP parser is needed once per play: dropped at once so the stream's
     # long-lived objects do not land above it in the heap.
+    return detached(_session, obj)
+
+
+def _session(obj):
     from ..audio import sdp
-    try:
-        return sdp.session(obj)
-    finally:
-        unload("audio.sdp")
+    return sdp.session(obj)
 
 
 # Fields a play request may carry besides the session (docs/control.md).

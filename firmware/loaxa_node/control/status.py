@@ -21,7 +21,7 @@ def status(ctl):
     cfg = node.cfg
     p = node.player
     now = p.now if p else None
-    held = node.arb["held"]
+    held = node.arb.held
     held = held[0] if held else None
     c = ctl.client
     clock = node.clock

@@ -14,7 +14,7 @@
 import asyncio
 import time
 
-from ..compat import backoff_ms, loaded, unload_new
+from ..compat import backoff_ms, uses
 from .link import LinkError  # the broker's connection failed: Client reconnects
 
 # Resident once loaded, even when a request loaded it (config.set of the
@@ -44,7 +44,7 @@ class Refused(LinkError):
     retries as for any failed connect."""
 
 
-def _len_into(buf, i, n):
+def len_into(buf, i, n):
     # remaining length [2.2.3] at buf[i:]; returns the index after it
     while True:
         d = n & 0x7F
@@ -57,8 +57,8 @@ def _len_into(buf, i, n):
 
 class Proto:
     def __init__(self, max_packet=MAX_PACKET):
-        self._buf = bytearray(max_packet)
-        self._mv = memoryview(self._buf)
+        self.buf = bytearray(max_packet)
+        self._mv = memoryview(self.buf)
         self._hdr = bytearray(7)  # type, length, topic length of a PUBLISH
         self._pid2 = bytearray(2)
         self._ack = bytearray(4)  # PUBACK we send
@@ -72,7 +72,12 @@ class Proto:
         self.oversized = 0
         self.malformed = 0
 
-    def _next_pid(self):
+    def attach(self, r, w):
+        """The connection's streams, once open (mqtt_connect.py)."""
+        self._r, self._w = r, w
+        self._into = hasattr(r, "readinto")
+
+    def next_pid(self):
         self._pid = self._pid % 65535 + 1
         return self._pid
 
@@ -88,38 +93,38 @@ class Proto:
             else:
                 d = await r.read(end - off)  # type: ignore[union-attr]
                 k = len(d)
-                self._buf[off:off + k] = d
+                self.buf[off:off + k] = d
             if not k:
                 raise LinkError("broker closed the connection")
             off += k
 
     async def _skip(self, n):
         while n:
-            k = min(n, len(self._buf))
+            k = min(n, len(self.buf))
             await self._read(k)
             n -= k
 
-    async def _packet(self):
+    async def packet(self):
         """Reads one packet's header and as much of its body as the buffer
         holds. Returns (first byte, remaining length); the caller skips what
         is beyond the buffer."""
         await self._read(1)
-        b0 = self._buf[0]
+        b0 = self.buf[0]
         n = 0
         for i in range(4):
             await self._read(1)
-            c = self._buf[0]
+            c = self.buf[0]
             n |= (c & 0x7F) << (7 * i)
             if not c & 0x80:
                 break
         else:
             self.malformed += 1
             raise LinkError("malformed packet length: framing lost")
-        await self._read(min(n, len(self._buf)))
+        await self._read(min(n, len(self.buf)))
         self.rx += 1
         return b0, n
 
-    async def _send(self, *parts):
+    async def send(self, *parts):
         w = self._w
         if w is None:
             raise LinkError("not connected")
@@ -132,7 +137,7 @@ class Proto:
         m = msg.encode() if isinstance(msg, str) else msg
         h = self._hdr
         h[0] = 0x30 | (qos << 1) | (1 if retain else 0)
-        i = _len_into(h, 1, 2 + len(t) + (2 if qos else 0) + len(m))
+        i = len_into(h, 1, 2 + len(t) + (2 if qos else 0) + len(m))
         h[i] = len(t) >> 8
         h[i + 1] = len(t) & 0xFF
         w = self._w
@@ -224,7 +229,7 @@ class Client(Proto):
         async with self._lock:
             if not self.up:
                 raise LinkError("not connected to the broker")
-            pid = self._next_pid() if qos else 0
+            pid = self.next_pid() if qos else 0
             self._want = pid
             self._acked.clear()
             try:
@@ -254,14 +259,9 @@ class Client(Proto):
                 await link.wait_up()
             self._dead.clear()
             self._bye = False
-            # a node gives the connect code's RAM back; a host (CPython) keeps it:
-            # unloading collects garbage, once per connect of 10,000 bench clients
-            before = loaded() if _NODE else None
             ok = False
             try:
-                # the connect code loads for the connect only (mqtt_connect.py)
-                from .mqtt_connect import connect
-                await connect(self)
+                await self._connect()
                 ok = True
             except Exception as e:  # OSError, TimeoutError, ssl and DNS errors
                 why = "connect: %s" % (e or type(e).__name__)
@@ -269,9 +269,6 @@ class Client(Proto):
                     self.on_refused(why)
                 self.error = why
                 self._close()
-            finally:
-                if before is not None:
-                    unload_new(before)
             if ok:
                 self.up = True
                 self.up_ms = self._last_rx = _ms()
@@ -289,7 +286,7 @@ class Client(Proto):
                 self._tasks = []
                 if self._bye:
                     try:
-                        await self._send(b"\xe0\x00")  # DISCONNECT [3.14]
+                        await self.send(b"\xe0\x00")  # DISCONNECT [3.14]
                     except OSError:
                         pass
                 self._close()
@@ -306,6 +303,17 @@ class Client(Proto):
             except asyncio.TimeoutError:
                 pass
 
+    async def _connect(self):
+        # A node loads the connect code for the connect only (its own frame:
+        # nothing that lives on while connected keeps it); a host (CPython)
+        # keeps it, and its module table is not the node's.
+        if _NODE:
+            with uses("net.mqtt_connect") as mc:
+                await mc.connect(self)
+        else:
+            from .mqtt_connect import connect
+            await connect(self)
+
     async def _pinger(self):
         # PINGREQ [3.12] at half the keepalive; a broker silent for 1.5 of it is gone [3.1.2.10]
         ka = self.keepalive * 1000
@@ -315,23 +323,23 @@ class Client(Proto):
                 if _since(self._last_rx) > ka * 3 // 2:
                     self.drop("broker silent past the keepalive")
                     return
-                await self._send(b"\xc0\x00")
+                await self.send(b"\xc0\x00")
         except OSError as e:
             self.drop("ping: %s" % e)
 
     async def _receive(self):
         try:
             while True:
-                b0, n = await self._packet()
+                b0, n = await self.packet()
                 self._last_rx = _ms()
-                await self._handle(b0, n)
+                await self.handle(b0, n)
         except OSError as e:
             self.drop(str(e) or "receive failed")
         except Exception as e:  # a bug in a handler must not leave a dead connection up
             self.drop("receive: %r" % (e,))
 
-    async def _handle(self, b0, n):
-        buf = self._buf
+    async def handle(self, b0, n):
+        buf = self.buf
         kept = min(n, len(buf))
         t = b0 >> 4
         if t == 3:  # PUBLISH [3.3]
@@ -351,7 +359,7 @@ class Client(Proto):
                     a[1] = 2
                     a[2] = buf[pos - 2]
                     a[3] = buf[pos - 1]
-                    await self._send(a)
+                    await self.send(a)
                 if n > kept:
                     self.oversized += 1
                     self._warn("message of %d bytes on %r dropped (limit %d)" % (

@@ -1,10 +1,11 @@
 # Connecting mqtt.py's Client: TCP (TLS with the pinned CA), CONNECT with
-# the last will and the node's credentials, CONNACK, SUBSCRIBE, SUBACK. Loaded
-# for each connect and dropped after it: a connected node does not keep this
-# code in its heap.
+# the last will and the node's credentials, CONNACK, SUBSCRIBE, SUBACK, through
+# the client's own interface (attach, send, packet, handle). Loaded for each
+# connect and dropped after it (compat.uses): a connected node does not keep
+# this code in its heap.
 import asyncio
 
-from .mqtt import TIMEOUT_S, LinkError, Refused, _len_into
+from .mqtt import TIMEOUT_S, LinkError, Refused, len_into
 
 CONNACK_RC = ("accepted", "bad protocol version", "client id rejected", "server unavailable",
               "bad user name or password", "not authorised")
@@ -33,7 +34,7 @@ def _str(b, s):
 async def _send(c, body, first):
     hdr = bytearray(5)
     hdr[0] = first
-    await c._send(memoryview(hdr)[:_len_into(hdr, 1, len(body))], body)
+    await c.send(memoryview(hdr)[:len_into(hdr, 1, len(body))], body)
 
 
 async def connect(c):
@@ -50,8 +51,7 @@ async def connect(c):
             if system:
                 system()
         kw = {"ssl": ctx, "server_hostname": host}
-    c._r, c._w = await asyncio.wait_for(asyncio.open_connection(host, port, **kw), TIMEOUT_S)
-    c._into = hasattr(c._r, "readinto")
+    c.attach(*await asyncio.wait_for(asyncio.open_connection(host, port, **kw), TIMEOUT_S))
     # CONNECT [3.1]: protocol name, level 4, flags, keepalive; client id, will
     body = bytearray(b"\x00\x04MQTT\x04\x00")
     flags = 0x02 if c.clean else 0
@@ -71,17 +71,17 @@ async def connect(c):
             _str(body, c.password)
     body[7] = flags
     await _send(c, body, 0x10)
-    b0, n = await asyncio.wait_for(c._packet(), TIMEOUT_S)  # type: ignore[var-annotated]
+    b0, n = await asyncio.wait_for(c.packet(), TIMEOUT_S)  # type: ignore[var-annotated]
     if b0 != 0x20 or n != 2:
         raise LinkError("broker did not answer CONNECT with CONNACK")
-    rc = c._buf[1]
+    rc = c.buf[1]
     if rc:
         raise Refused("broker refused the connection: " + (
             CONNACK_RC[rc] if rc < len(CONNACK_RC) else "code %d" % rc))
     if c.subs:
         # SUBSCRIBE [3.8] at QoS 1
         body = bytearray(2)
-        pid = c._next_pid()
+        pid = c.next_pid()
         body[0] = pid >> 8
         body[1] = pid & 0xFF
         for t in c.subs:
@@ -97,11 +97,11 @@ async def _suback(c, pid):
     # count itself connected (issue 18). A kept session may deliver queued
     # messages before the SUBACK; they are handled as the receive loop would.
     while True:
-        b0, n = await asyncio.wait_for(c._packet(), TIMEOUT_S)  # type: ignore[var-annotated]
+        b0, n = await asyncio.wait_for(c.packet(), TIMEOUT_S)  # type: ignore[var-annotated]
         if b0 >> 4 != 9:
-            await c._handle(b0, n)
+            await c.handle(b0, n)
             continue
-        buf = c._buf
+        buf = c.buf
         if n != 2 + len(c.subs) or (buf[0] << 8 | buf[1]) != pid:
             raise LinkError("broker answered SUBSCRIBE with a wrong SUBACK")
         for i in range(len(c.subs)):

@@ -12,7 +12,7 @@ import gc
 import json
 
 from .. import log, storage, timeutil
-from ..compat import loaded, unload, unload_new
+from ..compat import unload, uses
 
 # A fresh node: only emergency plays until the commune's rules arrive.
 DEFAULT = {"v": 1, "ver": "default", "q": [1260, 360]}
@@ -189,11 +189,13 @@ class RulesService:
         storage.write_json("usage.json", self.usage)
 
     async def _pass(self):
-        """Start, stop or re-level what plays; returns ms until the next pass."""
-        from . import engine as rules
-        await self._apply(rules)
-        now, ms = self.node.clock.now_ms()
-        nxt = rules.next_change(self.R, now, self.zones())
+        """Start, stop or re-level what plays; returns ms until the next pass.
+        The engine is loaded for the pass only (its own frame: nothing that
+        waits for the next pass keeps it)."""
+        with uses("rules.engine") as rules:
+            await self._apply(rules)
+            now, ms = self.node.clock.now_ms()
+            nxt = rules.next_change(self.R, now, self.zones())
         if self._until is not None:
             nxt = min(nxt, self._until)
         return min(max(nxt - now, 0), MAX_SLEEP_S) * 1000 - ms
@@ -203,14 +205,11 @@ class RulesService:
             self._wake.clear()
             # The engine is loaded for each pass only: between passes (most of
             # the time, and all through a broadcast) its RAM is the stream's.
-            before = loaded()
             try:
                 wait = await self._pass()
             except Exception as e:  # bad rules or a bug must not stop the node
                 log.error("rules: %r" % (e,))
                 wait = MAX_SLEEP_S * 1000
-            finally:
-                unload_new(before)
             try:
                 await asyncio.wait_for_ms(self._wake.wait(), max(wait, 10))
             except asyncio.TimeoutError:
