@@ -1,5 +1,5 @@
 """One WAV per node on a common clock: the sim's speaker writes a file per play
-(sink_wav), with the wall-clock time of its first sample in its timing.log;
+(audio/sink_wav.py), with the wall-clock time of its first sample in its timing.log;
 laid out at those times, the nodes' files line up and the emergency cuts in at
 the same second in each."""
 
