@@ -135,6 +135,7 @@ def strategy(request, target, tmp_path, shared_node):
         # leave it for the next keeps_node test only as this one promised to
         try:
             s.transition("app")
+            s.console.wait_ready(10)  # it answers, not only says "app"
         except Exception:
             shared_node.pop("strategy")
             s.transition("off")
