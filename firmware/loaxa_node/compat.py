@@ -28,18 +28,6 @@ def backoff_ms(fails, first, longest):
     return d // 2 + ((r[0] << 8) | r[1]) * (d // 2) // 65535
 
 
-class Table:
-    """Who uses the module table now (see uses); one instance, TABLE."""
-
-    def __init__(self):
-        self.users = 0  # uses blocks running now, in all tasks
-        self.before = None  # names loaded when the first of them began
-        self.later = []  # unload() asked for while others used the table
-
-
-TABLE = Table()
-
-
 class uses:
     """`with uses("rules.engine") as engine:` imports a module for a block
     (uses() without a name: the block's own imports). What blocks import is
@@ -48,33 +36,34 @@ class uses:
     so no task loses a module it uses and no module is imported twice while
     in use. Objects that outlive their block (a playing stream) keep their
     code; the next user imports a fresh copy, so modules loaded this way
-    keep no shared state. Blocks may await: entering and leaving never do."""
+    keep no shared state. Blocks may await: entering and leaving never do.
+    The count is kept on the class, shared by all tasks (a class and not an
+    object of its own: each resident class costs heap on a 64 KB node)."""
+
+    users = 0  # blocks running now, in all tasks
+    before = ()  # names loaded when the first of them began
+    later = []  # type: list[str]  # unload() asked for while others used the table
 
     def __init__(self, name=None):
         self.name = name
 
     def __enter__(self):
-        t = TABLE
-        if not t.users:
-            t.before = _loaded()
-        t.users += 1
-        if self.name is None:
-            return None
-        import sys
-        try:
-            __import__("loaxa_node." + self.name)
-        except BaseException:
-            self.__exit__(None, None, None)
-            raise
-        return sys.modules["loaxa_node." + self.name]
+        if not uses.users:
+            uses.before = _loaded()
+        uses.users += 1
+        if self.name:
+            try:
+                return __import__("loaxa_node." + self.name, None, None, ("_",))
+            except BaseException:
+                self.__exit__()
+                raise
 
     def __exit__(self, *exc):
-        t = TABLE
-        t.users -= 1
-        if not t.users:
-            before, later = t.before or (), t.later
-            t.before, t.later = None, []
-            _drop(*later, *[n for n in _loaded() if n not in before])
+        uses.users -= 1
+        if not uses.users:
+            b, later = uses.before, uses.later
+            uses.before, uses.later = (), []
+            _drop(*later, *[n for n in _loaded() if n not in b])
 
 
 def detached(fn, *args):
@@ -94,8 +83,8 @@ def unload(*names):
     """Drop loaxa_node submodules ("config", "rules.check") needed only for a
     moment (parsing rules, a session) and give their RAM back: at once at
     boot or from the only uses block running, else when the last one ends."""
-    if TABLE.users > 1:  # another task may be using them
-        TABLE.later.extend(names)
+    if uses.users > 1:  # another task may be using them
+        uses.later.extend(names)
     else:
         _drop(*names)
 
