@@ -251,13 +251,21 @@ def test_loss_and_reordering_play_continuously_and_are_counted(node, target):
     assert stream["concealed"] >= len(drop)
 
 
+def sized(lo: int, hi: int) -> st.SearchStrategy[bytes]:
+    """lo..hi bytes: a random length filled with a short random pattern. (Up to 60
+    datagrams of wholly random bytes, some over 1500, exceeded what hypothesis
+    draws for one example: its health check failed the test now and then.)"""
+    return st.tuples(st.integers(lo, hi), st.binary(min_size=1, max_size=32)).map(
+        lambda t: (t[1] * (t[0] // len(t[1]) + 1))[: t[0]])
+
+
 GARBAGE = st.one_of(
     st.binary(max_size=11),  # truncated below the fixed header
-    st.binary(min_size=12, max_size=600).map(lambda b: bytes([b[0] & 0x3F]) + b[1:]),  # v0
-    st.binary(min_size=12, max_size=600).map(lambda b: bytes([0xC0 | b[0] & 0x3F]) + b[1:]),
+    sized(12, 600).map(lambda b: bytes([b[0] & 0x3F]) + b[1:]),  # v0
+    sized(12, 600).map(lambda b: bytes([0xC0 | b[0] & 0x3F]) + b[1:]),
     # longer than the MTU, else a valid packet of the stream (any length up to the MTU
     # is: a shorter one with the stream's SSRC is audio, not garbage)
-    st.binary(min_size=MAX_PAYLOAD + 1, max_size=2000).map(
+    sized(MAX_PAYLOAD + 1, 2000).map(
         lambda b: bytes([0x80, 6, 0, 1, 0, 0, 0, 0, 0, 0x10, 0xAA, 0x5A]) + b),
 )
 
