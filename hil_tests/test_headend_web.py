@@ -174,11 +174,17 @@ def cells(drv, col: int) -> dict[str, str]:  # type: ignore[no-untyped-def]
 
 
 def log_in(drv, user: str = "oanh", password: str = "oanh-secret") -> None:  # type: ignore[no-untyped-def]
+    """Logs in on the login page and waits for the page behind it: the click returns
+    while the password is still being checked, and what a test did next then acted
+    on the login page (an element not found, or a navigation that cut the login off)."""
     from selenium.webdriver.common.by import By
 
     drv.find_element(By.NAME, "user").send_keys(user)
     drv.find_element(By.NAME, "password").send_keys(password)
     drv.find_element(By.CSS_SELECTOR, "form[action='/login'] button").click()
+    until(f"{user} logged in", lambda: not drv.find_elements(
+        By.CSS_SELECTOR, "form[action='/login']") and drv.execute_script(
+        "return document.readyState") == "complete")
 
 
 def log_in_anew(drv, he, user: str = "oanh", password: str = "oanh-secret") -> None:  # type: ignore[no-untyped-def]
