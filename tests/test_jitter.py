@@ -473,22 +473,54 @@ def test_null_sink_counts_past_the_esp32_ticks_wrap(upy):
     assert max(worst) <= 1, worst
 
 
+class _Playout:
+    """The sink of these runs: samples played at rate x (1 + ppm), read from the
+    buffer 20 ms at a time to keep 100 ms queued, concealment asked for below
+    30 ms; it counts the milliseconds it ran dry. now: read() gets the time, for
+    the start rule."""
+
+    def __init__(self, jb: JitterBuffer, rate: int, ppm: int = 0, now: bool = False):
+        self.jb, self.r, self.speed, self.now = jb, rate // 1000, 1 + ppm / 1e6, now
+        self.out = bytearray(2 * 20 * self.r + 2)
+        self.frames, self.t_first, self.dips = 0, -1, 0
+
+    def queued(self, t: float) -> float:
+        """Samples given to the sink and not yet played at t ms."""
+        return self.frames - (0 if self.t_first < 0 else (t - self.t_first) * self.r * self.speed)
+
+    def push(self, h, b: bytearray, t: int, arrived: float) -> None:  # type: ignore[no-untyped-def]
+        """The packet b (header h) arrived at `arrived` ms, seen at the buffer's ms t."""
+        self.jb.push(h, b, t, int(max(0, self.queued(arrived))))
+
+    def tick(self, t: int) -> None:
+        """The sink's millisecond t: topped up to 100 ms queued, or counted dry."""
+        while self.t_first < 0 or self.queued(t) < 100 * self.r:
+            dry = self.t_first >= 0 and self.queued(t) < 30 * self.r
+            n = self.jb.read(self.out, 20 * self.r, dry, t if self.now else -1)
+            if not n:
+                break
+            self.t_first = t if self.t_first < 0 else self.t_first
+            self.frames += n
+        if self.t_first >= 0 and self.queued(t) < 0:
+            self.dips += 1
+
+
 def _drift_run(ppm: int, codec: int, rate: int, pkt: int, seconds: int = 180) -> dict:
-    """Packets of pkt samples into a sink at rate x (1 + ppm), read 20 ms at a
-    time to keep its queue at 100 ms, the queue given to the sample as a packet
-    arrives (the null sink's queued()). The network: 0-5 ms jitter, 5 % loss,
-    and 5 % held back behind the next packet (a 128 ms packet held comes 128 ms
-    late: playout stalls and the level jumps, which pulled the old estimate)."""
+    """Packets of pkt samples into a sink at rate x (1 + ppm), the queue given to
+    the sample as a packet arrives (the null sink's queued()). The network: 0-5 ms
+    jitter, 5 % loss, and 5 % held back behind the next packet (a 128 ms packet
+    held comes 128 ms late: playout stalls and the level jumps, which pulled the
+    old estimate)."""
     import random
 
     rnd = random.Random(7)
     r = rate // 1000
     pt = 0 if codec == audiocodec.PCMU else 96
     jb = JitterBuffer(codec, rate, pt, 180, bytearray(6144))
+    sink = _Playout(jb, rate, ppm)
     h = rtp.Header()
     b = bytearray(12 + (2 * pkt if codec == audiocodec.L16 else pkt))
-    out = bytearray(2 * 20 * r + 2)
-    frames, t_first, dips, held = 0, -1, 0, None
+    held = None
     due: list[tuple[float, int]] = []
     for t in range(seconds * 1000):
         if t % (pkt // r) == 0 and rnd.random() >= 0.05:
@@ -503,19 +535,10 @@ def _drift_run(ppm: int, codec: int, rate: int, pkt: int, seconds: int = 180) ->
             td, i = due.pop(0)
             audioenc.pack_header(b, pt, i & 0xFFFF, i * pkt, 3)
             h.parse(b, len(b))
-            played = 0 if t_first < 0 else (td - t_first) * r * (1 + ppm / 1e6)
-            jb.push(h, b, t, int(max(0, frames - played)))
-        played_now = 0 if t_first < 0 else (t - t_first) * r * (1 + ppm / 1e6)
-        while t_first < 0 or frames - played_now < 100 * r:
-            n = jb.read(out, 20 * r, t_first >= 0 and frames - played_now < 30 * r)
-            if not n:
-                break
-            t_first = t if t_first < 0 else t_first
-            frames += n
-        if t_first >= 0 and played_now > frames:
-            dips += 1
-    return {"drift": jb.drift_ppm(), "underruns": dips, "lost": jb.lost, "dropped": jb.dropped,
-            "added": jb.added}
+            sink.push(h, b, t, td)
+        sink.tick(t)
+    return {"drift": jb.drift_ppm(), "underruns": sink.dips, "lost": jb.lost,
+            "dropped": jb.dropped, "added": jb.added}
 
 
 def test_drift_estimate_holds_with_late_and_lost_packets():
@@ -534,15 +557,14 @@ def test_drift_estimate_holds_with_late_and_lost_packets():
 
 def _bursts_run(seconds: int = 12) -> dict:
     """ffmpeg's L16 from an 8 kHz file: 2048 samples (4 KB) every 256 ms, sent at
-    once as 730 + 730 + 588 samples, 0-5 ms late, into the sim's 6 KB arena. The
-    sink: 20 ms reads keeping 100 ms queued, concealment asked for below 30 ms."""
+    once as 730 + 730 + 588 samples, 0-5 ms late, into the sim's 6 KB arena."""
     import random
 
     rnd = random.Random(3)
     jb = JitterBuffer(audiocodec.L16, 8000, 96, 180, bytearray(6144))
+    sink = _Playout(jb, 8000, now=True)
     h = rtp.Header()
-    out = bytearray(2 * 160 + 2)
-    frames, t_first, dips, seq, ts = 0, -1, 0, 0, 0
+    seq, ts = 0, 0
     due: list[tuple[float, bytearray]] = []
     for t in range(seconds * 1000):
         if t % 256 == 0:
@@ -555,19 +577,10 @@ def _bursts_run(seconds: int = 12) -> dict:
         while due and due[0][0] <= t:
             b = due.pop(0)[1]
             h.parse(b, len(b))
-            played = 0 if t_first < 0 else (t - t_first) * 8
-            jb.push(h, b, t, max(0, frames - played))
-        played = 0 if t_first < 0 else (t - t_first) * 8
-        while t_first < 0 or frames - played < 800:
-            n = jb.read(out, 160, t_first >= 0 and frames - played < 240, t)
-            if not n:
-                break
-            t_first = t if t_first < 0 else t_first
-            frames += n
-        if t_first >= 0 and played > frames:
-            dips += 1
+            sink.push(h, b, t, t)
+        sink.tick(t)
     return {"concealed": jb.concealed, "lost": jb.lost, "skipped": jb.skipped,
-            "underruns": dips, "started_ms": t_first, "packets": jb.packets}
+            "underruns": sink.dips, "started_ms": sink.t_first, "packets": jb.packets}
 
 
 def test_l16_bursts_start_once_with_room_for_the_next():
