@@ -358,8 +358,7 @@ class JitterBuffer:
             if k + 1 >= EST_MIN:
                 self._slope(k + 1)
         v = rtp.ts_diff(ts, self._e_ts) - sp
-        if self._e_k and (v - self._em[(self._e_k - 1) % EST_N] > self.rate
-                          or self._em[(self._e_k - 1) % EST_N] - v > self.rate):
+        if self._e_k and abs(v - self._em[(self._e_k - 1) % EST_N]) > self.rate:
             self._est_restart()  # a timestamp jump (a new source): not drift
             return
         if v > self._e_max:
