@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from loaxa_node.audio import codec as audiocodec
 from loaxa_node.audio import encoder as audioenc
 from loaxa_node.audio import rtp
-from loaxa_node.audio.jitter import JitterBuffer
+from loaxa_node.audio.jitter import MAX_PPM, JitterBuffer
 
 # Runs verbatim on both interpreters: a sender of 20 ms L16 packets at 16 kHz
 # through a network with random delay (0-40 ms: reorders) and 5 % loss, and a
@@ -553,6 +553,29 @@ def test_drift_estimate_holds_with_late_and_lost_packets():
             assert r["underruns"] == 0 and r["lost"] > 0, r
             # samples repeated for a fast sink, dropped for a slow one
             assert (r["added"] if ppm > 0 else r["dropped"]) > 0, r
+
+
+def test_injected_timestamps_pull_the_drift_estimate_no_further_than_a_correction():
+    """Someone on the LAN copies a UDP session's packets (docs/security.md) and
+    sends each just before the real one, its timestamp run ahead 0.9 s more every
+    20 s window (a slope of 45,000 ppm, each step under the 1 s that restarts the
+    estimate). The estimate stops at MAX_PPM, and the level's term holds the
+    buffer against it: it never runs dry."""
+    rate, pkt = 16000, 320
+    jb = JitterBuffer(audiocodec.L16, rate, 96, 180, bytearray(6144))
+    sink = _Playout(jb, rate)
+    h = rtp.Header()
+    b = bytearray(12 + 2 * pkt)
+    for t in range(240 * 1000):
+        if t % 20 == 0:
+            i = t // 20
+            for ahead in (t * rate * 9 // 200000, 0):  # the forged copy, then the real one
+                audioenc.pack_header(b, 96, i & 0xFFFF, (i * pkt + ahead) & 0xFFFFFFFF, 3)
+                h.parse(b, len(b))
+                sink.push(h, b, t, t)
+        sink.tick(t)
+    assert jb.dups > 0 and abs(jb.drift_ppm()) <= MAX_PPM, (jb.dups, jb.drift_ppm())
+    assert sink.dips == 0 and jb.concealed == 0, (sink.dips, jb.concealed)
 
 
 def _bursts_run(seconds: int = 12) -> dict:

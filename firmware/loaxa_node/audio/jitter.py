@@ -331,8 +331,12 @@ class JitterBuffer:
             den += c * c
         w = EST_S * self.rate
         s16 = 32 * num // den  # samples a window, x 16
-        # ppm x 16 = s16 / w x 1e6 (64 x 15625 = 10**6, small ints)
-        self._e_ppm16 = s16 * 15625 // (w >> 6)
+        # ppm x 16 = s16 / w x 1e6 (64 x 15625 = 10**6, small ints). No clock is
+        # off by more than a correction can go: timestamps injected into a UDP
+        # session (docs/security.md) pull it no further, and the level's term
+        # then holds the buffer against it.
+        e = s16 * 15625 // (w >> 6)
+        self._e_ppm16 = max(-16 * MAX_PPM, min(16 * MAX_PPM, e))
         self._e_ok = True
 
     def _estimate(self, ts, queued):
