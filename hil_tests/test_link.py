@@ -92,6 +92,7 @@ def test_modem_dialogue_brings_the_link_up_with_signal_and_apn(modem, lte_node):
     assert n["type"] == "lte" and n["signal"] == {"csq": 20, "dbm": -73}
     assert modem.commands[:3] == ["AT", "ATE0", "AT+CPIN?"]
     assert "ATD*99#" in modem.commands and modem.apn == ""
+    assert lte_node.request("status")["errors"] == []  # the modem's code left the rest room
     lte_node.request("config.set", {"net.apn": "v-internet"})  # used at the next dial
     modem.drop_carrier()
     wait_net(lte_node, lambda n: n["up"] and n["reconnects"] == 1, 20, "link back")

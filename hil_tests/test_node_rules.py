@@ -116,6 +116,30 @@ def test_unsynced_clock_never_starts_scheduled_content(node, target):
     assert node.request("rules.eval", {"kind": "live"})["allow"]
 
 
+@pytest.mark.needs("memory_leak")
+def test_a_pass_short_of_memory_is_tried_again_soon_not_an_hour_later(node, target):
+    provision(node)
+    free = node.request("status")["heap"]["free"]
+    target.leak(4)  # all it can hold but 4 KB: the engine cannot load
+    deadline = time.monotonic() + 10
+    while node.request("status")["heap"]["free"] > free // 2:
+        assert time.monotonic() < deadline, "the heap was never held"
+        time.sleep(0.2)
+    node.request("clock.set", {"time": local_iso(EDGE - 1)})  # the bell is due in 1 s
+    time.sleep(3)
+    s = node.request("status")
+    assert not s["playing"]
+    assert [e for e in s["errors"] if e.startswith("rules: MemoryError")], s["errors"]
+    target.leak(None)  # memory back: the next try starts the bell, nothing poked the rules
+    t0 = time.monotonic()
+    while not (playing := node.request("status")["playing"]):
+        assert time.monotonic() - t0 < 10, "the bell never started"
+        time.sleep(0.1)
+    assert playing["item"] == "bell"
+    s = node.request("status")
+    assert len([e for e in s["errors"] if e.startswith("rules:")]) == 1, s["errors"]
+
+
 def test_bad_signature_or_old_sequence_is_refused_and_old_rules_stay(node):
     provision(node, "v1", seq=10)
     env = signed("v2", seq=11)

@@ -22,6 +22,10 @@ DEFAULT = {"v": 1, "ver": "default", "q": [1260, 360]}
 # while it reads the flash: on the emulated ESP32's flash for a second or more,
 # which runs the sink dry (a 2 s re-check lost 146 of 500 packets there).
 MAX_SLEEP_S = 3600
+# A pass that found the heap short (fragmented for a moment, a burst of
+# messages) is tried again this soon: an hour without a pass is an hour of the
+# commune's schedule missed.
+RETRY_MS = 2000
 
 
 def _check(stored):
@@ -201,15 +205,23 @@ class RulesService:
         return min(max(nxt - now, 0), MAX_SLEEP_S) * 1000 - ms
 
     async def run(self):
+        failing = False  # one log entry for a run of failed passes, not one each
         while True:
             self._wake.clear()
             # The engine is loaded for each pass only: between passes (most of
             # the time, and all through a broadcast) its RAM is the stream's.
             try:
                 wait = await self._pass()
+                failing = False
             except Exception as e:  # bad rules or a bug must not stop the node
-                log.error("rules: %r" % (e,))
-                wait = MAX_SLEEP_S * 1000
+                if not failing:
+                    log.error("rules: %r" % (e,))
+                failing = True
+                if isinstance(e, MemoryError):
+                    gc.collect()
+                    wait = RETRY_MS
+                else:
+                    wait = MAX_SLEEP_S * 1000
             try:
                 await asyncio.wait_for_ms(self._wake.wait(), max(wait, 10))
             except asyncio.TimeoutError:
