@@ -304,6 +304,27 @@ def test_emergency_preempts_every_node_with_a_fade_then_the_broadcast_resumes(fl
         assert log and log[0]["outcome"] == "preempted" and log[0]["priority"] == "normal"
 
 
+def test_an_emergency_that_finds_the_heap_short_plays_once_memory_is_back(fleet):
+    con = fleet.add("n1", ["thon-1"])
+    fleet.online()
+    sim = fleet.nodes["n1"][0]
+    free = con.request("status")["heap"]["free"]
+    sim.leak(4)  # all it can hold but 4 KB: the message's code cannot load
+    deadline = time.monotonic() + 10
+    while con.request("status")["heap"]["free"] > free // 2:
+        assert time.monotonic() < deadline, "the heap was never held"
+        time.sleep(0.2)
+    env = fleet.ctl.command("node:n1", {"cmd": "emergency", "action": "start",
+                                        "tone": SIREN_HZ, "title": "Bão số 9"})
+    time.sleep(2)  # the broker has it acknowledged; the node cannot act yet
+    assert not fleet.ctl.events_of("n1", "ack")
+    sim.leak(None)
+    ack = fleet.ctl.wait_event(type="ack", seq=env["seq"], timeout=10)
+    assert ack["result"]["playing"]["priority"] == "emergency"
+    assert con.request("status")["playing"]["source"] == f"tone:{SIREN_HZ}"
+    assert not fleet.ctl.events_of("n1", "refused")
+
+
 @on_both_brokers
 def test_zone_play_reaches_only_that_zone(fleet):
     fleet.add("n1", ["thon-1"])

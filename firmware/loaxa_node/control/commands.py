@@ -8,6 +8,7 @@ import json
 from .. import envelope, log, storage
 from ..compat import unload, uses
 from ..console import CmdError
+from .plane import again_if_short
 from .protocol import NODE_READS
 
 # command: (handler "module.function" called as fn(node, args) like the
@@ -120,10 +121,18 @@ async def _command(ctl, env, key):
     elif name == "time":
         args = {"ts": env["ts"]}
     mod, _, fn = handler.rpartition(".")
-    with uses(mod) as m:
-        r = getattr(m, fn)(node, args)
-        if hasattr(r, "send"):  # coroutine
-            r = await r
+
+    async def act():
+        with uses(mod) as m:
+            r = getattr(m, fn)(node, args)
+            if hasattr(r, "send"):  # coroutine
+                r = await r
+        return r
+    # Tried again here, not from the top: its sequence is spent (stored above).
+    try:
+        r = await again_if_short(act)
+    except MemoryError:
+        raise CmdError("no_memory", "%s not done: the node's heap stayed short" % name)
     ctl.ok += 1
     ctl.event("ack", {"seq": env["seq"], "from": sender, "cmd": name, "result": r})
 

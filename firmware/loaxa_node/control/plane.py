@@ -5,6 +5,7 @@
 # 1 KB that unloading them would give back (docs/architecture.md). Each
 # message is handled by commands.py, which loads for that message only.
 import asyncio
+import gc
 import json
 import time
 
@@ -25,6 +26,23 @@ QUEUE = const(16)  # events kept while the broker is away; ~150 B each
 # text a line: a power cut then loses none of them (written only when an event
 # cannot go out at once, so a connected node does not wear its flash per event).
 EVENTS_FILE = "events.txt"
+# A message that finds the heap short (fragmented for a moment, a stream being
+# built) is tried again after a collection, every SHORT_MS for SHORT_TRIES
+# tries: the broker has had its PUBACK, so a message given up is lost.
+SHORT_TRIES = const(20)
+SHORT_MS = const(500)
+
+
+async def again_if_short(fn):
+    """await fn(); again after a collection while it raises MemoryError."""
+    for i in range(SHORT_TRIES):
+        try:
+            return await fn()
+        except MemoryError:
+            if i == SHORT_TRIES - 1:
+                raise
+            gc.collect()
+            await asyncio.sleep_ms(SHORT_MS)
 
 
 class Control:
@@ -204,8 +222,10 @@ class Control:
             self.client.drop("link down")
 
     async def _msg(self, topic, payload, retained):
-        try:
+        async def handle():
             with uses("control.commands") as commands:
                 await commands.handle(self, topic, payload, retained)
+        try:
+            await again_if_short(handle)
         except Exception as e:  # a bug in a handler must not take the node down
             log.error("control: %r" % (e,))
