@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from loaxa.bench.drift import send_ffmpeg
 from loaxa.console import NodeConsole
 from loaxa.sim import SimNode
 from loaxa.testsignals import (
@@ -279,6 +280,29 @@ HELD_S = 30
 EVERY = 20  # in every 20 packets one is held back and the next lost
 
 
+class HeldAndLost:
+    """Passes ffmpeg's packets to dest, but in every EVERY holds one back until
+    the next one sent, and loses the one between."""
+
+    def __init__(self, dest: tuple[str, int]):
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.dest = dest
+        self.n = self.lost = 0
+        self.held: bytes | None = None
+
+    def send(self, p: bytes) -> None:
+        self.n += 1
+        if self.n % EVERY == 7:
+            self.held = p
+        elif self.n % EVERY == 8:
+            self.lost += 1
+        else:
+            self.sock.sendto(p, self.dest)
+            if self.held is not None:
+                self.sock.sendto(self.held, self.dest)
+                self.held = None
+
+
 def test_a_long_packet_held_back_while_the_next_is_lost_plays_in_its_turn(sender_nodes,
                                                                           tmp_path):
     """ffmpeg's default PCMU (128 ms packets) through a network that loses and
@@ -289,42 +313,16 @@ def test_a_long_packet_held_back_while_the_next_is_lost_plays_in_its_turn(sender
     in the depth, until 2026-12-06, the sink ran low first: 17 turns concealed
     for 12 losses, docs/audio.md.)"""
     node = sender_nodes[0]
-    x = speech_like(HELD_S * 16000, 16000, seed=5)
-    clip = write_wav(tmp_path / "held.wav", x, 16000)
+    clip = write_wav(tmp_path / "held.wav", speech_like(HELD_S * 16000, 16000, seed=5), 16000)
     ref = reference("ffmpeg-PCMU", clip, tmp_path)
-    rx = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    rx.bind(("127.0.0.1", 0))
-    rx.settimeout(1)  # the sender is done: its tail plays out meanwhile
-    tx = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    dest = ("127.0.0.1", free_port())
-    node.con.request("play", {"session": {"port": dest[1], "codec": "PCMU", "rate": 8000},
-                              "volume": 100})
+    relay = HeldAndLost(("127.0.0.1", free_port()))
+    node.con.request("play", {"session": {"port": relay.dest[1], "codec": "PCMU",
+                                          "rate": 8000}, "volume": 100})
     t0 = time.time()
-    sender = subprocess.Popen([*FF, "-re", *ffmpeg_args("pcm_mulaw", clip), "-f", "rtp",
-                               f"rtp://127.0.0.1:{rx.getsockname()[1]}"])
-    n = dropped = 0
-    held = None
     try:
-        while True:
-            try:
-                pkt = rx.recv(2048)
-            except TimeoutError:
-                break
-            n += 1
-            if n % EVERY == 7:
-                held = pkt
-            elif n % EVERY == 8:
-                dropped += 1
-            else:
-                tx.sendto(pkt, dest)
-                if held is not None:
-                    tx.sendto(held, dest)
-                    held = None
+        send_ffmpeg(clip, HELD_S, [relay])
     finally:
-        sender.kill()
-        sender.wait()
-        rx.close()
-        tx.close()
+        relay.sock.close()
     stream = node.con.request("status")["stream"]
     node.con.request("stop")
     node.wait_idle()
@@ -332,8 +330,8 @@ def test_a_long_packet_held_back_while_the_next_is_lost_plays_in_its_turn(sender
                                    "underruns", "slips_dropped", "slips_added")}
     if stalls_within(node, t0, time.time()):
         pytest.xfail(f"the host stopped every process for 100 ms or more: {what}")
-    assert dropped >= HELD_S * 8000 // 1024 // EVERY - 1, (n, dropped)
-    assert stream["lost"] == dropped and stream["late"] == stream["skipped"] == 0, what
+    assert relay.lost >= HELD_S * 8000 // 1024 // EVERY - 1, (relay.n, relay.lost)
+    assert stream["lost"] == relay.lost and stream["late"] == stream["skipped"] == 0, what
     assert stream["concealed"] <= stream["lost"], what  # the losses, no stall besides
     rate, got = read_wav(node.wavs()[-1])
     lags = local_lags(ref, got, rate)

@@ -19,7 +19,9 @@ import subprocess
 import tempfile
 import threading
 import time
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Protocol
 
 import numpy as np
 
@@ -166,8 +168,13 @@ def _send_dvi4(clip: np.ndarray, seconds: float, outs: list[Lossy]) -> None:
             o.send(bytes(b))
 
 
-def _send_ffmpeg(clip_file: Path, seconds: float, outs: list[Lossy]) -> None:
-    """ffmpeg's default RTP muxer (-re, no -ptime) into a relay that fans out."""
+class Relay(Protocol):
+    def send(self, p: bytes) -> None: ...
+
+
+def send_ffmpeg(clip_file: Path, seconds: float, outs: Sequence[Relay]) -> None:
+    """ffmpeg's default RTP muxer (-re, no -ptime) into a relay that fans out,
+    each out deciding what it passes on (also the sender tests')."""
     rx = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     rx.bind(("127.0.0.1", 0))
     rx.settimeout(5)
@@ -226,7 +233,7 @@ class Case:
                                  "volume": 100})
             self.outs.append(Lossy(port, self.loss, 100 + i))
         if self.sender == "ffmpeg":
-            _send_ffmpeg(clip_file, seconds, self.outs)
+            send_ffmpeg(clip_file, seconds, self.outs)
         else:
             _send_dvi4(clip16, seconds, self.outs)
         time.sleep(1.0)
