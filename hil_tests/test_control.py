@@ -22,6 +22,7 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
+from test_node_rules import held
 
 from loaxa import rules
 from loaxa.console import NodeConsole
@@ -308,12 +309,7 @@ def test_an_emergency_that_finds_the_heap_short_plays_once_memory_is_back(fleet)
     con = fleet.add("n1", ["thon-1"])
     fleet.online()
     sim = fleet.nodes["n1"][0]
-    free = con.request("status")["heap"]["free"]
-    sim.leak(4)  # all it can hold but 4 KB: the message's code cannot load
-    deadline = time.monotonic() + 10
-    while con.request("status")["heap"]["free"] > free // 2:
-        assert time.monotonic() < deadline, "the heap was never held"
-        time.sleep(0.2)
+    held(con, sim)  # the message's code cannot load
     env = fleet.ctl.command("node:n1", {"cmd": "emergency", "action": "start",
                                         "tone": SIREN_HZ, "title": "Bão số 9"})
     time.sleep(2)  # the broker has it acknowledged; the node cannot act yet
