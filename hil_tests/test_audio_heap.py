@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
 import pytest
 from test_audio_stream import free_port, headend, pytestmark  # noqa: F401
 
 from loaxa.streamer import Format
-from loaxa.testsignals import speech_like, write_wav
+from loaxa.testsignals import host_stalls, speech_like, start_stall_probe, write_wav
 
 
 @pytest.mark.needs("audio_capture")
@@ -19,6 +20,8 @@ def test_streaming_16k_dvi4_does_not_grow_the_heap(node, target, tmp_path):
     fmt = Format("DVI4", 16000)
     src = write_wav(tmp_path / "loop.wav", speech_like(5 * 16000, seed=9), 16000)
     port = free_port()
+    stalls = tmp_path / "stalls.log"
+    probe = start_stall_probe(stalls)
     node.request("play", {"session": fmt.session(addr="127.0.0.1", port=port), "volume": 70})
     proc = headend(tmp_path, src, "--udp", f"127.0.0.1:{port}", "--loop")
     try:
@@ -32,10 +35,21 @@ def test_streaming_16k_dvi4_does_not_grow_the_heap(node, target, tmp_path):
     finally:
         proc.kill()
         proc.wait()
+        probe.kill()
+        probe.wait()
     node.request("stop")
     assert stream["packets"] > (seconds + 8) * 40 and stream["lost"] == 0
-    assert st["counters"]["underruns"] == 0
     assert max(samples) - samples[0] <= 512, f"heap alloc after warm-up: {samples}"
+    # An underrun is the node's unless another process on this host woke late at
+    # the same moment: then every process stopped (a sim node is a process and
+    # runs dry; a board's DMA would not). Seen once in a clean-clone CI run.
+    log = (Path(target.audio_dir) / "timing.log").read_text().splitlines()
+    dry = [float(ln.split()[0]) for ln in log if " underrun " in ln]
+    mine = [t for t in dry if not host_stalls(stalls, t - 0.5, t + 0.5)]
+    assert not mine, (mine, host_stalls(stalls))
+    if dry:
+        pytest.xfail(f"underruns at {dry}, each while the host stopped every process: "
+                     f"{host_stalls(stalls)}")
 
 
 @pytest.mark.needs("audio_capture")
